@@ -1,0 +1,45 @@
+# proftask: `make up` starts everything on this machine, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= .data
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
+HTTP_PORT ?= 8080
+PROTOS := $(shell find schemas -name '*.proto')
+
+.PHONY: install kafka-jars up down test unit status
+
+# The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
+$(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check setuptools==84.2.1 grpcio-tools==1.85.1
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+kafka-jars:
+	deploy/kafka/kafka.sh resolve
+
+up: install kafka-jars
+	deploy/kafka/kafka.sh start $(DATA)/kafka $(KAFKA_PORT) $(KAFKA_CONTROLLER_PORT)
+	PROFTASK_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/proftask kafka wait
+	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh up
+
+down:
+	DATA=$(DATA) deploy/standalone.sh down
+	deploy/kafka/kafka.sh stop $(DATA)/kafka
+
+status:
+	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/standalone.sh status
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+# The suite starts its own broker and proftask processes on free ports in its own directories,
+# so it runs beside a `make up` stack without touching it.
+test: install kafka-jars
+	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1, run from jars that
+# Maven resolves from Maven Central (no tarball, no Docker).
+#
+#   kafka.sh resolve                         resolve the jars once into $PROFTASK_CACHE
+#   kafka.sh start DATA_DIR PORT CTRL_PORT   format (first time only) and start in the background
+#   kafka.sh stop DATA_DIR                   stop the broker started in DATA_DIR (data is kept)
+#   kafka.sh status DATA_DIR                 exit 0 when the broker of DATA_DIR runs
+#
+# Readiness (port, then a metadata call) is checked by `proftask kafka wait`, not here.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+CACHE=${PROFTASK_CACHE:-$HOME/.cache/proftask}
+LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
+
+resolve() {
+  if [ -f "$LIB/.complete" ]; then return 0; fi
+  mkdir -p "$LIB"
+  echo "resolving Apache Kafka $KAFKA_VERSION from Maven Central into $LIB" >&2
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$LIB" >&2
+  ls "$LIB"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null
+  touch "$LIB/.complete"
+}
+
+pid_of() {  # prints the pid of the broker of $1 when it runs
+  local pidfile="$1/kafka.pid"
+  [ -f "$pidfile" ] || return 1
+  local pid; pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+start() {
+  local data_dir port ctrl_port
+  data_dir=$(mkdir -p "$1" && cd "$1" && pwd); port=$2; ctrl_port=$3
+  resolve
+  if pid=$(pid_of "$data_dir"); then echo "kafka already running (pid $pid)" >&2; return 0; fi
+  local props="$data_dir/server.properties"
+  sed -e "s|@PORT@|$port|g" -e "s|@CTRL_PORT@|$ctrl_port|g" -e "s|@LOG_DIRS@|$data_dir/log|g" \
+      "$here/server.properties.in" > "$props"
+  local cp="$LIB/*"
+  if [ ! -f "$data_dir/log/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid)
+    java -cp "$cp" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
+         --ignore-formatted > "$data_dir/format.log" 2>&1
+  fi
+  # Small heap: Kafka's real cache is the page cache, and chDB shares this machine.
+  nohup java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.showDateTime=true \
+        -Dkafka.logs.dir="$data_dir" -cp "$cp" kafka.Kafka "$props" \
+        > "$data_dir/server.log" 2>&1 < /dev/null &
+  echo $! > "$data_dir/kafka.pid"
+  echo "kafka starting on 127.0.0.1:$port (pid $!, log $data_dir/server.log)" >&2
+}
+
+stop() {
+  local data_dir=$1 pid
+  if ! pid=$(pid_of "$data_dir"); then return 0; fi
+  kill "$pid"
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || { rm -f "$data_dir/kafka.pid"; return 0; }; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$data_dir/kafka.pid"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  resolve) resolve ;;
+  start) start "$@" ;;
+  stop) stop "$@" ;;
+  status) pid_of "$1" >/dev/null ;;
+  *) echo "usage: $0 resolve | start DATA_DIR PORT CTRL_PORT | stop DATA_DIR | status DATA_DIR" >&2; exit 2 ;;
+esac

@@ -1,0 +1,119 @@
+"""The `proftask` command."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from proftask.config import load_settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("faust", "mode", "aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings(args):
+    env = dict(os.environ)
+    overrides = {"http_port": "PROFTASK_HTTP_PORT", "kafka": "PROFTASK_KAFKA_BOOTSTRAP",
+                 "clickhouse_dsn": "PROFTASK_CLICKHOUSE_DSN", "data_dir": "PROFTASK_DATA_DIR"}
+    for attr, var in overrides.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            env[var] = str(value)
+    return load_settings(args.config, env)
+
+
+def cmd_serve(args) -> int:
+    from proftask.runtime import serve
+
+    asyncio.run(serve(args.role, _settings(args)))
+    return 0
+
+
+def cmd_kafka_wait(args) -> int:
+    from proftask.kafka.readiness import wait_for_broker
+
+    settings = _settings(args)
+    try:
+        asyncio.run(wait_for_broker(settings.kafka_bootstrap, args.timeout))
+    except TimeoutError as e:
+        print(f"proftask: {e}", file=sys.stderr)
+        return 1
+    print(f"Kafka at {settings.kafka_bootstrap} is ready")
+    return 0
+
+
+def cmd_kafka_topics(args) -> int:
+    from proftask.kafka.topics import Topics, ensure_topics
+
+    s = _settings(args)
+    topics = Topics.with_prefix(s.topic_prefix)
+    asyncio.run(ensure_topics(s.kafka_bootstrap, topics.specs(s.partitions), s.replication_factor))
+    for spec in topics.specs(s.partitions):
+        print(spec.name)
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from proftask.clickhouse.client import ClickHouse
+    from proftask.clickhouse.migrate import migrate
+
+    async def run():
+        ch = ClickHouse(_settings(args).clickhouse_dsn)
+        await ch.open()
+        try:
+            return await migrate(ch)
+        finally:
+            await ch.close()
+
+    applied = asyncio.run(run())
+    print("applied: " + (", ".join(f"{v:04d}" for v in applied) or "nothing (up to date)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="proftask", description="On-demand pprof profiling for Go services.")
+    parser.add_argument("--config", help="config file (default: $PROFTASK_CONFIG or config/proftask.yaml)")
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--kafka", help="Kafka bootstrap servers (PROFTASK_KAFKA_BOOTSTRAP)")
+        p.add_argument("--data-dir", help="data directory (PROFTASK_DATA_DIR)")
+        p.add_argument("--clickhouse-dsn", help="chdb:///dir or http://host:8123 (PROFTASK_CLICKHOUSE_DSN)")
+
+    serve = sub.add_parser("serve", help="run proftask services",
+                           description="Run task_svc, ingest_svc, query_svc and the processor in one "
+                                       "process (all), or one of them.")
+    serve.add_argument("role", choices=["all", "task", "ingest", "query", "processor"])
+    serve.add_argument("--http-port", type=int, help="HTTP port (PROFTASK_HTTP_PORT, default 8080)")
+    common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    kafka = sub.add_parser("kafka", help="Kafka utilities").add_subparsers(dest="kafka_command", required=True)
+    wait = kafka.add_parser("wait", help="wait until the broker answers a metadata call")
+    wait.add_argument("--timeout", type=float, default=90)
+    common(wait)
+    wait.set_defaults(func=cmd_kafka_wait)
+    topics = kafka.add_parser("topics", help="create proftask's topics if missing and list them")
+    common(topics)
+    topics.set_defaults(func=cmd_kafka_topics)
+
+    mig = sub.add_parser("migrate", help="apply pending ClickHouse migrations")
+    common(mig)
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ClickHouse adapters: the client (chDB embedded or a server), migrations."""

@@ -1,0 +1,61 @@
+"""One ClickHouse client per process, used from asyncio.
+
+chDB runs in-process and blocks while it works, so every call goes through one dedicated
+thread: the event loop never waits on it, and calls on the client are serialised (an
+interleaved stream on a chDB handle silently returns nothing).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import pathlib
+from typing import Any, Sequence
+
+import clickhouse_connect
+
+# chDB defaults to 90 % of RAM per query on a machine it shares with Kafka and the services.
+QUERY_SETTINGS = {"max_memory_usage": 4 * 1024**3}
+
+
+def _open(dsn: str):
+    if dsn.startswith("chdb://"):
+        path = pathlib.Path(dsn.removeprefix("chdb://"))
+        path.mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(interface="chdb", path=str(path.resolve()))
+    return clickhouse_connect.get_client(dsn=dsn)
+
+
+class ClickHouse:
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
+        self._client = None
+
+    async def _run(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def open(self) -> None:
+        self._client = await self._run(_open, self.dsn)
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._run(self._client.close)
+            self._client = None
+        self._executor.shutdown(wait=True)
+
+    async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        await self._run(self._client.command, sql, parameters=parameters, settings=QUERY_SETTINGS)
+
+    async def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
+        result = await self._run(self._client.query, sql, parameters=parameters, settings=QUERY_SETTINGS)
+        return list(result.result_rows)
+
+    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if rows:
+            await self._run(self._client.insert, table, rows, column_names=list(columns))

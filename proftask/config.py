@@ -1,0 +1,75 @@
+"""Settings from config/proftask.yaml, with SkyWalking's ${ENV:default} substitution."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "config" / "proftask.yaml"
+_PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):(.*)\}$")
+
+
+@dataclasses.dataclass
+class Settings:
+    data_dir: pathlib.Path
+    pprof_max_size: int
+    memory_parser_enabled: bool
+    decompressed_max_size: int
+    http_host: str
+    http_port: int
+    max_json_body: int
+    grpc_port: int
+    kafka_bootstrap: str
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+    clickhouse_dsn: str
+    task_grace_ms: int
+    decision_timeout_s: float
+
+
+def _substitute(node: Any, env: dict[str, str]) -> Any:
+    """Replace ${NAME:default} scalars; the result is re-read as YAML so types stay right."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, env) for v in node]
+    if isinstance(node, str):
+        m = _PLACEHOLDER.match(node.strip())
+        if m:
+            raw = env.get(m.group(1), m.group(2))
+            return yaml.safe_load(raw) if raw != "" else ""
+    return node
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    path = pathlib.Path(path or env.get("PROFTASK_CONFIG") or DEFAULT_CONFIG)
+    if not path.exists():
+        raise SystemExit(f"proftask: config file {path} not found (set PROFTASK_CONFIG)")
+    raw = _substitute(yaml.safe_load(path.read_text()), env)
+    receiver = raw["receiver-pprof"][raw["receiver-pprof"].get("selector") or "default"]
+    p = raw["proftask"]
+    data_dir = pathlib.Path(str(p["dataDir"])).expanduser().resolve()
+    dsn = str(p["clickhouse"]["dsn"] or "")
+    return Settings(
+        data_dir=data_dir,
+        pprof_max_size=int(receiver["pprofMaxSize"]),
+        memory_parser_enabled=bool(receiver["memoryParserEnabled"]),
+        decompressed_max_size=int(p["pprof"]["decompressedMaxSize"]),
+        http_host=str(p["http"]["host"]),
+        http_port=int(p["http"]["port"]),
+        max_json_body=int(p["http"]["maxJsonBody"]),
+        grpc_port=int(p["grpc"]["port"]),
+        kafka_bootstrap=str(p["kafka"]["bootstrap"]),
+        topic_prefix=str(p["kafka"]["topicPrefix"]),
+        partitions=int(p["kafka"]["partitions"]),
+        replication_factor=int(p["kafka"]["replicationFactor"]),
+        clickhouse_dsn=dsn or f"chdb://{data_dir / 'clickhouse'}",
+        task_grace_ms=int(p["tasks"]["graceMinutes"]) * 60_000,
+        decision_timeout_s=float(p["tasks"]["decisionTimeoutSeconds"]),
+    )

@@ -1,0 +1,1 @@
+"""The domain core: pure functions and values, no Kafka, HTTP or ClickHouse inside."""

@@ -1,0 +1,35 @@
+"""Faust apps as proftask runs them: inside the service's own asyncio loop (started with
+`await app.start()`, no faust worker), raw bytes in and out (events are protobuf), no web
+server of its own, settings sized for 30 MiB records."""
+from __future__ import annotations
+
+import faust
+
+from proftask.config import Settings
+from proftask.kafka.topics import MAX_MESSAGE_BYTES
+
+
+def create_faust_app(app_id: str, settings: Settings) -> faust.App:
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+        stream_wait_empty=False,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+    )
+
+
+def faust_ready(app: faust.App, started: bool) -> bool:
+    """Started, assigned, and its tables recovered."""
+    return started and not app.rebalancing and app.tables.recovery.completed.is_set()

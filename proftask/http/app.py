@@ -1,0 +1,74 @@
+"""The aiohttp application every service process serves: its components' routes plus
+/healthz, /readyz and /metrics."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proftask import metrics
+from proftask.events import DEFAULT_TENANT
+from proftask.http.errors import json_errors
+
+
+class Component(Protocol):
+    """A service part run by `proftask serve`: task_svc, ingest_svc, query_svc, processor."""
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def readiness(self) -> dict[str, bool]: ...
+    def add_routes(self, app: web.Application) -> None: ...
+
+
+def tenant_of(request: web.Request) -> str:
+    """The tenant of a request. Tokens arrive with the tenants issue; until then every request
+    belongs to the default tenant."""
+    return DEFAULT_TENANT
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(name, str(status)).inc()
+        metrics.HTTP_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def build_app(components: Iterable[Component], readiness: Callable[[], dict[str, bool]],
+              client_max_size: int) -> web.Application:
+    # count_requests is outermost so it sees the status json_errors turned errors into.
+    app = web.Application(middlewares=[count_requests, json_errors], client_max_size=client_max_size)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks = readiness()
+        not_ready = sorted(name for name, ok in checks.items() if not ok)
+        body = {"ready": not not_ready, "checks": checks}
+        if not_ready:
+            body["notReady"] = not_ready
+        return web.json_response(body, status=200 if not not_ready else 503)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    for component in components:
+        component.add_routes(app)
+    return app

@@ -1,0 +1,78 @@
+"""API errors: always JSON {"code", "errorReason"} with a fitting status, never a stack trace."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, reason: str, **extra: Any):
+        super().__init__(reason)
+        self.status, self.code, self.reason, self.extra = status, code, reason, extra
+
+
+def error_response(status: int, code: str, reason: str, **extra: Any) -> web.Response:
+    return web.json_response({"code": code, "errorReason": reason, **extra}, status=status)
+
+
+_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+          413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 503: "UNAVAILABLE"}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e.status, e.code, e.reason, **e.extra)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        reason = e.reason if e.status != 413 else f"request body too large ({e.text})"
+        return error_response(e.status, _CODES.get(e.status, "HTTP_ERROR"), reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request body as JSON, refusing oversized bodies before reading them whole."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body over {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ApiError(400, "ARGUMENT_ERROR", f"malformed JSON: {e}") from None
+
+
+def query_int(request: web.Request, name: str, default: int | None = None,
+              lo: int | None = None, hi: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be an integer, got {raw[:64]!r}") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def query_str(request: web.Request, name: str, required: bool = True, max_len: int = 512) -> str:
+    value = request.query.get(name, "")
+    if required and not value:
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} is required")
+    if len(value) > max_len:
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} is longer than {max_len} characters")
+    return value

@@ -1,0 +1,1 @@
+"""Kafka adapters: topic layout, the event producer, broker readiness."""

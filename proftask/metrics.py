@@ -1,0 +1,12 @@
+"""Prometheus metrics shared by every service in a process (served on /metrics)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter("proftask_http_requests_total", "HTTP requests", ["route", "status"])
+EVENTS_PRODUCED = Counter("proftask_events_produced_total", "Events produced to Kafka", ["type"])
+EVENTS_CONSUMED = Counter("proftask_events_consumed_total", "Events consumed from Kafka",
+                          ["consumer", "type"])
+CONSUMER_LAG = Gauge("proftask_consumer_lag", "Records behind the end of the topic", ["consumer"])
+INGEST_BYTES = Counter("proftask_ingest_bytes_total", "Profile bytes accepted")
+ROWS_WRITTEN = Counter("proftask_clickhouse_rows_written_total", "Rows written to ClickHouse", ["table"])
+QUERY_SECONDS = Histogram("proftask_query_seconds", "ClickHouse query latency", ["query"])
+HTTP_SECONDS = Histogram("proftask_http_request_seconds", "HTTP request latency", ["route"])

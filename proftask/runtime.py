@@ -1,0 +1,103 @@
+"""`proftask serve ROLE`: build the components of a role, share what they can share (one
+producer, one task view, one ClickHouse client per process), serve one HTTP port."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from proftask.clickhouse.client import ClickHouse
+from proftask.clickhouse.migrate import migrate
+from proftask.config import Settings
+from proftask.http.app import build_app
+from proftask.kafka.producer import EventProducer
+from proftask.kafka.readiness import wait_for_broker
+from proftask.kafka.topics import Topics, ensure_topics
+from proftask.task_view import TaskView
+
+log = logging.getLogger("proftask")
+
+ROLES = {
+    "all": ("task", "ingest", "query", "processor"),
+    "task": ("task",),
+    "ingest": ("ingest",),
+    "query": ("query",),
+    "processor": ("processor",),
+}
+
+
+async def serve(role: str, settings: Settings) -> None:
+    from services.ingest_svc.service import IngestService
+    from services.processor.service import ProcessorService
+    from services.query_svc.service import QueryService
+    from services.task_svc.service import TaskService
+
+    parts = ROLES[role]
+    topics = Topics.with_prefix(settings.topic_prefix)
+    log.info("proftask %s: waiting for Kafka at %s", role, settings.kafka_bootstrap)
+    await wait_for_broker(settings.kafka_bootstrap)
+    await ensure_topics(settings.kafka_bootstrap, topics.specs(settings.partitions), settings.replication_factor)
+    log.warning("auth is off: no tokens configured, every request is tenant 'default'")
+
+    resources: list = []  # started in order, stopped in reverse
+    components: list = []
+    producer = view = clickhouse = None
+    if {"task", "ingest"} & set(parts):
+        producer = EventProducer(settings.kafka_bootstrap)
+        view = TaskView(settings.kafka_bootstrap, topics)
+        resources += [producer, view]
+    if {"query", "processor"} & set(parts):
+        clickhouse = ClickHouse(settings.clickhouse_dsn)
+    if "task" in parts:
+        components.append(TaskService(settings, topics, producer, view))
+    if "ingest" in parts:
+        components.append(IngestService(settings, topics, producer, view))
+    if "query" in parts:
+        components.append(QueryService(clickhouse))
+    if "processor" in parts:
+        components.append(ProcessorService(settings, topics, clickhouse))
+
+    def readiness() -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        if producer is not None:
+            checks["kafka.producer"] = producer.started
+            checks["task_view"] = view.healthy and view.caught_up.is_set()
+        if clickhouse is not None:
+            checks["clickhouse"] = clickhouse.is_open
+        for c in components:
+            checks.update(c.readiness())
+        return checks
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    app = build_app(components, readiness, client_max_size=settings.max_json_body)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    started: list = []
+    try:
+        # HTTP first, so /healthz and /readyz answer (503) while the rest starts.
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        log.info("proftask %s: HTTP on http://%s:%d", role, settings.http_host, settings.http_port)
+        if clickhouse is not None:
+            await clickhouse.open()
+            started.append(clickhouse)
+            await migrate(clickhouse)
+        for r in resources + components:
+            await r.start()
+            started.append(r)
+        log.info("proftask %s: started (%s)", role, ", ".join(c.name for c in components))
+        await stop.wait()
+    finally:
+        log.info("proftask %s: stopping", role)
+        await runner.cleanup()
+        for r in reversed(started):
+            try:
+                await (r.close() if r is clickhouse else r.stop())
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                log.exception("error while stopping %r", r)

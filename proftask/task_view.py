@@ -1,0 +1,165 @@
+"""The task view of task_svc and ingest_svc: every task and every NOTIFIED delivery, rebuilt
+from the `tasks` and `task-events` topics at start and followed live.
+
+Each process reads all partitions itself (no consumer group), so any replica answers for any
+task; there is no ClickHouse behind it and nothing to lose on restart.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from proftask import events, metrics
+from proftask.core.tasks import Task
+from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
+
+log = logging.getLogger(__name__)
+
+
+class TaskView:
+    def __init__(self, bootstrap: str, topics: Topics, name: str = "task-view"):
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._name = name
+        self._consumer: AIOKafkaConsumer | None = None
+        self._runner: asyncio.Task | None = None
+        self.tasks: dict[tuple[str, str], Task] = {}  # (tenant, task_id) → task
+        self._by_service: dict[tuple[str, str], list[Task]] = collections.defaultdict(list)
+        self._notified: set[tuple[str, str, str]] = set()  # (tenant, task_id, instance)
+        self._decisions: dict[str, asyncio.Future] = {}
+        self._changed = asyncio.Condition()
+        self.caught_up = asyncio.Event()
+
+    # ---- reads ----
+    def get(self, tenant: str, task_id: str) -> Task | None:
+        return self.tasks.get((tenant, task_id))
+
+    def tasks_of_service(self, tenant: str, service_id: str) -> list[Task]:
+        return self._by_service.get((tenant, service_id), [])
+
+    def all_tasks(self, tenant: str) -> list[Task]:
+        return [t for (ten, _), t in self.tasks.items() if ten == tenant]
+
+    def claim_notification(self, tenant: str, task_id: str, instance_id: str) -> bool:
+        """True exactly once per (task, instance) in this process; the caller then emits
+        InstanceNotified (and calls release_notification if that fails)."""
+        key = (tenant, task_id, instance_id)
+        if key in self._notified:
+            return False
+        self._notified.add(key)
+        return True
+
+    def release_notification(self, tenant: str, task_id: str, instance_id: str) -> None:
+        self._notified.discard((tenant, task_id, instance_id))
+
+    def expect_decision(self, task_id: str) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._decisions[task_id] = fut
+        return fut
+
+    def forget_decision(self, task_id: str) -> None:
+        self._decisions.pop(task_id, None)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns when a task was added, or after timeout (for long-polling agents)."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        )
+        await self._consumer.start()
+        wanted = (self._topics.tasks, self._topics.task_events)
+        parts: list[TopicPartition] = []
+        for _ in range(100):  # topics created a moment ago may not be in the metadata yet
+            # consumer.topics() would not tell the partitions of topics it is not subscribed to
+            cluster = await self._consumer._client.fetch_all_metadata()
+            parts = [TopicPartition(topic, p) for topic in wanted
+                     for p in sorted(cluster.partitions_for_topic(topic) or ())]
+            if all(cluster.partitions_for_topic(t) for t in wanted):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError(f"topics {', '.join(wanted)} do not exist")
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        self._end_at_start = await self._consumer.end_offsets(parts)
+        self._runner = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._runner:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._consumer:
+            await self._consumer.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        await self._check_caught_up()
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            changed = False
+            for records in batches.values():
+                for record in records:
+                    changed |= self._apply(events.decode(record.value))
+            if changed:
+                async with self._changed:
+                    self._changed.notify_all()
+            await self._check_caught_up()
+            lag = 0
+            for tp in consumer.assignment():
+                lag += max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
+            metrics.CONSUMER_LAG.labels(self._name).set(lag)
+
+    async def _check_caught_up(self) -> None:
+        if self.caught_up.is_set():
+            return
+        for tp, end in self._end_at_start.items():
+            if await self._consumer.position(tp) < end:
+                return
+        self.caught_up.set()
+        log.info("%s caught up: %d tasks", self._name, len(self.tasks))
+
+    def _apply(self, env: pb.Envelope) -> bool:
+        """Fold one event into the view; True when a task was added."""
+        metrics.EVENTS_CONSUMED.labels(self._name, env.type).inc()
+        payload = events.payload_of(env)
+        if isinstance(payload, pb.TaskCreated):
+            task = events.task_from_pb(payload)
+            key = (env.tenant, task.task_id)
+            added = key not in self.tasks
+            if added:
+                self.tasks[key] = task
+                self._by_service[(env.tenant, task.spec.service_id)].append(task)
+            self._resolve(task.task_id, payload)
+            return added
+        if isinstance(payload, pb.TaskCreationRejected):
+            self._resolve(payload.task_id, payload)
+        elif isinstance(payload, pb.InstanceNotified):
+            self._notified.add((env.tenant, payload.task_id, payload.instance_id))
+        return False
+
+    def _resolve(self, task_id: str, decision) -> None:
+        fut = self._decisions.pop(task_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(decision)

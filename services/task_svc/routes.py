@@ -1,0 +1,125 @@
+"""task_svc's HTTP routes: the task API (operators) and the commands route (agents)."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from aiohttp import web
+
+from proftask import events
+from proftask.core.commands import encode_command_json, select_task_for_instance
+from proftask.core.tasks import Task, TaskArgumentError, parse_task_request
+from proftask.events.v1 import events_pb2 as pb
+from proftask.http.app import tenant_of
+from proftask.http.errors import ApiError, query_int, query_str, read_json
+from proftask.kafka.topics import service_key, task_key
+
+MAX_LONG_POLL_S = 30
+DEFAULT_LIST_LIMIT = 200
+MAX_LIST_LIMIT = 10_000
+
+
+def task_json(task: Task) -> dict:
+    return {
+        "id": task.task_id,
+        "serviceId": task.spec.service_id,
+        "serviceInstanceIds": list(task.spec.service_instance_ids),
+        "createTime": task.create_time,
+        "events": task.spec.events.name,
+        "duration": task.spec.duration,
+        "dumpPeriod": task.spec.dump_period,
+    }
+
+
+class TaskRoutes:
+    def __init__(self, svc):
+        self.svc = svc  # services.task_svc.service.TaskService
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/pprof/tasks", self.create_task)
+        app.router.add_get("/api/v1/pprof/tasks", self.list_tasks)
+        app.router.add_get("/api/v1/pprof/tasks/{taskId}", self.get_task)
+        app.router.add_get("/api/v1/pprof/agent/commands", self.agent_commands)
+
+    def _view(self):
+        view = self.svc.view
+        if not view.caught_up.is_set():
+            raise ApiError(503, "UNAVAILABLE", "task view is still loading the task history")
+        return view
+
+    async def create_task(self, request: web.Request) -> web.Response:
+        body = await read_json(request, self.svc.settings.max_json_body)
+        try:
+            spec = parse_task_request(body)
+        except TaskArgumentError as e:
+            return web.json_response({"code": "ARGUMENT_ERROR", "id": None, "errorReason": str(e)}, status=400)
+        self._view()
+        tenant = tenant_of(request)
+        task_id = str(uuid.uuid4())
+        decided = self.svc.view.expect_decision(task_id)
+        try:
+            event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
+            await self.svc.producer.send(self.svc.topics.task_requests, service_key(tenant, spec.service_id), event)
+            decision = await asyncio.wait_for(decided, self.svc.settings.decision_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(503, "UNAVAILABLE", f"task {task_id} was requested but not decided within "
+                           f"{self.svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
+                           "tells whether it was created", id=task_id) from None
+        finally:
+            self.svc.view.forget_decision(task_id)
+        if isinstance(decision, pb.TaskCreationRejected):
+            return web.json_response({"code": decision.code, "id": None, "errorReason": decision.reason},
+                                     status=409)
+        return web.json_response({"code": "SUCCESS", "id": task_id, "errorReason": None}, status=201)
+
+    async def list_tasks(self, request: web.Request) -> web.Response:
+        service_id = query_str(request, "serviceId", required=False)
+        start = query_int(request, "startTime")
+        end = query_int(request, "endTime")
+        limit = query_int(request, "limit", DEFAULT_LIST_LIMIT, lo=1, hi=MAX_LIST_LIMIT)
+        view = self._view()
+        tenant = tenant_of(request)
+        tasks = view.tasks_of_service(tenant, service_id) if service_id else view.all_tasks(tenant)
+        selected = [t for t in tasks
+                    if (start is None or t.create_time >= start) and (end is None or t.create_time <= end)]
+        selected.sort(key=lambda t: (t.create_time, t.task_id), reverse=True)
+        return web.json_response({"tasks": [task_json(t) for t in selected[:limit]]})
+
+    async def get_task(self, request: web.Request) -> web.Response:
+        task = self._view().get(tenant_of(request), request.match_info["taskId"])
+        if task is None:
+            raise ApiError(404, "NOT_FOUND", f"task {request.match_info['taskId']} not found")
+        return web.json_response(task_json(task))
+
+    async def agent_commands(self, request: web.Request) -> web.Response:
+        service = query_str(request, "service")
+        instance = query_str(request, "serviceInstance")
+        last_command_time = query_int(request, "lastCommandTime", 0)
+        wait_s = query_int(request, "wait", 0, lo=0, hi=MAX_LONG_POLL_S)
+        view = self._view()
+        tenant = tenant_of(request)
+        deadline = time.monotonic() + wait_s
+        while True:
+            task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,
+                                            last_command_time, events.now_ms(), self.svc.settings.task_grace_ms)
+            if task is not None:
+                await self._notify_once(tenant, task, instance)
+                return web.json_response({"commands": [encode_command_json(task, str(uuid.uuid4()))]})
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return web.json_response({"commands": []})
+            await view.wait_for_change(remaining)
+
+    async def _notify_once(self, tenant: str, task: Task, instance: str) -> None:
+        """NOTIFIED is recorded on the first delivery to an instance, before the agent gets the
+        command; if it cannot be recorded the agent gets a 503 and polls again."""
+        view = self.svc.view
+        if not view.claim_notification(tenant, task.task_id, instance):
+            return
+        try:
+            event = events.new_event(tenant, pb.InstanceNotified(task_id=task.task_id, instance_id=instance))
+            await self.svc.producer.send(self.svc.topics.task_events, task_key(tenant, task.task_id), event)
+        except Exception as e:
+            view.release_notification(tenant, task.task_id, instance)
+            raise ApiError(503, "UNAVAILABLE", f"could not record the delivery: {e}") from None

@@ -1,0 +1,45 @@
+import pathlib
+
+import pytest
+
+from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> pathlib.Path:
+    out = ROOT / "test-output"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> KafkaBroker:
+    b = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def spawn(broker, tmp_path_factory, output_dir):
+    """spawn(role, prefix=None, data_dir=None) starts a proftask process; all are stopped at the end."""
+    procs: list[Proftask] = []
+
+    def _spawn(role: str = "all", prefix: str | None = None, data_dir: pathlib.Path | None = None,
+               wait: bool = True, **env) -> Proftask:
+        p = Proftask(role, broker, data_dir or tmp_path_factory.mktemp("proftask"),
+                     prefix or new_topic_prefix(), output_dir, env)
+        procs.append(p)
+        return p.start(wait=wait)
+
+    yield _spawn
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(spawn) -> Proftask:
+    """A standalone `proftask serve all` with its own topics and data, shared by a module."""
+    return spawn("all")

@@ -1,0 +1,137 @@
+"""Real processes for integration tests: an Apache Kafka broker started by deploy/kafka/kafka.sh
+and `proftask serve` processes, each on free ports with its own directories, so the suite runs
+beside a `make up` stack without touching it."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Callable
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Polls until condition() returns something truthy; returns it."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
+class KafkaBroker:
+    def __init__(self, data_dir: pathlib.Path):
+        self.data_dir = data_dir
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "start", str(self.data_dir),
+                        str(self.port), str(self.controller_port)], check=True)
+        subprocess.run([PROFTASK, "kafka", "wait", "--kafka", self.bootstrap, "--timeout", "120"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "stop", str(self.data_dir)], check=False)
+
+
+class Response:
+    def __init__(self, status: int, body: bytes):
+        self.status, self.body = status, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Proftask:
+    """One `proftask serve ROLE` process."""
+
+    def __init__(self, role: str, broker: KafkaBroker, data_dir: pathlib.Path, topic_prefix: str,
+                 log_dir: pathlib.Path, extra_env: dict[str, str] | None = None):
+        self.role, self.broker, self.data_dir, self.topic_prefix = role, broker, data_dir, topic_prefix
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"proftask-{role}-{self.port}.log"
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> "Proftask":
+        env = dict(os.environ, PROFTASK_KAFKA_BOOTSTRAP=self.broker.bootstrap,
+                   PROFTASK_KAFKA_TOPIC_PREFIX=self.topic_prefix, PROFTASK_DATA_DIR=str(self.data_dir),
+                   PROFTASK_HTTP_PORT=str(self.port), PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PROFTASK, "serve", self.role], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"proftask {self.role} exited {self.proc.returncode}: "
+                                     + self.log_path.read_text()[-3000:])
+            return self.get("/readyz").status == 200
+
+        wait_until(ready, timeout, interval=0.2, message=f"proftask {self.role} ready")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 60) -> Response:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Response(r.status, r.read())
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.read())
+        except ConnectionError:
+            return Response(0, b"")
+        except urllib.error.URLError:
+            return Response(0, b"")
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw) -> Response:
+        return self.request("POST", path, body, **kw)
+
+
+def new_topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."

@@ -1,0 +1,126 @@
+"""Delivering tasks to agents, NOTIFIED once, agent errors in progress."""
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.integration.harness import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def new_task(stack, events="HEAP", instances=("i-1", "i-2"), **kw):
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    r = stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": list(instances),
+                                            "events": events, **kw})
+    assert r.status == 201, r
+    task = stack.get(f"/api/v1/pprof/tasks/{r.json()['id']}").json()
+    return service, task
+
+
+def commands(stack, service, instance, last=0, **extra):
+    q = "&".join(f"{k}={v}" for k, v in {"service": service, "serviceInstance": instance,
+                                          "lastCommandTime": last, **extra}.items())
+    r = stack.get(f"/api/v1/pprof/agent/commands?{q}")
+    assert r.status == 200, r
+    return r.json()["commands"]
+
+
+def progress(stack, task_id):
+    r = stack.get(f"/api/v1/pprof/tasks/{task_id}/progress")
+    return r.json() if r.status == 200 else None
+
+
+def test_command_has_the_six_args_and_notifies_once(stack):
+    service, task = new_task(stack, events="MUTEX", duration=2, dumpPeriod=5)
+    (cmd,) = commands(stack, service, "i-1")
+    assert cmd["command"] == "PprofTaskQuery"
+    args = [(a["key"], a["value"]) for a in cmd["args"]]
+    assert [k for k, _ in args] == ["SerialNumber", "TaskId", "Events", "Duration", "CreateTime", "DumpPeriod"]
+    assert dict(args) | {"SerialNumber": "-"} == {"SerialNumber": "-", "TaskId": task["id"], "Events": "mutex",
+                                                  "Duration": "2", "CreateTime": str(task["createTime"]),
+                                                  "DumpPeriod": "5"}
+    assert commands(stack, service, "i-1")  # polling again still returns it...
+    notified = wait_until(lambda: [l for l in (progress(stack, task["id"]) or {"logs": []})["logs"]
+                                   if l["operationType"] == "NOTIFIED"], message="NOTIFIED in progress")
+    assert [(l["instanceId"], l["id"]) for l in notified] == [("i-1", task["id"])]
+    # ...but the log has exactly one NOTIFIED for i-1, even after everything is processed
+    assert commands(stack, service, "i-2")
+    wait_until(lambda: len([l for l in progress(stack, task["id"])["logs"] if l["operationType"] == "NOTIFIED"]) == 2)
+    logs = progress(stack, task["id"])["logs"]
+    assert sorted(l["instanceId"] for l in logs if l["operationType"] == "NOTIFIED") == ["i-1", "i-2"]
+
+
+def test_no_command_for_other_instance_or_at_create_time(stack):
+    service, task = new_task(stack)
+    assert commands(stack, service, "not-in-task") == []
+    assert commands(stack, service, "i-1", last=task["createTime"]) == []
+    assert commands(stack, "other-service", "i-1") == []
+
+
+def test_oldest_task_first_then_the_next(stack):
+    service, heap = new_task(stack, events="HEAP")
+    r = stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": ["i-1"],
+                                            "events": "GOROUTINE"})
+    goroutine_id = r.json()["id"]
+    (first,) = commands(stack, service, "i-1")
+    assert {a["key"]: a["value"] for a in first["args"]}["TaskId"] == heap["id"]
+    (second,) = commands(stack, service, "i-1", last=heap["createTime"])
+    assert {a["key"]: a["value"] for a in second["args"]}["TaskId"] == goroutine_id
+
+
+def test_long_poll_returns_as_soon_as_a_task_exists(stack):
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    result = {}
+
+    def poll():
+        started = time.monotonic()
+        result["commands"] = commands(stack, service, "i-1", wait=20)
+        result["seconds"] = time.monotonic() - started
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)  # the agent is now waiting inside its long poll
+    created = time.monotonic()
+    assert stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": ["i-1"],
+                                               "events": "HEAP"}).status == 201
+    poller.join(25)
+    assert len(result["commands"]) == 1
+    assert result["seconds"] - (created - (time.monotonic() - result["seconds"])) < 20
+    assert result["seconds"] < 5
+
+
+def test_agent_error_is_kept_with_its_message(stack):
+    service, task = new_task(stack)
+    commands(stack, service, "i-2")
+    r = stack.post("/api/v1/pprof/agent/errors", {"taskId": task["id"], "service": service,
+                                                   "serviceInstance": "i-2",
+                                                   "message": "cpu profiling already in use"})
+    assert r.status == 202, r
+    p = wait_until(lambda: (lambda p: p if p and p["errorInstanceIds"] else None)(progress(stack, task["id"])),
+                   message="error in progress")
+    assert p["errorInstanceIds"] == ["i-2"] and p["successInstanceIds"] == []
+    (err,) = [l for l in p["logs"] if l["operationType"] == "EXECUTION_TASK_ERROR"]
+    assert err["message"] == "cpu profiling already in use" and err["instanceId"] == "i-2"
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"taskId": "nope", "serviceInstance": "i-1", "message": "x"}, 404),
+    ({"serviceInstance": "i-1", "message": "x"}, 400),
+    ({"taskId": 5, "serviceInstance": "i-1"}, 400),
+])
+def test_agent_error_bad_input(stack, body, status):
+    assert stack.post("/api/v1/pprof/agent/errors", body).status == status
+
+
+def test_agent_error_for_instance_outside_task_is_409(stack):
+    service, task = new_task(stack)
+    r = stack.post("/api/v1/pprof/agent/errors", {"taskId": task["id"], "serviceInstance": "stranger"})
+    assert r.status == 409, r
+
+
+def test_bad_commands_query_is_400(stack):
+    assert stack.get("/api/v1/pprof/agent/commands?serviceInstance=i").status == 400
+    assert stack.get("/api/v1/pprof/agent/commands?service=s&serviceInstance=i&lastCommandTime=x").status == 400
+    assert stack.get("/api/v1/pprof/agent/commands?service=s&serviceInstance=i&wait=31").status == 400

@@ -1,0 +1,38 @@
+from proftask.core.commands import command_args, encode_command_json, select_task_for_instance
+from proftask.core.tasks import EventType, Task, TaskSpec
+
+GRACE = 10 * 60_000
+
+
+def task(tid, create_time, instances=("a", "b"), event=EventType.CPU, duration=1, dump=0):
+    return Task(tid, TaskSpec("svc", instances, event, duration, dump), create_time)
+
+
+def test_oldest_eligible_task_first():
+    tasks = [task("new", 3000), task("old", 2000, event=EventType.HEAP, duration=0)]
+    assert select_task_for_instance(tasks, "a", 0, 3000, GRACE).task_id == "old"
+    assert select_task_for_instance(tasks, "a", 2000, 3000, GRACE).task_id == "new"
+
+
+def test_no_task_at_or_before_last_command_time():
+    assert select_task_for_instance([task("t", 2000)], "a", 2000, 2500, GRACE) is None
+
+
+def test_instance_not_in_task_gets_nothing():
+    assert select_task_for_instance([task("t", 2000)], "zzz", 0, 2500, GRACE) is None
+
+
+def test_task_waits_for_its_agent_until_its_deadline_not_five_minutes():
+    t = task("t", 0, duration=15)
+    assert select_task_for_instance([t], "a", -1, 20 * 60_000, GRACE) is not None  # past 5 min
+    assert select_task_for_instance([t], "a", -1, 25 * 60_000, GRACE) is not None  # at deadline
+    assert select_task_for_instance([t], "a", -1, 25 * 60_000 + 1, GRACE) is None
+
+
+def test_args_are_skywalkings_six_in_order():
+    t = task("t-1", 1716000000000, event=EventType.MUTEX, duration=5, dump=10)
+    assert command_args(t, "serial") == [
+        ("SerialNumber", "serial"), ("TaskId", "t-1"), ("Events", "mutex"),
+        ("Duration", "5"), ("CreateTime", "1716000000000"), ("DumpPeriod", "10"),
+    ]
+    assert encode_command_json(t, "serial")["command"] == "PprofTaskQuery"

@@ -1,0 +1,33 @@
+from proftask.core.progress import (EXECUTION_FINISHED, EXECUTION_TASK_ERROR, NOTIFIED,
+                                    PPROF_UPLOAD_FILE_TOO_LARGE_ERROR, TaskLog, derive_progress,
+                                    progress_json)
+
+
+def log(instance, op, t, msg=""):
+    return TaskLog("task", instance, op, t, msg)
+
+
+def test_logs_newest_first_and_outcomes():
+    p = derive_progress([
+        log("a", NOTIFIED, 1), log("b", NOTIFIED, 2),
+        log("a", EXECUTION_FINISHED, 5), log("b", EXECUTION_TASK_ERROR, 6, "CPU profiling already in use"),
+    ])
+    assert [l.operation_time for l in p.logs] == [6, 5, 2, 1]
+    assert p.success_instance_ids == ["a"] and p.error_instance_ids == ["b"]
+
+
+def test_a_later_success_supersedes_an_error():
+    p = derive_progress([log("a", PPROF_UPLOAD_FILE_TOO_LARGE_ERROR, 3), log("a", EXECUTION_FINISHED, 4)])
+    assert p.success_instance_ids == ["a"] and p.error_instance_ids == []
+
+
+def test_ids_are_not_repeated():
+    p = derive_progress([log("a", EXECUTION_TASK_ERROR, 3, "x"), log("a", EXECUTION_TASK_ERROR, 4, "y")])
+    assert p.error_instance_ids == ["a"] and len(p.logs) == 2
+
+
+def test_json_shape_is_skywalkings():
+    body = progress_json(derive_progress([log("a", NOTIFIED, 1)]))
+    assert body == {"logs": [{"id": "task", "instanceId": "a", "instanceName": "a",
+                              "operationType": "NOTIFIED", "operationTime": 1, "message": ""}],
+                    "successInstanceIds": [], "errorInstanceIds": []}
