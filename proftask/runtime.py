@@ -36,9 +36,7 @@ async def serve(role: str, settings: Settings) -> None:
 
     parts = ROLES[role]
     topics = Topics.with_prefix(settings.topic_prefix)
-    log.info("proftask %s: waiting for Kafka at %s", role, settings.kafka_bootstrap)
-    await wait_for_broker(settings.kafka_bootstrap)
-    await ensure_topics(settings.kafka_bootstrap, topics.specs(settings.partitions), settings.replication_factor)
+    kafka_ready = False
     log.warning("auth is off: no tokens configured, every request is tenant 'default'")
 
     resources: list = []  # started in order, stopped in reverse
@@ -60,7 +58,7 @@ async def serve(role: str, settings: Settings) -> None:
         components.append(ProcessorService(settings, topics, clickhouse))
 
     def readiness() -> dict[str, bool]:
-        checks: dict[str, bool] = {}
+        checks: dict[str, bool] = {"kafka": kafka_ready}
         if producer is not None:
             checks["kafka.producer"] = producer.started
             checks["task_view"] = view.healthy and view.caught_up.is_set()
@@ -84,6 +82,11 @@ async def serve(role: str, settings: Settings) -> None:
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
         log.info("proftask %s: HTTP on http://%s:%d", role, settings.http_host, settings.http_port)
+        log.info("proftask %s: waiting for Kafka at %s", role, settings.kafka_bootstrap)
+        await wait_for_broker(settings.kafka_bootstrap, timeout_s=float("inf"))
+        await ensure_topics(settings.kafka_bootstrap, topics.specs(settings.partitions),
+                            settings.replication_factor)
+        kafka_ready = True
         if clickhouse is not None:
             await clickhouse.open()
             started.append(clickhouse)

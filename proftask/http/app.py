@@ -23,6 +23,20 @@ class Component(Protocol):
     def add_routes(self, app: web.Application) -> None: ...
 
 
+class RoutesComponent:
+    """A component that is only routes over resources the runtime owns (nothing to start)."""
+    name = "routes"
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def readiness(self) -> dict[str, bool]:
+        return {}
+
+
 def tenant_of(request: web.Request) -> str:
     """The tenant of a request. Tokens arrive with the tenants issue; until then every request
     belongs to the default tenant."""

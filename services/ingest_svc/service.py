@@ -4,26 +4,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from proftask.config import Settings
+from proftask.http.app import RoutesComponent
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
 from services.ingest_svc.routes import IngestRoutes
 
 
-class IngestService:
+class IngestService(RoutesComponent):
     name = "ingest_svc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
         self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def readiness(self) -> dict[str, bool]:
-        return {}
 
     def add_routes(self, app: web.Application) -> None:
         IngestRoutes(self).add_to(app)

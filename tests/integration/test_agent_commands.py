@@ -81,14 +81,12 @@ def test_long_poll_returns_as_soon_as_a_task_exists(stack):
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.5)  # the agent is now waiting inside its long poll
-    created = time.monotonic()
+    time.sleep(0.5)  # let the agent's request arrive and wait (there is nothing to await on)
     assert stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": ["i-1"],
                                                "events": "HEAP"}).status == 201
     poller.join(25)
     assert len(result["commands"]) == 1
-    assert result["seconds"] - (created - (time.monotonic() - result["seconds"])) < 20
-    assert result["seconds"] < 5
+    assert result["seconds"] < 5  # answered at creation, not at the 20 s wait
 
 
 def test_agent_error_is_kept_with_its_message(stack):

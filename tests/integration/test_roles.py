@@ -1,0 +1,37 @@
+"""`proftask serve ROLE` runs one part; every part answers /healthz, /readyz and /metrics."""
+import pytest
+
+from tests.integration.harness import Proftask, free_port, new_topic_prefix, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("role,own_route,own_answer,foreign_route", [
+    ("task", "/api/v1/pprof/tasks", {"tasks": []}, "/api/v1/pprof/tasks/x/progress"),
+    ("ingest", None, None, "/api/v1/pprof/tasks"),
+    ("query", "/api/v1/pprof/tasks/x/progress", {"code": "NOT_FOUND", "errorReason": "task x not found"},
+     "/api/v1/pprof/agent/commands"),
+    ("processor", None, None, "/api/v1/pprof/tasks"),
+])
+def test_each_role_starts_alone_and_serves_only_its_routes(spawn, role, own_route, own_answer, foreign_route):
+    p = spawn(role)
+    ready = p.get("/readyz").json()
+    assert ready["ready"] and ready["checks"]["kafka"]
+    assert ("clickhouse" in ready["checks"]) == (role in ("query", "processor"))
+    assert p.get("/healthz").status == 200 and b"proftask_" in p.get("/metrics").body
+    if own_route:
+        assert p.get(own_route).json() == own_answer
+    foreign = p.get(foreign_route)
+    assert foreign.status == 404 and foreign.json()["errorReason"] == "Not Found"  # no such route here
+
+
+def test_readyz_names_kafka_while_the_broker_is_unreachable(broker, tmp_path, output_dir):
+    unreachable = type(broker).__new__(type(broker))
+    unreachable.bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
+    p = Proftask("task", unreachable, tmp_path, new_topic_prefix(), output_dir).start(wait=False)
+    try:
+        wait_until(lambda: p.get("/healthz").status == 200, timeout=30, message="alive")
+        r = p.get("/readyz")
+        assert r.status == 503 and "kafka" in r.json()["notReady"], r
+    finally:
+        p.stop()
