@@ -1,0 +1,130 @@
+"""From uploaded bytes to a validated Profile message."""
+from __future__ import annotations
+
+import zlib
+
+from google.protobuf.message import DecodeError
+
+from proftask.pprof.v1 import profile_pb2
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ProfileError(ValueError):
+    """The bytes are not a valid profile; str() says why (shown to the operator)."""
+
+
+class ProfileTooLarge(ProfileError):
+    """The profile inflates past the decompressed-size limit."""
+
+
+def is_gzip(data: bytes) -> bool:
+    """Compression is detected from the bytes, never from a file name."""
+    return data[:2] == GZIP_MAGIC
+
+
+class BoundedGunzip:
+    """Incremental gunzip that refuses to produce more than `limit` bytes (gzip bombs), and
+    accepts concatenated gzip members as gzip(1) does."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.produced = 0
+        self._d = zlib.decompressobj(31)
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        data = chunk
+        while data:
+            try:
+                piece = self._d.decompress(data, self.limit - self.produced + 1)
+            except zlib.error as e:
+                raise ProfileError(f"corrupt gzip data: {e}") from None
+            self.produced += len(piece)
+            if self.produced > self.limit:
+                raise ProfileTooLarge(f"profile inflates past the decompressed limit of {self.limit} bytes")
+            out += piece
+            if self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            elif self._d.eof and self._d.unused_data:
+                data = self._d.unused_data  # next gzip member
+                self._d = zlib.decompressobj(31)
+            else:
+                data = b""
+        return bytes(out)
+
+    def finish(self) -> None:
+        if not self._d.eof:
+            raise ProfileError("truncated gzip data (no end of stream)")
+
+
+def decompress(data: bytes, limit: int) -> bytes:
+    """The serialized protobuf: gunzipped when the bytes are gzip, as is otherwise."""
+    if not is_gzip(data):
+        if len(data) > limit:
+            raise ProfileTooLarge(f"profile is larger than the decompressed limit of {limit} bytes")
+        return data
+    gunzip = BoundedGunzip(limit)
+    out = gunzip.feed(data)
+    gunzip.finish()
+    return out
+
+
+def parse_profile(raw: bytes) -> profile_pb2.Profile:
+    """Decode and check every reference resolves, as pprof's own parser does."""
+    if not raw:
+        raise ProfileError("empty profile")
+    profile = profile_pb2.Profile()
+    try:
+        profile.ParseFromString(raw)
+    except DecodeError as e:
+        raise ProfileError(f"not a pprof protobuf: {e}") from None
+    validate(profile)
+    return profile
+
+
+def validate(p: profile_pb2.Profile) -> None:
+    n_strings = len(p.string_table)
+    if n_strings == 0 or p.string_table[0] != b"":
+        raise ProfileError("string_table must start with the empty string")
+
+    def check_str(index: int, what: str) -> None:
+        if not 0 <= index < n_strings:
+            raise ProfileError(f"{what} refers to string {index}, but the string table has {n_strings}")
+
+    if not p.sample_type:
+        raise ProfileError("profile has no sample types")
+    for vt in p.sample_type:
+        check_str(vt.type, "sample_type.type")
+        check_str(vt.unit, "sample_type.unit")
+    check_str(p.default_sample_type, "default_sample_type")
+    functions = set()
+    for f in p.function:
+        if f.id == 0:
+            raise ProfileError("malformed profile: found function with reserved ID=0")
+        if f.id in functions:
+            raise ProfileError(f"malformed profile: duplicate function ID {f.id}")
+        functions.add(f.id)
+        check_str(f.name, f"function {f.id} name")
+        check_str(f.system_name, f"function {f.id} system_name")
+        check_str(f.filename, f"function {f.id} filename")
+    locations = set()
+    for loc in p.location:
+        if loc.id == 0:
+            raise ProfileError("malformed profile: found location with reserved ID=0")
+        if loc.id in locations:
+            raise ProfileError(f"malformed profile: duplicate location ID {loc.id}")
+        locations.add(loc.id)
+        for line in loc.line:
+            if line.function_id and line.function_id not in functions:
+                raise ProfileError(f"location {loc.id} refers to unknown function {line.function_id}")
+    n_types = len(p.sample_type)
+    for i, s in enumerate(p.sample):
+        if len(s.value) != n_types:
+            raise ProfileError(f"sample {i} has {len(s.value)} values for {n_types} sample types")
+        if not locations.issuperset(s.location_id):
+            missing = next(lid for lid in s.location_id if lid not in locations)
+            raise ProfileError(f"sample {i} refers to unknown location {missing}")
+        for label in s.label:
+            check_str(label.key, f"sample {i} label key")
+            check_str(label.str, f"sample {i} label value")

@@ -1,0 +1,51 @@
+"""Function names as `go tool pprof` shows them.
+
+pprof's symbolizer (internal/symbolizer, demangle mode "default") simplifies names that look
+like demangled C++ — which includes Go generics such as `pkg.F[go.shape.int]` — by removing
+parameter lists `(...)` and template arguments `<...>`. It does so only for functions whose
+Name is empty or equal to SystemName (not demangled by the profiler itself). Mangled symbols
+(`_Z…`, `_R…`) would first go through a C++/Rust demangler, which proftask does not have; they
+are kept as written.
+"""
+from __future__ import annotations
+
+
+def looks_like_demangled_cplusplus(name: str) -> bool:
+    if ".<" in name:  # Java: class.<init>
+        return False
+    if "])." in name:  # Go: pkg.(*T[...]).Method
+        return False
+    return any(c in name for c in "<>[]") or "::" in name
+
+
+def remove_matching(name: str, start: str, end: str) -> str:
+    """Remove nested start..end groups; on a mismatch give the name back unchanged."""
+    nesting = first = 0
+    current = 0
+    while True:
+        indexes = [i for i in (name.find(start, current), name.find(end, current)) if i != -1]
+        if not indexes:
+            return name
+        current = min(indexes)
+        if name[current] == start:
+            nesting += 1
+            if nesting == 1:
+                first = current
+        else:
+            nesting -= 1
+            if nesting < 0:
+                return name
+            if nesting == 0:
+                name = name[:first] + name[current + 1:]
+                current = first - 1
+        current += 1
+
+
+def display_name(name: str, system_name: str) -> str:
+    if name and system_name != name:
+        return name  # already demangled by the profiler
+    shown = system_name
+    if looks_like_demangled_cplusplus(shown):
+        shown = remove_matching(shown, "(", ")")
+        shown = remove_matching(shown, "<", ">")
+    return shown

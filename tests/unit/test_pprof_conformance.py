@@ -1,0 +1,87 @@
+"""decode + fold against go tool pprof (the oracle) on every real file of the corpus."""
+import pathlib
+
+import pytest
+
+from proftask.pprof.decode import ProfileError, decompress, parse_profile
+from proftask.pprof.fold import FoldedProfile, fold_stacks, frame_name, select_sample_type
+from tests.conformance.oracle import CONFORMANCE, oracle_files, oracle_tree, raw_sample_types, require_conformance
+
+LIMIT = 512 * 1024 * 1024
+
+
+def load(path: pathlib.Path) -> FoldedProfile:
+    return fold_stacks(parse_profile(decompress(path.read_bytes(), LIMIT)))
+
+
+def tree_from_folded(profiles, sample_type, granularity):
+    """Per node path: [total, self] — the oracle's shape, from our folded stacks."""
+    nodes, grand, chosen = {}, 0, None
+    for fp in profiles:
+        idx = select_sample_type(fp.sample_types, fp.default_index, sample_type)
+        chosen = chosen or fp.sample_types[idx]
+        for frames, values in fp.stacks.items():
+            v = values[idx]
+            if v == 0:
+                continue
+            grand += v
+            path = ""
+            for depth, f in enumerate(frames):
+                name = frame_name(fp.frames[f], granularity)
+                path = name if depth == 0 else path + "\x1f" + name
+                node = nodes.setdefault(path, [0, 0])
+                node[0] += v
+            if frames:
+                nodes[path][1] += v
+    return {"sampleType": chosen, "total": grand, "nodes": nodes}
+
+
+def ids(files):
+    return [f"{p.parent.name}/{p.name}" for p in files]
+
+
+FILES = oracle_files() if CONFORMANCE.is_dir() else []
+
+
+@pytest.mark.parametrize("path", FILES, ids=ids(FILES))
+def test_every_sample_type_both_granularities_match_the_oracle(path):
+    folded = load(path)
+    assert folded.sample_types == raw_sample_types(path)
+    for sample_type in [None, *folded.sample_types]:
+        for granularity in ("function", "line"):
+            assert tree_from_folded([folded], sample_type, granularity) == \
+                oracle_tree([path], sample_type, granularity), (sample_type, granularity)
+
+
+def test_merge_of_the_ten_parca_many_profiles_matches():
+    files = sorted((require_conformance() / "go").glob("parca-many-*"))
+    assert len(files) == 10
+    folded = [load(p) for p in files]
+    for sample_type in (None, "alloc_objects", "inuse_space/bytes"):
+        assert tree_from_folded(folded, sample_type, "function") == oracle_tree(files, sample_type, "function")
+
+
+def test_line_granularity_uses_the_line_not_the_column():
+    path = require_conformance() / "go" / "pprof-sample.cpu.pb.gz"
+    names = set(tree_from_folded([load(path)], None, "line")["nodes"])
+    assert "runtime.main:185" in names  # `go tool pprof -raw` prints proc.go:185:0 (line:column)
+    assert any(n.startswith("runtime.main:0") for n in oracle_tree([path], None, "line", fixed_lines=False)["nodes"])
+
+
+def test_function_id_zero_is_refused_with_the_reason():
+    path = require_conformance() / "edge" / "pyroscope-dotnet-function-id-0.pb.gz"
+    with pytest.raises(ProfileError, match="reserved ID=0"):
+        load(path)
+
+
+def test_invalid_utf8_is_replaced():
+    folded = load(require_conformance() / "edge" / "pyroscope-invalid_utf8.pb.gz")
+    names = [f[0] for f in folded.frames]
+    assert any("\ufffd" in n for n in names)
+    assert all(isinstance(n, str) for n in names)
+
+
+def test_unknown_sample_type_lists_the_available():
+    folded = load(require_conformance() / "go" / "pprof-sample.cpu.pb.gz")
+    with pytest.raises(KeyError, match="samples/count, cpu/nanoseconds"):
+        select_sample_type(folded.sample_types, folded.default_index, "wall")
