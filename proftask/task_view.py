@@ -30,6 +30,7 @@ class TaskView:
         self.tasks: dict[tuple[str, str], Task] = {}  # (tenant, task_id) → task
         self._by_service: dict[tuple[str, str], list[Task]] = collections.defaultdict(list)
         self._notified: set[tuple[str, str, str]] = set()  # (tenant, task_id, instance)
+        self._stored_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
         self.caught_up = asyncio.Event()
@@ -55,6 +56,9 @@ class TaskView:
 
     def release_notification(self, tenant: str, task_id: str, instance_id: str) -> None:
         self._notified.discard((tenant, task_id, instance_id))
+
+    def profile_stored(self, tenant: str, profile_id: str) -> bool:
+        return (tenant, profile_id) in self._stored_profiles
 
     def expect_decision(self, task_id: str) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -157,6 +161,8 @@ class TaskView:
             self._resolve(payload.task_id, payload)
         elif isinstance(payload, pb.InstanceNotified):
             self._notified.add((env.tenant, payload.task_id, payload.instance_id))
+        elif isinstance(payload, pb.ProfileStored):
+            self._stored_profiles.add((env.tenant, payload.profile_id))
         return False
 
     def _resolve(self, task_id: str, decision) -> None:

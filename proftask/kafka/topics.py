@@ -29,6 +29,8 @@ class Topics:
     task_requests: str
     tasks: str
     task_events: str
+    profiles: str
+    profiles_dlq: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "Topics":
@@ -36,6 +38,8 @@ class Topics:
             task_requests=f"{prefix}task-requests",
             tasks=f"{prefix}tasks",
             task_events=f"{prefix}task-events",
+            profiles=f"{prefix}profiles",
+            profiles_dlq=f"{prefix}profiles-dlq",
         )
 
     def specs(self, partitions: int) -> list[TopicSpec]:
@@ -48,6 +52,8 @@ class Topics:
                        "max.message.bytes": str(MAX_MESSAGE_BYTES)}),
             TopicSpec(self.tasks, partitions, history),
             TopicSpec(self.task_events, partitions, history),
+            TopicSpec(self.profiles, partitions, history),
+            TopicSpec(self.profiles_dlq, partitions, history),
         ]
 
 
@@ -57,6 +63,7 @@ def service_key(tenant: str, service_id: str) -> bytes:
 
 
 def task_key(tenant: str, task_id: str) -> bytes:
+    """Key of the per-task topics (task-events, profiles): a task's events stay in order."""
     return f"{tenant}/{task_id}".encode()
 
 

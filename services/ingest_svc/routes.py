@@ -1,16 +1,21 @@
-"""ingest_svc's HTTP routes for agents."""
+"""ingest_svc's HTTP routes for agents: profile uploads and error reports."""
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
-from proftask import events
+from proftask import events, metrics
 from proftask.core.tasks import Task
 from proftask.events.v1 import events_pb2 as pb
 from proftask.http.app import tenant_of
-from proftask.http.errors import ApiError, read_json
+from proftask.http.errors import ApiError, query_str, read_json
 from proftask.kafka.topics import task_key
+from services.ingest_svc.upload import (ProfileError, ProfileTooLarge, UploadTooLarge, check_profile,
+                                        profile_id, receive_body)
 
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
+MAX_IDEMPOTENCY_KEY = 256
 
 
 def _field(body: dict, name: str, required: bool = True) -> str:
@@ -41,7 +46,46 @@ class IngestRoutes:
         self.svc = svc  # services.ingest_svc.service.IngestService
 
     def add_to(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile)
         app.router.add_post("/api/v1/pprof/agent/errors", self.agent_error)
+
+    async def _record_failure(self, tenant: str, task_id: str, instance: str,
+                              reason: pb.TaskFailedOnInstance.Reason, message: str) -> None:
+        event = events.new_event(tenant, pb.TaskFailedOnInstance(task_id=task_id, instance_id=instance,
+                                                                 reason=reason, message=message))
+        await self.svc.producer.send(self.svc.topics.task_events, task_key(tenant, task_id), event)
+
+    async def upload_profile(self, request: web.Request) -> web.Response:
+        settings = self.svc.settings
+        task_id = query_str(request, "taskId")
+        service = query_str(request, "service", required=False)
+        instance = query_str(request, "serviceInstance")
+        idempotency_key = request.headers.get("Idempotency-Key", "")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+        tenant = tenant_of(request)
+        task_for_agent(self.svc.view, tenant, task_id, service, instance)
+        try:
+            body = await receive_body(request, settings.pprof_max_size, settings.memory_parser_enabled)
+            await asyncio.to_thread(check_profile, body, settings.decompressed_max_size)
+        except (UploadTooLarge, ProfileTooLarge) as e:
+            await self._record_failure(tenant, task_id, instance, pb.TaskFailedOnInstance.PROFILE_TOO_LARGE, str(e))
+            raise ApiError(413, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", str(e)) from None
+        except ProfileError as e:
+            await self._record_failure(tenant, task_id, instance, pb.TaskFailedOnInstance.INVALID_PROFILE,
+                                       f"invalid profile: {e}")
+            raise ApiError(400, "INVALID_PROFILE", f"invalid profile: {e}") from None
+        pid = profile_id(tenant, task_id, instance, idempotency_key, body)
+        if self.svc.view.profile_stored(tenant, pid):
+            return web.json_response({"code": "SUCCESS", "profileId": pid, "duplicate": True,
+                                      "errorReason": None}, status=202)
+        event = events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance, profile_id=pid,
+                                                            content=body, idempotency_key=idempotency_key,
+                                                            size=len(body)))
+        await self.svc.producer.send(self.svc.topics.profiles, task_key(tenant, task_id), event)
+        metrics.INGEST_BYTES.inc(len(body))
+        return web.json_response({"code": "SUCCESS", "profileId": pid, "duplicate": False,
+                                  "errorReason": None}, status=202)
 
     async def agent_error(self, request: web.Request) -> web.Response:
         body = await read_json(request, self.svc.settings.max_json_body)
@@ -55,8 +99,6 @@ class IngestRoutes:
             message = message[:MAX_AGENT_MESSAGE] + "… (truncated)"
         tenant = tenant_of(request)
         task_for_agent(self.svc.view, tenant, task_id, service, instance)
-        event = events.new_event(tenant, pb.TaskFailedOnInstance(
-            task_id=task_id, instance_id=instance, reason=pb.TaskFailedOnInstance.AGENT_ERROR,
-            message=message or "the agent reported an error without a message"))
-        await self.svc.producer.send(self.svc.topics.task_events, task_key(tenant, task_id), event)
+        await self._record_failure(tenant, task_id, instance, pb.TaskFailedOnInstance.AGENT_ERROR,
+                                   message or "the agent reported an error without a message")
         return web.json_response({"code": "SUCCESS", "errorReason": None}, status=202)

@@ -32,6 +32,11 @@ def task_log_rows(env: pb.Envelope) -> list[tuple]:
         # One NOTIFIED per instance: an empty dedup key folds every copy into the first.
         return [(env.tenant, p.task_id, p.instance_id, progress.NOTIFIED, "", env.occurred_at, "",
                  env.event_id)]
+    if kind == "profile_stored":
+        p = env.profile_stored
+        # One EXECUTION_FINISHED per stored profile: the same upload stored twice folds.
+        return [(env.tenant, p.task_id, p.instance_id, progress.EXECUTION_FINISHED, p.profile_id,
+                 env.occurred_at, "", env.event_id)]
     if kind == "task_failed_on_instance":
         p = env.task_failed_on_instance
         # Every failure is its own log line; only redeliveries of the same event fold.

@@ -1,10 +1,11 @@
-"""The processor as a component of `proftask serve`: a Faust app whose agents write the task
-events into ClickHouse. At-least-once: a batch is acknowledged only after its rows are
-written, and the rows fold duplicates, so redelivery changes nothing."""
+"""The processor as a component of `proftask serve`: a Faust app whose agents turn events into
+ClickHouse rows. At-least-once: a batch is acknowledged only after its rows are written, and
+every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Callable
 
 from aiohttp import web
@@ -14,13 +15,22 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.config import Settings
 from proftask.events.v1 import events_pb2 as pb
 from proftask.faust_app import create_faust_app, faust_ready
-from proftask.kafka.topics import Topics
+from proftask.kafka.topics import Topics, task_key
+from proftask.pprof.decode import ProfileError
+from services.processor.profile_rows import profile_rows
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
+from services.processor.writer import RowWriter
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
-MAX_BACKOFF_S = 10.0
+_DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
+
+
+def derived_event_id(source_event_id: str, kind: str) -> str:
+    """Events the processor emits are named after the event they come from, so reprocessing
+    after a crash emits the very same event (sinks fold it)."""
+    return str(uuid.uuid5(_DERIVED_NS, f"{kind}/{source_event_id}"))
 
 
 class ProcessorService:
@@ -28,15 +38,19 @@ class ProcessorService:
 
     def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse):
         self.settings, self.topics, self.clickhouse = settings, topics, clickhouse
-        self.clickhouse_ok = False
+        self.writer = RowWriter(clickhouse)
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
-        self._add_agent(topics.tasks, "tasks-to-clickhouse", "tasks", TASK_COLUMNS, task_rows)
-        self._add_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs", TASK_LOG_COLUMNS,
-                        task_log_rows)
+        self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)
+        self._dlq_out = self.app.topic(topics.profiles_dlq, key_type=bytes, value_type=bytes)
+        self._add_row_agent(topics.tasks, "tasks-to-clickhouse", "tasks", TASK_COLUMNS, task_rows)
+        self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs", TASK_LOG_COLUMNS,
+                            task_log_rows)
+        profiles_in = self.app.topic(topics.profiles, key_type=bytes, value_type=bytes)
+        self.app.agent(profiles_in, name="profiles-to-clickhouse")(self._store_profiles)
 
-    def _add_agent(self, topic_name: str, agent_name: str, table: str, columns: tuple[str, ...],
-                   to_rows: Callable[[pb.Envelope], list[tuple]]) -> None:
+    def _add_row_agent(self, topic_name: str, agent_name: str, table: str, columns: tuple[str, ...],
+                       to_rows: Callable[[pb.Envelope], list[tuple]]) -> None:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes)
 
         async def write_rows(stream):
@@ -50,28 +64,60 @@ class ProcessorService:
                         continue
                     metrics.EVENTS_CONSUMED.labels(agent_name, env.type).inc()
                     rows.extend(to_rows(env))
-                await self._write(table, rows, columns)
+                await self.writer.insert(table, rows, columns)
 
         self.app.agent(topic, name=agent_name)(write_rows)
 
-    async def _write(self, table: str, rows: list[tuple], columns: tuple[str, ...]) -> None:
-        """Retries until ClickHouse takes the rows: the batch stays unacknowledged meanwhile, so
-        an outage pauses the processor instead of losing events."""
-        backoff = 0.2
-        while True:
-            try:
-                await self.clickhouse.insert(table, rows, columns)
-                self.clickhouse_ok = True
-                metrics.ROWS_WRITTEN.labels(table).inc(len(rows))
-                return
-            except Exception as e:  # noqa: BLE001 - any failure of the sink is retried
-                self.clickhouse_ok = False
-                log.warning("writing %d rows to %s failed (%s); retrying in %.1fs", len(rows), table, e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+    async def _store_profiles(self, stream):
+        async for event in stream.events():
+            await self.store_profile(event.message.topic, event.message.partition, event.message.offset,
+                                     event.key, event.value)
+
+    async def store_profile(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
+        try:
+            env = events.decode(value)
+            if env.WhichOneof("payload") != "profile_uploaded":
+                raise ProfileError(f"expected ProfileUploaded, got {env.type or 'an empty envelope'}")
+        except Exception as e:  # noqa: BLE001 - not even an envelope: dead letter, move on
+            await self._dead_letter(topic, partition, offset, f"undecodable event: {e}", value, None)
+            return
+        metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
+        up = env.profile_uploaded
+        try:
+            rows = await asyncio.to_thread(profile_rows, env, self.settings.decompressed_max_size, events.now_ms())
+        except ProfileError as e:
+            await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
+            return
+        await self.writer.write_profile(rows)
+        metrics.INGEST_ROWS.inc(len(rows.samples))
+        stored = events.new_event(env.tenant, pb.ProfileStored(
+            task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+            stack_count=len(rows.stacks), sample_types=rows.sample_types),
+            event_id=derived_event_id(env.event_id, "stored"))
+        await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
+                                                value=stored.SerializeToString()))
+
+    async def _dead_letter(self, topic: str, partition: int, offset: int, reason: str, value: bytes,
+                           env: pb.Envelope | None) -> None:
+        """A poison event never stalls the partition: it goes to the dead-letter topic with the
+        reason, and the task gets an EXECUTION_TASK_ERROR log when we know which task."""
+        log.error("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
+        tenant = env.tenant if env is not None else events.DEFAULT_TENANT
+        source_id = env.event_id if env is not None else f"{topic}/{partition}/{offset}"
+        letter = events.new_event(tenant, pb.DeadLetter(source_topic=topic, partition=partition, offset=offset,
+                                                        reason=reason, original=value),
+                                  event_id=derived_event_id(source_id, "dead-letter"))
+        await (await self._dlq_out.send(key=f"{topic}/{partition}".encode(), value=letter.SerializeToString()))
+        if env is not None and env.WhichOneof("payload") == "profile_uploaded":
+            up = env.profile_uploaded
+            failed = events.new_event(tenant, pb.TaskFailedOnInstance(
+                task_id=up.task_id, instance_id=up.instance_id, reason=pb.TaskFailedOnInstance.INVALID_PROFILE,
+                message=f"the profile could not be processed: {reason}"),
+                event_id=derived_event_id(source_id, "failed"))
+            await (await self._task_events_out.send(key=task_key(tenant, up.task_id),
+                                                    value=failed.SerializeToString()))
 
     async def start(self) -> None:
-        self.clickhouse_ok = True
         self.app.finalize()
         await self.app.start()
         self._started = True
@@ -82,7 +128,7 @@ class ProcessorService:
 
     def readiness(self) -> dict[str, bool]:
         return {"processor.consumer": faust_ready(self.app, self._started),
-                "processor.clickhouse": self.clickhouse_ok}
+                "processor.clickhouse": self.writer.healthy}
 
     def add_routes(self, app: web.Application) -> None:
         pass

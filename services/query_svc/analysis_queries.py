@@ -1,0 +1,110 @@
+"""SQL for the flame graph: per node (path of frames from the root) total and self, computed in
+ClickHouse over the chosen profiles (shared/reference/peers.md §3.5, layout A)."""
+from __future__ import annotations
+
+import dataclasses
+
+from proftask import metrics
+from proftask.clickhouse.client import ClickHouse
+from proftask.core.flamegraph import NodeSum
+
+# Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
+JOIN_SETTINGS = "SETTINGS query_plan_optimize_join_order_limit = 0"
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredProfile:
+    instance_id: str
+    profile_id: str
+    sample_types: list[str]
+    default_index: int
+
+
+LATEST_PROFILES = """
+SELECT instance_id, argMax(profile_id, stored_at), argMax(sample_types, stored_at), argMax(default_index, stored_at)
+FROM profiles
+WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+GROUP BY instance_id
+ORDER BY instance_id
+"""
+
+# One value per (profile, stack): redelivered copies of a row count once. A stack only makes
+# nodes where its value is not zero, as in pprof.
+_STACK_VALUES = """
+stack_values AS (
+    SELECT stack_id, sum(pv) AS v
+    FROM (
+        SELECT profile_id, stack_id,
+               any(arrayElement(values, transform(profile_id, {profile_ids:Array(String)},
+                                                   {value_indexes:Array(UInt16)}, toUInt16(0)))) AS pv
+        FROM samples
+        WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+          AND profile_id IN {profile_ids:Array(String)}
+        GROUP BY profile_id, stack_id
+    )
+    WHERE pv != 0
+    GROUP BY stack_id
+)"""
+
+# {{frames_column}} is function_frames or line_frames, chosen from a fixed set below.
+NODE_SUMS = """
+WITH """ + _STACK_VALUES + """
+SELECT h[depth + 1] AS node, h[depth] AS parent, depth, frames[depth] AS frame_id,
+       sum(v) AS total, sumIf(v, depth = length(frames)) AS self
+FROM (
+    SELECT sv.v AS v, s.frames AS frames,
+           arrayFold((acc, x) -> arrayPushBack(acc, sipHash64(acc[-1], x)), s.frames, [toUInt64(0)]) AS h
+    FROM stack_values AS sv
+    INNER JOIN (
+        SELECT stack_id, any({frames_column}) AS frames
+        FROM stacks
+        WHERE tenant = {tenant:String} AND stack_id IN (SELECT stack_id FROM stack_values)
+        GROUP BY stack_id
+    ) AS s USING stack_id
+)
+ARRAY JOIN arrayEnumerate(frames) AS depth
+GROUP BY node, parent, depth, frame_id
+""" + JOIN_SETTINGS
+
+ROOT_SUMS = """
+WITH """ + _STACK_VALUES + """
+SELECT sum(sv.v), sumIf(sv.v, length(s.frames) = 0)
+FROM stack_values AS sv
+INNER JOIN (
+    SELECT stack_id, any(line_frames) AS frames FROM stacks
+    WHERE tenant = {tenant:String} AND stack_id IN (SELECT stack_id FROM stack_values)
+    GROUP BY stack_id
+) AS s USING stack_id
+""" + JOIN_SETTINGS
+
+FRAME_NAMES = """
+SELECT frame_id, any(name) FROM frame_names
+WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
+GROUP BY frame_id
+"""
+
+
+async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
+    """The newest stored profile of each instance of the task (a new upload replaces the old)."""
+    rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
+    return [StoredProfile(i, p, list(t), d) for i, p, t, d in rows]
+
+
+async def node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                    granularity: str) -> tuple[list[NodeSum], int, int]:
+    """Nodes with their sums, and the root's total and self. value_index_by_profile: the 1-based
+    position of the chosen sample type in each profile's values."""
+    frames_column = {"function": "function_frames", "line": "line_frames"}[granularity]
+    params = {"tenant": tenant, "task_id": task_id,
+              "profile_ids": list(value_index_by_profile),
+              "value_indexes": list(value_index_by_profile.values())}
+    with metrics.QUERY_SECONDS.labels("node_sums").time():
+        rows = await ch.rows(NODE_SUMS.replace("{frames_column}", frames_column), params)
+        root = await ch.rows(ROOT_SUMS, params)
+    with metrics.QUERY_SECONDS.labels("frame_names").time():
+        names = dict(await ch.rows(FRAME_NAMES, {"tenant": tenant,
+                                                 "frame_ids": list({r[3] for r in rows})}))
+    nodes = [NodeSum(node, parent, depth, names.get(fid, f"<frame {fid:#x}>"), total, self_value)
+             for node, parent, depth, fid, total, self_value in rows]
+    root_total, root_self = root[0] if root else (0, 0)
+    return nodes, int(root_total or 0), int(root_self or 0)

@@ -1,0 +1,60 @@
+"""Helpers for tests that upload profiles and read analyses."""
+from __future__ import annotations
+
+import pathlib
+import uuid
+
+from tests.integration.harness import Proftask, wait_until
+
+
+def create_task(p: Proftask, instances, events="HEAP", service: str | None = None, **kw) -> str:
+    service = service or f"svc-{uuid.uuid4().hex[:8]}"
+    r = p.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": list(instances),
+                                       "events": events, **kw})
+    assert r.status == 201, r
+    return r.json()["id"]
+
+
+def upload(p: Proftask, task_id: str, instance: str, data: bytes | pathlib.Path, key: str | None = None):
+    body = data.read_bytes() if isinstance(data, pathlib.Path) else data
+    headers = {"Content-Type": "application/octet-stream"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return p.request("POST", f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance={instance}",
+                     raw=body, headers=headers)
+
+
+def progress(p: Proftask, task_id: str) -> dict:
+    r = p.get(f"/api/v1/pprof/tasks/{task_id}/progress")
+    return r.json() if r.status == 200 else {"logs": [], "successInstanceIds": [], "errorInstanceIds": []}
+
+
+def wait_finished(p: Proftask, task_id: str, instances, timeout: float = 120) -> dict:
+    want = sorted(set(instances))
+    return wait_until(lambda: (lambda pr: pr if sorted(pr["successInstanceIds"]) == want else None)(
+        progress(p, task_id)), timeout=timeout, interval=0.1, message=f"{want} finished")
+
+
+def logs_of(p: Proftask, task_id: str, operation_type: str) -> list[dict]:
+    return [l for l in progress(p, task_id)["logs"] if l["operationType"] == operation_type]
+
+
+def analysis(p: Proftask, task_id: str, **params) -> dict:
+    query = "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
+    r = p.get(f"/api/v1/pprof/tasks/{task_id}/analysis?{query}", timeout=300)
+    assert r.status == 200, r
+    return r.json()
+
+
+def as_oracle_shape(result: dict) -> dict:
+    """The analysis in the oracle's shape: {sampleType, total, nodes: {path: [total, self]}}."""
+    elements = result["tree"]["elements"]
+    paths = {"0": ""}
+    nodes = {}
+    for e in elements[1:]:
+        parent = paths[e["parentId"]]
+        path = e["codeSignature"] if e["parentId"] == "0" else parent + "\x1f" + e["codeSignature"]
+        paths[e["id"]] = path
+        assert path not in nodes, f"duplicate node {path!r}"
+        nodes[path] = [e["total"], e["self"]]
+    return {"sampleType": result["sampleType"], "total": elements[0]["total"], "nodes": nodes}
