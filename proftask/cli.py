@@ -75,6 +75,13 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    from services.processor.replay import replay
+
+    asyncio.run(replay(_settings(args)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="proftask", description="On-demand pprof profiling for Go services.")
     parser.add_argument("--config", help="config file (default: $PROFTASK_CONFIG or config/proftask.yaml)")
@@ -106,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending ClickHouse migrations")
     common(mig)
     mig.set_defaults(func=cmd_migrate)
+
+    rep = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka topics",
+                         description="Drop the ClickHouse read models, re-create them and re-consume the "
+                                     "topics' whole history. With embedded ClickHouse, stop the proftask "
+                                     "process that owns the data directory first.")
+    common(rep)
+    rep.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -25,6 +25,9 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
         producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         stream_wait_empty=False,
+        # A member that died is dropped after 10 s (default 60 s), so its partitions move on.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )

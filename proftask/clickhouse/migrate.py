@@ -35,3 +35,14 @@ async def migrate(ch: ClickHouse) -> list[int]:
         log.info("applied migration %04d_%s", migration.version, migration.name)
         applied.append(migration.version)
     return applied
+
+
+async def drop_read_models(ch: ClickHouse) -> list[str]:
+    """Drop every table the migrations created, and the record of them (for replay)."""
+    dropped = []
+    for migration in reversed(all_migrations()):
+        for table in migration.tables:
+            await ch.command(f"DROP TABLE IF EXISTS {table}")
+            dropped.append(table)
+    await ch.command("DROP TABLE IF EXISTS proftask_migrations")
+    return dropped

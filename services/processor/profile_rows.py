@@ -13,7 +13,7 @@ from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name
 PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "stored_at", "sample_types",
                    "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                    "event_id")
-FRAME_NAME_COLUMNS = ("tenant", "frame_id", "name")
+FRAME_NAME_COLUMNS = ("tenant", "frame_id", "name", "function", "line", "is_address")
 STACK_COLUMNS = ("tenant", "stack_id", "function_frames", "line_frames")
 SAMPLE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "stack_id", "values")
 
@@ -41,14 +41,14 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, stored_at: int) -> P
     tenant = env.tenant
     folded = fold_stacks(parse_profile(decompress(up.content, decompressed_limit)))
 
-    names: dict[int, str] = {}
+    names: dict[int, tuple] = {}
 
     def ids_for(granularity: str) -> list[int]:
         out = []
-        for frame in folded.frames:
-            name = frame_name(frame, granularity)
+        for function, line, is_address in folded.frames:
+            name = frame_name((function, line, is_address), granularity)
             fid = frame_id(name)
-            names[fid] = name
+            names[fid] = (name, function, line if granularity == LINE else 0, int(is_address))
             out.append(fid)
         return out
 
@@ -68,5 +68,5 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, stored_at: int) -> P
     profile = (tenant, up.task_id, up.instance_id, up.profile_id, stored_at, folded.sample_types,
                folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
                len(stacks), env.event_id)
-    return ProfileRows(profile, [(tenant, fid, name) for fid, name in names.items()],
+    return ProfileRows(profile, [(tenant, fid, *info) for fid, info in names.items()],
                        list(stacks.values()), samples, folded.sample_types)

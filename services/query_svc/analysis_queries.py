@@ -18,10 +18,13 @@ class StoredProfile:
     profile_id: str
     sample_types: list[str]
     default_index: int
+    period_type: str
+    period: int
 
 
 LATEST_PROFILES = """
-SELECT instance_id, argMax(profile_id, stored_at), argMax(sample_types, stored_at), argMax(default_index, stored_at)
+SELECT instance_id, argMax(profile_id, stored_at), argMax(sample_types, stored_at),
+       argMax(default_index, stored_at), argMax(period_type, stored_at), argMax(period, stored_at)
 FROM profiles
 WHERE tenant = {tenant:String} AND task_id = {task_id:String}
 GROUP BY instance_id
@@ -77,6 +80,44 @@ INNER JOIN (
 ) AS s USING stack_id
 """ + JOIN_SETTINGS
 
+STACKS = """
+WITH """ + _STACK_VALUES + """
+SELECT s.frames, sv.v
+FROM stack_values AS sv
+INNER JOIN (
+    SELECT stack_id, any({frames_column}) AS frames FROM stacks
+    WHERE tenant = {tenant:String} AND stack_id IN (SELECT stack_id FROM stack_values)
+    GROUP BY stack_id
+) AS s USING stack_id
+""" + JOIN_SETTINGS
+
+# Every sample type at once, for profiles that share their sample types (pprof export).
+STACKS_ALL_VALUES = """
+WITH stack_values AS (
+    SELECT stack_id, sumForEach(pv) AS v
+    FROM (
+        SELECT profile_id, stack_id, any(values) AS pv FROM samples
+        WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+          AND profile_id IN {profile_ids:Array(String)}
+        GROUP BY profile_id, stack_id
+    )
+    GROUP BY stack_id
+)
+SELECT s.frames, sv.v
+FROM stack_values AS sv
+INNER JOIN (
+    SELECT stack_id, any(line_frames) AS frames FROM stacks
+    WHERE tenant = {tenant:String} AND stack_id IN (SELECT stack_id FROM stack_values)
+    GROUP BY stack_id
+) AS s USING stack_id
+""" + JOIN_SETTINGS
+
+FRAME_INFO = """
+SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
+WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
+GROUP BY frame_id
+"""
+
 FRAME_NAMES = """
 SELECT frame_id, any(name) FROM frame_names
 WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
@@ -84,22 +125,52 @@ GROUP BY frame_id
 """
 
 
+def _with_frames(sql: str, granularity: str) -> str:
+    return sql.replace("{frames_column}", {"function": "function_frames", "line": "line_frames"}[granularity])
+
+
+def _params(tenant: str, task_id: str, value_index_by_profile: dict[str, int]) -> dict:
+    return {"tenant": tenant, "task_id": task_id, "profile_ids": list(value_index_by_profile),
+            "value_indexes": list(value_index_by_profile.values())}
+
+
+async def frame_info(ch: ClickHouse, tenant: str, frame_ids) -> dict[int, tuple[str, str, int, bool]]:
+    """frame id → (codeSignature, function, line, is_address)."""
+    rows = await ch.rows(FRAME_INFO, {"tenant": tenant, "frame_ids": list(frame_ids)})
+    return {fid: (name, function, line, bool(is_address)) for fid, name, function, line, is_address in rows}
+
+
+async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                 granularity: str) -> list[tuple[list[str], int]]:
+    """Merged stacks (frame names root→leaf) with the chosen sample type's value."""
+    with metrics.QUERY_SECONDS.labels("stacks").time():
+        rows = await ch.rows(_with_frames(STACKS, granularity), _params(tenant, task_id, value_index_by_profile))
+    info = await frame_info(ch, tenant, {f for frames, _ in rows for f in frames})
+    return [([info[f][0] for f in frames], v) for frames, v in rows]
+
+
+async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str]
+                            ) -> list[tuple[list[tuple[str, int, bool]], list[int]]]:
+    """Merged line-level stacks as (function, line, is_address) frames with every sample type."""
+    with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
+        rows = await ch.rows(STACKS_ALL_VALUES, {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids})
+    info = await frame_info(ch, tenant, {f for frames, _ in rows for f in frames})
+    return [([info[f][1:] for f in frames], list(v)) for frames, v in rows]
+
+
 async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
     """The newest stored profile of each instance of the task (a new upload replaces the old)."""
     rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
-    return [StoredProfile(i, p, list(t), d) for i, p, t, d in rows]
+    return [StoredProfile(i, p, list(t), d, pt, per) for i, p, t, d, pt, per in rows]
 
 
 async def node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
                     granularity: str) -> tuple[list[NodeSum], int, int]:
     """Nodes with their sums, and the root's total and self. value_index_by_profile: the 1-based
     position of the chosen sample type in each profile's values."""
-    frames_column = {"function": "function_frames", "line": "line_frames"}[granularity]
-    params = {"tenant": tenant, "task_id": task_id,
-              "profile_ids": list(value_index_by_profile),
-              "value_indexes": list(value_index_by_profile.values())}
+    params = _params(tenant, task_id, value_index_by_profile)
     with metrics.QUERY_SECONDS.labels("node_sums").time():
-        rows = await ch.rows(NODE_SUMS.replace("{frames_column}", frames_column), params)
+        rows = await ch.rows(_with_frames(NODE_SUMS, granularity), params)
         root = await ch.rows(ROOT_SUMS, params)
     with metrics.QUERY_SECONDS.labels("frame_names").time():
         names = dict(await ch.rows(FRAME_NAMES, {"tenant": tenant,

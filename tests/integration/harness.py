@@ -78,12 +78,14 @@ class Proftask:
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
 
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, PROFTASK_KAFKA_BOOTSTRAP=self.broker.bootstrap,
+                    PROFTASK_KAFKA_TOPIC_PREFIX=self.topic_prefix, PROFTASK_DATA_DIR=str(self.data_dir),
+                    PROFTASK_HTTP_PORT=str(self.port), PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
+
     def start(self, wait: bool = True) -> "Proftask":
-        env = dict(os.environ, PROFTASK_KAFKA_BOOTSTRAP=self.broker.bootstrap,
-                   PROFTASK_KAFKA_TOPIC_PREFIX=self.topic_prefix, PROFTASK_DATA_DIR=str(self.data_dir),
-                   PROFTASK_HTTP_PORT=str(self.port), PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PROFTASK, "serve", self.role], env=env, stdout=log,
+        self.proc = subprocess.Popen([PROFTASK, "serve", self.role], env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, cwd=ROOT)
         if wait:
             self.wait_ready()
@@ -106,6 +108,16 @@ class Proftask:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, no flush."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run another `proftask` command with this process's configuration."""
+        return subprocess.run([PROFTASK, *args], env=self.env(), capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)
 
     @property
     def alive(self) -> bool:

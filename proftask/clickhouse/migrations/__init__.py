@@ -11,6 +11,7 @@ class Migration:
     version: int
     name: str
     forwards: tuple[str, ...]  # statements, applied in order; each must be re-runnable
+    tables: tuple[str, ...]    # the read-model tables it creates (replay drops and rebuilds them)
 
 
 def all_migrations() -> list[Migration]:

@@ -37,4 +37,5 @@ MIGRATION = Migration(
         ORDER BY (tenant, task_id, instance_id, operation_type, dedup_key)
         """,
     ),
+    tables=("tasks", "task_logs"),
 )

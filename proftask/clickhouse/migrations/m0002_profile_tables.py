@@ -29,12 +29,16 @@ MIGRATION = Migration(
         ) ENGINE = ReplacingMergeTree
         ORDER BY (tenant, task_id, instance_id, profile_id)
         """,
-        # codeSignature per frame id; frame_id = 64-bit hash of the name.
+        # codeSignature per frame id (frame_id = 64-bit hash of the name), with the function,
+        # line and address it stands for, so exports can rebuild pprof locations.
         """
         CREATE TABLE IF NOT EXISTS frame_names (
             tenant LowCardinality(String),
             frame_id UInt64,
-            name String
+            name String,
+            function String,
+            line Int64,
+            is_address UInt8
         ) ENGINE = ReplacingMergeTree
         ORDER BY (tenant, frame_id)
         """,
@@ -62,4 +66,5 @@ MIGRATION = Migration(
         ORDER BY (tenant, task_id, profile_id, stack_id)
         """,
     ),
+    tables=("profiles", "frame_names", "stacks", "samples"),
 )

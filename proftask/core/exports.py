@@ -1,0 +1,34 @@
+"""Text exports of merged stacks: folded lines and speedscope JSON. Pure."""
+from __future__ import annotations
+
+from typing import Sequence
+
+SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
+_SPEEDSCOPE_UNITS = {"nanoseconds": "nanoseconds", "microseconds": "microseconds",
+                     "milliseconds": "milliseconds", "seconds": "seconds", "bytes": "bytes"}
+
+
+def to_folded(stacks: Sequence[tuple[Sequence[str], int]]) -> str:
+    """Brendan Gregg's folded format: `root;child;leaf value` per stack, sorted."""
+    lines = sorted(f"{';'.join(frames)} {value}" for frames, value in stacks if frames and value)
+    return "".join(line + "\n" for line in lines)
+
+
+def to_speedscope(name: str, sample_type: str, stacks: Sequence[tuple[Sequence[str], int]]) -> dict:
+    frame_index: dict[str, int] = {}
+    samples, weights = [], []
+    for frames, value in stacks:
+        if not frames or not value:
+            continue
+        samples.append([frame_index.setdefault(f, len(frame_index)) for f in frames])
+        weights.append(value)
+    unit = _SPEEDSCOPE_UNITS.get(sample_type.partition("/")[2], "none")
+    return {
+        "$schema": SPEEDSCOPE_SCHEMA,
+        "name": name,
+        "exporter": "proftask",
+        "activeProfileIndex": 0,
+        "shared": {"frames": [{"name": f} for f in frame_index]},
+        "profiles": [{"type": "sampled", "name": f"{name} {sample_type}", "unit": unit,
+                      "startValue": 0, "endValue": sum(weights), "samples": samples, "weights": weights}],
+    }

@@ -1,0 +1,56 @@
+"""Writing a merged profile back as pprof (gzip-compressed protobuf, what `go tool pprof` reads)."""
+from __future__ import annotations
+
+import gzip
+from typing import Iterable, Sequence
+
+from proftask.pprof.v1 import profile_pb2
+
+# (function name, line, is_address) root→leaf, as proftask stores line-level frames.
+Frame = tuple[str, int, bool]
+
+
+def encode_profile(sample_types: Sequence[str], default_type: str, period_type: str, period: int,
+                   stacks: Iterable[tuple[Sequence[Frame], Sequence[int]]]) -> bytes:
+    """One Sample per stack, one Location per distinct frame (each with a single Line, so the
+    frames come back exactly as they were, inlined ones included), one Function per name."""
+    p = profile_pb2.Profile()
+    strings: dict[str, int] = {"": 0}
+
+    def s(text: str) -> int:
+        idx = strings.get(text)
+        if idx is None:
+            idx = strings[text] = len(strings)
+        return idx
+
+    for t in sample_types:
+        typ, _, unit = t.partition("/")
+        p.sample_type.add(type=s(typ), unit=s(unit))
+    p.default_sample_type = s(default_type.partition("/")[0])
+    if period_type:
+        typ, _, unit = period_type.partition("/")
+        p.period_type.type, p.period_type.unit = s(typ), s(unit)
+    p.period = period
+
+    functions: dict[str, int] = {}
+    locations: dict[Frame, int] = {}
+    for frames, values in stacks:
+        ids = []
+        for frame in reversed(frames):  # pprof lists the leaf first
+            loc_id = locations.get(frame)
+            if loc_id is None:
+                loc_id = locations[frame] = len(locations) + 1
+                function, line, is_address = frame
+                loc = p.location.add(id=loc_id)
+                if is_address:
+                    loc.address = int(function, 16)
+                else:
+                    fn_id = functions.get(function)
+                    if fn_id is None:
+                        fn_id = functions[function] = len(functions) + 1
+                        p.function.add(id=fn_id, name=s(function), system_name=s(function))
+                    loc.line.add(function_id=fn_id, line=line)
+            ids.append(loc_id)
+        p.sample.add(location_id=ids, value=list(values))
+    p.string_table.extend(text.encode("utf-8", "surrogatepass") for text in strings)
+    return gzip.compress(p.SerializeToString(), 6)

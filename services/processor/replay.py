@@ -1,0 +1,80 @@
+"""`proftask replay`: rebuild every ClickHouse table from the topics' history.
+
+Drops the read models, re-creates them with the migrations, then reads the task, task-event
+and profile topics from their beginning to their current end with the processor's own message
+processors. Nothing is emitted: the events the processor once derived (ProfileStored, failures)
+are already in the log. With chDB, stop the proftask process that owns the data directory first.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from proftask import events
+from proftask.clickhouse.client import ClickHouse
+from proftask.clickhouse.migrate import drop_read_models, migrate
+from proftask.config import Settings
+from proftask.kafka.readiness import wait_for_broker
+from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
+from proftask.pprof.decode import ProfileError
+from services.processor.profile_rows import profile_rows
+from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
+from services.processor.writer import RowWriter
+
+log = logging.getLogger(__name__)
+
+
+async def replay(settings: Settings, progress=print) -> dict[str, int]:
+    topics = Topics.with_prefix(settings.topic_prefix)
+    await wait_for_broker(settings.kafka_bootstrap)
+    ch = ClickHouse(settings.clickhouse_dsn)
+    await ch.open()
+    counts: dict[str, int] = collections.Counter()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+    try:
+        dropped = await drop_read_models(ch)
+        await migrate(ch)
+        progress(f"dropped and re-created {', '.join(dropped)}")
+        writer = RowWriter(ch)
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(t, p) for t in (topics.tasks, topics.task_events, topics.profiles)
+                 for p in sorted(cluster.partitions_for_topic(t) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        started = time.monotonic()
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=1000)
+            task_rows_batch, log_rows_batch = [], []
+            for tp, records in batches.items():
+                for record in records:
+                    env = events.decode(record.value)
+                    counts[env.type] += 1
+                    if tp.topic == topics.tasks:
+                        task_rows_batch += task_rows(env)
+                    elif tp.topic == topics.task_events:
+                        log_rows_batch += task_log_rows(env)
+                    elif env.WhichOneof("payload") == "profile_uploaded":
+                        try:
+                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size,
+                                                                    env.occurred_at))
+                        except ProfileError as e:  # it went to the dead-letter topic back then too
+                            counts["invalid profiles skipped"] += 1
+                            log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)
+            await writer.insert("tasks", task_rows_batch, TASK_COLUMNS)
+            await writer.insert("task_logs", log_rows_batch, TASK_LOG_COLUMNS)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        progress(f"replayed {sum(v for k, v in counts.items() if k[0].isupper())} events in "
+                 f"{time.monotonic() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    finally:
+        await consumer.stop()
+        await ch.close()
+    return dict(counts)
