@@ -11,3 +11,4 @@ ROWS_WRITTEN = Counter("proftask_clickhouse_rows_written_total", "Rows written t
 QUERY_SECONDS = Histogram("proftask_query_seconds", "ClickHouse query latency", ["query"])
 HTTP_SECONDS = Histogram("proftask_http_request_seconds", "HTTP request latency", ["route"])
 INGEST_ROWS = Counter("proftask_ingest_sample_rows_total", "Sample rows written for stored profiles")
+ANALYSIS_CACHE = Counter("proftask_analysis_cache_total", "Analysis cache lookups", ["result"])

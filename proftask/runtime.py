@@ -11,6 +11,7 @@ from aiohttp import web
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 from proftask.config import Settings
+from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.readiness import wait_for_broker
@@ -42,6 +43,9 @@ async def serve(role: str, settings: Settings) -> None:
     resources: list = []  # started in order, stopped in reverse
     components: list = []
     producer = view = clickhouse = None
+    cpu = CpuPool() if {"ingest", "processor"} & set(parts) else None
+    if cpu is not None:
+        resources.append(cpu)
     if {"task", "ingest"} & set(parts):
         producer = EventProducer(settings.kafka_bootstrap)
         view = TaskView(settings.kafka_bootstrap, topics)
@@ -51,11 +55,11 @@ async def serve(role: str, settings: Settings) -> None:
     if "task" in parts:
         components.append(TaskService(settings, topics, producer, view))
     if "ingest" in parts:
-        components.append(IngestService(settings, topics, producer, view))
+        components.append(IngestService(settings, topics, producer, view, cpu))
     if "query" in parts:
         components.append(QueryService(clickhouse))
     if "processor" in parts:
-        components.append(ProcessorService(settings, topics, clickhouse))
+        components.append(ProcessorService(settings, topics, clickhouse, cpu))
 
     def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {"kafka": kafka_ready}

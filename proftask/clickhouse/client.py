@@ -56,6 +56,13 @@ class ClickHouse:
         result = await self._run(self._client.query, sql, parameters=parameters, settings=QUERY_SETTINGS)
         return list(result.result_rows)
 
+    async def arrow(self, sql: str, parameters: dict[str, Any] | None = None):
+        """The result as a pyarrow Table (columnar, no Python object per row)."""
+        return await self._run(self._client.query_arrow, sql, parameters=parameters, settings=QUERY_SETTINGS)
+
+    async def insert_arrow(self, table: str, arrow_table) -> None:
+        await self._run(self._client.insert_arrow, table, arrow_table)
+
     async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if rows:
             await self._run(self._client.insert, table, rows, column_names=list(columns))

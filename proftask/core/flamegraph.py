@@ -1,56 +1,123 @@
-"""The flame-graph tree from per-node sums: pre-order elements, children by descending total,
-and `maxNodes` truncation that never keeps a node without its parent. Pure."""
+"""The flame-graph tree from per-node sums: pre-order elements, children by descending total
+(then name), and `maxNodes` truncation that never keeps a node without its parent. Pure.
+
+Columnar (numpy): a merged tree can have ~10^6 nodes, too many for per-node Python objects.
+"""
 from __future__ import annotations
 
 import dataclasses
+import json
+
+import numpy as np
 
 ROOT_NODE = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeSum:
-    node: int     # path hash; ROOT_NODE for the root
-    parent: int
-    depth: int    # 1 for children of the root
-    name: str
-    total: int
-    self_value: int
+@dataclasses.dataclass
+class NodeColumns:
+    """One entry per node, the root included (depth 0, node ROOT_NODE)."""
+    node: np.ndarray    # uint64 path hash
+    parent: np.ndarray  # uint64 path hash of the parent (any value for the root)
+    depth: np.ndarray   # int64, 0 for the root
+    name: np.ndarray    # int64 index into names
+    total: np.ndarray   # int64
+    self_value: np.ndarray  # int64
+    names: list[str]
+
+    @classmethod
+    def empty(cls) -> "NodeColumns":
+        z = np.zeros(1, dtype=np.int64)
+        return cls(np.zeros(1, np.uint64), np.zeros(1, np.uint64), z.copy(), z.copy(), z.copy(), z.copy(), ["root"])
 
 
-def keep_heaviest(nodes: list[NodeSum], max_nodes: int) -> set[int]:
-    """The node ids of the heaviest `max_nodes` (root included), ancestor-closed: a node is only
-    kept when its parent is. Heavier first, shallower first on ties (a parent's total is at
-    least its child's for non-negative values, so this keeps whole top subtrees)."""
-    kept = {ROOT_NODE}
-    for n in sorted(nodes, key=lambda n: (-n.total, n.depth, n.name)):
-        if len(kept) >= max_nodes:
+def _parent_rows(c: NodeColumns) -> np.ndarray:
+    order = np.argsort(c.node)
+    pos = np.searchsorted(c.node, c.parent, sorter=order)
+    parent_rows = order[np.minimum(pos, len(order) - 1)]
+    root = c.depth == 0
+    parent_rows[root] = -1
+    if not np.array_equal(c.node[parent_rows[~root]], c.parent[~root]):
+        raise ValueError("a node's parent is missing from the node sums")
+    return parent_rows
+
+
+def _name_ranks(names: list[str]) -> np.ndarray:
+    ranks = np.empty(len(names), dtype=np.int64)
+    ranks[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return ranks
+
+
+def _kept_rows(c: NodeColumns, parent_rows: np.ndarray, name_rank: np.ndarray, max_nodes: int) -> np.ndarray:
+    """Heaviest first, shallower first on ties; a node only when its parent is kept."""
+    order = np.lexsort((name_rank[c.name], c.depth, -c.total))  # the root has the largest total, depth 0
+    keep = np.zeros(len(c.node), dtype=bool)
+    if not (c.total[c.depth > 0] < 0).any() and not (c.self_value < 0).any():
+        # Non-negative values: a parent's total is at least its child's, and on a tie it sorts
+        # first, so the first max_nodes are ancestor-closed.
+        keep[order[:max_nodes]] = True
+        return keep
+    count = 0
+    for row in order:  # negative values (delta profiles): check each node's parent
+        if count >= max_nodes:
             break
-        if n.parent in kept:
-            kept.add(n.node)
-    return kept
+        if c.depth[row] == 0 or keep[parent_rows[row]]:
+            keep[row] = True
+            count += 1
+    return keep
 
 
-def build_elements(nodes: list[NodeSum], root_total: int, root_self: int,
-                   max_nodes: int = 0) -> tuple[list[dict], int]:
-    """Elements [{id, parentId, codeSignature, total, self}] in pre-order, and how many nodes
-    maxNodes dropped. Element ids count from "0" (the root) in pre-order."""
-    if max_nodes and len(nodes) + 1 > max_nodes:
-        kept = keep_heaviest(nodes, max_nodes)
-        selected = [n for n in nodes if n.node in kept]
-    else:
-        selected = nodes
-    children: dict[int, list[NodeSum]] = {}
-    for n in selected:
-        children.setdefault(n.parent, []).append(n)
-    for siblings in children.values():
-        siblings.sort(key=lambda n: (-n.total, n.name))
+def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows in pre-order (children by descending total, then name), each row's parent position
+    in that order (-1 for the root), and how many nodes max_nodes dropped."""
+    parent_rows = _parent_rows(c)
+    name_rank = _name_ranks(c.names)
+    n = len(c.node)
+    dropped = 0
+    rows = np.arange(n)
+    if max_nodes and n > max_nodes:
+        keep = _kept_rows(c, parent_rows, name_rank, max_nodes)
+        dropped = n - int(keep.sum())
+        rows = np.flatnonzero(keep)
+    depth = c.depth[rows]
+    # sibling order: by parent, then total descending, then name
+    sib = rows[np.lexsort((name_rank[c.name[rows]], -c.total[rows], parent_rows[rows]))]
+    size = np.zeros(n, dtype=np.int64)
+    size[rows] = 1
+    max_depth = int(depth.max()) if len(depth) else 0
+    by_depth = [rows[depth == d] for d in range(max_depth + 1)]
+    for d in range(max_depth, 0, -1):  # subtree sizes, bottom-up
+        np.add.at(size, parent_rows[by_depth[d]], size[by_depth[d]])
+    # position among the preorder: parent's + 1 + sizes of the earlier siblings
+    sib_parent = parent_rows[sib]
+    sib_size = size[sib]
+    csum = np.cumsum(sib_size) - sib_size
+    group_start = np.r_[True, sib_parent[1:] != sib_parent[:-1]]
+    starts = np.maximum.accumulate(np.where(group_start, np.arange(len(sib)), 0))
+    before = np.empty(n, dtype=np.int64)
+    before[sib] = csum - csum[starts]
+    pre = np.full(n, -1, dtype=np.int64)
+    for d in range(max_depth + 1):
+        level = by_depth[d]
+        if d == 0:
+            pre[level] = 0
+        else:
+            pre[level] = pre[parent_rows[level]] + 1 + before[level]
+    ordered = rows[np.argsort(pre[rows])]
+    parent_pos = np.where(c.depth[ordered] == 0, -1, pre[np.maximum(parent_rows[ordered], 0)])
+    return ordered, parent_pos, dropped
 
-    elements = [{"id": "0", "parentId": "-1", "codeSignature": "root", "total": root_total, "self": root_self}]
-    stack: list[tuple[NodeSum, str]] = [(n, "0") for n in reversed(children.get(ROOT_NODE, []))]
-    while stack:
-        n, parent_id = stack.pop()
-        element_id = str(len(elements))
-        elements.append({"id": element_id, "parentId": parent_id, "codeSignature": n.name,
-                         "total": n.total, "self": n.self_value})
-        stack.extend((c, element_id) for c in reversed(children.get(n.node, [])))
-    return elements, len(nodes) - len(selected)
+
+def elements_json(c: NodeColumns, max_nodes: int = 0) -> tuple[str, int, int]:
+    """The elements array as JSON text ([{id, parentId, codeSignature, total, self}, ...]),
+    the number of elements, and how many nodes max_nodes dropped. Built as text: one dict per
+    node would cost more than the query."""
+    ordered, parent_pos, dropped = preorder(c, max_nodes)
+    escaped = [json.dumps(n, ensure_ascii=False) for n in c.names]
+    names = [escaped[i] for i in c.name[ordered].tolist()]
+    names[0] = '"root"'
+    parts = [
+        '{"id":"%d","parentId":"%d","codeSignature":%s,"total":%d,"self":%d}' % row
+        for row in zip(range(len(ordered)), parent_pos.tolist(), names,
+                       c.total[ordered].tolist(), c.self_value[ordered].tolist())
+    ]
+    return "[" + ",".join(parts) + "]", len(parts), dropped

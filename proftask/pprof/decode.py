@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import zlib
+from itertools import chain
+
+import numpy as np
 
 from google.protobuf.message import DecodeError
 
@@ -98,33 +101,36 @@ def validate(p: profile_pb2.Profile) -> None:
         check_str(vt.type, "sample_type.type")
         check_str(vt.unit, "sample_type.unit")
     check_str(p.default_sample_type, "default_sample_type")
-    functions = set()
-    for f in p.function:
-        if f.id == 0:
-            raise ProfileError("malformed profile: found function with reserved ID=0")
-        if f.id in functions:
-            raise ProfileError(f"malformed profile: duplicate function ID {f.id}")
-        functions.add(f.id)
-        check_str(f.name, f"function {f.id} name")
-        check_str(f.system_name, f"function {f.id} system_name")
-        check_str(f.filename, f"function {f.id} filename")
-    locations = set()
-    for loc in p.location:
-        if loc.id == 0:
-            raise ProfileError("malformed profile: found location with reserved ID=0")
-        if loc.id in locations:
-            raise ProfileError(f"malformed profile: duplicate location ID {loc.id}")
-        locations.add(loc.id)
-        for line in loc.line:
-            if line.function_id and line.function_id not in functions:
-                raise ProfileError(f"location {loc.id} refers to unknown function {line.function_id}")
+    # Checked column-wise: a large profile has tens of thousands of functions and locations.
+    function_ids = [f.id for f in p.function]
+    if 0 in function_ids:
+        raise ProfileError("malformed profile: found function with reserved ID=0")
+    functions = set(function_ids)
+    if len(functions) != len(function_ids):
+        raise ProfileError("malformed profile: duplicate function IDs")
+    for what, indexes in (("name", [f.name for f in p.function]), ("system_name", [f.system_name for f in p.function]),
+                          ("filename", [f.filename for f in p.function])):
+        if indexes and (min(indexes) < 0 or max(indexes) >= n_strings):
+            bad = next(i for i in indexes if not 0 <= i < n_strings)
+            raise ProfileError(f"a function {what} refers to string {bad}, but the string table has {n_strings}")
+    location_ids = [loc.id for loc in p.location]
+    if 0 in location_ids:
+        raise ProfileError("malformed profile: found location with reserved ID=0")
+    locations = set(location_ids)
+    if len(locations) != len(location_ids):
+        raise ProfileError("malformed profile: duplicate location IDs")
+    line_functions = {line.function_id for loc in p.location for line in loc.line}
+    line_functions.discard(0)
+    if not line_functions <= functions:
+        raise ProfileError(f"a location refers to unknown function {min(line_functions - functions)}")
     n_types = len(p.sample_type)
+    referenced = np.fromiter(chain.from_iterable(s.location_id for s in p.sample), dtype=np.uint64)
+    unknown = ~np.isin(referenced, np.fromiter(locations, dtype=np.uint64, count=len(locations)))
+    if unknown.any():
+        raise ProfileError(f"a sample refers to unknown location {int(referenced[unknown][0])}")
     for i, s in enumerate(p.sample):
         if len(s.value) != n_types:
             raise ProfileError(f"sample {i} has {len(s.value)} values for {n_types} sample types")
-        if not locations.issuperset(s.location_id):
-            missing = next(lid for lid in s.location_id if lid not in locations)
-            raise ProfileError(f"sample {i} refers to unknown location {missing}")
         for label in s.label:
             check_str(label.key, f"sample {i} label key")
             check_str(label.str, f"sample {i} label value")

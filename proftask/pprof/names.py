@@ -9,13 +9,17 @@ are kept as written.
 """
 from __future__ import annotations
 
+import re
+
+_CPLUSPLUS_HINT = re.compile(r"[<>\[\]]|::")
+
 
 def looks_like_demangled_cplusplus(name: str) -> bool:
     if ".<" in name:  # Java: class.<init>
         return False
     if "])." in name:  # Go: pkg.(*T[...]).Method
         return False
-    return any(c in name for c in "<>[]") or "::" in name
+    return _CPLUSPLUS_HINT.search(name) is not None
 
 
 def remove_matching(name: str, start: str, end: str) -> str:

@@ -1,8 +1,6 @@
 """ingest_svc's HTTP routes for agents: profile uploads and error reports."""
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from proftask import events, metrics
@@ -67,7 +65,7 @@ class IngestRoutes:
         task_for_agent(self.svc.view, tenant, task_id, service, instance)
         try:
             body = await receive_body(request, settings.pprof_max_size, settings.memory_parser_enabled)
-            await asyncio.to_thread(check_profile, body, settings.decompressed_max_size)
+            await self.svc.cpu.run(check_profile, body, settings.decompressed_max_size)
         except (UploadTooLarge, ProfileTooLarge) as e:
             await self._record_failure(tenant, task_id, instance, pb.TaskFailedOnInstance.PROFILE_TOO_LARGE, str(e))
             raise ApiError(413, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", str(e)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proftask.config import Settings
+from proftask.cpu_pool import CpuPool
 from proftask.http.app import RoutesComponent
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
@@ -14,8 +15,8 @@ from services.ingest_svc.routes import IngestRoutes
 class IngestService(RoutesComponent):
     name = "ingest_svc"
 
-    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
-        self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
+    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool):
+        self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
 
     def add_routes(self, app: web.Application) -> None:
         IngestRoutes(self).add_to(app)

@@ -1,21 +1,24 @@
 """Message processor for ProfileUploaded: the pprof bytes become frame, stack, sample and
-profile rows (pure; the same rows for the same event, which makes rewrites harmless)."""
+profile rows (pure; the same rows for the same event, which makes rewrites harmless).
+
+Stacks and samples are columnar (numpy → Arrow), since a large profile has ~20k stacks and
+~500k frame references."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from array import array
+
+import numpy as np
+import pyarrow as pa
 
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name
 
-PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "stored_at", "sample_types",
+PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                    "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                    "event_id")
 FRAME_NAME_COLUMNS = ("tenant", "frame_id", "name", "function", "line", "is_address")
-STACK_COLUMNS = ("tenant", "stack_id", "function_frames", "line_frames")
-SAMPLE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "stack_id", "values")
 
 
 def hash64(data: bytes) -> int:
@@ -26,16 +29,57 @@ def frame_id(name: str) -> int:
     return hash64(name.encode("utf-8", "surrogatepass"))
 
 
+def _list_column(offsets: np.ndarray, flat: np.ndarray) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(flat))
+
+
 @dataclasses.dataclass
 class ProfileRows:
-    profile: tuple
-    frame_names: list[tuple]
-    stacks: list[tuple]
-    samples: list[tuple]
+    tenant: str
+    task_id: str
+    instance_id: str
+    profile_id: str
+    profile: tuple              # the `profiles` row
+    frame_names: list[tuple]    # `frame_names` rows
+    stack_ids: np.ndarray       # uint64 [n]
+    stack_offsets: np.ndarray   # int64 [n + 1] into the flat frame arrays
+    function_frames: np.ndarray  # uint64, flat
+    line_frames: np.ndarray      # uint64, flat
+    values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
 
+    def stacks_table(self, keep: np.ndarray | None = None) -> pa.Table:
+        """`stacks` rows, optionally only those where keep is True."""
+        off, ids = self.stack_offsets, self.stack_ids
+        fn_flat, line_flat = self.function_frames, self.line_frames
+        if keep is not None and not keep.all():
+            picks = np.flatnonzero(keep)
+            lens = off[picks + 1] - off[picks]
+            starts = np.repeat(off[picks], lens)
+            idx = starts + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
+            fn_flat, line_flat, ids = fn_flat[idx], line_flat[idx], ids[picks]
+            off = np.concatenate(([0], np.cumsum(lens)))
+        return pa.table({
+            "tenant": pa.array([self.tenant] * len(ids), pa.string()),
+            "stack_id": pa.array(ids, pa.uint64()),
+            "function_frames": _list_column(off, fn_flat),
+            "line_frames": _list_column(off, line_flat),
+        })
 
-def profile_rows(env: pb.Envelope, decompressed_limit: int, stored_at: int) -> ProfileRows:
+    def samples_table(self) -> pa.Table:
+        n, k = self.values.shape
+        n_rows = len(self.stack_ids)
+        return pa.table({
+            "tenant": pa.array([self.tenant] * n_rows, pa.string()),
+            "task_id": pa.array([self.task_id] * n_rows, pa.string()),
+            "instance_id": pa.array([self.instance_id] * n_rows, pa.string()),
+            "profile_id": pa.array([self.profile_id] * n_rows, pa.string()),
+            "stack_id": pa.array(self.stack_ids, pa.uint64()),
+            "values": _list_column(np.arange(0, n * k + 1, k), self.values.reshape(-1)),
+        })
+
+
+def profile_rows(env: pb.Envelope, decompressed_limit: int) -> ProfileRows:
     """Raises proftask.pprof.decode.ProfileError when the bytes are not a valid profile."""
     up = env.profile_uploaded
     tenant = env.tenant
@@ -43,30 +87,43 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, stored_at: int) -> P
 
     names: dict[int, tuple] = {}
 
-    def ids_for(granularity: str) -> list[int]:
-        out = []
-        for function, line, is_address in folded.frames:
+    def ids_for(granularity: str) -> np.ndarray:
+        out = np.empty(len(folded.frames), dtype=np.uint64)
+        for i, (function, line, is_address) in enumerate(folded.frames):
             name = frame_name((function, line, is_address), granularity)
             fid = frame_id(name)
             names[fid] = (name, function, line if granularity == LINE else 0, int(is_address))
-            out.append(fid)
+            out[i] = fid
         return out
 
     function_ids, line_ids = ids_for(FUNCTION), ids_for(LINE)
-    stacks: dict[int, tuple] = {}
-    values_by_stack: dict[int, list[int]] = {}
-    for frames, values in folded.stacks.items():
-        line = array("Q", (line_ids[i] for i in frames))
-        stack_id = hash64(line.tobytes())
-        if stack_id not in stacks:
-            stacks[stack_id] = (tenant, stack_id, [function_ids[i] for i in frames], line.tolist())
-            values_by_stack[stack_id] = list(values)
-        else:  # different frames that render the same (e.g. an address named like a function)
-            values_by_stack[stack_id] = [a + b for a, b in zip(values_by_stack[stack_id], values)]
-    samples = [(tenant, up.task_id, up.instance_id, up.profile_id, sid, vals)
-               for sid, vals in values_by_stack.items()]
-    profile = (tenant, up.task_id, up.instance_id, up.profile_id, stored_at, folded.sample_types,
+    fn_flat = function_ids[folded.stack_frames]
+    line_flat = line_ids[folded.stack_frames]
+    off = folded.stack_offsets
+    # A stack is named by its line-level frames: the same stack has the same id in every profile.
+    stack_ids = np.fromiter((hash64(line_flat[off[i]:off[i + 1]].tobytes()) for i in range(folded.stack_count)),
+                            dtype=np.uint64, count=folded.stack_count)
+    values = folded.values
+    unique_ids, first, inverse = np.unique(stack_ids, return_index=True, return_inverse=True)
+    if len(unique_ids) != len(stack_ids):  # two frame lists that render alike: one stack
+        merged = np.zeros((len(unique_ids), values.shape[1]), dtype=np.int64)
+        np.add.at(merged, inverse, values)
+        lens = (off[1:] - off[:-1])[first]
+        picks = first
+        starts = np.repeat(off[picks], lens)
+        idx = starts + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
+        fn_flat, line_flat, stack_ids, values = fn_flat[idx], line_flat[idx], unique_ids, merged
+        off = np.concatenate(([0], np.cumsum(lens)))
+    profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
                folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
-               len(stacks), env.event_id)
-    return ProfileRows(profile, [(tenant, fid, *info) for fid, info in names.items()],
-                       list(stacks.values()), samples, folded.sample_types)
+               len(stack_ids), env.event_id)
+    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, profile,
+                       [(tenant, fid, *info) for fid, info in names.items()],
+                       stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
+
+
+def profile_rows_from_record(value: bytes, decompressed_limit: int) -> ProfileRows:
+    """profile_rows from the record value as it is on Kafka (for the CPU pool: bytes in, rows out)."""
+    env = pb.Envelope()
+    env.ParseFromString(value)
+    return profile_rows(env, decompressed_limit)

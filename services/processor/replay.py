@@ -62,8 +62,7 @@ async def replay(settings: Settings, progress=print) -> dict[str, int]:
                         log_rows_batch += task_log_rows(env)
                     elif env.WhichOneof("payload") == "profile_uploaded":
                         try:
-                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size,
-                                                                    env.occurred_at))
+                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size))
                         except ProfileError as e:  # it went to the dead-letter topic back then too
                             counts["invalid profiles skipped"] += 1
                             log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)

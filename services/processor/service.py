@@ -3,7 +3,6 @@ ClickHouse rows. At-least-once: a batch is acknowledged only after its rows are 
 every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Callable
@@ -17,7 +16,8 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.faust_app import create_faust_app, faust_ready
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError
-from services.processor.profile_rows import profile_rows
+from proftask.cpu_pool import CpuPool
+from services.processor.profile_rows import profile_rows_from_record
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
 from services.processor.writer import RowWriter
 
@@ -36,8 +36,8 @@ def derived_event_id(source_event_id: str, kind: str) -> str:
 class ProcessorService:
     name = "processor"
 
-    def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse):
-        self.settings, self.topics, self.clickhouse = settings, topics, clickhouse
+    def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse, cpu: CpuPool):
+        self.settings, self.topics, self.clickhouse, self.cpu = settings, topics, clickhouse, cpu
         self.writer = RowWriter(clickhouse)
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
@@ -47,7 +47,9 @@ class ProcessorService:
         self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs", TASK_LOG_COLUMNS,
                             task_log_rows)
         profiles_in = self.app.topic(topics.profiles, key_type=bytes, value_type=bytes)
-        self.app.agent(profiles_in, name="profiles-to-clickhouse")(self._store_profiles)
+        # Two at a time, so both cores fold; Faust commits only offsets below the oldest one
+        # still in flight, so at-least-once holds.
+        self.app.agent(profiles_in, name="profiles-to-clickhouse", concurrency=cpu.workers)(self._store_profiles)
 
     def _add_row_agent(self, topic_name: str, agent_name: str, table: str, columns: tuple[str, ...],
                        to_rows: Callable[[pb.Envelope], list[tuple]]) -> None:
@@ -84,15 +86,15 @@ class ProcessorService:
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         try:
-            rows = await asyncio.to_thread(profile_rows, env, self.settings.decompressed_max_size, events.now_ms())
+            rows = await self.cpu.run(profile_rows_from_record, value, self.settings.decompressed_max_size)
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
             return
         await self.writer.write_profile(rows)
-        metrics.INGEST_ROWS.inc(len(rows.samples))
+        metrics.INGEST_ROWS.inc(len(rows.stack_ids))
         stored = events.new_event(env.tenant, pb.ProfileStored(
             task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
-            stack_count=len(rows.stacks), sample_types=rows.sample_types),
+            stack_count=len(rows.stack_ids), sample_types=rows.sample_types),
             event_id=derived_event_id(env.event_id, "stored"))
         await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
                                                 value=stored.SerializeToString()))

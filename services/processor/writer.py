@@ -3,46 +3,83 @@ them (an outage pauses the caller instead of losing events)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
+
+import numpy as np
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
-from services.processor.profile_rows import (FRAME_NAME_COLUMNS, PROFILE_COLUMNS, SAMPLE_COLUMNS,
-                                             STACK_COLUMNS, ProfileRows)
+from services.processor.profile_rows import FRAME_NAME_COLUMNS, PROFILE_COLUMNS, ProfileRows
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 CHUNK_ROWS = 20_000  # moderate inserts keep the event loop responsive (serialisation holds the GIL)
+KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~32 bytes each)
+
+
+class KnownIds:
+    """Ids already written by this process, newest kept: instances of one fleet share most of
+    their stacks, so most of a profile's stacks need not be written again. Forgetting an id only
+    costs a rewrite, which the tables fold."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._ids: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    def unknown_mask(self, ids: np.ndarray) -> np.ndarray:
+        return np.fromiter((int(i) not in self._ids for i in ids), dtype=bool, count=len(ids))
+
+    def add(self, ids) -> None:
+        for i in ids:
+            self._ids[int(i)] = None
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
 
 
 class RowWriter:
     def __init__(self, clickhouse: ClickHouse):
         self.clickhouse = clickhouse
         self.healthy = True
+        self._known_stacks = KnownIds(KNOWN_IDS)
+        self._known_frames = KnownIds(KNOWN_IDS)
 
-    async def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
-        for start in range(0, len(rows), CHUNK_ROWS):
-            await self._insert_chunk(table, rows[start:start + CHUNK_ROWS], columns)
-
-    async def _insert_chunk(self, table: str, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
+    async def _retry(self, table: str, n_rows: int, write: Callable[[], Awaitable[None]]) -> None:
         backoff = 0.2
         while True:
             try:
-                await self.clickhouse.insert(table, rows, columns)
+                await write()
                 self.healthy = True
-                metrics.ROWS_WRITTEN.labels(table).inc(len(rows))
+                metrics.ROWS_WRITTEN.labels(table).inc(n_rows)
                 return
             except Exception as e:  # noqa: BLE001 - any failure of the sink is retried
                 self.healthy = False
-                log.warning("writing %d rows to %s failed (%s); retrying in %.1fs", len(rows), table, e, backoff)
+                log.warning("writing %d rows to %s failed (%s); retrying in %.1fs", n_rows, table, e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start:start + CHUNK_ROWS]
+            await self._retry(table, len(chunk), lambda c=chunk: self.clickhouse.insert(table, c, columns))
+
+    async def insert_arrow(self, table: str, arrow_table) -> None:
+        if arrow_table.num_rows:
+            await self._retry(table, arrow_table.num_rows,
+                              lambda: self.clickhouse.insert_arrow(table, arrow_table))
 
     async def write_profile(self, rows: ProfileRows) -> None:
         """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
         profile becomes visible whole or not at all."""
-        await self.insert("frame_names", rows.frame_names, FRAME_NAME_COLUMNS)
-        await self.insert("stacks", rows.stacks, STACK_COLUMNS)
-        await self.insert("samples", rows.samples, SAMPLE_COLUMNS)
+        frame_ids = np.fromiter((r[1] for r in rows.frame_names), dtype=np.uint64, count=len(rows.frame_names))
+        new_frames = self._known_frames.unknown_mask(frame_ids)
+        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames) if new],
+                          FRAME_NAME_COLUMNS)
+        self._known_frames.add(frame_ids[new_frames])
+        new_stacks = self._known_stacks.unknown_mask(rows.stack_ids)
+        if new_stacks.any():
+            await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
+        self._known_stacks.add(rows.stack_ids[new_stacks])
+        await self.insert_arrow("samples", rows.samples_table())
         await self.insert("profiles", [rows.profile], PROFILE_COLUMNS)

@@ -6,7 +6,9 @@ import dataclasses
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
-from proftask.core.flamegraph import NodeSum
+import numpy as np
+
+from proftask.core.flamegraph import NodeColumns
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
 JOIN_SETTINGS = "SETTINGS query_plan_optimize_join_order_limit = 0"
@@ -23,8 +25,8 @@ class StoredProfile:
 
 
 LATEST_PROFILES = """
-SELECT instance_id, argMax(profile_id, stored_at), argMax(sample_types, stored_at),
-       argMax(default_index, stored_at), argMax(period_type, stored_at), argMax(period, stored_at)
+SELECT instance_id, argMax(profile_id, uploaded_at), argMax(sample_types, uploaded_at),
+       argMax(default_index, uploaded_at), argMax(period_type, uploaded_at), argMax(period, uploaded_at)
 FROM profiles
 WHERE tenant = {tenant:String} AND task_id = {task_id:String}
 GROUP BY instance_id
@@ -49,11 +51,12 @@ stack_values AS (
     GROUP BY stack_id
 )"""
 
-# {{frames_column}} is function_frames or line_frames, chosen from a fixed set below.
+# {frames_column} is function_frames or line_frames, chosen from a fixed set (_with_frames).
+# Depth 0 is the root: total = every value, self = stacks without frames.
 NODE_SUMS = """
 WITH """ + _STACK_VALUES + """
-SELECT h[depth + 1] AS node, h[depth] AS parent, depth, frames[depth] AS frame_id,
-       sum(v) AS total, sumIf(v, depth = length(frames)) AS self
+SELECT if(depth = 0, 0, h[depth + 1]) AS node, if(depth = 0, 0, h[depth]) AS parent, depth,
+       if(depth = 0, 0, frames[depth]) AS frame_id, sum(v) AS total, sumIf(v, depth = length(frames)) AS self
 FROM (
     SELECT sv.v AS v, s.frames AS frames,
            arrayFold((acc, x) -> arrayPushBack(acc, sipHash64(acc[-1], x)), s.frames, [toUInt64(0)]) AS h
@@ -65,19 +68,8 @@ FROM (
         GROUP BY stack_id
     ) AS s USING stack_id
 )
-ARRAY JOIN arrayEnumerate(frames) AS depth
+ARRAY JOIN arrayConcat([0], arrayEnumerate(frames)) AS depth
 GROUP BY node, parent, depth, frame_id
-""" + JOIN_SETTINGS
-
-ROOT_SUMS = """
-WITH """ + _STACK_VALUES + """
-SELECT sum(sv.v), sumIf(sv.v, length(s.frames) = 0)
-FROM stack_values AS sv
-INNER JOIN (
-    SELECT stack_id, any(line_frames) AS frames FROM stacks
-    WHERE tenant = {tenant:String} AND stack_id IN (SELECT stack_id FROM stack_values)
-    GROUP BY stack_id
-) AS s USING stack_id
 """ + JOIN_SETTINGS
 
 STACKS = """
@@ -164,18 +156,25 @@ async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[Sto
     return [StoredProfile(i, p, list(t), d, pt, per) for i, p, t, d, pt, per in rows]
 
 
-async def node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                    granularity: str) -> tuple[list[NodeSum], int, int]:
-    """Nodes with their sums, and the root's total and self. value_index_by_profile: the 1-based
-    position of the chosen sample type in each profile's values."""
+async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                       granularity: str) -> NodeColumns:
+    """Every node with its sums, the root included, as columns. value_index_by_profile: the
+    1-based position of the chosen sample type in each profile's values."""
     params = _params(tenant, task_id, value_index_by_profile)
     with metrics.QUERY_SECONDS.labels("node_sums").time():
-        rows = await ch.rows(_with_frames(NODE_SUMS, granularity), params)
-        root = await ch.rows(ROOT_SUMS, params)
+        t = await ch.arrow(_with_frames(NODE_SUMS, granularity), params)
+    if t.num_rows == 0:
+        return NodeColumns.empty()
+    frame_ids = np.asarray(t.column("frame_id").to_numpy(), dtype=np.uint64)
+    unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     with metrics.QUERY_SECONDS.labels("frame_names").time():
-        names = dict(await ch.rows(FRAME_NAMES, {"tenant": tenant,
-                                                 "frame_ids": list({r[3] for r in rows})}))
-    nodes = [NodeSum(node, parent, depth, names.get(fid, f"<frame {fid:#x}>"), total, self_value)
-             for node, parent, depth, fid, total, self_value in rows]
-    root_total, root_self = root[0] if root else (0, 0)
-    return nodes, int(root_total or 0), int(root_self or 0)
+        names = dict(await ch.rows(FRAME_NAMES, {"tenant": tenant, "frame_ids": unique_ids.tolist()}))
+    return NodeColumns(
+        node=np.asarray(t.column("node").to_numpy(), dtype=np.uint64),
+        parent=np.asarray(t.column("parent").to_numpy(), dtype=np.uint64),
+        depth=np.asarray(t.column("depth").to_numpy(), dtype=np.int64),
+        name=name_index.astype(np.int64),
+        total=np.asarray(t.column("total").to_numpy(), dtype=np.int64),
+        self_value=np.asarray(t.column("self").to_numpy(), dtype=np.int64),
+        names=[names.get(int(f), "root" if f == 0 else f"<frame {int(f):#x}>") for f in unique_ids],
+    )

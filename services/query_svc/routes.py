@@ -1,13 +1,14 @@
 """query_svc's HTTP routes: progress, the flame-graph analysis and its exports."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
 from aiohttp import web
 
 from proftask.core.exports import to_folded, to_speedscope
-from proftask.core.flamegraph import build_elements
+from proftask.core.flamegraph import NodeColumns, elements_json
 from proftask.core.progress import derive_progress, progress_json
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int
@@ -74,15 +75,22 @@ class QueryRoutes:
     async def analysis(self, request: web.Request) -> web.Response:
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
         sel = await self._selection(request)
-        nodes, root_total, root_self = [], 0, 0
-        if sel.value_index:
-            nodes, root_total, root_self = await analysis_queries.node_sums(
-                self.svc.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity)
-        elements, truncated = build_elements(nodes, root_total, root_self, max_nodes)
-        return web.json_response({"taskId": sel.task_id, "sampleType": sel.sample_type,
-                                  "sampleTypes": sel.sample_types,
-                                  "instanceIds": sorted(p.instance_id for p in sel.profiles),
-                                  "tree": {"elements": elements}, "truncated": truncated})
+        key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
+               sel.granularity, max_nodes)
+        body = self.svc.cache.get(key)
+        if body is None:
+            columns = NodeColumns.empty()
+            if sel.value_index:
+                columns = await analysis_queries.node_columns(self.svc.clickhouse, sel.tenant, sel.task_id,
+                                                              sel.value_index, sel.granularity)
+            elements, _, truncated = await asyncio.to_thread(elements_json, columns, max_nodes)
+            head = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type,
+                               "sampleTypes": sel.sample_types,
+                               "instanceIds": sorted(p.instance_id for p in sel.profiles),
+                               "truncated": truncated})
+            body = (head[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
+            self.svc.cache.put(key, body)
+        return web.Response(body=body, content_type="application/json")
 
     async def export(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format") or "pprof"

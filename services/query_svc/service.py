@@ -5,6 +5,7 @@ from aiohttp import web
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.http.app import RoutesComponent
+from services.query_svc.analysis_cache import AnalysisCache
 from services.query_svc.routes import QueryRoutes
 
 
@@ -13,6 +14,7 @@ class QueryService(RoutesComponent):
 
     def __init__(self, clickhouse: ClickHouse):
         self.clickhouse = clickhouse
+        self.cache = AnalysisCache()
 
     def add_routes(self, app: web.Application) -> None:
         QueryRoutes(self).add_to(app)

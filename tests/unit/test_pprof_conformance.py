@@ -20,7 +20,7 @@ def tree_from_folded(profiles, sample_type, granularity):
     for fp in profiles:
         idx = select_sample_type(fp.sample_types, fp.default_index, sample_type)
         chosen = chosen or fp.sample_types[idx]
-        for frames, values in fp.stacks.items():
+        for frames, values in fp.iter_stacks():
             v = values[idx]
             if v == 0:
                 continue

@@ -10,14 +10,14 @@ MIGRATION = Migration(
     version=2,
     name="profile_tables",
     forwards=(
-        # One row per stored profile; the newest per (task, instance) is the one analysed.
+        # One row per stored profile; the newest upload per (task, instance) is the one analysed.
         """
         CREATE TABLE IF NOT EXISTS profiles (
             tenant LowCardinality(String),
             task_id String,
             instance_id String,
             profile_id String,
-            stored_at Int64,
+            uploaded_at Int64,
             sample_types Array(String),
             default_index UInt16,
             totals Array(Int64),

@@ -1,0 +1,102 @@
+import json
+import random
+
+import numpy as np
+
+from proftask.core.flamegraph import NodeColumns, elements_json
+
+
+def columns_from_paths(paths: dict[tuple[str, ...], tuple[int, int]]) -> NodeColumns:
+    """paths: node path → (total, self); the root is ()."""
+    names = sorted({p[-1] for p in paths if p} | {"root"})
+    h = {(): 0}
+    for p in sorted(paths, key=len):
+        if p:
+            h[p] = hash(p) & 0xFFFFFFFFFFFFFFFF or 1
+    rows = list(paths)
+    return NodeColumns(
+        node=np.array([h[p] for p in rows], dtype=np.uint64),
+        parent=np.array([h[p[:-1]] if p else 0 for p in rows], dtype=np.uint64),
+        depth=np.array([len(p) for p in rows], dtype=np.int64),
+        name=np.array([names.index(p[-1] if p else "root") for p in rows], dtype=np.int64),
+        total=np.array([paths[p][0] for p in rows], dtype=np.int64),
+        self_value=np.array([paths[p][1] for p in rows], dtype=np.int64),
+        names=names,
+    )
+
+
+def reference(paths):
+    """Pre-order, children by (-total, name), as a list of (path, total, self)."""
+    out = []
+
+    def visit(p):
+        out.append((p, *paths[p]))
+        kids = [q for q in paths if len(q) == len(p) + 1 and q[:-1] == p]
+        for q in sorted(kids, key=lambda q: (-paths[q][0], q[-1])):
+            visit(q)
+
+    visit(())
+    return out
+
+
+def decoded(c, max_nodes=0):
+    text, n, dropped = elements_json(c, max_nodes)
+    elements = json.loads(text)
+    assert len(elements) == n
+    by_id, out = {}, []
+    for e in elements:
+        path = () if e["parentId"] == "-1" else by_id[e["parentId"]] + (e["codeSignature"],)
+        by_id[e["id"]] = path
+        out.append((path, e["total"], e["self"]))
+    assert [e["id"] for e in elements] == [str(i) for i in range(len(elements))]
+    return out, dropped
+
+
+def random_tree(seed, negative=False):
+    rnd = random.Random(seed)
+    paths = {(): [0, 0]}
+    for _ in range(300):
+        stack = tuple(rnd.choice("abcdefg") for _ in range(rnd.randint(1, 6)))
+        v = rnd.randint(-5 if negative else 1, 20) or 1
+        paths[()][0] += v
+        for d in range(1, len(stack) + 1):
+            paths.setdefault(stack[:d], [0, 0])[0] += v
+        paths[stack][1] += v
+    return {p: tuple(v) for p, v in paths.items()}
+
+
+def test_preorder_matches_the_reference_on_random_trees():
+    for seed in range(20):
+        paths = random_tree(seed, negative=seed % 4 == 0)
+        got, dropped = decoded(columns_from_paths(paths))
+        assert got == reference(paths) and dropped == 0
+
+
+def test_ties_are_broken_by_name():
+    paths = {(): (6, 0), ("b",): (3, 3), ("a",): (3, 3)}
+    assert [p for p, *_ in decoded(columns_from_paths(paths))[0]] == [(), ("a",), ("b",)]
+
+
+def test_max_nodes_keeps_the_heaviest_and_their_ancestors():
+    for seed in range(10):
+        paths = random_tree(seed, negative=seed % 2 == 1)
+        for max_nodes in (1, 2, 10, 50):
+            got, dropped = decoded(columns_from_paths(paths), max_nodes)
+            kept = {p for p, *_ in got}
+            assert len(kept) == min(max_nodes, len(paths)) or seed % 2 == 1
+            assert len(got) + dropped == len(paths)
+            assert all(p[:-1] in kept for p in kept if p)  # never an orphan
+            if seed % 2 == 0:  # non-negative: exactly the heaviest
+                heaviest = sorted(paths, key=lambda p: (-paths[p][0], len(p), p[-1] if p else ""))[:max_nodes]
+                assert kept == set(heaviest)
+
+
+def test_empty_tree_is_the_root_alone():
+    got, dropped = decoded(NodeColumns.empty())
+    assert got == [((), 0, 0)] and dropped == 0
+
+
+def test_names_are_escaped_json():
+    paths = {(): (1, 0), ('<script>"\\\n',): (1, 1)}
+    got, _ = decoded(columns_from_paths(paths))
+    assert got[1][0] == ('<script>"\\\n',)
