@@ -99,6 +99,7 @@ def bench_big(p: Proftask, work: pathlib.Path) -> dict:
     rss_before = peak_rss_mb(p.proc.pid)
     started = time.perf_counter()
     r = upload(p, task_id, "big-1", path)
+    assert r.status == 202, r
     wait_until(lambda: progress(p, task_id)["successInstanceIds"] == ["big-1"], timeout=600, interval=0.1)
     stored = time.perf_counter() - started
     t0 = time.perf_counter()
