@@ -86,6 +86,16 @@ def parse_profile(raw: bytes) -> profile_pb2.Profile:
     return profile
 
 
+def _unique_ids(kind: str, ids: list[int]) -> set[int]:
+    """pprof's own rules: 0 is reserved, and an id names one entry."""
+    if 0 in ids:
+        raise ProfileError(f"malformed profile: found {kind} with reserved ID=0")
+    unique = set(ids)
+    if len(unique) != len(ids):
+        raise ProfileError(f"malformed profile: duplicate {kind} IDs")
+    return unique
+
+
 def validate(p: profile_pb2.Profile) -> None:
     n_strings = len(p.string_table)
     if n_strings == 0 or p.string_table[0] != b"":
@@ -102,23 +112,13 @@ def validate(p: profile_pb2.Profile) -> None:
         check_str(vt.unit, "sample_type.unit")
     check_str(p.default_sample_type, "default_sample_type")
     # Checked column-wise: a large profile has tens of thousands of functions and locations.
-    function_ids = [f.id for f in p.function]
-    if 0 in function_ids:
-        raise ProfileError("malformed profile: found function with reserved ID=0")
-    functions = set(function_ids)
-    if len(functions) != len(function_ids):
-        raise ProfileError("malformed profile: duplicate function IDs")
+    functions = _unique_ids("function", [f.id for f in p.function])
     for what, indexes in (("name", [f.name for f in p.function]), ("system_name", [f.system_name for f in p.function]),
                           ("filename", [f.filename for f in p.function])):
         if indexes and (min(indexes) < 0 or max(indexes) >= n_strings):
             bad = next(i for i in indexes if not 0 <= i < n_strings)
             raise ProfileError(f"a function {what} refers to string {bad}, but the string table has {n_strings}")
-    location_ids = [loc.id for loc in p.location]
-    if 0 in location_ids:
-        raise ProfileError("malformed profile: found location with reserved ID=0")
-    locations = set(location_ids)
-    if len(locations) != len(location_ids):
-        raise ProfileError("malformed profile: duplicate location IDs")
+    locations = _unique_ids("location", [loc.id for loc in p.location])
     line_functions = {line.function_id for loc in p.location for line in loc.line}
     line_functions.discard(0)
     if not line_functions <= functions:
