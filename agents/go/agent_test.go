@@ -1,0 +1,303 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"proftask.dev/agent/internal/contend"
+)
+
+// fakeServer speaks proftask's agent endpoints; it hands out `tasks` in order.
+type fakeServer struct {
+	mu          sync.Mutex
+	tasks       []map[string]string
+	uploads     []upload
+	errors      []string
+	failUploads int // answer 503 to this many uploads first
+	polls       atomic.Int64
+	ignoreLast  bool // keep handing out tasks whatever lastCommandTime says
+}
+
+type upload struct {
+	taskID, key string
+	body        []byte
+}
+
+func (f *fakeServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/pprof/agent/commands", func(w http.ResponseWriter, r *http.Request) {
+		f.polls.Add(1)
+		var last int64
+		fmt.Sscan(r.URL.Query().Get("lastCommandTime"), &last)
+		f.mu.Lock()
+		var out []any
+		for _, t := range f.tasks {
+			var ct int64
+			fmt.Sscan(t["CreateTime"], &ct)
+			if ct > last || f.ignoreLast {
+				args := []map[string]string{}
+				for _, k := range []string{"SerialNumber", "TaskId", "Events", "Duration", "CreateTime", "DumpPeriod"} {
+					args = append(args, map[string]string{"key": k, "value": t[k]})
+				}
+				out = append(out, map[string]any{"command": "PprofTaskQuery", "args": args})
+				break
+			}
+		}
+		f.mu.Unlock()
+		if out == nil {
+			select { // a short long-poll keeps tests fast
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+			out = []any{}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"commands": out})
+	})
+	mux.HandleFunc("/api/v1/pprof/agent/profiles", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.uploads = append(f.uploads, upload{r.URL.Query().Get("taskId"), r.Header.Get("Idempotency-Key"), body})
+		if f.failUploads > 0 {
+			f.failUploads--
+			http.Error(w, "down for a moment", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("/api/v1/pprof/agent/errors", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		f.errors = append(f.errors, body["taskId"]+": "+body["message"])
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	return mux
+}
+
+func (f *fakeServer) snapshot() ([]upload, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]upload(nil), f.uploads...), append([]string(nil), f.errors...)
+}
+
+func cmd(id, events string, createTime int64) map[string]string {
+	return map[string]string{"SerialNumber": "s", "TaskId": id, "Events": events, "Duration": "1",
+		"CreateTime": fmt.Sprint(createTime), "DumpPeriod": "1"}
+}
+
+func start(t *testing.T, f *fakeServer, stateDir string) (*Agent, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewServer(f.handler())
+	a, err := Start(context.Background(), Config{Server: srv.URL, Service: "svc", Instance: "i-1",
+		StateDir: stateDir, LongPoll: time.Second, MaxBackoff: 200 * time.Millisecond,
+		Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, srv
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s did not happen within 10s", what)
+}
+
+func TestSnapshotTaskIsUploadedOnceAsValidPprof(t *testing.T) {
+	f := &fakeServer{tasks: []map[string]string{cmd("heap-1", "heap", 1000), cmd("gr-1", "goroutine", 2000)}}
+	a, srv := start(t, f, t.TempDir())
+	defer srv.Close()
+	eventually(t, "two uploads", func() bool { u, _ := f.snapshot(); return len(u) == 2 })
+	time.Sleep(200 * time.Millisecond) // a few more polls: nothing runs twice
+	a.Stop()
+	uploads, errs := f.snapshot()
+	if len(uploads) != 2 || len(errs) != 0 {
+		t.Fatalf("uploads %d errors %v", len(uploads), errs)
+	}
+	for _, u := range uploads {
+		p, err := profile.Parse(bytes.NewReader(u.body))
+		if err != nil {
+			t.Fatalf("task %s uploaded an invalid profile: %v", u.taskID, err)
+		}
+		if u.key != u.taskID+"/i-1" || len(p.SampleType) == 0 {
+			t.Fatalf("upload %s: key %q, %d sample types", u.taskID, u.key, len(p.SampleType))
+		}
+	}
+}
+
+func TestUploadRetriesUnderOneIdempotencyKey(t *testing.T) {
+	f := &fakeServer{tasks: []map[string]string{cmd("heap-2", "heap", 1000)}, failUploads: 2}
+	a, srv := start(t, f, t.TempDir())
+	defer srv.Close()
+	defer a.Stop()
+	eventually(t, "three attempts", func() bool { u, _ := f.snapshot(); return len(u) == 3 })
+	uploads, _ := f.snapshot()
+	if uploads[0].key != uploads[1].key || uploads[1].key != uploads[2].key {
+		t.Fatalf("keys differ: %q %q %q", uploads[0].key, uploads[1].key, uploads[2].key)
+	}
+}
+
+func TestCPUProfilerInUseIsReportedWithTheMessage(t *testing.T) {
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	defer pprof.StopCPUProfile()
+	f := &fakeServer{tasks: []map[string]string{cmd("cpu-1", "cpu", 1000)}}
+	a, srv := start(t, f, t.TempDir())
+	defer srv.Close()
+	defer a.Stop()
+	eventually(t, "an error report", func() bool { _, e := f.snapshot(); return len(e) == 1 })
+	_, errs := f.snapshot()
+	if !strings.Contains(errs[0], "cpu-1: cannot start CPU profiling: cpu profiling already in use") {
+		t.Fatalf("error %q", errs[0])
+	}
+}
+
+func TestBadCommandIsReportedAndNotRetried(t *testing.T) {
+	bad := cmd("bad-1", "wallclock", 1000)
+	f := &fakeServer{tasks: []map[string]string{bad, cmd("heap-3", "heap", 2000)}}
+	a, srv := start(t, f, t.TempDir())
+	defer srv.Close()
+	eventually(t, "the next task's upload", func() bool { u, _ := f.snapshot(); return len(u) == 1 })
+	a.Stop()
+	uploads, errs := f.snapshot()
+	if len(errs) != 1 || !strings.Contains(errs[0], `unknown event "wallclock"`) || uploads[0].taskID != "heap-3" {
+		t.Fatalf("errors %v uploads %v", errs, uploads)
+	}
+}
+
+func TestATaskIsNeverRunTwiceAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeServer{tasks: []map[string]string{cmd("heap-4", "heap", 1000)}, ignoreLast: true}
+	a, srv := start(t, f, dir)
+	eventually(t, "one upload", func() bool { u, _ := f.snapshot(); return len(u) == 1 })
+	a.Stop()
+	srv.Close()
+	b, srv2 := start(t, f, dir) // the server still offers the task
+	defer srv2.Close()
+	before := f.polls.Load()
+	eventually(t, "more polls", func() bool { return f.polls.Load() > before+3 })
+	b.Stop()
+	if uploads, _ := f.snapshot(); len(uploads) != 1 {
+		t.Fatalf("ran %d times", len(uploads))
+	}
+}
+
+func TestNoBusyLoopWhileTheServerIsDownAndStopIsPrompt(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	a, err := Start(context.Background(), Config{Server: srv.URL, Service: "svc", Instance: "i-1",
+		StateDir: t.TempDir(), MaxBackoff: 2 * time.Second, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	started := time.Now()
+	a.Stop()
+	if d := time.Since(started); d > time.Second {
+		t.Fatalf("Stop took %s", d)
+	}
+	if n := hits.Load(); n > 6 { // 0.5–1 s, 1–2 s, … between attempts
+		t.Fatalf("%d requests in 3 s while the server was down", n)
+	}
+}
+
+func TestBlockUploadsOnlyTheWindowAndRestoresTheRate(t *testing.T) {
+	SetBlockProfileRate(1) // the application samples blocking itself
+	defer SetBlockProfileRate(0)
+	contend.Before(20 * time.Millisecond)
+	r := newRunner(context.Background(), testAgent())
+	done := contend.Later(100*time.Millisecond, 20*time.Millisecond)
+	data, err := r.contention(&task{id: "b", event: eventBlock, duration: 400 * time.Millisecond, dumpPeriod: 5})
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range p.Sample {
+		for _, l := range s.Location {
+			for _, line := range l.Line {
+				names = append(names, line.Function.Name)
+			}
+		}
+	}
+	all := strings.Join(names, " ")
+	if !strings.Contains(all, "contend.InsideTheWindow") || strings.Contains(all, "contend.BeforeTheWindow") ||
+		strings.Contains(all, agentPackage) {
+		t.Fatalf("delta holds: %s", all)
+	}
+	if appBlockRate.Load() != 1 {
+		t.Fatal("the application's block rate was forgotten")
+	}
+}
+
+// testAgent is enough of an Agent for the runner's own tests.
+func testAgent() *Agent {
+	cfg := Config{Server: "http://127.0.0.1:1", Service: "svc", Instance: "i-1", Logger: log.New(io.Discard, "", 0)}
+	cfg.defaults()
+	return &Agent{cfg: cfg}
+}
+
+func TestMutexRestoresTheApplicationsFraction(t *testing.T) {
+	previous := runtime.SetMutexProfileFraction(7)
+	defer runtime.SetMutexProfileFraction(previous)
+	r := newRunner(context.Background(), testAgent())
+	if _, err := r.contention(&task{id: "m", event: eventMutex, duration: 50 * time.Millisecond, dumpPeriod: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := runtime.SetMutexProfileFraction(-1); got != 7 {
+		t.Fatalf("mutex fraction after the task: %d, want 7", got)
+	}
+}
+
+func TestCommandValidation(t *testing.T) {
+	for _, c := range []struct {
+		args map[string]string
+		err  string
+	}{
+		{cmd("x", "CPU", 1), ""},
+		{map[string]string{"TaskId": "x", "Events": "cpu", "Duration": "16", "CreateTime": "1"}, "1..15 minutes"},
+		{map[string]string{"TaskId": "x", "Events": "block", "Duration": "1", "DumpPeriod": "0", "CreateTime": "1"}, "dumpPeriod"},
+		{map[string]string{"TaskId": "", "Events": "heap", "CreateTime": "1"}, "no TaskId"},
+	} {
+		parsed, err := parseCommand(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = parsed.task()
+		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Fatalf("%v: error %v, want %q", c.args, err, c.err)
+		}
+	}
+}
