@@ -28,8 +28,14 @@ up: install kafka-jars
 	deploy/kafka/kafka.sh start $(DATA)/kafka $(KAFKA_PORT) $(KAFKA_CONTROLLER_PORT)
 	PROFTASK_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/proftask kafka wait
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh up
+	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/demo.sh up
+	@echo
+	@echo "proftask: http://127.0.0.1:$(HTTP_PORT)   (demo service 'demo', instances demo-1 and demo-2, agents running)"
+	@echo "try:  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"
+	@echo "        -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"
 
 down:
+	DATA=$(DATA) deploy/demo.sh down
 	DATA=$(DATA) deploy/standalone.sh down
 	deploy/kafka/kafka.sh stop $(DATA)/kafka
 
@@ -42,4 +48,5 @@ unit: install
 # The suite starts its own broker and proftask processes on free ports in its own directories,
 # so it runs beside a `make up` stack without touching it.
 test: install kafka-jars
+	cd agents/go && go vet ./... && go test ./...
 	$(BIN)/python -m pytest -q -p no:cacheprovider

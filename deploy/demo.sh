@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The demo Go service with the proftask agent: two instances, demo-1 and demo-2 of service
+# `demo`, each with its own load generator (make up / make down).
+#   DATA=.data HTTP_PORT=8080 deploy/demo.sh up|down
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+DATA=$(mkdir -p "${DATA:-.data}" && cd "${DATA:-.data}" && pwd)
+HTTP_PORT=${HTTP_PORT:-8080}
+BIN="$DATA/demo/demo"
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+case "${1:-}" in
+  up)
+    mkdir -p "$DATA/demo"
+    (cd "$here/demo" && go build -o "$BIN" .)
+    for instance in demo-1 demo-2; do
+      pidfile="$DATA/demo/$instance.pid"
+      if running "$pidfile"; then echo "$instance already running (pid $(cat "$pidfile"))"; continue; fi
+      nohup "$BIN" -server "http://127.0.0.1:$HTTP_PORT" -service demo -instance "$instance" \
+            -state-dir "$DATA/demo/state-$instance" >> "$DATA/demo/$instance.log" 2>&1 < /dev/null &
+      echo $! > "$pidfile"
+      echo "$instance started (pid $!, log $DATA/demo/$instance.log)"
+    done
+    ;;
+  down)
+    for instance in demo-1 demo-2; do
+      pidfile="$DATA/demo/$instance.pid"
+      if running "$pidfile"; then kill "$(cat "$pidfile")"; echo "$instance stopped"; fi
+      rm -f "$pidfile"
+    done
+    ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
