@@ -98,6 +98,9 @@ func spawnGoroutines(n int, d time.Duration) {
 
 func handlers() *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "{\"goroutines\": %d}\n", runtime.NumGoroutine())
+	})
 	for path, fn := range work {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { fn(); fmt.Fprintln(w, "ok") })
 	}
@@ -158,6 +161,7 @@ func main() {
 	mutexFraction := flag.Int("mutex-fraction", 0, "the application's own mutex profile fraction")
 	early := flag.Duration("early-contention", 0, "block and contend in earlyContention this long at start")
 	ownCPUProfile := flag.Bool("own-cpu-profile", false, "the application holds the CPU profiler itself")
+	noAgent := flag.Bool("no-agent", false, "run without the proftask agent (a baseline for overhead)")
 	flag.Parse()
 
 	agent.SetBlockProfileRate(*blockRate)
@@ -189,10 +193,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := agent.Start(ctx, agent.Config{Server: *server, Service: *service, Instance: *instance,
-		Token: *token, StateDir: *stateDir})
-	if err != nil {
-		log.Fatal(err)
+	var a *agent.Agent
+	if !*noAgent {
+		a, err = agent.Start(ctx, agent.Config{Server: *server, Service: *service, Instance: *instance,
+			Token: *token, StateDir: *stateDir})
+		if err != nil {
+			log.Fatal(err)
+		}
 	}
 	if *loadPaths != "" {
 		if err := load(ctx, strings.Split(*loadPaths, ",")); err != nil {
@@ -200,5 +207,7 @@ func main() {
 		}
 	}
 	<-ctx.Done()
-	a.Stop()
+	if a != nil {
+		a.Stop()
+	}
 }
