@@ -37,7 +37,7 @@ async def serve(role: str, settings: Settings) -> None:
 
     parts = ROLES[role]
     topics = Topics.with_prefix(settings.topic_prefix)
-    kafka_ready = False
+    kafka_ready = clickhouse_ready = False
     log.warning("auth is off: no tokens configured, every request is tenant 'default'")
 
     resources: list = []  # started in order, stopped in reverse
@@ -67,7 +67,7 @@ async def serve(role: str, settings: Settings) -> None:
             checks["kafka.producer"] = producer.started
             checks["task_view"] = view.healthy and view.caught_up.is_set()
         if clickhouse is not None:
-            checks["clickhouse"] = clickhouse.is_open
+            checks["clickhouse"] = clickhouse_ready  # opened and migrated
         for c in components:
             checks.update(c.readiness())
         return checks
@@ -95,6 +95,7 @@ async def serve(role: str, settings: Settings) -> None:
             await clickhouse.open()
             started.append(clickhouse)
             await migrate(clickhouse)
+            clickhouse_ready = True
         for r in resources + components:
             await r.start()
             started.append(r)
