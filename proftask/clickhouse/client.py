@@ -39,10 +39,6 @@ class ClickHouse:
     async def open(self) -> None:
         self._client = await self._run(_open, self.dsn)
 
-    @property
-    def is_open(self) -> bool:
-        return self._client is not None
-
     async def close(self) -> None:
         if self._client is not None:
             await self._run(self._client.close)

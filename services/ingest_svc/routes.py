@@ -9,8 +9,8 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.kafka.topics import task_key
-from services.ingest_svc.upload import (ProfileError, ProfileTooLarge, UploadTooLarge, check_profile,
-                                        profile_id, receive_body)
+from proftask.pprof.decode import ProfileError, ProfileTooLarge
+from services.ingest_svc.upload import UploadTooLarge, check_profile, profile_id, receive_body
 
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
 MAX_IDEMPOTENCY_KEY = 256

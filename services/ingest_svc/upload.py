@@ -10,7 +10,7 @@ import uuid
 
 from aiohttp import web
 
-from proftask.pprof.decode import BoundedGunzip, ProfileError, ProfileTooLarge, is_gzip, parse_profile
+from proftask.pprof.decode import BoundedGunzip, ProfileTooLarge, is_gzip, parse_profile
 
 CHUNK = 256 * 1024
 _PROFILE_NS = uuid.UUID("0f6b1f2e-8e63-4c55-9a2d-6c1b8f0e7a41")
@@ -71,6 +71,3 @@ def profile_id(tenant: str, task_id: str, instance_id: str, idempotency_key: str
     """The same upload (by Idempotency-Key, else by its bytes) for a task's instance is one profile."""
     what = f"key:{idempotency_key}" if idempotency_key else "sha256:" + hashlib.sha256(body).hexdigest()
     return str(uuid.uuid5(_PROFILE_NS, f"{tenant}/{task_id}/{instance_id}/{what}"))
-
-
-__all__ = ["UploadTooLarge", "ProfileError", "ProfileTooLarge", "receive_body", "check_profile", "profile_id"]
