@@ -124,6 +124,9 @@ var work = map[string]func(){
 // in-process: through HTTP, the client's own waiting would dominate the block profile.
 func load(ctx context.Context, paths []string) error {
 	for _, p := range paths {
+		if p == "" {
+			continue
+		}
 		fn, ok := work[p]
 		if !ok {
 			return fmt.Errorf("unknown load path %q", p)
@@ -133,7 +136,7 @@ func load(ctx context.Context, paths []string) error {
 		case "/mutex":
 			workers, pause = 4, time.Millisecond
 		case "/cpu":
-			pause = 0
+			pause = 20 * time.Millisecond // about half a core: the demo must not starve its host
 		case "/goroutines":
 			workers, pause = 2, 0
 		}

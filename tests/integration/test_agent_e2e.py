@@ -1,6 +1,5 @@
 """The Go agent end to end: real demo programs run by the agent pick tasks up through the API,
 profile, upload; the analysis shows what each program made hot."""
-import time
 import uuid
 
 import pytest
@@ -64,12 +63,12 @@ SCENARIOS = {
     "BLOCK": ("/block", {"duration": 1, "dumpPeriod": 1}, "delay", "main.blockOnChannel", 0.5),
     "MUTEX": ("/mutex", {"duration": 1, "dumpPeriod": 1}, "delay", "main.contendMutex", 0.5),
     "GOROUTINE": ("/goroutines", {}, None, "main.spawnGoroutines", 0.5),
-    "THREADCREATE": ("/cpu", {}, None, "runtime.", 0.0),
+    "THREADCREATE": ("/alloc", {}, None, "runtime.", 0.0),
 }
 
 
 def test_every_event_end_to_end_on_two_instances(stack, demos):
-    tasks, services = {}, {}
+    tasks, services, early = {}, {}, []
     for event, (load, params, *_rest) in SCENARIOS.items():
         service = f"demo-{event.lower()}-{uuid.uuid4().hex[:6]}"
         services[event] = service
@@ -77,10 +76,13 @@ def test_every_event_end_to_end_on_two_instances(stack, demos):
         if event in ("BLOCK", "MUTEX"):  # the app samples on its own before the task: not uploaded
             flags += ["-block-rate", "1", "-mutex-fraction", "1", "-early-contention", "1s"]
         for instance in ("demo-1", "demo-2"):
-            demos(stack, service, instance, *flags)
+            demo = demos(stack, service, instance, *flags)
+            if event in ("BLOCK", "MUTEX"):
+                early.append(demo)
     busy_service = f"demo-busy-{uuid.uuid4().hex[:6]}"
-    demos(stack, busy_service, "busy-1", "-load", "/cpu", "-own-cpu-profile")
-    time.sleep(1.5)  # the early contention runs before the agents start polling
+    demos(stack, busy_service, "busy-1", "-load", "", "-own-cpu-profile")
+    for demo in early:  # their agents start after the early contention
+        wait_until(lambda: "early contention done" in demo.output(), message="early contention")
     for event, (load, params, *_rest) in SCENARIOS.items():
         tasks[event] = create_task(stack, ["demo-1", "demo-2"], events=event, service=services[event], **params)
     busy_task = create_task(stack, ["busy-1"], events="CPU", service=busy_service, duration=1)
