@@ -58,7 +58,7 @@ def _text(strings: list[str], index: int) -> str:
     return strings[index] if 0 <= index < len(strings) else ""
 
 
-def _segments_gather(seg_flat: np.ndarray, seg_off: np.ndarray, picks: np.ndarray) -> np.ndarray:
+def gather_segments(seg_flat: np.ndarray, seg_off: np.ndarray, picks: np.ndarray) -> np.ndarray:
     """Concatenate segments seg_flat[seg_off[k]:seg_off[k+1]] for k in picks, in order."""
     lens = seg_off[picks + 1] - seg_off[picks]
     total = int(lens.sum())
@@ -125,7 +125,7 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     order = np.argsort(location_ids)
     occ = order[np.searchsorted(location_ids, reversed_ids, sorter=order)].astype(np.int64)
     loc_off_arr = np.asarray(loc_off, dtype=np.int64)
-    flat = _segments_gather(np.asarray(loc_frames, dtype=np.int64), loc_off_arr, occ)
+    flat = gather_segments(np.asarray(loc_frames, dtype=np.int64), loc_off_arr, occ)
     frames_per_occ = loc_off_arr[occ + 1] - loc_off_arr[occ]
     frames_per_stack = np.bincount(occ_stack, weights=frames_per_occ, minlength=n_loc_stacks).astype(np.int64)
     offsets = np.concatenate(([0], np.cumsum(frames_per_stack))).astype(np.int64)
@@ -141,7 +141,7 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     values = np.zeros((len(merged), n_types), dtype=np.int64)
     np.add.at(values, target, loc_stack_values)
     new_off = np.concatenate(([0], np.cumsum(frames_per_stack[keep])))
-    new_flat = _segments_gather(flat, offsets, keep)
+    new_flat = gather_segments(flat, offsets, keep)
     return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period)
 
 

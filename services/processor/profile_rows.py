@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import decompress, parse_profile
-from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name
+from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
 
 PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                    "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
@@ -54,11 +54,9 @@ class ProfileRows:
         fn_flat, line_flat = self.function_frames, self.line_frames
         if keep is not None and not keep.all():
             picks = np.flatnonzero(keep)
-            lens = off[picks + 1] - off[picks]
-            starts = np.repeat(off[picks], lens)
-            idx = starts + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
-            fn_flat, line_flat, ids = fn_flat[idx], line_flat[idx], ids[picks]
-            off = np.concatenate(([0], np.cumsum(lens)))
+            fn_flat, line_flat = gather_segments(fn_flat, off, picks), gather_segments(line_flat, off, picks)
+            ids = ids[picks]
+            off = np.concatenate(([0], np.cumsum(off[picks + 1] - off[picks])))
         return pa.table({
             "tenant": pa.array([self.tenant] * len(ids), pa.string()),
             "stack_id": pa.array(ids, pa.uint64()),
@@ -108,12 +106,9 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int) -> ProfileRows:
     if len(unique_ids) != len(stack_ids):  # two frame lists that render alike: one stack
         merged = np.zeros((len(unique_ids), values.shape[1]), dtype=np.int64)
         np.add.at(merged, inverse, values)
-        lens = (off[1:] - off[:-1])[first]
-        picks = first
-        starts = np.repeat(off[picks], lens)
-        idx = starts + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
-        fn_flat, line_flat, stack_ids, values = fn_flat[idx], line_flat[idx], unique_ids, merged
-        off = np.concatenate(([0], np.cumsum(lens)))
+        fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
+        off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
+        stack_ids, values = unique_ids, merged
     profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
                folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
                len(stack_ids), env.event_id)
