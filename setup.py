@@ -1,4 +1,4 @@
-"""Build hook: generate the Python modules of schemas/*.proto before packaging.
+"""Build hook: generate the Python modules (and gRPC stubs) of schemas/*.proto before packaging.
 
 The event schemas are written once, in schemas/; the *_pb2.py modules are build output
 (git-ignored) so they can never drift from the .proto files by a hand edit.
@@ -17,7 +17,8 @@ def generate_protobuf_modules() -> None:
 
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.proto"))
-    args = ["protoc", f"-I{SCHEMAS}", f"-I{include}", f"--python_out={ROOT}", f"--pyi_out={ROOT}", *protos]
+    args = ["protoc", f"-I{SCHEMAS}", f"-I{include}", f"--python_out={ROOT}", f"--pyi_out={ROOT}",
+            f"--grpc_python_out={ROOT}", *protos]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed on " + " ".join(protos))
     # protoc writes modules, not packages: mark each generated directory as a package.

@@ -94,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--clickhouse-dsn", help="chdb:///dir or http://host:8123 (PROFTASK_CLICKHOUSE_DSN)")
 
     serve = sub.add_parser("serve", help="run proftask services",
-                           description="Run task_svc, ingest_svc, query_svc and the processor in one "
-                                       "process (all), or one of them.")
-    serve.add_argument("role", choices=["all", "task", "ingest", "query", "processor"])
+                           description="Run task_svc, ingest_svc, query_svc, the processor and the "
+                                       "SkyWalking agent gRPC endpoint in one process (all), or one of them.")
+    serve.add_argument("role", choices=["all", "task", "ingest", "query", "processor", "grpc"])
     serve.add_argument("--http-port", type=int, help="HTTP port (PROFTASK_HTTP_PORT, default 8080)")
     common(serve)
     serve.set_defaults(func=cmd_serve)

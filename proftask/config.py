@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from proftask.auth import TokenGrant, parse_token_list
+
 DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "config" / "proftask.yaml"
 _PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):(.*)\}$")
 
@@ -22,6 +24,7 @@ class Settings:
     http_host: str
     http_port: int
     max_json_body: int
+    grpc_host: str
     grpc_port: int
     kafka_bootstrap: str
     topic_prefix: str
@@ -30,6 +33,7 @@ class Settings:
     clickhouse_dsn: str
     task_grace_ms: int
     decision_timeout_s: float
+    tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -64,6 +68,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         http_host=str(p["http"]["host"]),
         http_port=int(p["http"]["port"]),
         max_json_body=int(p["http"]["maxJsonBody"]),
+        grpc_host=str(p["grpc"]["host"]),
         grpc_port=int(p["grpc"]["port"]),
         kafka_bootstrap=str(p["kafka"]["bootstrap"]),
         topic_prefix=str(p["kafka"]["topicPrefix"]),
@@ -72,4 +77,13 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         clickhouse_dsn=dsn or f"chdb://{data_dir / 'clickhouse'}",
         task_grace_ms=int(p["tasks"]["graceMinutes"]) * 60_000,
         decision_timeout_s=float(p["tasks"]["decisionTimeoutSeconds"]),
+        tokens=_token_grants((p.get("auth") or {}).get("tokens")),
     )
+
+
+def _token_grants(raw: Any) -> list[TokenGrant]:
+    if not raw:
+        return []
+    if isinstance(raw, str):
+        return parse_token_list(raw)
+    return [TokenGrant(str(t["token"]), str(t["tenant"]), str(t["role"])) for t in raw]

@@ -10,10 +10,14 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES
 
 
 def create_faust_app(app_id: str, settings: Settings) -> faust.App:
+    faust_dir = settings.data_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        # Faust makes this directory even with in-memory tables; keep it out of the cwd.
+        datadir=str(faust_dir / app_id),
         autodiscover=False,
         web_enabled=False,
         key_serializer="raw",

@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from proftask.auth import TokenTable
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 from proftask.config import Settings
@@ -21,15 +22,17 @@ from proftask.task_view import TaskView
 log = logging.getLogger("proftask")
 
 ROLES = {
-    "all": ("task", "ingest", "query", "processor"),
+    "all": ("task", "ingest", "query", "processor", "grpc"),
     "task": ("task",),
     "ingest": ("ingest",),
     "query": ("query",),
     "processor": ("processor",),
+    "grpc": ("grpc",),  # SkyWalking's agent protocol (commands and uploads)
 }
 
 
 async def serve(role: str, settings: Settings) -> None:
+    from services.agent_grpc.service import AgentGrpcService
     from services.ingest_svc.service import IngestService
     from services.processor.service import ProcessorService
     from services.query_svc.service import QueryService
@@ -38,15 +41,19 @@ async def serve(role: str, settings: Settings) -> None:
     parts = ROLES[role]
     topics = Topics.with_prefix(settings.topic_prefix)
     kafka_ready = clickhouse_ready = False
-    log.warning("auth is off: no tokens configured, every request is tenant 'default'")
+    tokens = TokenTable(settings.tokens)
+    if tokens.enabled:
+        log.info("auth is on: %d tokens for tenants %s", len(settings.tokens), ", ".join(tokens.tenants()))
+    else:
+        log.warning("auth is off: no tokens configured, every request is tenant 'default'")
 
     resources: list = []  # started in order, stopped in reverse
     components: list = []
     producer = view = clickhouse = None
-    cpu = CpuPool() if {"ingest", "processor"} & set(parts) else None
+    cpu = CpuPool() if {"ingest", "processor", "grpc"} & set(parts) else None
     if cpu is not None:
         resources.append(cpu)
-    if {"task", "ingest"} & set(parts):
+    if {"task", "ingest", "grpc"} & set(parts):
         producer = EventProducer(settings.kafka_bootstrap)
         view = TaskView(settings.kafka_bootstrap, topics)
         resources += [producer, view]
@@ -60,6 +67,8 @@ async def serve(role: str, settings: Settings) -> None:
         components.append(QueryService(clickhouse))
     if "processor" in parts:
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
+    if "grpc" in parts:
+        components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens))
 
     def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {"kafka": kafka_ready}
@@ -77,7 +86,7 @@ async def serve(role: str, settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    app = build_app(components, readiness, client_max_size=settings.max_json_body)
+    app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     started: list = []

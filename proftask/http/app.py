@@ -9,8 +9,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proftask import metrics
-from proftask.events import DEFAULT_TENANT
-from proftask.http.errors import json_errors
+from proftask.auth import AGENT, USER, AuthError, TokenTable, bearer_token
+from proftask.http.errors import ApiError, json_errors
 
 
 class Component(Protocol):
@@ -37,10 +37,28 @@ class RoutesComponent:
         return {}
 
 
+AGENT_ROUTES = "/api/v1/pprof/agent/"
+
+
 def tenant_of(request: web.Request) -> str:
-    """The tenant of a request. Tokens arrive with the tenants issue; until then every request
-    belongs to the default tenant."""
-    return DEFAULT_TENANT
+    """The tenant of an API request: its token's (see `authenticate`)."""
+    return request["principal"].tenant
+
+
+def authenticate(tokens: TokenTable):
+    """Every /api/ request carries `Authorization: Bearer <token>` (when tokens are configured);
+    agent routes need an agent token, the others a user token; admin may do both."""
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path.startswith("/api/"):
+            try:
+                principal = tokens.authenticate(bearer_token(request.headers.get("Authorization")))
+                principal.require(AGENT if request.path.startswith(AGENT_ROUTES) else USER)
+            except AuthError as e:
+                raise ApiError(401 if e.code == "UNAUTHENTICATED" else 403, e.code, e.reason) from None
+            request["principal"] = principal
+        return await handler(request)
+    return middleware
 
 
 @web.middleware
@@ -62,9 +80,10 @@ async def count_requests(request: web.Request, handler):
 
 
 def build_app(components: Iterable[Component], readiness: Callable[[], dict[str, bool]],
-              client_max_size: int) -> web.Application:
+              client_max_size: int, tokens: TokenTable) -> web.Application:
     # count_requests is outermost so it sees the status json_errors turned errors into.
-    app = web.Application(middlewares=[count_requests, json_errors], client_max_size=client_max_size)
+    app = web.Application(middlewares=[count_requests, json_errors, authenticate(tokens)],
+                          client_max_size=client_max_size)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})

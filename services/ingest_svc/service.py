@@ -9,6 +9,7 @@ from proftask.http.app import RoutesComponent
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
+from services.ingest_svc.intake import ProfileIntake
 from services.ingest_svc.routes import IngestRoutes
 
 
@@ -16,7 +17,7 @@ class IngestService(RoutesComponent):
     name = "ingest_svc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool):
-        self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
+        self.intake = ProfileIntake(settings, topics, producer, view, cpu)
 
     def add_routes(self, app: web.Application) -> None:
-        IngestRoutes(self).add_to(app)
+        IngestRoutes(self.intake).add_to(app)

@@ -1,14 +1,13 @@
-"""Receiving a profile upload: stream the body under pprofMaxSize, bound its decompressed size,
-validate it as pprof. Memory mode keeps the body in memory; file mode spools it to a temporary
-file that is always removed."""
+"""Receiving a profile upload from any transport: count its bytes under pprofMaxSize, bound its
+decompressed size, validate it as pprof. Memory mode keeps the body in memory; file mode spools
+it to a temporary file that is always removed."""
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
 import uuid
-
-from aiohttp import web
+from typing import AsyncIterator
 
 from proftask.pprof.decode import BoundedGunzip, ProfileTooLarge, is_gzip, parse_profile
 
@@ -20,15 +19,17 @@ class UploadTooLarge(Exception):
     pass
 
 
-async def receive_body(request: web.Request, max_size: int, in_memory: bool) -> bytes:
-    """The body as uploaded, refusing it as soon as it passes max_size (a declared
-    Content-Length is checked first but never trusted)."""
-    if request.content_length is not None and request.content_length > max_size:
-        raise UploadTooLarge(f"upload of {request.content_length} bytes is over pprofMaxSize ({max_size} bytes)")
+class UploadInterrupted(Exception):
+    """The upload stream ended before the size its sender declared."""
+
+
+async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory: bool) -> bytes:
+    """The upload's bytes, refusing it as soon as they pass max_size (whatever size was declared).
+    Memory mode collects them in memory; file mode spools them to a temporary file first."""
     received = 0
     if in_memory:
         body = bytearray()
-        async for chunk in request.content.iter_chunked(CHUNK):
+        async for chunk in chunks:
             received += len(chunk)
             if received > max_size:
                 raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")
@@ -37,7 +38,7 @@ async def receive_body(request: web.Request, max_size: int, in_memory: bool) -> 
     fd, path = tempfile.mkstemp(prefix="proftask-upload-", suffix=".pprof")
     try:
         with os.fdopen(fd, "wb") as spool:
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in chunks:
                 received += len(chunk)
                 if received > max_size:
                     raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")

@@ -13,6 +13,7 @@ _FAILURE_LOG_TYPE = {
     pb.TaskFailedOnInstance.AGENT_ERROR: progress.EXECUTION_TASK_ERROR,
     pb.TaskFailedOnInstance.INVALID_PROFILE: progress.EXECUTION_TASK_ERROR,
     pb.TaskFailedOnInstance.PROFILE_TOO_LARGE: progress.PPROF_UPLOAD_FILE_TOO_LARGE_ERROR,
+    pb.TaskFailedOnInstance.UPLOAD_INTERRUPTED: progress.EXECUTION_TASK_ERROR,
 }
 
 

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 from aiohttp import web
 
 from proftask import events
-from proftask.core.commands import encode_command_json, select_task_for_instance
+from proftask.core.commands import encode_command_json
 from proftask.core.tasks import Task, TaskArgumentError, parse_task_request
 from proftask.events.v1 import events_pb2 as pb
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
-from proftask.kafka.topics import service_key, task_key
+from proftask.kafka.topics import service_key
+from services.task_svc.commands import CommandsUnavailable
 
 MAX_LONG_POLL_S = 30
 DEFAULT_LIST_LIMIT = 200
@@ -97,29 +97,11 @@ class TaskRoutes:
         instance = query_str(request, "serviceInstance")
         last_command_time = query_int(request, "lastCommandTime", 0)
         wait_s = query_int(request, "wait", 0, lo=0, hi=MAX_LONG_POLL_S)
-        view = self._view()
-        tenant = tenant_of(request)
-        deadline = time.monotonic() + wait_s
-        while True:
-            task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,
-                                            last_command_time, events.now_ms(), self.svc.settings.task_grace_ms)
-            if task is not None:
-                await self._notify_once(tenant, task, instance)
-                return web.json_response({"commands": [encode_command_json(task, str(uuid.uuid4()))]})
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return web.json_response({"commands": []})
-            await view.wait_for_change(remaining)
-
-    async def _notify_once(self, tenant: str, task: Task, instance: str) -> None:
-        """NOTIFIED is recorded on the first delivery to an instance, before the agent gets the
-        command; if it cannot be recorded the agent gets a 503 and polls again."""
-        view = self.svc.view
-        if not view.claim_notification(tenant, task.task_id, instance):
-            return
         try:
-            event = events.new_event(tenant, pb.InstanceNotified(task_id=task.task_id, instance_id=instance))
-            await self.svc.producer.send(self.svc.topics.task_events, task_key(tenant, task.task_id), event)
-        except Exception as e:
-            view.release_notification(tenant, task.task_id, instance)
-            raise ApiError(503, "UNAVAILABLE", f"could not record the delivery: {e}") from None
+            task = await self.svc.commands.next_task(tenant_of(request), service, instance,
+                                                     last_command_time, wait_s)
+        except CommandsUnavailable as e:
+            raise ApiError(503, "UNAVAILABLE", str(e)) from None
+        if task is None:
+            return web.json_response({"commands": []})
+        return web.json_response({"commands": [encode_command_json(task, str(uuid.uuid4()))]})

@@ -8,6 +8,7 @@ from proftask.faust_app import faust_ready
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
+from services.task_svc.commands import CommandDesk
 from services.task_svc.decider import create_decider_app
 from services.task_svc.routes import TaskRoutes
 
@@ -17,6 +18,7 @@ class TaskService:
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
         self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
+        self.commands = CommandDesk(settings, topics, producer, view)
         self.decider = create_decider_app(settings, topics)
         self._decider_started = False
 

@@ -1,4 +1,5 @@
 import pathlib
+import subprocess
 
 import pytest
 
@@ -43,3 +44,12 @@ def spawn(broker, tmp_path_factory, output_dir):
 def stack(spawn) -> Proftask:
     """A standalone `proftask serve all` with its own topics and data, shared by a module."""
     return spawn("all")
+
+
+@pytest.fixture(scope="session")
+def swclient(tmp_path_factory) -> pathlib.Path:
+    """tests/integration/swclient: SkyWalking's official Go client, used as skywalking-go does."""
+    binary = tmp_path_factory.mktemp("swclient") / "swclient"
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "tests/integration/swclient",
+                   check=True, timeout=600)
+    return binary

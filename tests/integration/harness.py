@@ -73,6 +73,8 @@ class Proftask:
                  log_dir: pathlib.Path, extra_env: dict[str, str] | None = None):
         self.role, self.broker, self.data_dir, self.topic_prefix = role, broker, data_dir, topic_prefix
         self.port = free_port()
+        self.grpc_port = free_port()
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"proftask-{role}-{self.port}.log"
         self.extra_env = extra_env or {}
@@ -81,7 +83,8 @@ class Proftask:
     def env(self) -> dict[str, str]:
         return dict(os.environ, PROFTASK_KAFKA_BOOTSTRAP=self.broker.bootstrap,
                     PROFTASK_KAFKA_TOPIC_PREFIX=self.topic_prefix, PROFTASK_DATA_DIR=str(self.data_dir),
-                    PROFTASK_HTTP_PORT=str(self.port), PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
+                    PROFTASK_HTTP_PORT=str(self.port), PROFTASK_GRPC_PORT=str(self.grpc_port),
+                    PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
 
     def start(self, wait: bool = True) -> "Proftask":
         log = open(self.log_path, "ab")

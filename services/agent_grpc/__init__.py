@@ -1,0 +1,1 @@
+"""SkyWalking's agent protocol (skywalking.v10.PprofTask over gRPC)."""

@@ -1,0 +1,181 @@
+"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over task_svc's
+CommandDesk and ingest_svc's ProfileIntake, so an agent gets the same tasks, and its uploads the
+same checks and events, as over HTTP (reference/skywalking-pprof.md §2)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import grpc
+
+from proftask.auth import AGENT, AuthError, TokenTable, bearer_token
+from proftask.core.commands import COMMAND_NAME, command_args
+from proftask.core.tasks import Task
+from proftask.pprof.decode import ProfileError, ProfileTooLarge
+from proftask.skywalking.common.v3 import Command_pb2, Common_pb2
+from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
+from services.ingest_svc.intake import ProfileIntake, Reason, ReportRefused
+from services.ingest_svc.upload import UploadInterrupted, UploadTooLarge
+from services.task_svc.commands import CommandDesk, CommandsUnavailable
+
+log = logging.getLogger(__name__)
+
+Status = Pprof_pb2.PprofProfilingStatus
+SUCCESS = Status.PPROF_PROFILING_SUCCESS
+EXECUTION_TASK_ERROR = Status.PPROF_EXECUTION_TASK_ERROR
+OVERSIZE = Status.PPROF_TERMINATED_BY_OVERSIZE
+AUTH_METADATA = "authentication"  # gRPC metadata keys arrive lower-cased
+ERROR_MESSAGE_WAIT_S = 10  # how long a rejected error report may take to send its errorMessage
+
+
+def commands_message(task: Task | None) -> Command_pb2.Commands:
+    if task is None:
+        return Command_pb2.Commands()
+    args = [Common_pb2.KeyStringValuePair(key=k, value=v) for k, v in command_args(task, str(uuid.uuid4()))]
+    return Command_pb2.Commands(commands=[Command_pb2.Command(command=COMMAND_NAME, args=args)])
+
+
+class _Upload:
+    """The content chunks of one collect stream, counted against the declared size."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, first: Pprof_pb2.PprofData, declared: int | None):
+        self.context, self.first, self.declared, self.received = context, first, declared, 0
+        self.ended = False  # the stream reached its end; from then on intake records the outcome
+
+    def short_message(self) -> str:
+        return f"upload ended after {self.received} of {self.declared} declared bytes"
+
+    async def chunks(self):
+        if self.first.WhichOneof("result") == "content":
+            self.received += len(self.first.content)
+            yield self.first.content
+        while True:
+            message = await self.context.read()
+            if message is grpc.aio.EOF:
+                break
+            if message.WhichOneof("result") == "content":
+                self.received += len(message.content)
+                yield message.content
+        self.ended = True
+        if self.declared is not None and self.received < self.declared:
+            raise UploadInterrupted(self.short_message())
+        if self.declared is not None and self.received > self.declared:
+            raise ProfileError(f"upload carried {self.received} bytes, more than the {self.declared} declared")
+
+
+class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
+    def __init__(self, commands: CommandDesk, intake: ProfileIntake, tokens: TokenTable):
+        self.commands, self.intake, self.tokens = commands, intake, tokens
+        self._background: set[asyncio.Task] = set()
+
+    async def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+        """SkyWalking agents send their token as `Authentication` metadata (plain, or Bearer)."""
+        token = next((v for k, v in context.invocation_metadata() or () if k == AUTH_METADATA), None)
+        try:
+            principal = self.tokens.authenticate(bearer_token(token) or token)
+            principal.require(AGENT)
+        except AuthError as e:
+            code = grpc.StatusCode.UNAUTHENTICATED if e.code == "UNAUTHENTICATED" else grpc.StatusCode.PERMISSION_DENIED
+            await context.abort(code, e.reason)
+        return principal.tenant
+
+    async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
+                                   context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
+        if not request.service or not request.serviceInstance:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "service and serviceInstance are required")
+        tenant = await self._tenant(context)
+        try:
+            task = await self.commands.next_task(tenant, request.service, request.serviceInstance,
+                                                 request.lastCommandTime)
+        except CommandsUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        return commands_message(task)
+
+    async def collect(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
+        """Metadata first, answered at once (the agent blocks on that answer); then the content
+        chunks; a last status once the profile is on Kafka or refused."""
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return
+        if not first.HasField("metadata"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first PprofData must carry metadata")
+        meta = first.metadata
+        tenant = await self._tenant(context)
+        try:
+            self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
+        except ReportRefused as e:
+            if e.code == "UNAVAILABLE":
+                await context.abort(grpc.StatusCode.UNAVAILABLE, e.reason)
+            log.info("collect refused: %s", e.reason)
+            await self._reply(context, EXECUTION_TASK_ERROR, e.reason)
+            return
+        if meta.type != SUCCESS:
+            await self._agent_failure(context, tenant, first)
+            return
+        declared = meta.contentSize if meta.contentSize >= 0 else None  # int32 wraps past 2 GiB
+        try:
+            await self.intake.check_declared_size(tenant, meta.taskId, meta.serviceInstance, declared)
+        except UploadTooLarge as e:
+            await self._reply(context, OVERSIZE, str(e))
+            return
+        await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
+        upload = _Upload(context, first, declared)
+        try:
+            await self.intake.accept(tenant, meta.taskId, meta.serviceInstance, upload.chunks(), "")
+        except (UploadTooLarge, ProfileTooLarge) as e:
+            await self._reply(context, OVERSIZE, str(e))
+            return
+        except (ProfileError, UploadInterrupted) as e:
+            await self._reply(context, EXECUTION_TASK_ERROR, str(e))
+            return
+        except asyncio.CancelledError:
+            # The agent went away mid-upload (cancelled, deadline, connection lost): the task's
+            # progress says so. Recorded apart from this handler, which is being cancelled.
+            if not upload.ended:
+                self._in_background(self.intake.record_failure(
+                    tenant, meta.taskId, meta.serviceInstance, Reason.UPLOAD_INTERRUPTED, upload.short_message()))
+            raise
+        await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
+
+    async def _agent_failure(self, context, tenant: str, first: Pprof_pb2.PprofData) -> None:
+        """The agent reports that the task failed. SkyWalking's agent sends no message (it
+        stops once answered); a client that sends errorMessage, with the metadata or after the
+        answer, gets it into the task log."""
+        meta = first.metadata
+        oversize = meta.type == OVERSIZE
+        await context.write(Pprof_pb2.PprofCollectionResponse(status=OVERSIZE if oversize else EXECUTION_TASK_ERROR))
+        message = first.errorMessage if first.WhichOneof("result") == "errorMessage" else ""
+        if not message:
+            message = await self._trailing_error_message(context)
+        if oversize:
+            await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.PROFILE_TOO_LARGE,
+                                             message or "the agent reported the profile as too large")
+        else:
+            await self.intake.record_agent_error(
+                tenant, meta.taskId, meta.serviceInstance,
+                message or "the agent reported PPROF_EXECUTION_TASK_ERROR without a message")
+
+    @staticmethod
+    async def _trailing_error_message(context) -> str:
+        message = ""
+        try:
+            while True:
+                item = await asyncio.wait_for(context.read(), ERROR_MESSAGE_WAIT_S)
+                if item is grpc.aio.EOF:
+                    return message
+                if item.WhichOneof("result") == "errorMessage":
+                    message = message or item.errorMessage
+        except asyncio.TimeoutError:
+            return message
+
+    @staticmethod
+    async def _reply(context, status: int, reason: str) -> None:
+        # The status is all SkyWalking's agent reads; the reason travels as trailing metadata.
+        context.set_trailing_metadata((("proftask-reason", reason.encode("ascii", "backslashreplace").decode()),))
+        await context.write(Pprof_pb2.PprofCollectionResponse(status=status))
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,54 @@
+"""Handing commands to polling agents, whatever carried the poll (the HTTP route or SkyWalking's
+gRPC protocol): pick the task (proftask.core.commands), record NOTIFIED on first delivery."""
+from __future__ import annotations
+
+import time
+
+from proftask import events
+from proftask.config import Settings
+from proftask.core.commands import select_task_for_instance
+from proftask.core.tasks import Task
+from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka.producer import EventProducer
+from proftask.kafka.topics import Topics, task_key
+from proftask.task_view import TaskView
+
+
+class CommandsUnavailable(Exception):
+    """The poll cannot be answered now (task history loading, Kafka unreachable); poll again."""
+
+
+class CommandDesk:
+    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
+        self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
+
+    async def next_task(self, tenant: str, service: str, instance: str, last_command_time: int,
+                        wait_s: float = 0) -> Task | None:
+        """The task this instance should run next, waiting up to wait_s for one to appear."""
+        view = self.view
+        if not view.caught_up.is_set():
+            raise CommandsUnavailable("task view is still loading the task history")
+        deadline = time.monotonic() + wait_s
+        while True:
+            task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,
+                                            last_command_time, events.now_ms(), self.settings.task_grace_ms)
+            if task is not None:
+                await self._notify_once(tenant, task, instance)
+                return task
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await view.wait_for_change(remaining)
+
+    async def _notify_once(self, tenant: str, task: Task, instance: str) -> None:
+        """NOTIFIED is recorded on the first delivery to an instance, before the agent gets the
+        command; if it cannot be recorded the agent gets no command and polls again."""
+        view = self.view
+        if not view.claim_notification(tenant, task.task_id, instance):
+            return
+        try:
+            event = events.new_event(tenant, pb.InstanceNotified(task_id=task.task_id, instance_id=instance))
+            await self.producer.send(self.topics.task_events, task_key(tenant, task.task_id), event)
+        except Exception as e:
+            view.release_notification(tenant, task.task_id, instance)
+            raise CommandsUnavailable(f"could not record the delivery: {e}") from None

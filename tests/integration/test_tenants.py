@@ -1,0 +1,91 @@
+"""Tokens name a tenant and a role; a tenant never sees another's tasks (HTTP and gRPC)."""
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from tests.conformance.oracle import require_conformance
+from tests.integration.harness import wait_until
+
+pytestmark = pytest.mark.integration
+
+TOKENS = "acme-user=acme:user,acme-agent=acme:agent,globex-user=globex:user,globex-agent=globex:agent,root=acme:admin"
+
+
+@pytest.fixture(scope="module")
+def secured(spawn):
+    return spawn("all", PROFTASK_TOKENS=TOKENS)
+
+
+def as_(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create(stack, token, service, instances=("pod-1",)):
+    return stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": list(instances),
+                                              "events": "HEAP"}, headers=as_(token))
+
+
+def sw(binary, stack, token, *args):
+    out = subprocess.run([str(binary), "-target", stack.grpc_target, "-auth", token, *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_no_token_or_a_wrong_one_is_401_and_roles_are_kept(secured):
+    assert secured.get("/api/v1/pprof/tasks").status == 401
+    r = secured.get("/api/v1/pprof/tasks", headers=as_("guess"))
+    assert r.status == 401 and r.json()["code"] == "UNAUTHENTICATED"
+    assert secured.get("/api/v1/pprof/tasks", headers=as_("acme-agent")).status == 403  # agents poll, not list
+    r = secured.get("/api/v1/pprof/agent/commands?service=s&serviceInstance=i", headers=as_("acme-user"))
+    assert r.status == 403 and r.json()["code"] == "FORBIDDEN"
+    assert secured.get("/api/v1/pprof/tasks", headers=as_("root")).status == 200
+    assert secured.get("/healthz").status == 200 and secured.get("/readyz").status == 200
+
+
+def test_tenant_b_cannot_list_read_analyse_or_upload_to_tenant_as_task(secured, swclient):
+    service = f"shop-{uuid.uuid4().hex[:6]}"
+    r = create(secured, "acme-user", service)
+    assert r.status == 201, r
+    task_id = r.json()["id"]
+    # the same service name in another tenant is another service: no conflict
+    assert create(secured, "globex-user", service).status == 201
+    acme = secured.get(f"/api/v1/pprof/tasks?serviceId={service}", headers=as_("acme-user")).json()["tasks"]
+    assert [t["id"] for t in acme] == [task_id]
+    globex = secured.get(f"/api/v1/pprof/tasks?serviceId={service}", headers=as_("globex-user")).json()["tasks"]
+    assert task_id not in [t["id"] for t in globex] and len(globex) == 1
+
+    wait_until(lambda: secured.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=as_("acme-user")).status == 200)
+    for path in (f"/api/v1/pprof/tasks/{task_id}", f"/api/v1/pprof/tasks/{task_id}/progress",
+                 f"/api/v1/pprof/tasks/{task_id}/analysis", f"/api/v1/pprof/tasks/{task_id}/export?format=folded"):
+        assert secured.get(path, headers=as_("globex-user")).status == 404, path
+        assert secured.get(path, headers=as_("acme-user")).status == 200, path
+
+    profile = (require_conformance() / "go/pprof-sample.cpu.pb.gz").read_bytes()
+    upload = f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance=pod-1"
+    assert secured.post(upload, raw=profile, headers=as_("globex-agent")).status == 404
+    err = {"taskId": task_id, "serviceInstance": "pod-1", "message": "x"}
+    assert secured.post("/api/v1/pprof/agent/errors", err, headers=as_("globex-agent")).status == 404
+
+    # gRPC: globex's agent token sees none of acme's commands and cannot upload to its task
+    polled = sw(swclient, secured, "globex-agent", "poll", "-service", service, "-instance", "pod-1")
+    (globex_command,) = polled["commands"]
+    assert globex_command["args"]["TaskId"] != task_id
+    refused = sw(swclient, secured, "globex-agent", "upload", "-service", service, "-instance", "pod-1",
+                 "-task", task_id, "-file", str(require_conformance() / "go/pprof-sample.cpu.pb.gz"))
+    assert refused["first"] == "PPROF_EXECUTION_TASK_ERROR" and "not found" in refused["reason"]
+    assert sw(swclient, secured, "nope", "poll", "-service", service, "-instance", "pod-1")["code"] == "Unauthenticated"
+    assert sw(swclient, secured, "acme-user", "poll", "-service", service, "-instance", "pod-1")["code"] == \
+        "PermissionDenied"
+
+    # acme's own agent does get it, over gRPC, and its upload lands in acme's task only
+    (acme_command,) = sw(swclient, secured, "acme-agent", "poll", "-service", service, "-instance", "pod-1")["commands"]
+    assert acme_command["args"]["TaskId"] == task_id
+    sent = sw(swclient, secured, "acme-agent", "upload", "-service", service, "-instance", "pod-1", "-task", task_id,
+              "-file", str(require_conformance() / "go/pprof-sample.cpu.pb.gz"))
+    assert sent["statuses"] == ["PPROF_PROFILING_SUCCESS", "PPROF_PROFILING_SUCCESS"]
+    wait_until(lambda: secured.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=as_("acme-user"))
+               .json()["successInstanceIds"] == ["pod-1"] or None)
+    assert secured.get(f"/api/v1/pprof/tasks/{task_id}/analysis", headers=as_("acme-user")).json()["tree"]["elements"]
