@@ -9,7 +9,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 HTTP_PORT ?= 8080
 PROTOS := $(shell find schemas -name '*.proto')
 
-.PHONY: install kafka-jars up down test unit status
+.PHONY: install kafka-jars browser up down test unit status
 
 # The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
 $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
@@ -30,7 +30,7 @@ up: install kafka-jars
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh up
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/demo.sh up
 	@echo
-	@echo "proftask: http://127.0.0.1:$(HTTP_PORT)   (demo service 'demo', instances demo-1 and demo-2, agents running)"
+	@echo "proftask web UI: http://127.0.0.1:$(HTTP_PORT)/   (gRPC for SkyWalking agents on 127.0.0.1:11800; demo service 'demo', instances demo-1 and demo-2, agents running)"
 	@echo "try:  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"
 	@echo "        -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"
 
@@ -42,11 +42,15 @@ down:
 status:
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/standalone.sh status
 
+browser:
+	deploy/browser.sh
+
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 # The suite starts its own broker and proftask processes on free ports in its own directories,
 # so it runs beside a `make up` stack without touching it.
-test: install kafka-jars
+test: install kafka-jars browser
 	cd agents/go && go vet ./... && go test ./...
+	cd tests/integration/swclient && go vet ./...
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -17,10 +17,13 @@ def generate_protobuf_modules() -> None:
 
     include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.proto"))
-    args = ["protoc", f"-I{SCHEMAS}", f"-I{include}", f"--python_out={ROOT}", f"--pyi_out={ROOT}",
-            f"--grpc_python_out={ROOT}", *protos]
+    args = ["protoc", f"-I{SCHEMAS}", f"-I{include}", f"--python_out={ROOT}", f"--pyi_out={ROOT}", *protos]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed on " + " ".join(protos))
+    services = [p for p in protos if "\nservice " in (SCHEMAS / p).read_text()]
+    if services and protoc.main(["protoc", f"-I{SCHEMAS}", f"-I{include}", f"--grpc_python_out={ROOT}",
+                                 *services]) != 0:
+        raise SystemExit("protoc (gRPC) failed on " + " ".join(services))
     # protoc writes modules, not packages: mark each generated directory as a package.
     for proto in protos:
         package_dir = (ROOT / proto).parent

@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from proftask.client import analyze_command, task_commands
+from proftask.client.http import DEFAULT_SERVER, ApiClient, ClientError
 from proftask.config import load_settings
 
 
@@ -82,8 +84,30 @@ def cmd_replay(args) -> int:
     return 0
 
 
+CLIENT_ERROR = 3  # `task wait` uses 1 and 2 for failed and timed out
+
+
+def client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get("PROFTASK_SERVER", DEFAULT_SERVER),
+                   help=f"proftask's HTTP address ($PROFTASK_SERVER, default {DEFAULT_SERVER})")
+    p.add_argument("--token", default=os.environ.get("PROFTASK_TOKEN"),
+                   help="API token, sent as 'Authorization: Bearer' ($PROFTASK_TOKEN; none when auth is off)")
+
+
+def run_client_command(args) -> int:
+    try:
+        return args.client_func(ApiClient(args.server, args.token), args)
+    except ClientError as e:
+        print(f"proftask: {e}", file=sys.stderr)
+        return CLIENT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="proftask", description="On-demand pprof profiling for Go services.")
+    parser = argparse.ArgumentParser(prog="proftask", description="On-demand pprof profiling for Go services: "
+                                     "run the services (serve, kafka, migrate, replay) or use a running "
+                                     "proftask (task, analyze). `proftask COMMAND --help` explains each.")
     parser.add_argument("--config", help="config file (default: $PROFTASK_CONFIG or config/proftask.yaml)")
     parser.add_argument("--log-level", default="info")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,11 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "process that owns the data directory first.")
     common(rep)
     rep.set_defaults(func=cmd_replay)
+
+    task_commands.register(sub, client_options)
+    analyze_command.register(sub, client_options)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "client_func", None):
+        return run_client_command(args)
     _setup_logging(args.log_level)
     return args.func(args)
 

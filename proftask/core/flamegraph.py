@@ -109,15 +109,24 @@ def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def elements_json(c: NodeColumns, max_nodes: int = 0) -> tuple[str, int, int]:
     """The elements array as JSON text ([{id, parentId, codeSignature, total, self}, ...]),
-    the number of elements, and how many nodes max_nodes dropped. Built as text: one dict per
-    node would cost more than the query."""
+    the number of elements, and how many nodes max_nodes dropped."""
     ordered, parent_pos, dropped = preorder(c, max_nodes)
+    return render_elements(c, ordered, parent_pos), len(ordered), dropped
+
+
+def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
+                    extra: dict[str, np.ndarray] | None = None) -> str:
+    """Pre-ordered rows as JSON text; `extra` adds per-element fields (aligned with `ordered`).
+    Built as text: one dict per node would cost more than the query."""
     escaped = [json.dumps(n, ensure_ascii=False) for n in c.names]
     names = [escaped[i] for i in c.name[ordered].tolist()]
-    names[0] = '"root"'
-    parts = [
-        '{"id":"%d","parentId":"%d","codeSignature":%s,"total":%d,"self":%d}' % row
-        for row in zip(range(len(ordered)), parent_pos.tolist(), names,
-                       c.total[ordered].tolist(), c.self_value[ordered].tolist())
-    ]
-    return "[" + ",".join(parts) + "]", len(parts), dropped
+    if names:
+        names[0] = '"root"'
+    columns = [range(len(ordered)), parent_pos.tolist(), names, c.total[ordered].tolist(),
+               c.self_value[ordered].tolist()]
+    template = '{"id":"%d","parentId":"%d","codeSignature":%s,"total":%d,"self":%d'
+    for key, values in (extra or {}).items():
+        columns.append([json.dumps(v) for v in values.tolist()])
+        template += ',"%s":%%s' % key
+    template += "}"
+    return "[" + ",".join(template % row for row in zip(*columns)) + "]"

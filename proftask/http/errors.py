@@ -69,6 +69,13 @@ def query_int(request: web.Request, name: str, default: int | None = None,
     return value
 
 
+def query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").lower()
+    if raw not in ("", "true", "false", "1", "0"):
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be true or false, got {raw[:64]!r}")
+    return raw in ("true", "1")
+
+
 def query_str(request: web.Request, name: str, required: bool = True, max_len: int = 512) -> str:
     value = request.query.get(name, "")
     if required and not value:

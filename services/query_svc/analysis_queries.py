@@ -88,6 +88,36 @@ ARRAY JOIN arrayConcat([0], arrayEnumerate(frames)) AS depth
 GROUP BY node, parent, depth, frame_id
 """
 
+# Per instance (profile), the totals of the given nodes, and each profile's root total: how a
+# node's share spreads across the instances of a task.
+PER_PROFILE = """
+stack_values AS (
+    SELECT profile_id, stack_id,
+           any(arrayElement(values, transform(profile_id, {profile_ids:Array(String)},
+                                               {value_indexes:Array(UInt16)}, toUInt16(0)))) AS v
+    FROM samples
+    WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+      AND profile_id IN {profile_ids:Array(String)}
+    GROUP BY profile_id, stack_id
+    HAVING v != 0
+)"""
+
+PROFILE_NODE_TOTALS = """
+SELECT profile_id, h[depth + 1] AS node, sum(v) AS total
+FROM (
+    SELECT sv.profile_id AS profile_id, sv.v AS v, sf.frames AS frames,
+           arrayFold((acc, x) -> arrayPushBack(acc, sipHash64(acc[-1], x)), sf.frames, [toUInt64(0)]) AS h
+    FROM stack_values AS sv INNER JOIN stack_frames AS sf USING stack_id
+)
+ARRAY JOIN arrayEnumerate(frames) AS depth
+WHERE node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
+GROUP BY profile_id, node
+"""
+
+PROFILE_ROOTS = """
+SELECT profile_id, sum(v) FROM stack_values GROUP BY profile_id
+"""
+
 STACKS = """
 SELECT sf.frames, sv.v FROM stack_values AS sv INNER JOIN stack_frames AS sf USING stack_id
 """
@@ -167,3 +197,14 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
         rows = await ch.rows(_sql(ALL_TYPES, STACKS, "line"), params)
     info = await _frame_info(ch, ALL_TYPES, params, "line")
     return [([info[f][1:] for f in frames], list(v)) for frames, v in rows]
+
+
+async def profile_node_totals(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                              granularity: str, nodes: list[int]
+                              ) -> tuple[list[tuple[str, int, int]], dict[str, int]]:
+    """(profile id, node, total) of the given nodes, and every profile's root total."""
+    params = {**_params(tenant, task_id, value_index_by_profile), "nodes": nodes}
+    with metrics.QUERY_SECONDS.labels("profile_node_totals").time():
+        rows = await ch.rows(_sql(PER_PROFILE, PROFILE_NODE_TOTALS, granularity), params)
+        roots = await ch.rows("WITH " + PER_PROFILE + PROFILE_ROOTS, params)
+    return [(p, int(n), int(t)) for p, n, t in rows], {p: int(t) for p, t in roots}

@@ -1,41 +1,27 @@
-"""query_svc's HTTP routes: progress, the flame-graph analysis and its exports."""
+"""query_svc's HTTP routes: progress, the flame-graph analysis, diffs, exports, and the web UI."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
+import pathlib
 
+import numpy as np
 from aiohttp import web
 
 from proftask.core.exports import to_folded, to_speedscope
-from proftask.core.flamegraph import NodeColumns, elements_json
+from proftask.core.diff import diff_columns, diff_elements_json
+from proftask.core.flamegraph import NodeColumns, preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
+from proftask.core.spread import instance_spread
 from proftask.http.app import tenant_of
-from proftask.http.errors import ApiError, query_int
+from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
-from proftask.pprof.fold import GRANULARITIES
 from services.query_svc import analysis_queries, progress_queries
-from services.query_svc.analysis_queries import StoredProfile
+from services.query_svc.selection import Selection, parse_granularity, parse_instance_ids, require_task, select
 
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
-
-
-@dataclasses.dataclass
-class Selection:
-    """What a request asks to analyse: the task's newest profile per chosen instance, a sample
-    type and a granularity (the same filters for analysis and export)."""
-    tenant: str
-    task_id: str
-    profiles: list[StoredProfile]
-    sample_types: list[str]
-    sample_type: str | None
-    granularity: str
-
-    @property
-    def value_index(self) -> dict[str, int]:
-        """profile id → 1-based position of the chosen sample type in its values."""
-        return {p.profile_id: p.sample_types.index(self.sample_type) + 1
-                for p in self.profiles if self.sample_type in p.sample_types}
+UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
+MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
 
 
 class QueryRoutes:
@@ -46,51 +32,90 @@ class QueryRoutes:
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/progress", self.progress)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/analysis", self.analysis)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
+        app.router.add_get("/api/v1/pprof/diff", self.diff)
+        app.router.add_get("/", self.index)
+        app.router.add_static("/ui/", UI_DIR)
 
-    async def _existing_task(self, request: web.Request) -> tuple[str, str]:
-        tenant, task_id = tenant_of(request), request.match_info["taskId"]
-        if not await progress_queries.task_exists(self.svc.clickhouse, tenant, task_id):
-            raise ApiError(404, "NOT_FOUND", f"task {task_id} not found")
-        return tenant, task_id
+    async def index(self, _: web.Request) -> web.FileResponse:
+        # Nothing from the server is ever parsed as HTML by the UI; the policy makes sure.
+        return web.FileResponse(UI_DIR / "index.html", headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+            "Cache-Control": "no-cache"})
 
     async def _selection(self, request: web.Request) -> Selection:
-        granularity = request.query.get("granularity") or "function"
-        if granularity not in GRANULARITIES:
-            raise ApiError(400, "ARGUMENT_ERROR", f"granularity must be one of {', '.join(GRANULARITIES)}")
-        wanted = {i for i in (request.query.get("instanceIds") or "").split(",") if i}
-        tenant, task_id = await self._existing_task(request)
-        profiles = [p for p in await analysis_queries.latest_profiles(self.svc.clickhouse, tenant, task_id)
-                    if not wanted or p.instance_id in wanted]
-        sample_types: list[str] = []
-        for p in profiles:
-            sample_types += [t for t in p.sample_types if t not in sample_types]
-        chosen = resolve_sample_type(profiles, sample_types, request.query.get("sampleType") or None)
-        return Selection(tenant, task_id, profiles, sample_types, chosen, granularity)
+        return await select(self.svc.clickhouse, tenant_of(request), request.match_info["taskId"],
+                            parse_instance_ids(request.query.get("instanceIds")),
+                            request.query.get("sampleType") or None,
+                            parse_granularity(request.query.get("granularity")))
 
     async def progress(self, request: web.Request) -> web.Response:
-        tenant, task_id = await self._existing_task(request)
+        tenant, task_id = tenant_of(request), request.match_info["taskId"]
+        await require_task(self.svc.clickhouse, tenant, task_id)
         logs = await progress_queries.task_logs(self.svc.clickhouse, tenant, task_id)
         return web.json_response(progress_json(derive_progress(logs)))
 
+    async def _columns(self, sel: Selection) -> NodeColumns:
+        if not sel.value_index:
+            return NodeColumns.empty()
+        return await analysis_queries.node_columns(self.svc.clickhouse, sel.tenant, sel.task_id,
+                                                   sel.value_index, sel.granularity)
+
     async def analysis(self, request: web.Request) -> web.Response:
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
+        with_stats = query_bool(request, "instanceStats")
         sel = await self._selection(request)
         key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, max_nodes)
+               sel.granularity, max_nodes, with_stats)
         body = self.svc.cache.get(key)
         if body is None:
-            columns = NodeColumns.empty()
-            if sel.value_index:
-                columns = await analysis_queries.node_columns(self.svc.clickhouse, sel.tenant, sel.task_id,
-                                                              sel.value_index, sel.granularity)
-            elements, _, truncated = await asyncio.to_thread(elements_json, columns, max_nodes)
-            head = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type,
-                               "sampleTypes": sel.sample_types,
-                               "instanceIds": sorted(p.instance_id for p in sel.profiles),
-                               "truncated": truncated})
-            body = (head[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
+            columns = await self._columns(sel)
+            ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, max_nodes)
+            head = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
+                    "instanceIds": sel.instance_ids, "truncated": truncated}
+            extra = None
+            if with_stats:
+                extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])
+            elements = await asyncio.to_thread(render_elements, columns, ordered, parent_pos, extra)
+            body = (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")
+
+    async def _instance_stats(self, sel: Selection, nodes: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+        if len(nodes) > MAX_STATS_NODES:
+            raise ApiError(400, "ARGUMENT_ERROR", f"instanceStats covers at most {MAX_STATS_NODES} nodes; "
+                           f"this tree has {len(nodes)}: set maxNodes")
+        totals, roots = ({}, {}) if not sel.value_index else await analysis_queries.profile_node_totals(
+            self.svc.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
+        by_profile = {p.profile_id: p.instance_id for p in sel.profiles}
+        spread = instance_spread(nodes, [(by_profile[p], n, t) for p, n, t in totals],
+                                 {by_profile[p]: t for p, t in roots.items()})
+        extra = {"instances": spread.instances, "shareMin": np.round(spread.share_min, 6),
+                 "shareMax": np.round(spread.share_max, 6)}
+        return extra, spread.instance_count
+
+    async def diff(self, request: web.Request) -> web.Response:
+        """Two tasks, or two instance sets of one task, as one tree with both sides' sums."""
+        q = request.query
+        base_id = q.get("baseTaskId")
+        if not base_id:
+            raise ApiError(400, "ARGUMENT_ERROR", "baseTaskId is required")
+        max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
+        granularity = parse_granularity(q.get("granularity"))
+        tenant, ch = tenant_of(request), self.svc.clickhouse
+        base = await select(ch, tenant, base_id, parse_instance_ids(q.get("baseInstanceIds")),
+                            q.get("sampleType") or None, granularity)
+        compare = await select(ch, tenant, q.get("compareTaskId") or base_id,
+                               parse_instance_ids(q.get("compareInstanceIds")),
+                               base.sample_type or q.get("sampleType") or None, granularity)
+        columns = await asyncio.to_thread(diff_columns, await self._columns(base), await self._columns(compare))
+        elements, _, truncated = await asyncio.to_thread(diff_elements_json, columns, max_nodes)
+        head = json.dumps({
+            "sampleType": base.sample_type, "truncated": truncated,
+            "base": {"taskId": base.task_id, "instanceIds": base.instance_ids, "total": columns.base_root},
+            "compare": {"taskId": compare.task_id, "instanceIds": compare.instance_ids,
+                        "total": columns.compare_root}})
+        return web.Response(body=(head[:-1] + ', "tree": {"elements": ' + elements + "}}").encode(),
+                            content_type="application/json")
 
     async def export(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format") or "pprof"
@@ -124,18 +149,3 @@ class QueryRoutes:
         stacks = await analysis_queries.stacks_all_values(self.svc.clickhouse, sel.tenant, sel.task_id,
                                                           [p.profile_id for p in sel.profiles])
         return encode_profile(first.sample_types, sel.sample_type, first.period_type, first.period, stacks)
-
-
-def resolve_sample_type(profiles, sample_types: list[str], requested: str | None) -> str | None:
-    """`type/unit` or `type`; by default the first profile's default sample type (pprof's rule)."""
-    if not profiles:
-        return requested
-    if not requested:
-        first = profiles[0]
-        return first.sample_types[first.default_index]
-    for t in sample_types:
-        if requested == t or requested == t.split("/")[0]:
-            return t
-    raise ApiError(400, "ARGUMENT_ERROR",
-                   f"unknown sample type {requested!r}; available: {', '.join(sample_types)}",
-                   sampleTypes=sample_types)

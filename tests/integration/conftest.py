@@ -53,3 +53,31 @@ def swclient(tmp_path_factory) -> pathlib.Path:
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=ROOT / "tests/integration/swclient",
                    check=True, timeout=600)
     return binary
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by deploy/browser.sh (make test); never a downloaded one
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not pathlib.Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run deploy/browser.sh (make test does) to install Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, output_dir):
+    """A fresh page; its console errors fail the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors

@@ -1,0 +1,80 @@
+"""`proftask analyze`: a task's merged profile as a top table in the terminal, or exported."""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from proftask.client.http import ApiClient
+from proftask.core.top import top_functions
+
+FORMATS = ("table", "folded", "pprof", "speedscope", "json")
+SUFFIX = {"folded": "folded", "pprof": "pb.gz", "speedscope": "speedscope.json", "json": "analysis.json"}
+
+
+def format_value(value: int, unit: str) -> str:
+    steps = {"nanoseconds": [(1e9, "s"), (1e6, "ms"), (1e3, "µs")], "bytes": [(2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")]}
+    for div, suffix in steps.get(unit, []):
+        if abs(value) >= div:
+            return f"{value / div:.2f} {suffix}"
+    return f"{value:,}"
+
+
+def top_table(analysis: dict, top: int, sort: str) -> str:
+    elements = analysis["tree"]["elements"]
+    root = elements[0]["total"] if elements else 0
+    unit = (analysis.get("sampleType") or "/count").split("/")[-1]
+    rows = sorted(top_functions(elements), key=lambda r: (-(r.self_value if sort == "self" else r.total), r.name))
+    pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
+    lines = [f"{analysis.get('sampleType')}: {format_value(root, unit)} over {len(analysis['instanceIds'])} "
+             f"instance(s): {', '.join(analysis['instanceIds'])}",
+             f"{'SELF':>14} {'SELF%':>7} {'TOTAL':>14} {'TOTAL%':>7}  FUNCTION"]
+    for r in rows[:top]:
+        lines.append(f"{format_value(r.self_value, unit):>14} {pct(r.self_value)} "
+                     f"{format_value(r.total, unit):>14} {pct(r.total)}  {r.name}")
+    if analysis.get("truncated"):
+        lines.append(f"({analysis['truncated']} smaller nodes left out by --max-nodes)")
+    return "\n".join(lines)
+
+
+def cmd_analyze(client: ApiClient, args) -> int:
+    params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
+    path = f"/api/v1/pprof/tasks/{args.task_id}"
+    if args.format == "table":
+        analysis = client.get(path + "/analysis", maxNodes=args.max_nodes, **params)
+        print(top_table(analysis, args.top, args.sort))
+        return 0
+    if args.format == "json":
+        body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)
+    else:
+        body = client.get_bytes(path + "/export", format=args.format, **params)
+    if args.output == "-":
+        sys.stdout.buffer.write(body)
+        return 0
+    out = pathlib.Path(args.output or f"proftask-{args.task_id}.{SUFFIX[args.format]}")
+    out.write_bytes(body)
+    print(out)
+    return 0
+
+
+def register(sub, client_options) -> None:
+    analyze = sub.add_parser(
+        "analyze", help="a task's merged profile: top functions, or an export",
+        description="The merged profile of a task's finished instances. By default a table of the top functions "
+                    "(self and total, each function counted once per stack). With --format folded|pprof|"
+                    "speedscope the export is written to a file (pprof opens in `go tool pprof`); --format json "
+                    "writes the analysis tree as the API returns it.")
+    analyze.add_argument("task_id", help="the task's id")
+    analyze.add_argument("--format", choices=FORMATS, default="table", help="table (default), folded, pprof, "
+                         "speedscope or json")
+    analyze.add_argument("-o", "--output", help="file to write (default proftask-<task>.<suffix>; - for stdout)")
+    analyze.add_argument("--instances", help="comma-separated instances to merge (default: every finished one)")
+    analyze.add_argument("--sample-type", help="e.g. cpu, alloc_space, inuse_space/bytes (default: the profile's "
+                         "default sample type, as pprof)")
+    analyze.add_argument("--granularity", choices=("function", "line"), default="function",
+                         help="frames by function (default) or by function and line")
+    analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20)")
+    analyze.add_argument("--sort", choices=("self", "total"), default="self", help="table order (default self)")
+    analyze.add_argument("--max-nodes", type=int, default=0,
+                         help="keep only the heaviest nodes of the tree (table and json; default: all)")
+    analyze.set_defaults(client_func=cmd_analyze)
+    client_options(analyze)

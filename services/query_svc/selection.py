@@ -1,0 +1,74 @@
+"""What an analysis, export or diff request asks for: the task's newest profile per chosen
+instance, a sample type and a granularity."""
+from __future__ import annotations
+
+import dataclasses
+
+from proftask.clickhouse.client import ClickHouse
+from proftask.http.errors import ApiError
+from proftask.pprof.fold import GRANULARITIES
+from services.query_svc import analysis_queries, progress_queries
+from services.query_svc.analysis_queries import StoredProfile
+
+
+@dataclasses.dataclass
+class Selection:
+    tenant: str
+    task_id: str
+    profiles: list[StoredProfile]
+    sample_types: list[str]
+    sample_type: str | None
+    granularity: str
+
+    @property
+    def value_index(self) -> dict[str, int]:
+        """profile id → 1-based position of the chosen sample type in its values."""
+        return {p.profile_id: p.sample_types.index(self.sample_type) + 1
+                for p in self.profiles if self.sample_type in p.sample_types}
+
+    @property
+    def instance_ids(self) -> list[str]:
+        return sorted(p.instance_id for p in self.profiles)
+
+
+def parse_granularity(value: str | None) -> str:
+    granularity = value or "function"
+    if granularity not in GRANULARITIES:
+        raise ApiError(400, "ARGUMENT_ERROR", f"granularity must be one of {', '.join(GRANULARITIES)}")
+    return granularity
+
+
+def parse_instance_ids(value: str | None) -> set[str]:
+    return {i for i in (value or "").split(",") if i}
+
+
+async def require_task(ch: ClickHouse, tenant: str, task_id: str) -> None:
+    if not await progress_queries.task_exists(ch, tenant, task_id):
+        raise ApiError(404, "NOT_FOUND", f"task {task_id} not found")
+
+
+async def select(ch: ClickHouse, tenant: str, task_id: str, wanted: set[str], sample_type: str | None,
+                 granularity: str) -> Selection:
+    await require_task(ch, tenant, task_id)
+    profiles = [p for p in await analysis_queries.latest_profiles(ch, tenant, task_id)
+                if not wanted or p.instance_id in wanted]
+    sample_types: list[str] = []
+    for p in profiles:
+        sample_types += [t for t in p.sample_types if t not in sample_types]
+    chosen = resolve_sample_type(profiles, sample_types, sample_type)
+    return Selection(tenant, task_id, profiles, sample_types, chosen, granularity)
+
+
+def resolve_sample_type(profiles, sample_types: list[str], requested: str | None) -> str | None:
+    """`type/unit` or `type`; by default the first profile's default sample type (pprof's rule)."""
+    if not profiles:
+        return requested
+    if not requested:
+        first = profiles[0]
+        return first.sample_types[first.default_index]
+    for t in sample_types:
+        if requested == t or requested == t.split("/")[0]:
+            return t
+    raise ApiError(400, "ARGUMENT_ERROR",
+                   f"unknown sample type {requested!r}; available: {', '.join(sample_types)}",
+                   sampleTypes=sample_types)

@@ -1,0 +1,44 @@
+// The HTTP API, with the token the user typed (kept in localStorage).
+const TOKEN_KEY = "proftask.token";
+
+export function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
+export function setToken(value) { localStorage.setItem(TOKEN_KEY, value); }
+
+function headers(extra = {}) {
+  const h = { ...extra };
+  if (token()) h.Authorization = "Bearer " + token();
+  return h;
+}
+
+export class ApiError extends Error {
+  constructor(status, code, reason) { super(reason); this.status = status; this.code = code; }
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let data;
+  try { data = JSON.parse(text); } catch { data = { errorReason: text }; }
+  if (!response.ok) throw new ApiError(response.status, data.code || "HTTP_" + response.status, data.errorReason || response.statusText);
+  return data;
+}
+
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  return q.toString();
+}
+
+// Downloads go through fetch so the token travels in a header, never in the URL.
+export async function download(path, filename) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw new ApiError(response.status, "DOWNLOAD", await response.text());
+  const url = URL.createObjectURL(await response.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

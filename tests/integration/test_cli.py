@@ -1,0 +1,93 @@
+"""The proftask CLI against a running proftask, as a user runs it."""
+import os
+import subprocess
+import threading
+
+import pytest
+
+from tests.conformance.oracle import oracle_tree, require_conformance
+from tests.integration.harness import PROFTASK
+from tests.integration.profiles import upload
+
+pytestmark = pytest.mark.integration
+SEP = "\x1f"
+
+
+def cli(stack, *args, timeout=120, **env):
+    return subprocess.run([PROFTASK, *args, "--server", stack.base], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, **env))
+
+
+def folded_tree(text: str) -> dict:
+    """Folded stacks as the oracle's {total, nodes: {path: [total, self]}}."""
+    nodes, grand = {}, 0
+    for line in text.splitlines():
+        stack, _, value = line.rpartition(" ")
+        frames, v = stack.split(";"), int(value)
+        grand += v
+        for depth in range(1, len(frames) + 1):
+            node = nodes.setdefault(SEP.join(frames[:depth]), [0, 0])
+            node[0] += v
+        nodes[SEP.join(frames)][1] += v
+    return {"total": grand, "nodes": nodes}
+
+
+def test_create_wait_analyze_and_export(stack, tmp_path):
+    profile = require_conformance() / "go/pyroscope-heap.pb.gz"
+    bad = cli(stack, "task", "create", "--service", "cli-svc", "--instances", "", "--event", "heap")
+    assert bad.returncode == 3 and "ARGUMENT_ERROR" in bad.stderr
+    created = cli(stack, "task", "create", "--service", "cli-svc", "--instances", "pod-1,pod-2", "--event", "heap")
+    assert created.returncode == 0, created.stderr
+    task_id = created.stdout.strip()
+    assert task_id in cli(stack, "task", "list", "--service", "cli-svc").stdout
+
+    # `task wait` follows the task while the agents upload: pod-1 finishes, pod-2 reports an error
+    waiting = subprocess.Popen([PROFTASK, "task", "wait", task_id, "--server", stack.base, "--interval", "0.2",
+                                "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    threading.Timer(1.0, lambda: upload(stack, task_id, "pod-1", profile)).start()
+    threading.Timer(1.5, lambda: stack.post("/api/v1/pprof/agent/errors", {
+        "taskId": task_id, "serviceInstance": "pod-2", "message": "heap snapshot failed"})).start()
+    out, err = waiting.communicate(timeout=150)
+    assert waiting.returncode == 1, err  # one instance failed
+    assert "1/2 finished, 1 failed, 0 pending" in err and "pod-2: heap snapshot failed" in err
+    progress = cli(stack, "task", "progress", task_id).stdout
+    assert "pod-1     finished" in progress and "heap snapshot failed" in progress
+
+    table = cli(stack, "analyze", task_id, "--top", "5", "--sample-type", "alloc_space")
+    assert table.returncode == 0 and table.stdout.startswith("alloc_space/bytes:"), table.stderr
+    assert len(table.stdout.splitlines()) == 2 + 5
+
+    folded = tmp_path / "heap.folded"
+    done = cli(stack, "analyze", task_id, "--format", "folded", "--sample-type", "alloc_space", "-o", str(folded))
+    assert done.returncode == 0 and done.stdout.strip() == str(folded)
+    want = oracle_tree([profile], sample_type="alloc_space")
+    assert folded_tree(folded.read_text()) == {"total": want["total"], "nodes": want["nodes"]}
+
+    exported = tmp_path / "heap.pb.gz"
+    assert cli(stack, "analyze", task_id, "--format", "pprof", "-o", str(exported)).returncode == 0
+    for sample_type in ("inuse_space", "alloc_objects"):  # go tool pprof reads it: the same trees
+        assert oracle_tree([exported], sample_type=sample_type) == oracle_tree([profile], sample_type=sample_type)
+
+
+def test_wait_exit_codes_for_finished_and_timeout(stack):
+    task_id = cli(stack, "task", "create", "--service", "cli-svc2", "--instances", "pod-1", "--event", "goroutine"
+                  ).stdout.strip()
+    timed_out = cli(stack, "task", "wait", task_id, "--timeout", "1", "--interval", "0.2")
+    assert timed_out.returncode == 2 and "timed out" in timed_out.stderr
+    upload(stack, task_id, "pod-1", require_conformance() / "go/pprof-sample.cpu.pb.gz")
+    finished = cli(stack, "task", "wait", task_id, "--timeout", "60", "--interval", "0.2")
+    assert finished.returncode == 0 and "1/1 finished" in finished.stderr
+
+
+def test_tokens_unreachable_server_and_help(spawn):
+    secured = spawn("all", PROFTASK_TOKENS="cli-token=acme:user")
+    refused = cli(secured, "task", "list")
+    assert refused.returncode == 3 and "UNAUTHENTICATED" in refused.stderr
+    assert cli(secured, "task", "list", "--token", "cli-token").returncode == 0
+    assert cli(secured, "task", "list", PROFTASK_TOKEN="cli-token").returncode == 0
+    down = subprocess.run([PROFTASK, "task", "list", "--server", "http://127.0.0.1:9"], capture_output=True,
+                          text=True, timeout=60)
+    assert down.returncode == 3 and "UNREACHABLE" in down.stderr
+    help_text = subprocess.run([PROFTASK, "analyze", "--help"], capture_output=True, text=True).stdout
+    for option in ("--format", "--output", "--instances", "--sample-type", "--granularity", "--top", "--token"):
+        assert option in help_text

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+
+from proftask.core.diff import diff_columns, diff_elements_json
+from proftask.core.spread import instance_spread
+from tests.unit.test_flamegraph import columns_from_paths
+
+BASE = {(): (100, 0), ("main",): (100, 0), ("main", "parse"): (60, 60), ("main", "gc"): (40, 40)}
+# twice the samples, parse's share down from 60 % to 25 %, a new function
+COMPARE = {(): (200, 0), ("main",): (200, 0), ("main", "parse"): (50, 50), ("main", "gc"): (80, 80),
+           ("main", "compress"): (70, 70)}
+
+
+def decoded_diff(base, compare, max_nodes=0):
+    d = diff_columns(columns_from_paths(base), columns_from_paths(compare))
+    text, n, dropped = diff_elements_json(d, max_nodes)
+    by_id, out = {}, {}
+    for e in json.loads(text):
+        path = () if e["parentId"] == "-1" else by_id[e["parentId"]] + (e["codeSignature"],)
+        by_id[e["id"]] = path
+        out[path] = (e["baseTotal"], e["baseSelf"], e["compareTotal"], e["compareSelf"])
+    return d, out, dropped
+
+
+def test_diff_is_the_union_with_both_sides_sums():
+    d, nodes, dropped = decoded_diff(BASE, COMPARE)
+    assert dropped == 0 and (d.base_root, d.compare_root) == (100, 200)
+    assert nodes[("main", "parse")] == (60, 60, 50, 50)
+    assert nodes[("main", "compress")] == (0, 0, 70, 70)  # new in compare
+    assert nodes[()] == (100, 0, 200, 0)
+
+
+def test_diff_layout_weight_is_the_sum_of_shares_and_keeps_ancestors():
+    d, nodes, _ = decoded_diff(BASE, COMPARE)
+    weights = dict(zip(d.tree.node.tolist(), d.tree.total.tolist()))
+    root_weight = weights[0]
+    assert root_weight == pytest.approx(2 * 10**12)
+    # maxNodes keeps the heaviest by combined share, never a child without its parent
+    _, kept, dropped = decoded_diff(BASE, COMPARE, max_nodes=3)
+    assert dropped == 2 and set(kept) == {(), ("main",), ("main", "parse")}  # 0.6+0.25 beats 0.4+0.4
+
+
+def test_diff_of_a_removed_function():
+    _, nodes, _ = decoded_diff(COMPARE, BASE)
+    assert nodes[("main", "compress")] == (70, 70, 0, 0)
+
+
+def test_diff_with_an_empty_side():
+    _, nodes, _ = decoded_diff({(): (0, 0)}, BASE)
+    assert nodes[("main",)] == (0, 0, 100, 0)
+
+
+def test_instance_spread_tells_an_outlier_from_a_fleet_wide_path():
+    nodes = np.array([0, 11, 22], dtype=np.uint64)
+    roots = {"pod-1": 100, "pod-2": 100, "pod-3": 50, "pod-empty": 0}
+    totals = [("pod-1", 11, 30), ("pod-2", 11, 30), ("pod-3", 11, 15),  # 30 % everywhere
+              ("pod-3", 22, 40)]                                        # 80 % of one pod
+    s = instance_spread(nodes, totals, roots)
+    assert s.instance_count == 3
+    assert s.instances.tolist() == [3, 3, 1]
+    assert s.share_min.tolist() == [1.0, 0.3, 0.0]
+    assert s.share_max.tolist() == [1.0, 0.3, 0.8]
+
+
+def test_instance_spread_without_instances():
+    s = instance_spread(np.array([0], dtype=np.uint64), [], {})
+    assert s.instance_count == 0 and s.instances.tolist() == [0]
+
+
+def test_top_functions_count_recursion_once():
+    from proftask.core.top import top_functions
+    elements = [
+        {"id": "0", "parentId": "-1", "codeSignature": "root", "total": 10, "self": 0},
+        {"id": "1", "parentId": "0", "codeSignature": "main", "total": 10, "self": 1},
+        {"id": "2", "parentId": "1", "codeSignature": "walk", "total": 9, "self": 2},
+        {"id": "3", "parentId": "2", "codeSignature": "walk", "total": 7, "self": 7},
+        {"id": "4", "parentId": "0", "codeSignature": "walk", "total": 0, "self": 0},
+    ]
+    rows = {r.name: (r.self_value, r.total) for r in top_functions(elements)}
+    assert rows == {"main": (1, 10), "walk": (9, 9)}
