@@ -2,9 +2,12 @@
 /healthz, /readyz and /metrics."""
 from __future__ import annotations
 
+import functools
+import pathlib
 import time
 from typing import Callable, Iterable, Protocol
 
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -38,6 +41,12 @@ class RoutesComponent:
 
 
 AGENT_ROUTES = "/api/v1/pprof/agent/"
+OPENAPI = pathlib.Path(__file__).resolve().parent / "openapi.yaml"
+
+
+@functools.cache
+def openapi_document() -> dict:
+    return yaml.safe_load(OPENAPI.read_text())
 
 
 def tenant_of(request: web.Request) -> str:
@@ -99,6 +108,10 @@ def build_app(components: Iterable[Component], readiness: Callable[[], dict[str,
     async def metrics_page(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
