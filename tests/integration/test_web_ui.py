@@ -8,7 +8,6 @@ import pytest
 from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.conformance.oracle import require_conformance
-from tests.integration.harness import wait_until
 from tests.integration.profiles import create_task, upload, wait_finished
 
 pytestmark = pytest.mark.integration

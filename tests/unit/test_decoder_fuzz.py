@@ -6,7 +6,6 @@ import resource
 import subprocess
 import sys
 
-import pytest
 
 from tests.conformance.oracle import require_conformance
 
