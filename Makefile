@@ -9,7 +9,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 HTTP_PORT ?= 8080
 PROTOS := $(shell find schemas -name '*.proto')
 
-.PHONY: install kafka-jars browser up down test unit status
+.PHONY: install kafka-jars browser chaos up down test unit status
 
 # The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
 $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
@@ -44,6 +44,11 @@ status:
 
 browser:
 	deploy/browser.sh
+
+# The fault tests alone (they are part of `make test` too): a broker of a 3-node Kafka cluster, an
+# ingest replica, the processor killed; ClickHouse away for 30 s.
+chaos: install kafka-jars
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos tests/integration
 
 unit: install
 	$(BIN)/python -m pytest -q tests/unit

@@ -6,6 +6,11 @@
 #   kafka.sh start DATA_DIR PORT CTRL_PORT   format (first time only) and start in the background
 #   kafka.sh stop DATA_DIR                   stop the broker started in DATA_DIR (data is kept)
 #   kafka.sh status DATA_DIR                 exit 0 when the broker of DATA_DIR runs
+#   kafka.sh cluster-start DATA_DIR P1,P2,P3 C1,C2,C3
+#                                            a 3-node cluster (replication 3, min ISR 2): node N
+#                                            in DATA_DIR/node-N, broker port PN, controller port CN
+#   kafka.sh cluster-stop DATA_DIR           stop every node of the cluster in DATA_DIR
+#   kafka.sh kill DATA_DIR                   SIGKILL the broker of DATA_DIR (a crash, for fault tests)
 #
 # Readiness (port, then a metadata call) is checked by `proftask kafka wait`, not here.
 set -euo pipefail
@@ -48,14 +53,46 @@ start() {
     java -cp "$cp" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
          --ignore-formatted > "$data_dir/format.log" 2>&1
   fi
+  launch "$data_dir" "$props"
+  echo "kafka starting on 127.0.0.1:$port (pid $!, log $data_dir/server.log)" >&2
+}
+
+launch() {  # launch DATA_DIR PROPS: start kafka.Kafka in the background, pid in DATA_DIR/kafka.pid
+  local data_dir=$1 props=$2
   # Small heap: Kafka's real cache is the page cache, and chDB shares this machine.
   nohup java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.showDateTime=true \
-        -Dkafka.logs.dir="$data_dir" -cp "$cp" kafka.Kafka "$props" \
+        -Dkafka.logs.dir="$data_dir" -cp "$LIB/*" kafka.Kafka "$props" \
         > "$data_dir/server.log" 2>&1 < /dev/null &
   echo $! > "$data_dir/kafka.pid"
-  echo "kafka starting on 127.0.0.1:$port (pid $!, log $data_dir/server.log)" >&2
+}
+
+cluster_start() {
+  local data_dir ports ctrls voters cluster_id
+  data_dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  IFS=, read -r -a ports <<< "$2"
+  IFS=, read -r -a ctrls <<< "$3"
+  [ "${#ports[@]}" = 3 ] && [ "${#ctrls[@]}" = 3 ] || { echo "cluster-start needs 3 ports and 3 controller ports" >&2; exit 2; }
+  resolve
+  voters="1@127.0.0.1:${ctrls[0]},2@127.0.0.1:${ctrls[1]},3@127.0.0.1:${ctrls[2]}"
+  [ -f "$data_dir/cluster.id" ] || java -cp "$LIB/*" kafka.tools.StorageTool random-uuid > "$data_dir/cluster.id"
+  cluster_id=$(cat "$data_dir/cluster.id")
+  for n in 1 2 3; do
+    local node="$data_dir/node-$n" props
+    mkdir -p "$node"
+    if pid=$(pid_of "$node"); then echo "kafka node $n already running (pid $pid)" >&2; continue; fi
+    props="$node/server.properties"
+    sed -e "s|@NODE_ID@|$n|g" -e "s|@VOTERS@|$voters|g" -e "s|@PORT@|${ports[$((n-1))]}|g" \
+        -e "s|@CTRL_PORT@|${ctrls[$((n-1))]}|g" -e "s|@LOG_DIRS@|$node/log|g" \
+        "$here/server-cluster.properties.in" > "$props"
+    if [ ! -f "$node/log/meta.properties" ]; then
+      java -cp "$LIB/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted \
+           > "$node/format.log" 2>&1
+    fi
+    launch "$node" "$props"
+    echo "kafka node $n starting on 127.0.0.1:${ports[$((n-1))]} (pid $(cat "$node/kafka.pid"), log $node/server.log)" >&2
+  done
 }
 
 stop() {
@@ -73,5 +110,9 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   status) pid_of "$1" >/dev/null ;;
-  *) echo "usage: $0 resolve | start DATA_DIR PORT CTRL_PORT | stop DATA_DIR | status DATA_DIR" >&2; exit 2 ;;
+  cluster-start) cluster_start "$@" ;;
+  cluster-stop) for node in "$1"/node-*; do [ -d "$node" ] && stop "$node"; done ;;
+  kill) if pid=$(pid_of "$1"); then kill -9 "$pid"; rm -f "$1/kafka.pid"; fi ;;
+  *) echo "usage: $0 resolve | start DATA_DIR PORT CTRL_PORT | stop DATA_DIR | status DATA_DIR" \
+          "| cluster-start DATA_DIR P1,P2,P3 C1,C2,C3 | cluster-stop DATA_DIR | kill DATA_DIR" >&2; exit 2 ;;
 esac

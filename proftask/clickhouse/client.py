@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
 import pathlib
 from typing import Any, Sequence
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import OperationalError
 
 # chDB defaults to 90 % of RAM per query on a machine it shares with Kafka and the services.
 QUERY_SETTINGS = {"max_memory_usage": 4 * 1024**3}
@@ -26,15 +28,30 @@ def _open(dsn: str):
     return clickhouse_connect.get_client(dsn=dsn)
 
 
+# Fault injection for the outage tests: while this file exists, every call fails as if the
+# server were down (the embedded engine cannot be taken away from its own process).
+OUTAGE_FILE_ENV = "PROFTASK_FAULT_CLICKHOUSE_OUTAGE_FILE"
+
+
+class ClickHouseUnavailable(ConnectionError):
+    """ClickHouse cannot be reached; the caller retries (processor) or answers 503 (queries)."""
+
+
 class ClickHouse:
     def __init__(self, dsn: str):
         self.dsn = dsn
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
         self._client = None
+        self._outage_file = os.environ.get(OUTAGE_FILE_ENV)
 
     async def _run(self, fn, *args, **kwargs):
+        if self._outage_file and os.path.exists(self._outage_file):
+            raise ClickHouseUnavailable(f"ClickHouse is unavailable (fault injected by {self._outage_file})")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except OperationalError as e:  # a server DSN that does not answer
+            raise ClickHouseUnavailable(str(e)) from e
 
     async def open(self) -> None:
         self._client = await self._run(_open, self.dsn)

@@ -30,6 +30,9 @@ async def json_errors(request: web.Request, handler):
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.reason, **e.extra)
+    except ConnectionError as e:  # ClickHouse (or another backend) unreachable: try again later
+        log.warning("backend unavailable on %s %s: %s", request.method, request.path, e)
+        return error_response(503, "UNAVAILABLE", f"a backend is unavailable: {e}")
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -55,6 +55,39 @@ class KafkaBroker:
         subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "stop", str(self.data_dir)], check=False)
 
 
+class KafkaCluster:
+    """Three KRaft nodes (replication 3, min ISR 2), as deploy/kafka/kafka.sh cluster-start runs them."""
+
+    def __init__(self, data_dir: pathlib.Path):
+        self.data_dir = data_dir
+        self.ports = [free_port() for _ in range(3)]
+        self.controller_ports = [free_port() for _ in range(3)]
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def _kafka(self, *args: str) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), *args], check=True)
+
+    def start(self) -> None:
+        self._kafka("cluster-start", str(self.data_dir), ",".join(map(str, self.ports)),
+                    ",".join(map(str, self.controller_ports)))
+        subprocess.run([PROFTASK, "kafka", "wait", "--kafka", self.bootstrap, "--timeout", "120"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def node_dir(self, node: int) -> pathlib.Path:
+        return self.data_dir / f"node-{node}"
+
+    def kill(self, node: int) -> None:
+        """SIGKILL one node (1..3): a crash, not a shutdown."""
+        self._kafka("kill", str(self.node_dir(node)))
+
+    def restart(self) -> None:
+        """Start whichever nodes are down (cluster-start skips the running ones)."""
+        self.start()
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "cluster-stop", str(self.data_dir)], check=False)
+
+
 class Response:
     def __init__(self, status: int, body: bytes):
         self.status, self.body = status, body
