@@ -29,6 +29,16 @@ def _settings(args):
     return load_settings(args.config, env)
 
 
+def _role(value: str) -> str:
+    from proftask.runtime import role_parts
+
+    try:
+        role_parts(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
 def cmd_serve(args) -> int:
     from proftask.runtime import serve
 
@@ -120,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run proftask services",
                            description="Run task_svc, ingest_svc, query_svc, the processor and the "
                                        "SkyWalking agent gRPC endpoint in one process (all), or one of them.")
-    serve.add_argument("role", choices=["all", "task", "ingest", "query", "processor", "grpc"])
+    serve.add_argument("role", type=_role, help="all, task, ingest, query, processor or grpc; several joined by "
+                       "commas run in one process (processor,query shares embedded ClickHouse)")
     serve.add_argument("--http-port", type=int, help="HTTP port (PROFTASK_HTTP_PORT, default 8080)")
     common(serve)
     serve.set_defaults(func=cmd_serve)

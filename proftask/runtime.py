@@ -31,6 +31,17 @@ ROLES = {
 }
 
 
+def role_parts(role: str) -> tuple[str, ...]:
+    """`all`, one role, or several joined by commas (`processor,query`: with embedded ClickHouse
+    the two must share a process, chDB allowing one process per data directory)."""
+    parts: list[str] = []
+    for name in role.split(","):
+        if name not in ROLES:
+            raise ValueError(f"unknown role {name!r}; roles: {', '.join(ROLES)}")
+        parts += [p for p in ROLES[name] if p not in parts]
+    return tuple(parts)
+
+
 async def serve(role: str, settings: Settings) -> None:
     from services.agent_grpc.service import AgentGrpcService
     from services.ingest_svc.service import IngestService
@@ -38,7 +49,7 @@ async def serve(role: str, settings: Settings) -> None:
     from services.query_svc.service import QueryService
     from services.task_svc.service import TaskService
 
-    parts = ROLES[role]
+    parts = role_parts(role)
     topics = Topics.with_prefix(settings.topic_prefix)
     kafka_ready = clickhouse_ready = False
     tokens = TokenTable(settings.tokens)

@@ -20,6 +20,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
 
 
+def free_port_block(n: int) -> int:
+    """A base port such that base+1 … base+n are free now."""
+    for _ in range(200):
+        base = free_port()
+        if base + n < 65535 and all(_is_free(base + i) for i in range(1, n + 1)):
+            return base
+    raise RuntimeError(f"no block of {n} free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,7 +117,35 @@ class Response:
         return f"<{self.status} {self.body[:300]!r}>"
 
 
-class Proftask:
+class HttpClient:
+    """JSON over HTTP to `base`, answering a Response even for errors and refused connections."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 60) -> Response:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Response(r.status, r.read())
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.read())
+        except ConnectionError:
+            return Response(0, b"")
+        except urllib.error.URLError:
+            return Response(0, b"")
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw) -> Response:
+        return self.request("POST", path, body, **kw)
+
+
+class Proftask(HttpClient):
     """One `proftask serve ROLE` process."""
 
     def __init__(self, role: str, broker: KafkaBroker, data_dir: pathlib.Path, topic_prefix: str,
@@ -158,27 +204,6 @@ class Proftask:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 60) -> Response:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return Response(r.status, r.read())
-        except urllib.error.HTTPError as e:
-            return Response(e.code, e.read())
-        except ConnectionError:
-            return Response(0, b"")
-        except urllib.error.URLError:
-            return Response(0, b"")
-
-    def get(self, path: str, **kw) -> Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw) -> Response:
-        return self.request("POST", path, body, **kw)
 
 
 def new_topic_prefix() -> str:
