@@ -72,13 +72,23 @@ def cmd_kafka_topics(args) -> int:
 
 def cmd_migrate(args) -> int:
     from proftask.clickhouse.client import ClickHouse
+    from proftask.clickhouse.cluster_ddl import migration_ddl
     from proftask.clickhouse.migrate import migrate
 
+    settings = _settings(args)
+    cluster = args.cluster or settings.clickhouse_cluster or None
+    if args.print_ddl:
+        for version, name, statements in migration_ddl(cluster):
+            print(f"-- {version:04d}_{name}")
+            for statement in statements:
+                print(statement + ";")
+        return 0
+
     async def run():
-        ch = ClickHouse(_settings(args).clickhouse_dsn)
+        ch = ClickHouse(settings.clickhouse_dsn)
         await ch.open()
         try:
-            return await migrate(ch)
+            return await migrate(ch, cluster)
         finally:
             await ch.close()
 
@@ -145,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(topics)
     topics.set_defaults(func=cmd_kafka_topics)
 
-    mig = sub.add_parser("migrate", help="apply pending ClickHouse migrations")
+    mig = sub.add_parser("migrate", help="apply pending ClickHouse migrations, or print their DDL",
+                         description="Apply the pending ClickHouse migrations to the configured DSN, or with "
+                                     "--print-ddl print every migration's statements (with --cluster NAME: "
+                                     "ReplicatedMergeTree tables `<t>_local` and Distributed tables `<t>` "
+                                     "ON CLUSTER NAME, for a ClickHouse server cluster).")
+    mig.add_argument("--print-ddl", action="store_true", help="print the DDL instead of applying it")
+    mig.add_argument("--cluster", help="the ClickHouse cluster name (remote_servers; $PROFTASK_CLICKHOUSE_CLUSTER)")
     common(mig)
     mig.set_defaults(func=cmd_migrate)
 

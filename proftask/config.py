@@ -15,6 +15,27 @@ DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "config" / "proft
 _PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):(.*)\}$")
 
 
+@dataclasses.dataclass(frozen=True)
+class RetentionPolicy:
+    """Days a tenant's task rows stay in ClickHouse (0: kept)."""
+    default_days: int = 0
+    tenant_days: tuple[tuple[str, int], ...] = ()
+
+    def days_for(self, tenant: str) -> int:
+        return dict(self.tenant_days).get(tenant, self.default_days)
+
+
+def _retention(raw: dict | None) -> RetentionPolicy:
+    raw = raw or {}
+    tenants = raw.get("tenants") or ""
+    pairs = tenants.items() if isinstance(tenants, dict) else (
+        item.split("=", 1) for item in str(tenants).split(",") if item.strip())
+    days = tuple((str(t).strip(), int(d)) for t, d in pairs)
+    if any(d < 0 or d > 65535 for _, d in days) or not 0 <= int(raw.get("defaultDays") or 0) <= 65535:
+        raise ValueError("retention days must be between 0 and 65535")
+    return RetentionPolicy(int(raw.get("defaultDays") or 0), days)
+
+
 @dataclasses.dataclass
 class Settings:
     data_dir: pathlib.Path
@@ -34,6 +55,8 @@ class Settings:
     task_grace_ms: int
     decision_timeout_s: float
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
+    clickhouse_cluster: str = ""
+    retention: RetentionPolicy = RetentionPolicy()
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -78,6 +101,8 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         task_grace_ms=int(p["tasks"]["graceMinutes"]) * 60_000,
         decision_timeout_s=float(p["tasks"]["decisionTimeoutSeconds"]),
         tokens=_token_grants((p.get("auth") or {}).get("tokens")),
+        clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
+        retention=_retention(p.get("retention")),
     )
 
 

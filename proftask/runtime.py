@@ -114,7 +114,7 @@ async def serve(role: str, settings: Settings) -> None:
         if clickhouse is not None:
             await clickhouse.open()
             started.append(clickhouse)
-            await migrate(clickhouse)
+            await migrate(clickhouse, settings.clickhouse_cluster or None)
             clickhouse_ready = True
         for r in resources + components:
             await r.start()

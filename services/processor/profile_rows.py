@@ -39,6 +39,7 @@ class ProfileRows:
     task_id: str
     instance_id: str
     profile_id: str
+    uploaded_at: int            # epoch ms of the upload event (what retention counts from)
     profile: tuple              # the `profiles` row
     frame_names: list[tuple]    # `frame_names` rows
     stack_ids: np.ndarray       # uint64 [n]
@@ -74,6 +75,7 @@ class ProfileRows:
             "profile_id": pa.array([self.profile_id] * n_rows, pa.string()),
             "stack_id": pa.array(self.stack_ids, pa.uint64()),
             "values": _list_column(np.arange(0, n * k + 1, k), self.values.reshape(-1)),
+            "uploaded_at": pa.array(np.full(n_rows, self.uploaded_at, dtype=np.int64), pa.int64()),
         })
 
 
@@ -112,7 +114,7 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int) -> ProfileRows:
     profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
                folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
                len(stack_ids), env.event_id)
-    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, profile,
+    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
                        [(tenant, fid, *info) for fid, info in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
 

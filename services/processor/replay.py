@@ -36,10 +36,11 @@ async def replay(settings: Settings, progress=print) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
     try:
-        dropped = await drop_read_models(ch)
-        await migrate(ch)
+        cluster = settings.clickhouse_cluster or None
+        dropped = await drop_read_models(ch, cluster)
+        await migrate(ch, cluster)
         progress(f"dropped and re-created {', '.join(dropped)}")
-        writer = RowWriter(ch)
+        writer = RowWriter(ch, settings.retention)
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(t, p) for t in (topics.tasks, topics.task_events, topics.profiles)

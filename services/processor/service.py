@@ -38,7 +38,7 @@ class ProcessorService:
 
     def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse, cpu: CpuPool):
         self.settings, self.topics, self.clickhouse, self.cpu = settings, topics, clickhouse, cpu
-        self.writer = RowWriter(clickhouse)
+        self.writer = RowWriter(clickhouse, settings.retention)
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
         self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)

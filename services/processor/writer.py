@@ -8,9 +8,12 @@ import logging
 from typing import Awaitable, Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
+from proftask.clickhouse.migrations.m0003_retention import RETAINED
+from proftask.config import RetentionPolicy
 from services.processor.profile_rows import FRAME_NAME_COLUMNS, PROFILE_COLUMNS, ProfileRows
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,9 @@ class KnownIds:
 
 
 class RowWriter:
-    def __init__(self, clickhouse: ClickHouse):
+    def __init__(self, clickhouse: ClickHouse, retention: RetentionPolicy = RetentionPolicy()):
         self.clickhouse = clickhouse
+        self.retention = retention
         self.healthy = True
         self._known_stacks = KnownIds(KNOWN_IDS)
         self._known_frames = KnownIds(KNOWN_IDS)
@@ -60,11 +64,18 @@ class RowWriter:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
+        if table in RETAINED:  # every row's tenant is its first column
+            rows = [(*r, self.retention.days_for(r[0])) for r in rows]
+            columns = (*columns, "retention_days")
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[start:start + CHUNK_ROWS]
             await self._retry(table, len(chunk), lambda c=chunk: self.clickhouse.insert(table, c, columns))
 
     async def insert_arrow(self, table: str, arrow_table) -> None:
+        if table in RETAINED and arrow_table.num_rows:  # one tenant per table: one profile's rows
+            days = self.retention.days_for(arrow_table.column("tenant")[0].as_py())
+            arrow_table = arrow_table.append_column("retention_days", pa.array([days] * arrow_table.num_rows,
+                                                                                pa.uint16()))
         if arrow_table.num_rows:
             await self._retry(table, arrow_table.num_rows,
                               lambda: self.clickhouse.insert_arrow(table, arrow_table))

@@ -15,9 +15,9 @@ class Migration:
 
 
 def all_migrations() -> list[Migration]:
-    from proftask.clickhouse.migrations import m0001_task_tables, m0002_profile_tables
+    from proftask.clickhouse.migrations import m0001_task_tables, m0002_profile_tables, m0003_retention
 
-    migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION]
+    migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION, m0003_retention.MIGRATION]
     versions = [m.version for m in migrations]
     assert versions == sorted(set(versions)), "migration versions must be unique and ordered"
     return migrations

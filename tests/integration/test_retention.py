@@ -1,0 +1,44 @@
+"""Retention per tenant in real (embedded) ClickHouse: the processor's writer stamps each row
+with its tenant's days, and the TTL removes a tenant's old rows while another tenant's stay."""
+import asyncio
+
+import pytest
+
+from proftask.clickhouse.client import ClickHouse
+from proftask.clickhouse.migrate import migrate
+from proftask.config import RetentionPolicy
+from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS
+from services.processor.writer import RowWriter
+
+pytestmark = pytest.mark.integration
+DAY_MS = 86_400_000
+
+
+def test_a_tenants_old_rows_expire_and_others_stay(tmp_path):
+    async def run():
+        ch = ClickHouse(f"chdb://{tmp_path}")
+        await ch.open()
+        try:
+            await migrate(ch)
+            writer = RowWriter(ch, RetentionPolicy(0, (("acme", 30),)))
+            now = 1_800_000_000_000
+            old, recent = now - 400 * DAY_MS, 4_102_444_800_000  # a year ago; the year 2100
+            tasks = [(tenant, f"{tenant}-{age}", "svc", ["i"], "CPU", 1, 0, t, f"e-{tenant}-{age}")
+                     for tenant in ("acme", "globex") for age, t in (("old", old), ("new", recent))]
+            await writer.insert("tasks", tasks, TASK_COLUMNS)
+            logs = [(tenant, f"{tenant}-old", "i", "NOTIFIED", "", old, "", f"l-{tenant}")
+                    for tenant in ("acme", "globex")]
+            await writer.insert("task_logs", logs, TASK_LOG_COLUMNS)
+            stamped = await ch.rows("SELECT tenant, any(retention_days) FROM tasks GROUP BY tenant ORDER BY tenant")
+            for table in ("tasks", "task_logs"):
+                await ch.command(f"OPTIMIZE TABLE {table} FINAL")
+            kept = await ch.rows("SELECT task_id FROM tasks ORDER BY task_id")
+            kept_logs = await ch.rows("SELECT tenant FROM task_logs ORDER BY tenant")
+            return stamped, kept, kept_logs
+        finally:
+            await ch.close()
+
+    stamped, kept, kept_logs = asyncio.run(run())
+    assert stamped == [("acme", 30), ("globex", 0)]
+    assert [r[0] for r in kept] == ["acme-new", "globex-new", "globex-old"]  # acme's old task expired
+    assert [r[0] for r in kept_logs] == ["globex"]

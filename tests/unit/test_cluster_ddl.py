@@ -1,0 +1,48 @@
+"""The cluster form of the migrations: every statement is one ClickHouse parses (EXPLAIN AST in
+the embedded engine), and each table is a Replicated local table plus a Distributed one."""
+import clickhouse_connect
+import pytest
+
+from proftask.clickhouse.cluster_ddl import SHARD_KEYS, cluster_statements, migration_ddl
+from proftask.clickhouse.migrate import migrations_table
+from proftask.config import RetentionPolicy, load_settings
+
+
+@pytest.fixture(scope="module")
+def parser(tmp_path_factory):
+    client = clickhouse_connect.get_client(interface="chdb", path=str(tmp_path_factory.mktemp("chdb")))
+    yield lambda sql: client.query("EXPLAIN AST " + sql).result_rows
+    client.close()
+
+
+def test_every_cluster_statement_parses(parser):
+    statements = [s for _, _, ss in migration_ddl("proftask") for s in ss] + [migrations_table("proftask")]
+    for sql in statements:
+        assert parser(sql), sql
+    creates = [s for s in statements if s.startswith("CREATE TABLE")]
+    for table in SHARD_KEYS:
+        assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER proftask") and
+                   "ENGINE = Replicated" in s for s in creates), table
+        assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER proftask AS {table}_local") and
+                   "Distributed(proftask" in s for s in creates), table
+
+
+def test_alter_add_column_reaches_both_tables_and_ttl_only_the_local_one():
+    add = cluster_statements("ALTER TABLE samples ADD COLUMN IF NOT EXISTS x UInt8", "c")
+    assert add == ["ALTER TABLE samples_local ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8",
+                   "ALTER TABLE samples ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8"]
+    ttl = cluster_statements("ALTER TABLE samples MODIFY TTL toDateTime(0)", "c")
+    assert ttl == ["ALTER TABLE samples_local ON CLUSTER c MODIFY TTL toDateTime(0)"]
+
+
+def test_single_server_ddl_is_the_migrations_as_written():
+    (_, name, statements), *_ = migration_ddl(None)
+    assert name == "task_tables" and statements[0].startswith("CREATE TABLE IF NOT EXISTS tasks (")
+
+
+def test_retention_policy_from_the_environment():
+    s = load_settings(env={"PROFTASK_RETENTION_DAYS": "90", "PROFTASK_RETENTION_TENANTS": "acme=7, globex=0"})
+    assert s.retention == RetentionPolicy(90, (("acme", 7), ("globex", 0)))
+    assert (s.retention.days_for("acme"), s.retention.days_for("globex"), s.retention.days_for("x")) == (7, 0, 90)
+    with pytest.raises(ValueError):
+        load_settings(env={"PROFTASK_RETENTION_TENANTS": "acme=-1"})
