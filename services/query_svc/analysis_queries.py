@@ -38,21 +38,16 @@ ORDER BY instance_id
 # stack_values: per stack, the chosen sample type summed over the chosen profiles. One value
 # per (profile, stack): redelivered copies of a row count once. A stack only makes nodes where
 # its value is not zero, as in pprof.
-CHOSEN_TYPE = """
-stack_values AS (
-    SELECT stack_id, sum(pv) AS v
-    FROM (
-        SELECT profile_id, stack_id,
-               any(arrayElement(values, transform(profile_id, {profile_ids:Array(String)},
-                                                   {value_indexes:Array(UInt16)}, toUInt16(0)))) AS pv
-        FROM samples
-        WHERE tenant = {tenant:String} AND task_id = {task_id:String}
-          AND profile_id IN {profile_ids:Array(String)}
-        GROUP BY profile_id, stack_id
-    )
-    WHERE pv != 0
-    GROUP BY stack_id
-)"""
+PROFILE_STACK_VALUES = """
+    SELECT profile_id, stack_id,
+           any(arrayElement(values, transform(profile_id, {profile_ids:Array(String)},
+                                               {value_indexes:Array(UInt16)}, toUInt16(0)))) AS pv
+    FROM samples
+    WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+      AND profile_id IN {profile_ids:Array(String)}
+    GROUP BY profile_id, stack_id
+    HAVING pv != 0"""
+CHOSEN_TYPE = "\nstack_values AS (SELECT stack_id, sum(pv) AS v FROM (" + PROFILE_STACK_VALUES + ") GROUP BY stack_id)"
 
 # stack_values: per stack, every sample type summed (profiles that share their sample types).
 ALL_TYPES = """
@@ -90,17 +85,7 @@ GROUP BY node, parent, depth, frame_id
 
 # Per instance (profile), the totals of the given nodes, and each profile's root total: how a
 # node's share spreads across the instances of a task.
-PER_PROFILE = """
-stack_values AS (
-    SELECT profile_id, stack_id,
-           any(arrayElement(values, transform(profile_id, {profile_ids:Array(String)},
-                                               {value_indexes:Array(UInt16)}, toUInt16(0)))) AS v
-    FROM samples
-    WHERE tenant = {tenant:String} AND task_id = {task_id:String}
-      AND profile_id IN {profile_ids:Array(String)}
-    GROUP BY profile_id, stack_id
-    HAVING v != 0
-)"""
+PER_PROFILE = "\nstack_values AS (SELECT profile_id, stack_id, pv AS v FROM (" + PROFILE_STACK_VALUES + "))"
 
 PROFILE_NODE_TOTALS = """
 SELECT profile_id, h[depth + 1] AS node, sum(v) AS total
