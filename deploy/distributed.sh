@@ -48,8 +48,13 @@ wait_ready() {  # name port
 }
 
 nginx_up() {
-  command -v nginx >/dev/null || { echo "installing nginx (Debian) for the local balancer" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }
+  if ! command -v nginx >/dev/null; then
+    echo "installing nginx (Debian) for the local balancer" >&2
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q nginx-light >/dev/null 2>&1 ||
+      { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q nginx-light >/dev/null; }
+  fi
   mkdir -p "$DATA/nginx"
   sed -e "s|@DATA@|$DATA|g" -e "s|@USER@|$(id -un)|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@TASK1@|$(port_of task-1)|g" \
       -e "s|@TASK2@|$(port_of task-2)|g" -e "s|@INGEST1@|$(port_of ingest-1)|g" \
