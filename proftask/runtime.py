@@ -98,7 +98,9 @@ async def serve(role: str, settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens)
-    runner = web.AppRunner(app, access_log=None)
+    # Request lines and headers up to 32 KiB reach proftask (and get its JSON errors); beyond
+    # that aiohttp answers a plain-text 400 itself.
+    runner = web.AppRunner(app, access_log=None, handler_args={"max_line_size": 32768, "max_field_size": 32768})
     await runner.setup()
     started: list = []
     try:
