@@ -33,6 +33,7 @@ class TaskView:
         self._stored_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
+        self._advanced = asyncio.Condition()  # notified after every batch the view has applied
         self.caught_up = asyncio.Event()
 
     # ---- reads ----
@@ -67,6 +68,31 @@ class TaskView:
 
     def forget_decision(self, task_id: str) -> None:
         self._decisions.pop(task_id, None)
+
+    async def sync(self, timeout: float) -> bool:
+        """Wait until the view holds every task on the topic as of now, so that a task another
+        replica created a moment ago is known here (read-your-writes across replicas). False
+        when that takes longer than timeout."""
+        parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
+        ends = await self._consumer.end_offsets(parts)
+        deadline = asyncio.get_running_loop().time() + timeout
+
+        async def behind() -> bool:
+            for tp, end in ends.items():
+                if await self._consumer.position(tp) < end:
+                    return True
+            return False
+
+        async with self._advanced:
+            while await behind():
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._advanced.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return False
+        return True
 
     async def wait_for_change(self, timeout: float) -> None:
         """Returns when a task was added, or after timeout (for long-polling agents)."""
@@ -129,6 +155,8 @@ class TaskView:
             if changed:
                 async with self._changed:
                     self._changed.notify_all()
+            async with self._advanced:
+                self._advanced.notify_all()
             await self._check_caught_up()
             lag = 0
             for tp in consumer.assignment():

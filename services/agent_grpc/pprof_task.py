@@ -103,7 +103,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         meta = first.metadata
         tenant = await self._tenant(context)
         try:
-            self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
+            await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
         except ReportRefused as e:
             if e.code == "UNAVAILABLE":
                 await context.abort(grpc.StatusCode.UNAVAILABLE, e.reason)

@@ -31,9 +31,9 @@ class IngestRoutes:
         app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile)
         app.router.add_post("/api/v1/pprof/agent/errors", self.agent_error)
 
-    def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> None:
+    async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> None:
         try:
-            self.intake.task_for(tenant, task_id, service, instance)
+            await self.intake.task_for(tenant, task_id, service, instance)
         except ReportRefused as e:
             raise ApiError(_REFUSAL_STATUS[e.code], e.code, e.reason) from None
 
@@ -45,7 +45,7 @@ class IngestRoutes:
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
         tenant = tenant_of(request)
-        self._task_for(tenant, task_id, service, instance)
+        await self._task_for(tenant, task_id, service, instance)
         try:
             await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
             pid, duplicate = await self.intake.accept(tenant, task_id, instance,
@@ -66,6 +66,6 @@ class IngestRoutes:
         instance = _field(body, "serviceInstance")
         message = _field(body, "message", required=False)
         tenant = tenant_of(request)
-        self._task_for(tenant, task_id, service, instance)
+        await self._task_for(tenant, task_id, service, instance)
         await self.intake.record_agent_error(tenant, task_id, instance, message)
         return web.json_response({"code": "SUCCESS", "errorReason": None}, status=202)

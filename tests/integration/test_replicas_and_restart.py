@@ -1,4 +1,5 @@
 """Racing task_svc replicas, and state that survives a restart (event log + data directory)."""
+import asyncio
 import concurrent.futures
 import uuid
 
@@ -65,3 +66,43 @@ def test_everything_survives_a_restart_without_duplicates(spawn, tmp_path):
     metrics = second.get("/metrics").body.decode()
     assert 'proftask_events_produced_total{type="InstanceNotified"}' not in metrics
     assert 'proftask_events_produced_total{type="TaskFailedOnInstance"} 1.0' in metrics
+
+
+def test_a_task_view_syncs_to_a_task_it_has_not_read_yet(broker):
+    """Read-your-writes across replicas: a replica asked about a task another one created a
+    moment ago (an upload, GET /tasks/{id}) syncs its view to the topic's end before a 404.
+    Right after the broker acknowledges a TaskCreated, this view has usually not read it yet;
+    after sync() it always has."""
+    from proftask import events
+    from proftask.core.tasks import EventType, TaskSpec
+    from proftask.events.v1 import events_pb2 as pb
+    from proftask.kafka.producer import EventProducer
+    from proftask.kafka.topics import Topics, ensure_topics, service_key
+    from proftask.task_view import TaskView
+
+    async def run() -> int:
+        topics = Topics.with_prefix(new_topic_prefix())
+        await ensure_topics(broker.bootstrap, topics.specs(4), 1)
+        producer, view = EventProducer(broker.bootstrap), TaskView(broker.bootstrap, topics)
+        await producer.start()
+        await view.start()
+        unread_at_ack = 0
+        try:
+            await asyncio.wait_for(view.caught_up.wait(), 60)
+            for i in range(20):
+                task_id = str(uuid.uuid4())
+                spec = TaskSpec(f"svc-{i}", ("pod-1",), EventType.HEAP, 0, 0)
+                created = events.new_event("default", pb.TaskCreated(task_id=task_id, spec=events.spec_to_pb(spec),
+                                                                     create_time=events.now_ms()))
+                await producer.send(topics.tasks, service_key("default", spec.service_id), created)
+                unread_at_ack += view.get("default", task_id) is None
+                assert await view.sync(5)
+                assert view.get("default", task_id) is not None
+            assert await view.sync(5)  # nothing new: returns at once
+        finally:
+            await view.stop()
+            await producer.stop()
+        return unread_at_ack
+
+    unread = asyncio.run(run())
+    print(f"{unread} of 20 tasks were not yet in the view when the broker acknowledged them")
