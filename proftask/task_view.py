@@ -17,6 +17,7 @@ from proftask.core.tasks import Task
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 
+UNKNOWN_TASK_SYNC_S = 5.0  # how long find() waits for the view to catch up with an unknown task
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +40,14 @@ class TaskView:
     # ---- reads ----
     def get(self, tenant: str, task_id: str) -> Task | None:
         return self.tasks.get((tenant, task_id))
+
+    async def find(self, tenant: str, task_id: str) -> Task | None:
+        """get(), but an unknown task first syncs the view to the topic's end: a task another
+        replica created a moment ago is found (read-your-writes across replicas)."""
+        task = self.get(tenant, task_id)
+        if task is None and await self.sync(UNKNOWN_TASK_SYNC_S):
+            task = self.get(tenant, task_id)
+        return task
 
     def tasks_of_service(self, tenant: str, service_id: str) -> list[Task]:
         return self._by_service.get((tenant, service_id), [])

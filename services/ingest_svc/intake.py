@@ -19,7 +19,6 @@ from services.ingest_svc.upload import (UploadInterrupted, UploadTooLarge, check
                                         receive_chunks)
 
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
-UNKNOWN_TASK_SYNC_S = 5.0  # how long an unknown task id waits for this replica's view to catch up
 
 Reason = pb.TaskFailedOnInstance
 
@@ -41,9 +40,7 @@ class ProfileIntake:
     async def task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
         if not self.view.caught_up.is_set():
             raise ReportRefused("UNAVAILABLE", "task view is still loading the task history")
-        task = self.view.get(tenant, task_id)
-        if task is None and await self.view.sync(UNKNOWN_TASK_SYNC_S):  # created on another replica just now?
-            task = self.view.get(tenant, task_id)
+        task = await self.view.find(tenant, task_id)
         if task is None:
             raise ReportRefused("NOT_FOUND", f"task {task_id} not found")
         if service and service != task.spec.service_id:

@@ -24,6 +24,12 @@ UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
 MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
 
 
+def with_tree(head: dict, elements_json: str) -> bytes:
+    """`head` with "tree": {"elements": …} added; the elements are JSON text already (a merged
+    tree is too large to go through json.dumps as objects)."""
+    return (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements_json + "}}").encode()
+
+
 class QueryRoutes:
     def __init__(self, svc):
         self.svc = svc  # services.query_svc.service.QueryService
@@ -76,7 +82,7 @@ class QueryRoutes:
             if with_stats:
                 extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])
             elements = await asyncio.to_thread(render_elements, columns, ordered, parent_pos, extra)
-            body = (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
+            body = with_tree(head, elements)
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")
 
@@ -84,7 +90,7 @@ class QueryRoutes:
         if len(nodes) > MAX_STATS_NODES:
             raise ApiError(400, "ARGUMENT_ERROR", f"instanceStats covers at most {MAX_STATS_NODES} nodes; "
                            f"this tree has {len(nodes)}: set maxNodes")
-        totals, roots = ({}, {}) if not sel.value_index else await analysis_queries.profile_node_totals(
+        totals, roots = ([], {}) if not sel.value_index else await analysis_queries.profile_node_totals(
             self.svc.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
         by_profile = {p.profile_id: p.instance_id for p in sel.profiles}
         spread = instance_spread(nodes, [(by_profile[p], n, t) for p, n, t in totals],
@@ -109,13 +115,11 @@ class QueryRoutes:
                                base.sample_type or q.get("sampleType") or None, granularity)
         columns = await asyncio.to_thread(diff_columns, await self._columns(base), await self._columns(compare))
         elements, _, truncated = await asyncio.to_thread(diff_elements_json, columns, max_nodes)
-        head = json.dumps({
-            "sampleType": base.sample_type, "truncated": truncated,
-            "base": {"taskId": base.task_id, "instanceIds": base.instance_ids, "total": columns.base_root},
-            "compare": {"taskId": compare.task_id, "instanceIds": compare.instance_ids,
-                        "total": columns.compare_root}})
-        return web.Response(body=(head[:-1] + ', "tree": {"elements": ' + elements + "}}").encode(),
-                            content_type="application/json")
+        head = {"sampleType": base.sample_type, "truncated": truncated,
+                "base": {"taskId": base.task_id, "instanceIds": base.instance_ids, "total": columns.base_root},
+                "compare": {"taskId": compare.task_id, "instanceIds": compare.instance_ids,
+                            "total": columns.compare_root}}
+        return web.Response(body=with_tree(head, elements), content_type="application/json")
 
     async def export(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format") or "pprof"

@@ -16,7 +16,6 @@ from proftask.kafka.topics import service_key
 from services.task_svc.commands import CommandsUnavailable
 
 MAX_LONG_POLL_S = 30
-UNKNOWN_TASK_SYNC_S = 5.0
 DEFAULT_LIST_LIMIT = 200
 MAX_LIST_LIMIT = 10_000
 
@@ -88,10 +87,7 @@ class TaskRoutes:
         return web.json_response({"tasks": [task_json(t) for t in selected[:limit]]})
 
     async def get_task(self, request: web.Request) -> web.Response:
-        view, tenant, task_id = self._view(), tenant_of(request), request.match_info["taskId"]
-        task = view.get(tenant, task_id)
-        if task is None and await view.sync(UNKNOWN_TASK_SYNC_S):  # created on another replica just now?
-            task = view.get(tenant, task_id)
+        task = await self._view().find(tenant_of(request), request.match_info["taskId"])
         if task is None:
             raise ApiError(404, "NOT_FOUND", f"task {request.match_info['taskId']} not found")
         return web.json_response(task_json(task))

@@ -152,9 +152,9 @@ class Proftask(HttpClient):
                  log_dir: pathlib.Path, extra_env: dict[str, str] | None = None):
         self.role, self.broker, self.data_dir, self.topic_prefix = role, broker, data_dir, topic_prefix
         self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self.grpc_port = free_port()
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
-        self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"proftask-{role}-{self.port}.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
