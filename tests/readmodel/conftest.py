@@ -1,6 +1,6 @@
 """The read-model tier: processor rows → RowWriter → embedded ClickHouse → query_svc's SQL,
-in this process, without Kafka or HTTP. chDB allows one data directory per process, so the
-whole tier shares one (and one event loop to drive the async client)."""
+in this process, without Kafka or HTTP. chDB serves one data directory per process at a time,
+so each module opens its own and closes it before the next module (or another tier) opens one."""
 from __future__ import annotations
 
 import asyncio
@@ -11,14 +11,14 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def loop():
     loop = asyncio.new_event_loop()
     yield loop
     loop.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def clickhouse(loop, tmp_path_factory):
     ch = ClickHouse(f"chdb://{tmp_path_factory.mktemp('chdb')}")
     loop.run_until_complete(ch.open())
