@@ -32,6 +32,8 @@ class TaskView:
         self._by_service: dict[tuple[str, str], list[Task]] = collections.defaultdict(list)
         self._notified: set[tuple[str, str, str]] = set()  # (tenant, task_id, instance)
         self._stored_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id)
+        # (tenant, instance) → ids of the tasks it finished (ProfileStored) or failed
+        self._settled: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
         self._advanced = asyncio.Condition()  # notified after every batch the view has applied
@@ -66,6 +68,10 @@ class TaskView:
 
     def release_notification(self, tenant: str, task_id: str, instance_id: str) -> None:
         self._notified.discard((tenant, task_id, instance_id))
+
+    def settled_tasks(self, tenant: str, instance_id: str) -> set[str]:
+        """Ids of the tasks this instance finished or failed (never to be handed to it again)."""
+        return self._settled.get((tenant, instance_id), set())
 
     def profile_stored(self, tenant: str, profile_id: str) -> bool:
         return (tenant, profile_id) in self._stored_profiles
@@ -200,6 +206,9 @@ class TaskView:
             self._notified.add((env.tenant, payload.task_id, payload.instance_id))
         elif isinstance(payload, pb.ProfileStored):
             self._stored_profiles.add((env.tenant, payload.profile_id))
+            self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
+        elif isinstance(payload, pb.TaskFailedOnInstance):
+            self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
         return False
 
     def _resolve(self, task_id: str, decision) -> None:
