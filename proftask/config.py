@@ -57,6 +57,7 @@ class Settings:
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
+    grpc_tenant_listeners: tuple[tuple[str, str, int], ...] = ()  # (tenant, host, port)
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -83,6 +84,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
     p = raw["proftask"]
     data_dir = pathlib.Path(str(p["dataDir"])).expanduser().resolve()
     dsn = str(p["clickhouse"]["dsn"] or "")
+    tokens = _token_grants((p.get("auth") or {}).get("tokens"))
     return Settings(
         data_dir=data_dir,
         pprof_max_size=int(receiver["pprofMaxSize"]),
@@ -100,10 +102,31 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         clickhouse_dsn=dsn or f"chdb://{data_dir / 'clickhouse'}",
         task_grace_ms=int(p["tasks"]["graceMinutes"]) * 60_000,
         decision_timeout_s=float(p["tasks"]["decisionTimeoutSeconds"]),
-        tokens=_token_grants((p.get("auth") or {}).get("tokens")),
+        tokens=tokens,
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
+        grpc_tenant_listeners=_tenant_listeners(p["grpc"].get("tenantListeners"), tokens),
     )
+
+
+def _tenant_listeners(raw: Any, tokens: list[TokenGrant]) -> tuple[tuple[str, str, int], ...]:
+    """`tenant=host:port,…`: each a gRPC listener whose token-less calls are that tenant's agent."""
+    listeners = []
+    for item in (part.strip() for part in str(raw or "").split(",")):
+        if not item:
+            continue
+        tenant, _, address = item.partition("=")
+        host, _, port = address.strip().rpartition(":")
+        tenant = tenant.strip()
+        if not tenant or not host or not port.isdigit():
+            raise ValueError(f"gRPC tenant listener {item!r}: expected tenant=host:port")
+        listeners.append((tenant, host, int(port)))
+    known = {g.tenant for g in tokens}
+    for tenant, host, port in listeners:
+        if tenant not in known:
+            raise ValueError(f"gRPC tenant listener {host}:{port} is bound to tenant {tenant!r}, which no token "
+                             "has (tenant listeners need auth on: PROFTASK_TOKENS)")
+    return tuple(listeners)
 
 
 def _token_grants(raw: Any) -> list[TokenGrant]:
