@@ -48,10 +48,10 @@ def acme(spawn):
 class Demo:
     """The instrumented demo, as instance INSTANCE of SERVICE, its output in the test log."""
 
-    def __init__(self, stack, output_dir: pathlib.Path):
-        self.env = dict(os.environ, SW_AGENT_NAME=SERVICE, SW_AGENT_INSTANCE_NAME=INSTANCE,
-                        SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE=stack.acme_grpc_target)
-        self.log_path = output_dir / "skywalking-agent-demo.log"
+    def __init__(self, stack, output_dir: pathlib.Path, instance: str = INSTANCE, **env):
+        self.env = dict(os.environ, SW_AGENT_NAME=SERVICE, SW_AGENT_INSTANCE_NAME=instance,
+                        SW_AGENT_REPORTER_GRPC_BACKEND_SERVICE=stack.acme_grpc_target, **env)
+        self.log_path = output_dir / f"skywalking-agent-{instance}.log"
         self.proc = None
 
     def start(self) -> None:
@@ -65,8 +65,8 @@ class Demo:
             self.proc.wait(timeout=30)
 
 
-def create(stack, events: str, **kw) -> str:
-    r = stack.post("/api/v1/pprof/tasks", {"serviceId": SERVICE, "serviceInstanceIds": [INSTANCE],
+def create(stack, events: str, instance: str = INSTANCE, **kw) -> str:
+    r = stack.post("/api/v1/pprof/tasks", {"serviceId": SERVICE, "serviceInstanceIds": [instance],
                                            "events": events, **kw}, headers=as_("acme-user"))
     assert r.status == 201, r
     return r.json()["id"]
@@ -155,3 +155,21 @@ def test_restarted_agent_runs_no_old_task_again_and_a_new_cpu_task(acme, first_r
     for name in tasks:
         assert after[name][0] == before[name][0], f"{name}: new logs after the restart"
         assert after[name][1] == before[name][1], f"{name}: analysis changed after the restart"
+
+
+def test_an_agent_failure_without_error_text_points_at_the_agents_log(acme, instrumented_demo, output_dir):
+    """skywalking-go reports a failure with no error text: here it cannot write its profile file."""
+    instance = "sw-agent-demo-unwritable"
+    task_id = create(acme, "HEAP", instance=instance)
+    demo = Demo(acme, output_dir, instance,
+                SW_AGENT_REPORTER_GRPC_PROFILE_PPROF_FILE_PATH="/proc/proftask-cannot-write-here")
+    demo.start()
+    try:
+        def failed():
+            r = acme.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=as_("acme-user"))
+            return r.status == 200 and r.json()["errorInstanceIds"] == [instance] and r.json()
+        pr = wait_until(failed, timeout=60, interval=0.5, message="the agent's failure recorded")
+    finally:
+        demo.stop()
+    (error,) = [l for l in pr["logs"] if l["operationType"] == "EXECUTION_TASK_ERROR"]
+    assert "gave no error text" in error["message"] and f"log of instance {instance}" in error["message"]
