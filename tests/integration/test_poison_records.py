@@ -4,6 +4,7 @@ a restart."""
 import asyncio
 import collections
 import re
+import shutil
 import uuid
 
 import pytest
@@ -115,4 +116,60 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_lifecycle_goes_on(spawn,
     wait_all_dead_lettered(p, ["task-view"])
     assert p.get(f"/api/v1/pprof/tasks/{first}").status == 200
     assert len(logs_of(p, first, "EXECUTION_FINISHED")) == 1
-    lifecycle(p)
+    second = lifecycle(p)
+
+    # Replay reads the same topics: it skips and counts the poison, and rebuilds the rest.
+    p.stop()
+    shutil.rmtree(p.data_dir / "clickhouse")
+    replayed = p.cli("replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"invalid records skipped {2 * PARTITIONS * 3}" in replayed.stdout  # tasks, task-events, profiles
+    p.start()
+    for task_id in (first, second):
+        assert len(logs_of(p, task_id, "EXECUTION_FINISHED")) == 1
+
+
+def test_the_task_view_recovers_from_a_failing_consumer_and_says_so_meanwhile(broker):
+    """Not a record but the consumer itself fails (a fetch raises): the view's runner is not gone
+    for good. It is unhealthy (/readyz 503 task_view) while failing, then reads on."""
+    from proftask.core.tasks import EventType, TaskSpec
+    from proftask.kafka.producer import EventProducer
+    from proftask.kafka.topics import Topics, ensure_topics, service_key
+    from proftask.task_view import TaskView
+
+    async def run() -> None:
+        topics = Topics.with_prefix(f"t{uuid.uuid4().hex[:8]}.")
+        await ensure_topics(broker.bootstrap, topics.specs(2), 1)
+        producer, view = EventProducer(broker.bootstrap), TaskView(broker.bootstrap, topics)
+        await producer.start()
+        await view.start()
+        try:
+            await asyncio.wait_for(view.caught_up.wait(), 60)
+            fetch, failures = view._consumer.getmany, []
+
+            async def failing_once(*args, **kw):  # the fault: one fetch fails as a lost broker would
+                if not failures:
+                    failures.append(1)
+                    raise ConnectionError("broker went away")
+                return await fetch(*args, **kw)
+
+            view._consumer.getmany = failing_once
+            while not failures:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the runner record the failure
+            assert not view.healthy  # /readyz: task_view false, and the log says why
+            spec = TaskSpec("svc-after", ("pod-1",), EventType.HEAP, 0, 0)
+            created = events.new_event("default", pb.TaskCreated(task_id="after-failure", spec=events.spec_to_pb(spec),
+                                                                 create_time=events.now_ms()))
+            await producer.send(topics.tasks, service_key("default", "svc-after"), created)
+            for _ in range(200):
+                if view.healthy and view.get("default", "after-failure"):
+                    break
+                await asyncio.sleep(0.05)
+            assert view.healthy and view.get("default", "after-failure") is not None
+            assert view.failure is None
+        finally:
+            await view.stop()
+            await producer.stop()
+
+    asyncio.run(run())
