@@ -42,7 +42,9 @@ class HttpLimits:
     header_timeout_s: float = 20.0  # from connect (or the next request's first byte) to its last header
     body_idle_timeout_s: float = 60.0  # longest wait for the next byte of a request body, not a total
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this long
-    max_connections: int = 1000  # open connections of this process; more are answered 503 and closed
+    # Open connections of this process; more are answered 503 and closed. 5,000 long-polling
+    # agents on one task_svc is a measured load (bench.load); the open-files limit also caps it.
+    max_connections: int = 10_000
 
 
 @dataclasses.dataclass

@@ -10,8 +10,10 @@ middleware, tells it when a request's headers are complete and when its handler 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import resource
 import time
 from typing import Callable
 
@@ -30,11 +32,26 @@ def _refusal(limit: int) -> bytes:
             b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
 
 
+FILES_KEPT_FOR_THE_REST = 256  # Kafka and ClickHouse connections, chDB's files, logs
+
+
+def within_open_files_limit(limits: HttpLimits) -> HttpLimits:
+    """Past the open-files limit accept() fails (EMFILE) and asyncio spins logging it: cap the
+    connections below it instead, and say so."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft - FILES_KEPT_FOR_THE_REST if soft != resource.RLIM_INFINITY else limits.max_connections
+    if limits.max_connections <= room:
+        return limits
+    log.warning("HTTP: maxConnections %d lowered to %d: the open-files limit (ulimit -n) is %d",
+                limits.max_connections, max(room, 1), soft)
+    return dataclasses.replace(limits, max_connections=max(room, 1))
+
+
 class ConnectionGuard:
     """The connections of one listening socket: counts them and builds their protocols."""
 
     def __init__(self, limits: HttpLimits, aiohttp_protocol: Callable[[], asyncio.Protocol]):
-        self.limits = limits
+        self.limits = within_open_files_limit(limits)
         self._aiohttp_protocol = aiohttp_protocol
         self.open: dict[asyncio.Protocol, GuardedConnection] = {}  # aiohttp protocol → its guard
         self.refused = 0
