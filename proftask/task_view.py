@@ -123,6 +123,7 @@ class TaskView:
         result = self._ends_next
         if result is None:
             result = self._ends_next = asyncio.get_running_loop().create_future()
+            result.add_done_callback(lambda f: f.cancelled() or f.exception())  # waiters may be gone
             if self._ends_lookup is None:
                 self._start_ends_lookup()
         return result
