@@ -36,6 +36,17 @@ def _retention(raw: dict | None) -> RetentionPolicy:
     return RetentionPolicy(int(raw.get("defaultDays") or 0), days)
 
 
+@dataclasses.dataclass(frozen=True)
+class HttpLimits:
+    """How long an HTTP client may take, and how many may be connected (proftask.http.connections)."""
+    header_timeout_s: float = 20.0  # from connect (or the next request's first byte) to its last header
+    body_idle_timeout_s: float = 60.0  # longest wait for the next byte of a request body, not a total
+    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this long
+    # Open connections of this process; more are answered 503 and closed. 5,000 long-polling
+    # agents on one task_svc is a measured load (bench.load); the open-files limit also caps it.
+    max_connections: int = 10_000
+
+
 @dataclasses.dataclass
 class Settings:
     data_dir: pathlib.Path
@@ -57,6 +68,7 @@ class Settings:
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
+    http_limits: HttpLimits = HttpLimits()
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -103,7 +115,21 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         tokens=_token_grants((p.get("auth") or {}).get("tokens")),
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
+        http_limits=_http_limits(p["http"]),
     )
+
+
+def _http_limits(http: dict) -> HttpLimits:
+    limits = HttpLimits(
+        header_timeout_s=float(http.get("headerTimeoutSeconds", HttpLimits.header_timeout_s)),
+        body_idle_timeout_s=float(http.get("bodyIdleTimeoutSeconds", HttpLimits.body_idle_timeout_s)),
+        keepalive_timeout_s=float(http.get("keepAliveTimeoutSeconds", HttpLimits.keepalive_timeout_s)),
+        max_connections=int(http.get("maxConnections", HttpLimits.max_connections)),
+    )
+    if min(limits.header_timeout_s, limits.body_idle_timeout_s, limits.keepalive_timeout_s) <= 0 \
+            or limits.max_connections < 1:
+        raise ValueError(f"proftask.http timeouts must be positive and maxConnections at least 1: {limits}")
+    return limits
 
 
 def _token_grants(raw: Any) -> list[TokenGrant]:
