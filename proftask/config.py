@@ -57,6 +57,7 @@ class Settings:
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
+    spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -103,6 +104,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         tokens=_token_grants((p.get("auth") or {}).get("tokens")),
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
+        spool_dir=pathlib.Path(str(p["pprof"].get("spoolDir") or data_dir / "spool")).expanduser().resolve(),
     )
 
 
