@@ -2,12 +2,13 @@
 the next start removes the upload spool files of dead processes (and only theirs)."""
 import os
 import pathlib
+import signal
 import subprocess
 
 import pytest
 
 from tests.conformance.oracle import require_conformance
-from tests.integration.harness import wait_until
+from tests.integration.harness import ROOT, HttpClient, free_port, new_topic_prefix, wait_until
 from tests.integration.profiles import create_task, upload
 
 pytestmark = pytest.mark.integration
@@ -66,3 +67,46 @@ def test_stale_upload_spool_files_are_removed_at_start(spawn, stack, tmp_path):
     assert not stale.exists()
     assert held.exists() and foreign.exists()
 
+
+
+def _standalone(env: dict, command: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "deploy/standalone.sh"), command], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_standalone_up_right_after_a_kill_starts_a_new_proftask(broker, tmp_path):
+    """deploy/standalone.sh up, kill -9, up: the second up starts a new proftask (the killed one may
+    still be exiting, or a zombie, when up looks at its pid file)."""
+    data, port = tmp_path / "data", free_port()
+    env = dict(os.environ, DATA=str(data), HTTP_PORT=str(port), KAFKA_PORT=str(broker.port),
+               PROFTASK_KAFKA_TOPIC_PREFIX=new_topic_prefix(), PROFTASK_GRPC_PORT=str(free_port()),
+               PROFTASK_KAFKA_PARTITIONS="4")
+    api = HttpClient(f"http://127.0.0.1:{port}")
+    pidfile = data / "proftask.pid"
+    try:
+        first = _standalone(env, "up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        killed = int(pidfile.read_text())
+        os.kill(killed, signal.SIGKILL)
+        again = _standalone(env, "up")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "proftask is up" in again.stdout
+        restarted = int(pidfile.read_text())
+        assert restarted != killed and _alive(restarted) and not _alive(killed)
+        assert api.get("/readyz").status == 200
+
+        # a pid file naming a pid now used by another program: not ours to stop
+        os.kill(restarted, signal.SIGKILL)
+        wait_until(lambda: not _alive(restarted), timeout=10, message="killed proftask gone")
+        stranger = subprocess.Popen(["sleep", "60"])
+        try:
+            pidfile.write_text(f"{stranger.pid}\n")
+            status = _standalone(env, "status")
+            assert status.returncode == 1 and "not running" in status.stdout
+            assert _standalone(env, "down").returncode == 0
+            assert stranger.poll() is None
+        finally:
+            stranger.kill()
+            stranger.wait()
+    finally:
+        _standalone(env, "down")
