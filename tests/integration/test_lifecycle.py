@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from tests.conformance.oracle import require_conformance
-from tests.integration.harness import ROOT, HttpClient, free_port, new_topic_prefix, wait_until
-from tests.integration.profiles import create_task, upload
+from tests.integration.harness import PROFTASK, ROOT, HttpClient, free_port, new_topic_prefix, wait_until
+from tests.integration.profiles import analysis, create_task, progress, upload, wait_finished
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +110,67 @@ def test_standalone_up_right_after_a_kill_starts_a_new_proftask(broker, tmp_path
             stranger.wait()
     finally:
         _standalone(env, "down")
+
+
+def _readme_replay_commands() -> list[str]:
+    """The commands of the README's "Rebuilding ClickHouse from Kafka" code block, comments dropped."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Rebuilding ClickHouse from Kafka", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def _as_in_a_temp_dir(command: str, data: pathlib.Path, make_vars: str) -> str:
+    """The README's command against DATA=data and free ports (DEMO=0: no demo service)."""
+    if command.startswith("make "):
+        return f"{command} {make_vars}"
+    if command.startswith("rm -rf .data/"):
+        return command.replace(".data/", f"{data}/", 1)
+    raise AssertionError(f"the README's replay procedure has a command this test cannot map: {command!r}")
+
+
+def test_the_readme_replay_procedure_rebuilds_every_table(tmp_path):
+    commands = _readme_replay_commands()
+    assert any(c.startswith("make replay") for c in commands), commands
+    data, http_port = tmp_path / "data", free_port()
+    make_vars = (f"DATA={data} HTTP_PORT={http_port} KAFKA_PORT={free_port()} "
+                 f"KAFKA_CONTROLLER_PORT={free_port()} DEMO=0")
+    env = dict(os.environ, PROFTASK_GRPC_PORT=str(free_port()), PROFTASK_KAFKA_PARTITIONS="4")
+    env.pop("MAKEFLAGS", None)
+    env.pop("MAKELEVEL", None)
+
+    def sh(command: str) -> None:
+        r = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{command}: {r.stdout[-2000:]}{r.stderr[-3000:]}"
+
+    api = HttpClient(f"http://127.0.0.1:{http_port}")
+    profile = require_conformance() / "go" / "parca-alloc_objects.pb.gz"
+    try:
+        sh(f"make up {make_vars}")
+        task_id = create_task(api, ["pod-1", "pod-2"])
+        for instance in ("pod-1", "pod-2"):
+            wait_until(lambda: upload(api, task_id, instance, profile).status == 202, timeout=30,
+                       message="upload accepted")
+        wait_finished(api, task_id, ["pod-1", "pod-2"])
+
+        def answers():
+            return (api.get(f"/api/v1/pprof/tasks/{task_id}").json(), progress(api, task_id),
+                    analysis(api, task_id), analysis(api, task_id, granularity="line", instanceIds="pod-2"),
+                    api.get("/api/v1/pprof/tasks").json())
+
+        before = answers()
+        for command in commands:
+            sh(_as_in_a_temp_dir(command, data, make_vars))
+            if command.startswith("make replay"):  # it started the broker `make down` stopped, and stops it
+                assert subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "status", str(data / "kafka")]).returncode == 1
+        assert answers() == before
+    finally:
+        subprocess.run(f"make down {make_vars}", shell=True, cwd=ROOT, env=env, capture_output=True, timeout=120)
+
+
+def test_replay_without_a_broker_says_so_in_one_line(tmp_path):
+    r = subprocess.run([PROFTASK, "replay", "--kafka", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path),
+                        "--kafka-timeout", "1"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "no Kafka broker at 127.0.0.1:" in r.stderr, r.stderr
+    assert not (tmp_path / "clickhouse").exists()  # nothing dropped
