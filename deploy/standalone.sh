@@ -11,13 +11,14 @@ LOG="$DATA/proftask.log"
 BIN=$(cd "$(dirname "$0")/.." && pwd)/.venv/bin
 export PROFTASK_DATA_DIR="$DATA" PROFTASK_HTTP_PORT="$HTTP_PORT" PROFTASK_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
-# Our process is `proftask serve all --data-dir $DATA`: the data dir on its command line tells it
-# from a process that got its pid after a crash.
+# Our process is `proftask serve all` started with PROFTASK_DATA_DIR=$DATA (and, since this
+# script passes it, --data-dir $DATA): that tells it from a process that got its pid after a crash.
 is_ours() {  # is_ours PID: that process runs (a zombie has exited) and is the proftask of $DATA
   local pid=$1 state
   state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
   [ -n "$state" ] && [ "$state" != Z ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "proftask serve all --data-dir $DATA "
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "proftask serve all " || return 1
+  tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "PROFTASK_DATA_DIR=$DATA"
 }
 
 pid_of() {  # prints the pid of the proftask of $DATA when it runs
