@@ -69,6 +69,7 @@ class Settings:
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
     http_limits: HttpLimits = HttpLimits()
+    spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -116,6 +117,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
         http_limits=_http_limits(p["http"]),
+        spool_dir=pathlib.Path(str(p["pprof"].get("spoolDir") or data_dir / "spool")).expanduser().resolve(),
     )
 
 

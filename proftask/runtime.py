@@ -18,6 +18,7 @@ from proftask.http.connections import ConnectionGuard
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import Topics, ensure_topics
+from proftask.spool import use_directory as use_spool_directory
 from proftask.task_view import TaskView
 
 log = logging.getLogger("proftask")
@@ -59,6 +60,11 @@ async def serve(role: str, settings: Settings) -> None:
         log.info("auth is on: %d tokens for tenants %s", len(settings.tokens), ", ".join(tokens.tenants()))
     else:
         log.warning("auth is off: no tokens configured, every request is tenant 'default'")
+
+    if {"ingest", "grpc"} & set(parts):
+        stale = use_spool_directory(settings.spool_dir or settings.data_dir / "spool")
+        if stale:
+            log.info("removed %d upload spool files left by dead processes", len(stale))
 
     resources: list = []  # started in order, stopped in reverse
     components: list = []
