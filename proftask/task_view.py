@@ -11,13 +11,16 @@ import collections
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
 from proftask.core.tasks import Task
 from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka import dead_letters
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 
 UNKNOWN_TASK_SYNC_S = 5.0  # how long find() waits for the view to catch up with an unknown task
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # after the consumer failed, before reading again
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +41,10 @@ class TaskView:
         self._changed = asyncio.Condition()
         self._advanced = asyncio.Condition()  # notified after every batch the view has applied
         self.caught_up = asyncio.Event()
+        self.failure: str | None = None  # why the last read failed, until one succeeds again
+        self._offsets: AIOKafkaConsumer | None = None  # end-offset lookups only (see sync)
+        self._ends_lookup: asyncio.Task | None = None
+        self._ends_next: asyncio.Future | None = None
 
     # ---- reads ----
     def get(self, tenant: str, task_id: str) -> Task | None:
@@ -88,9 +95,13 @@ class TaskView:
         """Wait until the view holds every task on the topic as of now, so that a task another
         replica created a moment ago is known here (read-your-writes across replicas). False
         when that takes longer than timeout."""
-        parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
-        ends = await self._consumer.end_offsets(parts)
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            ends = await asyncio.wait_for(asyncio.shield(self._ends_as_of_now()), timeout)
+        except (asyncio.TimeoutError, KafkaError) as e:
+            log.warning("%s: the end offsets of %s are unknown: %r", self._name, self._topics.tasks, e)
+            return False
 
         async def behind() -> bool:
             for tp, end in ends.items():
@@ -100,7 +111,7 @@ class TaskView:
 
         async with self._advanced:
             while await behind():
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - loop.time()
                 if remaining <= 0:
                     return False
                 try:
@@ -108,6 +119,48 @@ class TaskView:
                 except asyncio.TimeoutError:
                     return False
         return True
+
+    def _ends_as_of_now(self) -> asyncio.Future:
+        """The end offsets of the tasks topic, looked up after this call. Lookups run one at a
+        time and every caller that arrives while one runs shares the next: a burst of unknown
+        ids costs one round trip per lookup, not one per request, and no caller is answered
+        with offsets read before it asked (that would miss a task created in between).
+
+        They go through a consumer of their own: the view's consumer has a fetch waiting on the
+        broker (up to fetch_max_wait_ms, 500 ms) and the broker answers one connection's
+        requests in order, so a lookup there waited for it (0.15-0.75 s per unknown id)."""
+        result = self._ends_next
+        if result is None:
+            result = self._ends_next = asyncio.get_running_loop().create_future()
+            result.add_done_callback(lambda f: f.cancelled() or f.exception())  # waiters may be gone
+            if self._ends_lookup is None:
+                self._start_ends_lookup()
+        return result
+
+    def _start_ends_lookup(self) -> None:
+        result, self._ends_next = self._ends_next, None
+        self._ends_lookup = asyncio.create_task(self._look_up_ends(result), name=f"{self._name}-ends")
+
+    async def _look_up_ends(self, result: asyncio.Future) -> None:
+        try:
+            if self._offsets is None:
+                offsets = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                           enable_auto_commit=False)
+                await offsets.start()
+                self._offsets = offsets
+            parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
+            ends = await self._offsets.end_offsets(parts)
+            if not result.done():
+                result.set_result(ends)
+        except BaseException as e:  # noqa: BLE001 - every waiter gets the failure
+            if not result.done():
+                result.set_exception(e if not isinstance(e, asyncio.CancelledError) else KafkaError(repr(e)))
+            if isinstance(e, asyncio.CancelledError):
+                raise
+        finally:
+            self._ends_lookup = None
+            if self._ends_next is not None:
+                self._start_ends_lookup()
 
     async def wait_for_change(self, timeout: float) -> None:
         """Returns when a task was added, or after timeout (for long-polling agents)."""
@@ -152,21 +205,46 @@ class TaskView:
                 pass
         if self._consumer:
             await self._consumer.stop()
+        if self._ends_lookup is not None:
+            self._ends_lookup.cancel()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     @property
     def healthy(self) -> bool:
-        return self._runner is not None and not self._runner.done()
+        """Following the topics: the runner is alive and its last attempt to read did not fail."""
+        return self._runner is not None and not self._runner.done() and self.failure is None
 
     async def _run(self) -> None:
+        """Follows the topics for as long as the process lives: a failure of the consumer is
+        logged, counted, shown in /readyz (healthy is False) and retried from where it stopped,
+        never a silent end."""
+        backoff = RETRY_MIN_S
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever it is, the view must go on
+                # failure is None again once a read succeeded: the backoff starts over
+                backoff = RETRY_MIN_S if self.failure is None else min(backoff * 2, RETRY_MAX_S)
+                self.failure = f"{type(e).__name__}: {e}"
+                metrics.CONSUMER_FAILURES.labels(self._name).inc()
+                log.exception("%s stopped following %s and %s; retrying in %.1fs", self._name,
+                              self._topics.tasks, self._topics.task_events, backoff)
+                await asyncio.sleep(backoff)
+
+    async def _follow(self) -> None:
         consumer = self._consumer
         assert consumer is not None
         await self._check_caught_up()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            self.failure = None
             changed = False
             for records in batches.values():
                 for record in records:
-                    changed |= self._apply(events.decode(record.value))
+                    changed |= self._apply_record(record)
             if changed:
                 async with self._changed:
                     self._changed.notify_all()
@@ -177,6 +255,17 @@ class TaskView:
             for tp in consumer.assignment():
                 lag += max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
             metrics.CONSUMER_LAG.labels(self._name).set(lag)
+
+    def _apply_record(self, record) -> bool:
+        """_apply, but a record the view cannot use is logged, counted and skipped. The view has
+        no consumer group: every replica re-reads the history at each start, so it publishes no
+        DeadLetter itself; the processor's group does, once, for these topics."""
+        try:
+            return self._apply(events.read_event(record.value))
+        except Exception as e:  # noqa: BLE001 - one bad record must not take the view down
+            dead_letters.dead_letter(self._name, record.topic, record.partition, record.offset,
+                                     dead_letters.reason_kind(e), str(e), record.value)
+            return False
 
     async def _check_caught_up(self) -> None:
         if self.caught_up.is_set():

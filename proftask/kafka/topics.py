@@ -30,7 +30,8 @@ class Topics:
     tasks: str
     task_events: str
     profiles: str
-    profiles_dlq: str
+    profiles_dlq: str  # the processor's dead letters before dead_letters existed; no longer written
+    dead_letters: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "Topics":
@@ -40,6 +41,7 @@ class Topics:
             task_events=f"{prefix}task-events",
             profiles=f"{prefix}profiles",
             profiles_dlq=f"{prefix}profiles-dlq",
+            dead_letters=f"{prefix}dead-letters",
         )
 
     def specs(self, partitions: int) -> list[TopicSpec]:
@@ -54,6 +56,8 @@ class Topics:
             TopicSpec(self.task_events, partitions, history),
             TopicSpec(self.profiles, partitions, history),
             TopicSpec(self.profiles_dlq, partitions, history),
+            # Every consumer's poison records, with reason and offset (proftask.kafka.dead_letters).
+            TopicSpec(self.dead_letters, partitions, history),
         ]
 
 

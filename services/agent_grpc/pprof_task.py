@@ -95,9 +95,9 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
 
     async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
                                    context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
+        tenant = await self._tenant(context)  # first: a caller without a token learns nothing else
         if not request.service or not request.serviceInstance:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "service and serviceInstance are required")
-        tenant = await self._tenant(context)
         try:
             task = await self.commands.next_task(tenant, request.service, request.serviceInstance,
                                                  request.lastCommandTime)
@@ -108,13 +108,13 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
     async def collect(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
         """Metadata first, answered at once (the agent blocks on that answer); then the content
         chunks; a last status once the profile is on Kafka or refused."""
+        tenant = await self._tenant(context)  # before reading anything the caller sent
         first = await context.read()
         if first is grpc.aio.EOF:
             return
         if not first.HasField("metadata"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first PprofData must carry metadata")
         meta = first.metadata
-        tenant = await self._tenant(context)
         try:
             await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
         except ReportRefused as e:

@@ -27,9 +27,10 @@ from services.processor.writer import RowWriter
 log = logging.getLogger(__name__)
 
 
-async def replay(settings: Settings, progress=print) -> dict[str, int]:
+async def replay(settings: Settings, progress=print, broker_timeout_s: float = 10) -> dict[str, int]:
+    """Raises BrokerUnavailable, before touching ClickHouse, when no broker answers in time."""
     topics = Topics.with_prefix(settings.topic_prefix)
-    await wait_for_broker(settings.kafka_bootstrap)
+    await wait_for_broker(settings.kafka_bootstrap, broker_timeout_s)
     ch = ClickHouse(settings.clickhouse_dsn)
     await ch.open()
     counts: dict[str, int] = collections.Counter()
@@ -55,7 +56,12 @@ async def replay(settings: Settings, progress=print) -> dict[str, int]:
             task_rows_batch, log_rows_batch = [], []
             for tp, records in batches.items():
                 for record in records:
-                    env = events.decode(record.value)
+                    try:
+                        env = events.read_event(record.value)
+                    except events.InvalidEvent as e:  # dead-lettered by the services back then
+                        counts["invalid records skipped"] += 1
+                        log.warning("replay: skipping %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, e)
+                        continue
                     counts[env.type] += 1
                     if tp.topic == topics.tasks:
                         task_rows_batch += task_rows(env)

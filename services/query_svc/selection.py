@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from proftask.clickhouse.client import ClickHouse
+from proftask.core.echo import echo
 from proftask.http.errors import ApiError
 from proftask.pprof.fold import GRANULARITIES
 from services.query_svc import analysis_queries, progress_queries
@@ -44,7 +45,7 @@ def parse_instance_ids(value: str | None) -> set[str]:
 
 async def require_task(ch: ClickHouse, tenant: str, task_id: str) -> None:
     if not await progress_queries.task_exists(ch, tenant, task_id):
-        raise ApiError(404, "NOT_FOUND", f"task {task_id} not found")
+        raise ApiError(404, "NOT_FOUND", f"task {echo(task_id)} not found")
 
 
 async def select(ch: ClickHouse, tenant: str, task_id: str, wanted: set[str], sample_type: str | None,
@@ -70,5 +71,5 @@ def resolve_sample_type(profiles, sample_types: list[str], requested: str | None
         if requested == t or requested == t.split("/")[0]:
             return t
     raise ApiError(400, "ARGUMENT_ERROR",
-                   f"unknown sample type {requested!r}; available: {', '.join(sample_types)}",
+                   f"unknown sample type {echo(requested)}; available: {', '.join(sample_types)}",
                    sampleTypes=sample_types)

@@ -15,6 +15,18 @@ def test_env_overrides_with_types():
     assert s.clickhouse_dsn == "http://ch:8123"
 
 
+def test_http_slow_client_limits_from_env():
+    import pytest
+
+    from proftask.config import HttpLimits
+    assert load_settings(env={}).http_limits == HttpLimits(20.0, 60.0, 75.0, 10_000)
+    s = load_settings(env={"PROFTASK_HTTP_HEADER_TIMEOUT": "1.5", "PROFTASK_HTTP_BODY_IDLE_TIMEOUT": "2",
+                           "PROFTASK_HTTP_KEEPALIVE_TIMEOUT": "30", "PROFTASK_HTTP_MAX_CONNECTIONS": "50"})
+    assert s.http_limits == HttpLimits(1.5, 2.0, 30.0, 50)
+    with pytest.raises(ValueError, match="maxConnections"):
+        load_settings(env={"PROFTASK_HTTP_MAX_CONNECTIONS": "0"})
+
+
 def test_grpc_tenant_listeners_need_a_tenant_that_has_tokens():
     import pytest
     s = load_settings(env={"PROFTASK_TOKENS": "a=acme:agent,b=beta:user",
