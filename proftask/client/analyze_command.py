@@ -5,7 +5,6 @@ import pathlib
 import sys
 
 from proftask.client.http import ApiClient
-from proftask.core.top import top_functions
 
 FORMATS = ("table", "folded", "pprof", "speedscope", "json")
 SUFFIX = {"folded": "folded", "pprof": "pb.gz", "speedscope": "speedscope.json", "json": "analysis.json"}
@@ -19,20 +18,21 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
-def top_table(analysis: dict, top: int, sort: str) -> str:
-    elements = analysis["tree"]["elements"]
-    root = elements[0]["total"] if elements else 0
-    unit = (analysis.get("sampleType") or "/count").split("/")[-1]
-    rows = sorted(top_functions(elements), key=lambda r: (-(r.self_value if sort == "self" else r.total), r.name))
+def top_table(top: dict, rows: int, sort: str) -> str:
+    """The server's top table (the whole profile, pprof's -top), in pprof's order (flat, then
+    cum, then name) or by cum first."""
+    root = top["total"]
+    unit = (top.get("sampleType") or "/count").split("/")[-1]
+    ordered = top["rows"] if sort == "flat" else sorted(top["rows"], key=lambda r: (-r["cum"], -r["flat"], r["name"]))
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
-    lines = [f"{analysis.get('sampleType')}: {format_value(root, unit)} over {len(analysis['instanceIds'])} "
-             f"instance(s): {', '.join(analysis['instanceIds'])}",
-             f"{'SELF':>14} {'SELF%':>7} {'TOTAL':>14} {'TOTAL%':>7}  FUNCTION"]
-    for r in rows[:top]:
-        lines.append(f"{format_value(r.self_value, unit):>14} {pct(r.self_value)} "
-                     f"{format_value(r.total, unit):>14} {pct(r.total)}  {r.name}")
-    if analysis.get("truncated"):
-        lines.append(f"({analysis['truncated']} smaller nodes left out by --max-nodes)")
+    lines = [f"{top.get('sampleType')}: {format_value(root, unit)} over {len(top['instanceIds'])} "
+             f"instance(s): {', '.join(top['instanceIds'])}",
+             f"{'FLAT':>14} {'FLAT%':>7} {'CUM':>14} {'CUM%':>7}  {'LINE' if top.get('granularity') == 'line' else 'FUNCTION'}"]
+    for r in ordered[:rows]:
+        lines.append(f"{format_value(r['flat'], unit):>14} {pct(r['flat'])} "
+                     f"{format_value(r['cum'], unit):>14} {pct(r['cum'])}  {r['name']}")
+    if len(ordered) > rows:
+        lines.append(f"({len(ordered) - rows} more; --top N shows more)")
     return "\n".join(lines)
 
 
@@ -40,8 +40,7 @@ def cmd_analyze(client: ApiClient, args) -> int:
     params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
     path = f"/api/v1/pprof/tasks/{args.task_id}"
     if args.format == "table":
-        analysis = client.get(path + "/analysis", maxNodes=args.max_nodes, **params)
-        print(top_table(analysis, args.top, args.sort))
+        print(top_table(client.get(path + "/top", **params), args.top, args.sort))
         return 0
     if args.format == "json":
         body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)
@@ -60,9 +59,9 @@ def register(sub, client_options) -> None:
     analyze = sub.add_parser(
         "analyze", help="a task's merged profile: top functions, or an export",
         description="The merged profile of a task's finished instances. By default a table of the top functions "
-                    "(self and total, each function counted once per stack). With --format folded|pprof|"
-                    "speedscope the export is written to a file (pprof opens in `go tool pprof`); --format json "
-                    "writes the analysis tree as the API returns it.")
+                    "(flat and cum over the whole profile, as `go tool pprof -top`; a recursive function counted "
+                    "once per sample). With --format folded|pprof|speedscope the export is written to a file "
+                    "(pprof opens in `go tool pprof`); --format json writes the analysis tree as the API returns it.")
     analyze.add_argument("task_id", help="the task's id")
     analyze.add_argument("--format", choices=FORMATS, default="table", help="table (default), folded, pprof, "
                          "speedscope or json")
@@ -73,8 +72,10 @@ def register(sub, client_options) -> None:
     analyze.add_argument("--granularity", choices=("function", "line"), default="function",
                          help="frames by function (default) or by function and line")
     analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20)")
-    analyze.add_argument("--sort", choices=("self", "total"), default="self", help="table order (default self)")
+    analyze.add_argument("--sort", choices=("flat", "cum"), default="flat",
+                         help="table order: flat (pprof's, default) or cum")
     analyze.add_argument("--max-nodes", type=int, default=0,
-                         help="keep only the heaviest nodes of the tree (table and json; default: all)")
+                         help="--format json: keep only the heaviest nodes of the tree (default: all); the table is "
+                              "always the whole profile's")
     analyze.set_defaults(client_func=cmd_analyze)
     client_options(analyze)

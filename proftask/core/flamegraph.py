@@ -30,7 +30,8 @@ class NodeColumns:
         return cls(np.zeros(1, np.uint64), np.zeros(1, np.uint64), z.copy(), z.copy(), z.copy(), z.copy(), ["root"])
 
 
-def _parent_rows(c: NodeColumns) -> np.ndarray:
+def parent_rows_of(c: NodeColumns) -> np.ndarray:
+    """Each node's parent as a row index (-1 for the root)."""
     order = np.argsort(c.node)
     pos = np.searchsorted(c.node, c.parent, sorter=order)
     parent_rows = order[np.minimum(pos, len(order) - 1)]
@@ -69,7 +70,7 @@ def _kept_rows(c: NodeColumns, parent_rows: np.ndarray, name_rank: np.ndarray, m
 def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Rows in pre-order (children by descending total, then name), each row's parent position
     in that order (-1 for the root), and how many nodes max_nodes dropped."""
-    parent_rows = _parent_rows(c)
+    parent_rows = parent_rows_of(c)
     name_rank = _name_ranks(c.names)
     n = len(c.node)
     dropped = 0

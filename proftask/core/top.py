@@ -1,34 +1,55 @@
-"""The top table of a flame graph: per function, self summed over its nodes and total summed
-over the nodes that have no ancestor of the same name (recursion is not counted twice). Pure;
-the web UI's topFunctions does the same in the browser."""
+"""The top table, pprof's `-top`: per function (or function:line), flat = the values of the
+samples whose stack ends in it, cum = the values of the samples whose stack holds it, counted
+once per sample however often it recurs. Pure.
+
+It is computed from the whole tree (every node, before `maxNodes` cuts it): a node's total is
+the sum over the samples through it, so cum(f) is the sum of the totals of the nodes named f
+that have no ancestor named f, and flat(f) the sum of their selfs. Columnar, since a merged
+tree can have ~10^6 nodes."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+
+import numpy as np
+
+from proftask.core.flamegraph import NodeColumns, parent_rows_of
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FunctionRow:
     name: str
-    self_value: int = 0
-    total: int = 0
+    flat: int
+    cum: int
 
 
-def top_functions(elements: Iterable[dict]) -> list[FunctionRow]:
-    """elements: the analysis's pre-ordered [{id, parentId, codeSignature, total, self}]."""
-    rows: dict[str, FunctionRow] = {}
-    path: list[tuple[str, str]] = []  # (id, name) of the current node's ancestors
-    on_path: dict[str, int] = {}
-    for e in elements:
-        if e["parentId"] == "-1":
-            continue  # the root
-        while path and path[-1][0] != e["parentId"]:
-            on_path[path.pop()[1]] -= 1
-        name = e["codeSignature"]
-        row = rows.setdefault(name, FunctionRow(name))
-        row.self_value += e["self"]
-        if not on_path.get(name):
-            row.total += e["total"]
-        on_path[name] = on_path.get(name, 0) + 1
-        path.append((e["id"], name))
-    return list(rows.values())
+def outermost_of_their_name(c: NodeColumns, parent_rows: np.ndarray) -> np.ndarray:
+    """True for each non-root node with no ancestor of the same name. Walks every node's
+    ancestors level by level, in numpy: the work is the sum of the nodes' depths."""
+    outermost = c.depth > 0
+    active = np.flatnonzero(c.depth > 1)  # nodes with an ancestor below the root
+    ancestor = parent_rows[active]
+    while len(active):
+        same = c.name[ancestor] == c.name[active]
+        outermost[active[same]] = False
+        go_on = ~same & (c.depth[ancestor] > 1)
+        active, ancestor = active[go_on], parent_rows[ancestor[go_on]]
+    return outermost
+
+
+def top_table(c: NodeColumns) -> list[FunctionRow]:
+    """Every function of the tree, in pprof's order: flat, then cum (both descending), then name."""
+    parent_rows = parent_rows_of(c)
+    below_root = c.depth > 0
+    flat = np.zeros(len(c.names), dtype=np.int64)
+    cum = np.zeros(len(c.names), dtype=np.int64)
+    np.add.at(flat, c.name[below_root], c.self_value[below_root])
+    outer = outermost_of_their_name(c, parent_rows)
+    np.add.at(cum, c.name[outer], c.total[outer])
+    present = np.unique(c.name[below_root])
+    rows = [FunctionRow(c.names[i], int(flat[i]), int(cum[i])) for i in present.tolist()]
+    rows.sort(key=lambda r: (-r.flat, -r.cum, r.name))
+    return rows
+
+
+def top_json(rows: list[FunctionRow], limit: int = 0) -> list[dict]:
+    return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in (rows[:limit] if limit else rows)]

@@ -13,6 +13,7 @@ from proftask.core.diff import diff_columns, diff_elements_json
 from proftask.core.flamegraph import NodeColumns, preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
 from proftask.core.spread import instance_spread
+from proftask.core.top import top_json, top_table
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
@@ -37,6 +38,7 @@ class QueryRoutes:
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/progress", self.progress)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/analysis", self.analysis)
+        app.router.add_get("/api/v1/pprof/tasks/{taskId}/top", self.top)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
         app.router.add_get("/api/v1/pprof/diff", self.diff)
         app.router.add_get("/", self.index)
@@ -83,6 +85,23 @@ class QueryRoutes:
                 extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])
             elements = await asyncio.to_thread(render_elements, columns, ordered, parent_pos, extra)
             body = with_tree(head, elements)
+            self.svc.cache.put(key, body)
+        return web.Response(body=body, content_type="application/json")
+
+    async def top(self, request: web.Request) -> web.Response:
+        """pprof's -top of the whole merged profile, whatever maxNodes the tree is viewed at."""
+        limit = query_int(request, "limit", 0, lo=0, hi=10_000_000)
+        sel = await self._selection(request)
+        key = ("top", sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
+               sel.granularity, limit)
+        body = self.svc.cache.get(key)
+        if body is None:
+            columns = await self._columns(sel)
+            rows = await asyncio.to_thread(top_table, columns)
+            body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
+                               "instanceIds": sel.instance_ids, "granularity": sel.granularity,
+                               "total": int(columns.total[columns.depth == 0].sum()),
+                               "rows": top_json(rows, limit)}).encode()
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")
 

@@ -55,7 +55,7 @@ def test_create_wait_analyze_and_export(stack, tmp_path):
 
     table = cli(stack, "analyze", task_id, "--top", "5", "--sample-type", "alloc_space")
     assert table.returncode == 0 and table.stdout.startswith("alloc_space/bytes:"), table.stderr
-    assert len(table.stdout.splitlines()) == 2 + 5
+    assert len(table.stdout.splitlines()) == 2 + 5 + 1 and "more; --top N" in table.stdout.splitlines()[-1]
 
     folded = tmp_path / "heap.folded"
     done = cli(stack, "analyze", task_id, "--format", "folded", "--sample-type", "alloc_space", "-o", str(folded))
