@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 
+from proftask.core.echo import echo
+
 ROOT_NODE = 0
 
 
@@ -131,3 +133,37 @@ def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
         template += ',"%s":%%s' % key
     template += "}"
     return "[" + ",".join(template % row for row in zip(*columns)) + "]"
+
+
+class UnknownFocus(ValueError):
+    """A focus path that is not in the tree; str() names the first frame not found."""
+
+
+def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
+    """The rows of a focus on `path` (frame names from the root's child down): the root, the
+    ancestors on the path, the focused node and its whole subtree. Raises UnknownFocus."""
+    parent_rows = parent_rows_of(c)
+    index = {name: i for i, name in enumerate(c.names)}
+    current = int(np.flatnonzero(c.depth == 0)[0])
+    on_path = [current]
+    for depth, name in enumerate(path, start=1):
+        wanted = index.get(name)
+        found = np.flatnonzero((parent_rows == current) & (c.name == wanted)) if wanted is not None else []
+        if len(found) == 0:
+            where = echo(" > ".join(path[:depth - 1]), 300) if depth > 1 else "the root"
+            raise UnknownFocus(f"focus: no frame {echo(name)} under {where}")
+        current = int(found[0])
+        on_path.append(current)
+    keep = np.zeros(len(c.node), dtype=bool)
+    keep[on_path] = True
+    inside = np.zeros(len(c.node), dtype=bool)
+    inside[current] = True
+    for depth in range(int(c.depth[current]) + 1, int(c.depth.max()) + 1):
+        level = np.flatnonzero(c.depth == depth)
+        inside[level] = inside[parent_rows[level]]
+    return np.flatnonzero(keep | inside)
+
+
+def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
+    return NodeColumns(c.node[rows], c.parent[rows], c.depth[rows], c.name[rows], c.total[rows],
+                       c.self_value[rows], c.names)

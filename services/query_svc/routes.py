@@ -10,7 +10,8 @@ from aiohttp import web
 
 from proftask.core.exports import to_folded, to_speedscope
 from proftask.core.diff import diff_columns, diff_elements_json
-from proftask.core.flamegraph import NodeColumns, preorder, render_elements
+from proftask.core.echo import echo
+from proftask.core.flamegraph import NodeColumns, UnknownFocus, focus_rows, focused, preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
 from proftask.core.spread import instance_spread
 from proftask.core.top import top_json, top_table
@@ -23,6 +24,23 @@ from services.query_svc.selection import Selection, parse_granularity, parse_ins
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
 UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
 MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
+
+
+MAX_FOCUS_DEPTH = 20_000
+
+
+def parse_focus(raw: str | None) -> tuple[str, ...] | None:
+    """`focus`: a JSON array of frame names, the path from the root's child to the node."""
+    if raw is None or raw == "":
+        return None
+    try:
+        path = json.loads(raw)
+    except ValueError:
+        path = None
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path) or len(path) > MAX_FOCUS_DEPTH:
+        raise ApiError(400, "ARGUMENT_ERROR", f"focus must be a JSON array of at most {MAX_FOCUS_DEPTH} frame names "
+                       f"(the path from the root's child down), got {echo(raw)}")
+    return tuple(path)
 
 
 def with_tree(head: dict, elements_json: str) -> bytes:
@@ -71,15 +89,25 @@ class QueryRoutes:
     async def analysis(self, request: web.Request) -> web.Response:
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
         with_stats = query_bool(request, "instanceStats")
+        focus = parse_focus(request.query.get("focus"))
         sel = await self._selection(request)
         key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, max_nodes, with_stats)
+               sel.granularity, max_nodes, with_stats, focus)
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, max_nodes)
+            if focus is not None:
+                try:
+                    columns = focused(columns, await asyncio.to_thread(focus_rows, columns, list(focus)))
+                except UnknownFocus as e:
+                    raise ApiError(400, "ARGUMENT_ERROR", str(e)) from None
+            # maxNodes counts inside a focus: the root and the ancestors on its path come on top
+            kept = max_nodes + len(focus) if max_nodes and focus else max_nodes
+            ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, kept)
             head = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                     "instanceIds": sel.instance_ids, "truncated": truncated}
+            if focus is not None:
+                head["focus"] = list(focus)
             extra = None
             if with_stats:
                 extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])

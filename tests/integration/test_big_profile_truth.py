@@ -76,3 +76,40 @@ def test_the_cli_table_is_the_whole_profiles_at_any_max_nodes(stack, tasks):
     assert lines[2].split()[-1] == "time.Now" and "85.38%" in lines[2]  # pprof -top: 85.38% flat
     assert want["time.Now"][0] == 205_170_000_000
     assert "cut" not in out.stdout
+
+
+def _paths(result: dict) -> dict[tuple[str, ...], tuple[int, int]]:
+    by_id, out = {}, {}
+    for e in result["tree"]["elements"]:
+        path = () if e["parentId"] == "-1" else by_id[e["parentId"]] + (e["codeSignature"],)
+        by_id[e["id"]] = path
+        out[path] = (e["total"], e["self"])
+    return out
+
+
+def test_a_focus_reaches_every_frame_under_a_node_with_its_exact_values(stack, tasks):
+    from urllib.parse import quote
+    import json
+
+    task_id = tasks["large/pprof-large.cpu.pb.gz"]
+    full = _paths(stack.get(f"/api/v1/pprof/tasks/{task_id}/analysis", timeout=300).json())
+    cut = _paths(stack.get(f"/api/v1/pprof/tasks/{task_id}/analysis?maxNodes=5000", timeout=300).json())
+    path = min((p for p in full if p and p[-1] == "main.next"), key=len)
+    below = lambda paths: [p for p in paths if p[:len(path)] == path and len(p) > len(path)]  # noqa: E731
+    assert len(below(full)) > 20_000 > len(below(cut))
+    r = stack.get(f"/api/v1/pprof/tasks/{task_id}/analysis?maxNodes=20000&focus={quote(json.dumps(list(path)))}",
+                  timeout=300)
+    assert r.status == 200, r
+    body = r.json()
+    assert body["focus"] == list(path)
+    focused = _paths(body)
+    assert all(focused[p] == full[p] for p in focused)  # exact, ancestors included
+    # maxNodes counts inside the focus (the focused node is one of them); the path comes on top
+    assert len(below(focused)) == 20_000 - 1 and set(focused) - set(below(focused)) == \
+        {path[:i] for i in range(len(path) + 1)}
+    assert len([p for p in below(focused) if p not in cut]) > 10_000  # frames the first view had dropped
+    assert body["truncated"] == len(below(full)) - (20_000 - 1)
+    # a path that is not there names the frame
+    bad = stack.get(f"/api/v1/pprof/tasks/{task_id}/analysis?focus={quote(json.dumps([*path, 'nope']))}")
+    assert bad.status == 400 and 'no frame "nope"' in bad.json()["errorReason"]
+    assert stack.get(f"/api/v1/pprof/tasks/{task_id}/analysis?focus=%5B1%5D").status == 400
