@@ -7,9 +7,11 @@ DATA ?= .data
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
 HTTP_PORT ?= 8080
+# DEMO=0: `make up` starts Kafka and proftask only, not the demo service
+DEMO ?= 1
 PROTOS := $(shell find schemas -name '*.proto')
 
-.PHONY: install kafka-jars browser chaos up down test unit status
+.PHONY: install kafka-jars browser chaos up down replay test unit status
 
 # The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
 $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
@@ -28,7 +30,7 @@ up: install kafka-jars
 	deploy/kafka/kafka.sh start $(DATA)/kafka $(KAFKA_PORT) $(KAFKA_CONTROLLER_PORT)
 	PROFTASK_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/proftask kafka wait
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh up
-	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/demo.sh up
+	[ "$(DEMO)" = 0 ] || DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/demo.sh up
 	@echo
 	@echo "proftask web UI: http://127.0.0.1:$(HTTP_PORT)/   (gRPC for SkyWalking agents on 127.0.0.1:11800; demo service 'demo', instances demo-1 and demo-2, agents running)"
 	@echo "try:  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"
@@ -38,6 +40,20 @@ down:
 	DATA=$(DATA) deploy/demo.sh down
 	DATA=$(DATA) deploy/standalone.sh down
 	deploy/kafka/kafka.sh stop $(DATA)/kafka
+
+# Rebuild ClickHouse from Kafka with proftask stopped (README): start the broker if it is not
+# running, run `proftask replay` as deploy/standalone.sh runs proftask, stop the broker again if
+# this started it.
+replay: install kafka-jars
+	@started=; \
+	if ! deploy/kafka/kafka.sh status $(DATA)/kafka; then \
+	  deploy/kafka/kafka.sh start $(DATA)/kafka $(KAFKA_PORT) $(KAFKA_CONTROLLER_PORT) && started=1; \
+	fi; \
+	PROFTASK_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(BIN)/proftask kafka wait \
+	  && DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh replay; \
+	rc=$$?; \
+	if [ -n "$$started" ]; then deploy/kafka/kafka.sh stop $(DATA)/kafka; fi; \
+	exit $$rc
 
 status:
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/standalone.sh status

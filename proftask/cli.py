@@ -98,9 +98,14 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_replay(args) -> int:
+    from proftask.kafka.readiness import BrokerUnavailable
     from services.processor.replay import replay
 
-    asyncio.run(replay(_settings(args)))
+    try:
+        asyncio.run(replay(_settings(args), broker_timeout_s=args.kafka_timeout))
+    except BrokerUnavailable as e:
+        print(f"proftask replay: {e}; start the broker first (`make replay` does)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -168,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="rebuild every ClickHouse table from the Kafka topics",
                          description="Drop the ClickHouse read models, re-create them and re-consume the "
                                      "topics' whole history. With embedded ClickHouse, stop the proftask "
-                                     "process that owns the data directory first.")
+                                     "process that owns the data directory first. `make replay` starts "
+                                     "the standalone broker if it is stopped and runs this.")
+    rep.add_argument("--kafka-timeout", type=float, default=10,
+                     help="seconds to wait for the broker before giving up (default 10)")
     common(rep)
     rep.set_defaults(func=cmd_replay)
 

@@ -36,6 +36,17 @@ def _retention(raw: dict | None) -> RetentionPolicy:
     return RetentionPolicy(int(raw.get("defaultDays") or 0), days)
 
 
+@dataclasses.dataclass(frozen=True)
+class HttpLimits:
+    """How long an HTTP client may take, and how many may be connected (proftask.http.connections)."""
+    header_timeout_s: float = 20.0  # from connect (or the next request's first byte) to its last header
+    body_idle_timeout_s: float = 60.0  # longest wait for the next byte of a request body, not a total
+    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this long
+    # Open connections of this process; more are answered 503 and closed. 5,000 long-polling
+    # agents on one task_svc is a measured load (bench.load); the open-files limit also caps it.
+    max_connections: int = 10_000
+
+
 @dataclasses.dataclass
 class Settings:
     data_dir: pathlib.Path
@@ -57,6 +68,9 @@ class Settings:
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
+    grpc_tenant_listeners: tuple[tuple[str, str, int], ...] = ()  # (tenant, host, port)
+    http_limits: HttpLimits = HttpLimits()
+    spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -83,6 +97,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
     p = raw["proftask"]
     data_dir = pathlib.Path(str(p["dataDir"])).expanduser().resolve()
     dsn = str(p["clickhouse"]["dsn"] or "")
+    tokens = _token_grants((p.get("auth") or {}).get("tokens"))
     return Settings(
         data_dir=data_dir,
         pprof_max_size=int(receiver["pprofMaxSize"]),
@@ -100,10 +115,46 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         clickhouse_dsn=dsn or f"chdb://{data_dir / 'clickhouse'}",
         task_grace_ms=int(p["tasks"]["graceMinutes"]) * 60_000,
         decision_timeout_s=float(p["tasks"]["decisionTimeoutSeconds"]),
-        tokens=_token_grants((p.get("auth") or {}).get("tokens")),
+        tokens=tokens,
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
+        http_limits=_http_limits(p["http"]),
+        spool_dir=pathlib.Path(str(p["pprof"].get("spoolDir") or data_dir / "spool")).expanduser().resolve(),
+        grpc_tenant_listeners=_tenant_listeners(p["grpc"].get("tenantListeners"), tokens),
     )
+
+
+def _http_limits(http: dict) -> HttpLimits:
+    limits = HttpLimits(
+        header_timeout_s=float(http.get("headerTimeoutSeconds", HttpLimits.header_timeout_s)),
+        body_idle_timeout_s=float(http.get("bodyIdleTimeoutSeconds", HttpLimits.body_idle_timeout_s)),
+        keepalive_timeout_s=float(http.get("keepAliveTimeoutSeconds", HttpLimits.keepalive_timeout_s)),
+        max_connections=int(http.get("maxConnections", HttpLimits.max_connections)),
+    )
+    if min(limits.header_timeout_s, limits.body_idle_timeout_s, limits.keepalive_timeout_s) <= 0 \
+            or limits.max_connections < 1:
+        raise ValueError(f"proftask.http timeouts must be positive and maxConnections at least 1: {limits}")
+    return limits
+
+
+def _tenant_listeners(raw: Any, tokens: list[TokenGrant]) -> tuple[tuple[str, str, int], ...]:
+    """`tenant=host:port,…`: each a gRPC listener whose token-less calls are that tenant's agent."""
+    listeners = []
+    for item in (part.strip() for part in str(raw or "").split(",")):
+        if not item:
+            continue
+        tenant, _, address = item.partition("=")
+        host, _, port = address.strip().rpartition(":")
+        tenant = tenant.strip()
+        if not tenant or not host or not port.isdigit():
+            raise ValueError(f"gRPC tenant listener {item!r}: expected tenant=host:port")
+        listeners.append((tenant, host, int(port)))
+    known = {g.tenant for g in tokens}
+    for tenant, host, port in listeners:
+        if tenant not in known:
+            raise ValueError(f"gRPC tenant listener {host}:{port} is bound to tenant {tenant!r}, which no token "
+                             "has (tenant listeners need auth on: PROFTASK_TOKENS)")
+    return tuple(listeners)
 
 
 def _token_grants(raw: Any) -> list[TokenGrant]:

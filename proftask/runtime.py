@@ -14,12 +14,15 @@ from proftask.clickhouse.migrate import migrate
 from proftask.config import Settings
 from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
+from proftask.http.connections import ConnectionGuard
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import Topics, ensure_topics
+from proftask.spool import use_directory as use_spool_directory
 from proftask.task_view import TaskView
 
 log = logging.getLogger("proftask")
+MAX_HEADER_LINE = 32 * 1024
 
 ROLES = {
     "all": ("task", "ingest", "query", "processor", "grpc"),
@@ -57,6 +60,11 @@ async def serve(role: str, settings: Settings) -> None:
         log.info("auth is on: %d tokens for tenants %s", len(settings.tokens), ", ".join(tokens.tenants()))
     else:
         log.warning("auth is off: no tokens configured, every request is tenant 'default'")
+
+    if {"ingest", "grpc"} & set(parts):
+        stale = use_spool_directory(settings.spool_dir or settings.data_dir / "spool")
+        if stale:
+            log.info("removed %d upload spool files left by dead processes", len(stale))
 
     resources: list = []  # started in order, stopped in reverse
     components: list = []
@@ -97,16 +105,24 @@ async def serve(role: str, settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens)
-    # Request lines and headers up to 32 KiB reach proftask (and get its JSON errors); beyond
-    # that aiohttp answers a plain-text 400 itself.
-    runner = web.AppRunner(app, access_log=None, handler_args={"max_line_size": 32768, "max_field_size": 32768})
+    limits = settings.http_limits
+    runner: web.AppRunner | None = None
+    # Wraps each connection's aiohttp protocol (runner.server, there once the runner is set up).
+    guard = ConnectionGuard(limits, lambda: runner.server())
+    app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens,
+                    connection_phase=guard.middleware())
+    # Request lines and header fields up to 32 KiB reach proftask (and get its JSON errors);
+    # beyond that aiohttp answers a plain-text 400 itself. These are RequestHandler kwargs, given
+    # to AppRunner as such (a `handler_args` kwarg would make aiohttp drop them all, per connection).
+    runner = web.AppRunner(app, access_log=None, max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE,
+                           keepalive_timeout=limits.keepalive_timeout_s)
     await runner.setup()
+    http_server = None
     started: list = []
     try:
         # HTTP first, so /healthz and /readyz answer (503) while the rest starts.
-        site = web.TCPSite(runner, settings.http_host, settings.http_port)
-        await site.start()
+        http_server = await loop.create_server(guard, settings.http_host, settings.http_port,
+                                               reuse_address=True, backlog=1024)
         log.info("proftask %s: HTTP on http://%s:%d", role, settings.http_host, settings.http_port)
         log.info("proftask %s: waiting for Kafka at %s", role, settings.kafka_bootstrap)
         await wait_for_broker(settings.kafka_bootstrap, timeout_s=float("inf"))
@@ -125,6 +141,8 @@ async def serve(role: str, settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("proftask %s: stopping", role)
+        if http_server is not None:
+            http_server.close()  # no new connections; runner.cleanup() ends the open ones
         await runner.cleanup()
         for r in reversed(started):
             try:

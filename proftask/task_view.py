@@ -11,6 +11,7 @@ import collections
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
 from proftask.core.tasks import Task
@@ -34,11 +35,16 @@ class TaskView:
         self._by_service: dict[tuple[str, str], list[Task]] = collections.defaultdict(list)
         self._notified: set[tuple[str, str, str]] = set()  # (tenant, task_id, instance)
         self._stored_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id)
+        # (tenant, instance) → ids of the tasks it finished (ProfileStored) or failed
+        self._settled: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
         self._advanced = asyncio.Condition()  # notified after every batch the view has applied
         self.caught_up = asyncio.Event()
         self.failure: str | None = None  # why the last read failed, until one succeeds again
+        self._offsets: AIOKafkaConsumer | None = None  # end-offset lookups only (see sync)
+        self._ends_lookup: asyncio.Task | None = None
+        self._ends_next: asyncio.Future | None = None
 
     # ---- reads ----
     def get(self, tenant: str, task_id: str) -> Task | None:
@@ -70,6 +76,10 @@ class TaskView:
     def release_notification(self, tenant: str, task_id: str, instance_id: str) -> None:
         self._notified.discard((tenant, task_id, instance_id))
 
+    def settled_tasks(self, tenant: str, instance_id: str) -> set[str]:
+        """Ids of the tasks this instance finished or failed (never to be handed to it again)."""
+        return self._settled.get((tenant, instance_id), set())
+
     def profile_stored(self, tenant: str, profile_id: str) -> bool:
         return (tenant, profile_id) in self._stored_profiles
 
@@ -85,9 +95,13 @@ class TaskView:
         """Wait until the view holds every task on the topic as of now, so that a task another
         replica created a moment ago is known here (read-your-writes across replicas). False
         when that takes longer than timeout."""
-        parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
-        ends = await self._consumer.end_offsets(parts)
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            ends = await asyncio.wait_for(asyncio.shield(self._ends_as_of_now()), timeout)
+        except (asyncio.TimeoutError, KafkaError) as e:
+            log.warning("%s: the end offsets of %s are unknown: %r", self._name, self._topics.tasks, e)
+            return False
 
         async def behind() -> bool:
             for tp, end in ends.items():
@@ -97,7 +111,7 @@ class TaskView:
 
         async with self._advanced:
             while await behind():
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - loop.time()
                 if remaining <= 0:
                     return False
                 try:
@@ -105,6 +119,48 @@ class TaskView:
                 except asyncio.TimeoutError:
                     return False
         return True
+
+    def _ends_as_of_now(self) -> asyncio.Future:
+        """The end offsets of the tasks topic, looked up after this call. Lookups run one at a
+        time and every caller that arrives while one runs shares the next: a burst of unknown
+        ids costs one round trip per lookup, not one per request, and no caller is answered
+        with offsets read before it asked (that would miss a task created in between).
+
+        They go through a consumer of their own: the view's consumer has a fetch waiting on the
+        broker (up to fetch_max_wait_ms, 500 ms) and the broker answers one connection's
+        requests in order, so a lookup there waited for it (0.15-0.75 s per unknown id)."""
+        result = self._ends_next
+        if result is None:
+            result = self._ends_next = asyncio.get_running_loop().create_future()
+            result.add_done_callback(lambda f: f.cancelled() or f.exception())  # waiters may be gone
+            if self._ends_lookup is None:
+                self._start_ends_lookup()
+        return result
+
+    def _start_ends_lookup(self) -> None:
+        result, self._ends_next = self._ends_next, None
+        self._ends_lookup = asyncio.create_task(self._look_up_ends(result), name=f"{self._name}-ends")
+
+    async def _look_up_ends(self, result: asyncio.Future) -> None:
+        try:
+            if self._offsets is None:
+                offsets = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                           enable_auto_commit=False)
+                await offsets.start()
+                self._offsets = offsets
+            parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
+            ends = await self._offsets.end_offsets(parts)
+            if not result.done():
+                result.set_result(ends)
+        except BaseException as e:  # noqa: BLE001 - every waiter gets the failure
+            if not result.done():
+                result.set_exception(e if not isinstance(e, asyncio.CancelledError) else KafkaError(repr(e)))
+            if isinstance(e, asyncio.CancelledError):
+                raise
+        finally:
+            self._ends_lookup = None
+            if self._ends_next is not None:
+                self._start_ends_lookup()
 
     async def wait_for_change(self, timeout: float) -> None:
         """Returns when a task was added, or after timeout (for long-polling agents)."""
@@ -149,6 +205,10 @@ class TaskView:
                 pass
         if self._consumer:
             await self._consumer.stop()
+        if self._ends_lookup is not None:
+            self._ends_lookup.cancel()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     @property
     def healthy(self) -> bool:
@@ -235,6 +295,9 @@ class TaskView:
             self._notified.add((env.tenant, payload.task_id, payload.instance_id))
         elif isinstance(payload, pb.ProfileStored):
             self._stored_profiles.add((env.tenant, payload.profile_id))
+            self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
+        elif isinstance(payload, pb.TaskFailedOnInstance):
+            self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
         return False
 
     def _resolve(self, task_id: str, decision) -> None:

@@ -5,7 +5,7 @@ in a fixed order, shared by the HTTP route and the gRPC protocol.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Collection, Iterable
 
 from proftask.core.tasks import Task, deliverable_until
 
@@ -13,13 +13,16 @@ COMMAND_NAME = "PprofTaskQuery"
 
 
 def select_task_for_instance(tasks: Iterable[Task], instance_id: str, last_command_time: int,
-                             now: int, grace_ms: int) -> Task | None:
+                             now: int, grace_ms: int, settled: Collection[str] = ()) -> Task | None:
     """The oldest task for this instance created after last_command_time and not past its
-    deadline, or None. `tasks` are the tasks of the agent's service."""
+    deadline, or None. `tasks` are the tasks of the agent's service; `settled` the ids of those
+    this instance already finished (a profile stored) or failed: never handed to it again, since
+    a restarted agent polls from time 0 and would run them a second time."""
     eligible = [
         t for t in tasks
         if t.create_time > last_command_time
         and instance_id in t.spec.service_instance_ids
+        and t.task_id not in settled
         and now <= deliverable_until(t, grace_ms)
     ]
     return min(eligible, key=lambda t: (t.create_time, t.task_id), default=None)

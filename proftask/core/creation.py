@@ -7,7 +7,9 @@ keeps the state and feeds the requests in partition order.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
+from proftask.core.echo import echo
 from proftask.core.tasks import EventType, TaskSpec, conflicts, running_until
 
 # Decisions remembered beyond the running tasks, so a redelivered request gets the same answer.
@@ -22,6 +24,7 @@ class Decision:
     duration: int
     created: bool
     conflicting_task_id: str = ""
+    conflicting_until: int = 0  # epoch ms: when the conflicting task stops counting as running
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +47,8 @@ def decide_creation(state: ServiceState, task_id: str, spec: TaskSpec,
         None,
     )
     if conflicting is not None:
-        decision = Decision(task_id, spec.events, 0, spec.duration, False, conflicting.task_id)
+        decision = Decision(task_id, spec.events, 0, spec.duration, False, conflicting.task_id,
+                            running_until(conflicting.create_time, conflicting.duration))
         last_create_time = state.last_create_time
     else:
         decision = Decision(task_id, spec.events, create_time, spec.duration, True)
@@ -55,3 +59,19 @@ def decide_creation(state: ServiceState, task_id: str, spec: TaskSpec,
         or i >= len(state.recent) - REMEMBERED_DECISIONS
     ]
     return decision, ServiceState(last_create_time, (*kept, decision))
+
+
+def iso_utc(epoch_ms: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc) \
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rejection_reason(decision: Decision, service_id: str) -> str:
+    """Why a request was refused (SkyWalking's ALREADY_PROFILING_ERROR): the rule, the blocking
+    task and when it ends, so the operator knows what to wait for or stop."""
+    reason = (f"service {echo(service_id)} already has a {decision.events.name} task running: "
+              f"task {decision.conflicting_task_id}")
+    if decision.conflicting_until:  # 0 only in states written before the end time was kept
+        reason += (f" runs until {iso_utc(decision.conflicting_until)} "
+                   f"({decision.conflicting_until} epoch ms)")
+    return reason + "; a service runs one task per event type at a time"

@@ -1,7 +1,7 @@
 """Task rules: what a valid profiling task is, when two tasks conflict, how long one lives.
 
-SkyWalking's PprofMutationService is the model: the same checks in the same order with the
-same reasons, so its UI and CLI users see familiar messages.
+SkyWalking's PprofMutationService is the model: the same checks in the same order and the same
+codes; the messages say more than SkyWalking's (field, rule and the value received).
 """
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import dataclasses
 import enum
 from typing import Any, Mapping
 
+from proftask.core.echo import echo
+
 MAX_DURATION_MINUTES = 15
 MAX_INSTANCES = 1000
 MAX_ID_LENGTH = 512
+# The wire formats carry dumpPeriod as a 32-bit int (SkyWalking's Java int, our int32 event field),
+# and Go's runtime.SetBlockProfileRate/SetMutexProfileFraction take an `int`, 32 bits on 386/arm
+# agents. Beyond it the rate means nothing anyway: one block sample per 2.1 s spent blocked.
+MAX_DUMP_PERIOD = 2**31 - 1
 
 
 class EventType(enum.Enum):
@@ -38,6 +44,12 @@ class EventType(enum.Enum):
         return self in (EventType.BLOCK, EventType.MUTEX)
 
 
+_DUMP_PERIOD_MEANING = {
+    EventType.BLOCK: "the block profile rate: one sample per that many nanoseconds spent blocked",
+    EventType.MUTEX: "the mutex profile fraction: one in that many contention events sampled",
+}
+
+
 class TaskArgumentError(ValueError):
     """A creation request breaks a rule; str() is the reason shown to the operator."""
 
@@ -58,75 +70,75 @@ class Task:
     create_time: int  # epoch ms
 
 
-def _optional_int(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
+def _event_names() -> str:
+    return ", ".join(e.name for e in EventType)
+
+
+def _whole_number(value: Any) -> bool:
     # bool is an int in Python; JSON true is not a number of minutes.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TaskArgumentError(f"{key} must be an integer")
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_ignored_int(value: Any, key: str, events: EventType) -> None:
+    """A field the event ignores may be null or an integer, nothing else (the API's schema)."""
+    if value is not None and not _whole_number(value):
+        raise TaskArgumentError(f"{key} must be an integer or null ({events.name} tasks ignore it), "
+                                f"got {echo(value)}")
+
+
+def _nonblank_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
+        raise TaskArgumentError(f"{field} must be a non-blank string of at most {MAX_ID_LENGTH} "
+                                f"characters, got {echo(value)}")
     return value
 
 
 def parse_task_request(body: Any) -> TaskSpec:
     """Validate a POST /api/v1/pprof/tasks body into a TaskSpec, or raise TaskArgumentError.
 
-    Order and wording of the checks follow SkyWalking; type checks come first because a JSON
-    API can receive what GraphQL's schema would have refused.
+    The checks run in SkyWalking's order (service, events, duration, dumpPeriod, instances);
+    each message names the field, the rule and the value received (quoted by `echo`).
     """
     if not isinstance(body, Mapping):
-        raise TaskArgumentError("request body must be a JSON object")
-    service_id = body.get("serviceId")
-    if service_id is not None and not isinstance(service_id, str):
-        raise TaskArgumentError("serviceId must be a string")
-    events_raw = body.get("events")
-    if events_raw is not None and not isinstance(events_raw, str):
-        raise TaskArgumentError("events must be a string")
-    instances = body.get("serviceInstanceIds")
-    if instances is not None and (
-        not isinstance(instances, list) or not all(isinstance(i, str) for i in instances)
-    ):
-        raise TaskArgumentError("serviceInstanceIds must be a list of strings")
-    duration = _optional_int(body, "duration")
-    dump_period = _optional_int(body, "dumpPeriod")
+        raise TaskArgumentError(f"the request body must be a JSON object, got {echo(body)}")
+    service_id = _nonblank_id(body.get("serviceId"), "serviceId")
 
-    if service_id is None or not service_id.strip():
-        raise TaskArgumentError("service cannot be null")
-    if len(service_id) > MAX_ID_LENGTH:
-        raise TaskArgumentError(f"serviceId cannot be longer than {MAX_ID_LENGTH} characters")
-    if events_raw is None or not events_raw.strip():
-        raise TaskArgumentError("events cannot be empty")
+    events_raw = body.get("events")
     try:
         events = EventType[events_raw.strip().upper()]
-    except KeyError:
-        allowed = ", ".join(e.name for e in EventType)
-        raise TaskArgumentError(f"unknown events '{events_raw}', expected one of {allowed}") from None
+    except (AttributeError, KeyError):
+        raise TaskArgumentError(f"events must be one of {_event_names()}, got {echo(events_raw)}") from None
 
+    duration = body.get("duration")
     if events.needs_duration:
-        if duration is None or duration <= 0:
-            raise TaskArgumentError("duration cannot be negative")
-        if duration > MAX_DURATION_MINUTES:
-            raise TaskArgumentError(f"duration cannot be greater than {MAX_DURATION_MINUTES} minutes")
+        if not _whole_number(duration) or not 1 <= duration <= MAX_DURATION_MINUTES:
+            raise TaskArgumentError(
+                f"duration must be a whole number of minutes from 1 to {MAX_DURATION_MINUTES} for "
+                f"{events.name} tasks, got {echo(duration)}")
     else:
+        _check_ignored_int(duration, "duration", events)
         duration = 0
+
+    dump_period = body.get("dumpPeriod")
     if events.needs_dump_period:
-        if dump_period is None or dump_period <= 0:
-            raise TaskArgumentError("dumpPeriod cannot be negative")
+        if not _whole_number(dump_period) or not 1 <= dump_period <= MAX_DUMP_PERIOD:
+            raise TaskArgumentError(
+                f"dumpPeriod must be a whole number from 1 to {MAX_DUMP_PERIOD} for {events.name} "
+                f"tasks ({_DUMP_PERIOD_MEANING[events]}), got {echo(dump_period)}")
     else:
+        _check_ignored_int(dump_period, "dumpPeriod", events)
         dump_period = 0
 
-    if not instances:
-        raise TaskArgumentError("serviceInstanceIds cannot be empty")
+    instances = body.get("serviceInstanceIds")
+    if not isinstance(instances, list) or not instances:
+        raise TaskArgumentError(f"serviceInstanceIds must be a non-empty list of instance ids, "
+                                f"got {echo(instances)}")
     if len(instances) > MAX_INSTANCES:
-        raise TaskArgumentError(f"serviceInstanceIds cannot hold more than {MAX_INSTANCES} instances")
-    unique: list[str] = []
-    for instance in instances:
-        if not instance.strip():
-            raise TaskArgumentError("serviceInstanceIds cannot contain an empty id")
-        if len(instance) > MAX_ID_LENGTH:
-            raise TaskArgumentError(f"an instance id cannot be longer than {MAX_ID_LENGTH} characters")
-        if instance not in unique:
-            unique.append(instance)
+        raise TaskArgumentError(f"serviceInstanceIds must hold at most {MAX_INSTANCES} instance ids, "
+                                f"got {len(instances)}")
+    unique: dict[str, None] = {}
+    for i, instance in enumerate(instances):
+        unique[_nonblank_id(instance, f"serviceInstanceIds[{i}]")] = None
     return TaskSpec(service_id, tuple(unique), events, duration, dump_period)
 
 

@@ -89,9 +89,11 @@ async def count_requests(request: web.Request, handler):
 
 
 def build_app(components: Iterable[Component], readiness: Callable[[], dict[str, bool]],
-              client_max_size: int, tokens: TokenTable) -> web.Application:
-    # count_requests is outermost so it sees the status json_errors turned errors into.
-    app = web.Application(middlewares=[count_requests, json_errors, authenticate(tokens)],
+              client_max_size: int, tokens: TokenTable, connection_phase=None) -> web.Application:
+    # count_requests is outermost so it sees the status json_errors turned errors into;
+    # connection_phase (proftask.http.connections) marks when a request's headers are complete.
+    outer = [connection_phase] if connection_phase is not None else []
+    app = web.Application(middlewares=[*outer, count_requests, json_errors, authenticate(tokens)],
                           client_max_size=client_max_size)
 
     async def healthz(_: web.Request) -> web.Response:

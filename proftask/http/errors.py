@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from aiohttp import web
+
+from proftask.core.echo import echo
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,11 @@ async def json_errors(request: web.Request, handler):
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.reason, **e.extra)
-    except ConnectionError as e:  # ClickHouse (or another backend) unreachable: try again later
+    except ConnectionError as e:
+        if request.transport is None or request.transport.is_closing():  # the client went away
+            log.info("client connection lost on %s %s: %s", request.method, request.path, e)
+            raise
+        # ClickHouse (or another backend) unreachable: try again later
         log.warning("backend unavailable on %s %s: %s", request.method, request.path, e)
         return error_response(503, "UNAVAILABLE", f"a backend is unavailable: {e}")
     except web.HTTPException as e:
@@ -53,9 +60,38 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
         if len(body) > max_bytes:
             raise ApiError(413, "PAYLOAD_TOO_LARGE", f"request body over {max_bytes} bytes")
     try:
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "ARGUMENT_ERROR", "malformed JSON: nested too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ApiError(400, "ARGUMENT_ERROR", f"malformed JSON: {e}") from None
+    except ValueError:  # Python's guard against quadratic int parsing
+        raise ApiError(400, "ARGUMENT_ERROR", f"malformed JSON: a number has more than "
+                       f"{sys.get_int_max_str_digits()} digits") from None
+    bad = _first_non_unicode_string(value)
+    if bad is not None:
+        raise ApiError(400, "ARGUMENT_ERROR", f"a string of the body ({echo(bad)}) holds a lone UTF-16 "
+                       "surrogate escape, which is not Unicode text") from None
+    return value
+
+
+def _first_non_unicode_string(value: Any) -> str | None:
+    """JSON lets "\\ud800" through; protobuf, ClickHouse and the UI cannot store it. Iterative, as
+    the document may nest up to the recursion limit."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return node
+    return None
 
 
 def query_int(request: web.Request, name: str, default: int | None = None,
@@ -66,23 +102,23 @@ def query_int(request: web.Request, name: str, default: int | None = None,
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be an integer, got {raw[:64]!r}") from None
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be an integer, got {echo(raw)}") from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be between {lo} and {hi}")
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be between {lo} and {hi}, got {value}")
     return value
 
 
 def query_bool(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "").lower()
     if raw not in ("", "true", "false", "1", "0"):
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be true or false, got {raw[:64]!r}")
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be true or false, got {echo(raw)}")
     return raw in ("true", "1")
 
 
 def query_str(request: web.Request, name: str, required: bool = True, max_len: int = 512) -> str:
     value = request.query.get(name, "")
     if required and not value:
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} is required")
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} is required (a non-empty query parameter)")
     if len(value) > max_len:
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} is longer than {max_len} characters")
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be at most {max_len} characters, got {echo(value)}")
     return value

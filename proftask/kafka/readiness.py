@@ -8,6 +8,10 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 
+class BrokerUnavailable(TimeoutError):
+    """No broker answered in time; the message says what was tried, in one line."""
+
+
 async def _port_open(host: str, port: int) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1)
@@ -22,7 +26,7 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 90) -> None:
     host, port = bootstrap.split(",")[0].rsplit(":", 1)
     while not await _port_open(host, int(port)):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Kafka port {host}:{port} not open after {timeout_s:.0f}s")
+            raise BrokerUnavailable(f"no Kafka broker at {bootstrap}: port {host}:{port} not open after {timeout_s:.0f}s")
         await asyncio.sleep(0.2)
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -36,4 +40,4 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 90) -> None:
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
-    raise TimeoutError(f"Kafka at {bootstrap} answers no metadata call: {last_error}")
+    raise BrokerUnavailable(f"Kafka at {bootstrap} answers no metadata call after {timeout_s:.0f}s: {last_error}")

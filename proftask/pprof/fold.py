@@ -93,15 +93,19 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
         return idx
 
     # Per location (dense index k), its frames caller-first: a location's last Line is the
-    # caller into which the earlier ones were inlined; a location without lines is its address.
+    # caller into which the earlier ones were inlined; a location without lines is its address,
+    # and so is a line of a function without a name (Go's threadcreate profile: a chain of them),
+    # the location `go tool pprof -raw` prints for it.
     loc_frames: list[int] = []
     loc_off = [0]
     for loc in p.location:
+        address = (f"{loc.address:#x}", 0, True)
         if loc.line:
-            loc_frames.extend(intern((function_names.get(line.function_id, "??"), line.line, False))
-                              for line in reversed(loc.line))
+            loc_frames.extend(intern(address if name == "" else (name, line.line, False))
+                              for line in reversed(loc.line)
+                              for name in (function_names.get(line.function_id, "??"),))
         else:
-            loc_frames.append(intern((f"{loc.address:#x}", 0, True)))
+            loc_frames.append(intern(address))
         loc_off.append(len(loc_frames))
 
     # Samples with the same location list first (cheap tuple keys), values summed.

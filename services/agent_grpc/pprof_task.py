@@ -9,7 +9,7 @@ import uuid
 
 import grpc
 
-from proftask.auth import AGENT, AuthError, TokenTable, bearer_token
+from proftask.auth import AGENT, AuthError, Principal, TokenTable, bearer_token
 from proftask.core.commands import COMMAND_NAME, command_args
 from proftask.core.tasks import Task
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
@@ -65,26 +65,39 @@ class _Upload:
 
 
 class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
-    def __init__(self, commands: CommandDesk, intake: ProfileIntake, tokens: TokenTable):
-        self.commands, self.intake, self.tokens = commands, intake, tokens
+    """`bound_tenant`: this servicer answers a listener bound to one tenant (PROFTASK_GRPC_TENANT_LISTENERS)."""
+
+    def __init__(self, commands: CommandDesk, intake: ProfileIntake, tokens: TokenTable,
+                 bound_tenant: str | None = None):
+        self.commands, self.intake, self.tokens, self.bound_tenant = commands, intake, tokens, bound_tenant
         self._background: set[asyncio.Task] = set()
 
-    async def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        """SkyWalking agents send their token as `Authentication` metadata (plain, or Bearer)."""
+    def resolve_principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        """Who makes this call (raises AuthError). SkyWalking agents send their token as
+        `Authentication` metadata (plain, or Bearer). skywalking-go sends none on its pprof calls:
+        on a listener bound to a tenant a call without a token is that tenant's agent, and a call
+        with one must be of that tenant."""
         token = next((v for k, v in context.invocation_metadata() or () if k == AUTH_METADATA), None)
+        if not token and self.bound_tenant is not None:
+            return Principal(self.bound_tenant, AGENT)
+        principal = self.tokens.authenticate(bearer_token(token) or token)
+        if self.bound_tenant is not None and principal.tenant != self.bound_tenant:
+            raise AuthError("FORBIDDEN", f"this listener serves tenant {self.bound_tenant} only")
+        principal.require(AGENT)
+        return principal
+
+    async def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         try:
-            principal = self.tokens.authenticate(bearer_token(token) or token)
-            principal.require(AGENT)
+            return self.resolve_principal(context).tenant
         except AuthError as e:
             code = grpc.StatusCode.UNAUTHENTICATED if e.code == "UNAUTHENTICATED" else grpc.StatusCode.PERMISSION_DENIED
             await context.abort(code, e.reason)
-        return principal.tenant
 
     async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
                                    context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
+        tenant = await self._tenant(context)  # first: a caller without a token learns nothing else
         if not request.service or not request.serviceInstance:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "service and serviceInstance are required")
-        tenant = await self._tenant(context)
         try:
             task = await self.commands.next_task(tenant, request.service, request.serviceInstance,
                                                  request.lastCommandTime)
@@ -95,13 +108,13 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
     async def collect(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
         """Metadata first, answered at once (the agent blocks on that answer); then the content
         chunks; a last status once the profile is on Kafka or refused."""
+        tenant = await self._tenant(context)  # before reading anything the caller sent
         first = await context.read()
         if first is grpc.aio.EOF:
             return
         if not first.HasField("metadata"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first PprofData must carry metadata")
         meta = first.metadata
-        tenant = await self._tenant(context)
         try:
             await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
         except ReportRefused as e:
@@ -152,9 +165,14 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.PROFILE_TOO_LARGE,
                                              message or "the agent reported the profile as too large")
         else:
-            await self.intake.record_agent_error(
-                tenant, meta.taskId, meta.serviceInstance,
-                message or "the agent reported PPROF_EXECUTION_TASK_ERROR without a message")
+            if not message:
+                # skywalking-go (0.7) drops its error text: only its own log says what went wrong.
+                log.warning("agent %s/%s reported PPROF_EXECUTION_TASK_ERROR for task %s without an "
+                            "error text; the reason is in the agent's own log", meta.service,
+                            meta.serviceInstance, meta.taskId)
+                message = (f"the agent gave no error text with PPROF_EXECUTION_TASK_ERROR (skywalking-go "
+                           f"sends none): see the log of instance {meta.serviceInstance} for the reason")
+            await self.intake.record_agent_error(tenant, meta.taskId, meta.serviceInstance, message)
 
     @staticmethod
     async def _trailing_error_message(context) -> str:

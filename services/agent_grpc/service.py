@@ -1,6 +1,7 @@
 """The agent gRPC endpoint as a component of `proftask serve` (roles `all` and `grpc`)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -31,25 +32,33 @@ class AgentGrpcService:
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool,
                  tokens: TokenTable):
         self.settings = settings
-        self.servicer = PprofTaskServicer(CommandDesk(settings, topics, producer, view),
-                                          ProfileIntake(settings, topics, producer, view, cpu), tokens)
-        self.server: grpc.aio.Server | None = None
+        commands = CommandDesk(settings, topics, producer, view)
+        intake = ProfileIntake(settings, topics, producer, view, cpu)
+        self.servicer = PprofTaskServicer(commands, intake, tokens)
+        # One server per tenant listener: a call's listener is known by the servicer that answers it.
+        self.listeners = [(f"{host}:{port}", PprofTaskServicer(commands, intake, tokens, bound_tenant=tenant))
+                          for tenant, host, port in settings.grpc_tenant_listeners]
+        self.servers: list[grpc.aio.Server] = []
 
     async def start(self) -> None:
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
-        Pprof_pb2_grpc.add_PprofTaskServicer_to_server(self.servicer, server)
-        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
-        server.add_insecure_port(address)
-        await server.start()
-        self.server = server
-        log.info("agent gRPC (skywalking.v10.PprofTask) on %s", address)
+        for address, servicer in [(f"{self.settings.grpc_host}:{self.settings.grpc_port}", self.servicer),
+                                  *self.listeners]:
+            server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+            Pprof_pb2_grpc.add_PprofTaskServicer_to_server(servicer, server)
+            server.add_insecure_port(address)
+            await server.start()
+            self.servers.append(server)
+            if servicer.bound_tenant is None:
+                log.info("agent gRPC (skywalking.v10.PprofTask) on %s", address)
+            else:
+                log.info("agent gRPC on %s bound to tenant %s: calls without a token are its agents",
+                         address, servicer.bound_tenant)
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop(STOP_GRACE_S)
+        await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self.servers))
 
     def readiness(self) -> dict[str, bool]:
-        return {"agent_grpc": self.server is not None}
+        return {"agent_grpc": len(self.servers) == 1 + len(self.listeners)}
 
     def add_routes(self, app: web.Application) -> None:
         pass

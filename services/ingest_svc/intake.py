@@ -8,6 +8,7 @@ from typing import AsyncIterator
 
 from proftask import events, metrics
 from proftask.config import Settings
+from proftask.core.echo import echo
 from proftask.core.tasks import Task
 from proftask.cpu_pool import CpuPool
 from proftask.events.v1 import events_pb2 as pb
@@ -42,12 +43,12 @@ class ProfileIntake:
             raise ReportRefused("UNAVAILABLE", "task view is still loading the task history")
         task = await self.view.find(tenant, task_id)
         if task is None:
-            raise ReportRefused("NOT_FOUND", f"task {task_id} not found")
+            raise ReportRefused("NOT_FOUND", f"task {echo(task_id)} not found")
         if service and service != task.spec.service_id:
-            raise ReportRefused("CONFLICT", f"task {task_id} belongs to service {task.spec.service_id!r}, "
-                                            f"not {service!r}")
+            raise ReportRefused("CONFLICT", f"task {echo(task_id)} belongs to service {echo(task.spec.service_id)}, "
+                                            f"not {echo(service)}")
         if instance not in task.spec.service_instance_ids:
-            raise ReportRefused("CONFLICT", f"instance {instance!r} is not an instance of task {task_id}")
+            raise ReportRefused("CONFLICT", f"instance {echo(instance)} is not an instance of task {echo(task_id)}")
         return task
 
     async def record_failure(self, tenant: str, task_id: str, instance: str, reason: int, message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proftask.core.echo import echo
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
@@ -19,7 +20,7 @@ def _field(body: dict, name: str, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
-        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be a non-empty string")
+        raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be a non-empty string, got {echo(value)}")
     return value
 
 
@@ -43,7 +44,7 @@ class IngestRoutes:
         instance = query_str(request, "serviceInstance")
         idempotency_key = request.headers.get("Idempotency-Key", "")
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
+            raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters, got {echo(idempotency_key)}")
         tenant = tenant_of(request)
         await self._task_for(tenant, task_id, service, instance)
         try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import uuid
 from typing import AsyncIterator
 
+from proftask.spool import create_file as new_spool_file
 from proftask.pprof.decode import BoundedGunzip, ProfileTooLarge, is_gzip, parse_profile
 
 CHUNK = 256 * 1024
@@ -35,7 +35,7 @@ async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory:
                 raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")
             body += chunk
         return bytes(body)
-    fd, path = tempfile.mkstemp(prefix="proftask-upload-", suffix=".pprof")
+    fd, path = new_spool_file()
     try:
         with os.fdopen(fd, "wb") as spool:
             async for chunk in chunks:

@@ -27,9 +27,10 @@ from services.processor.writer import RowWriter
 log = logging.getLogger(__name__)
 
 
-async def replay(settings: Settings, progress=print) -> dict[str, int]:
+async def replay(settings: Settings, progress=print, broker_timeout_s: float = 10) -> dict[str, int]:
+    """Raises BrokerUnavailable, before touching ClickHouse, when no broker answers in time."""
     topics = Topics.with_prefix(settings.topic_prefix)
-    await wait_for_broker(settings.kafka_bootstrap)
+    await wait_for_broker(settings.kafka_bootstrap, broker_timeout_s)
     ch = ClickHouse(settings.clickhouse_dsn)
     await ch.open()
     counts: dict[str, int] = collections.Counter()

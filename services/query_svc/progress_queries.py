@@ -5,8 +5,9 @@ from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.progress import TaskLog
 
-TASK_EXISTS = """
-SELECT count() FROM tasks WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+TASK_INSTANCES = """
+SELECT any(service_instance_ids) FROM tasks WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+HAVING count() > 0
 """
 
 TASK_LOGS = """
@@ -17,10 +18,11 @@ GROUP BY instance_id, operation_type, dedup_key
 """
 
 
-async def task_exists(ch: ClickHouse, tenant: str, task_id: str) -> bool:
-    with metrics.QUERY_SECONDS.labels("task_exists").time():
-        rows = await ch.rows(TASK_EXISTS, {"tenant": tenant, "task_id": task_id})
-    return rows[0][0] > 0
+async def task_instances(ch: ClickHouse, tenant: str, task_id: str) -> list[str] | None:
+    """The task's instances, or None when there is no such task."""
+    with metrics.QUERY_SECONDS.labels("task_instances").time():
+        rows = await ch.rows(TASK_INSTANCES, {"tenant": tenant, "task_id": task_id})
+    return list(rows[0][0]) if rows else None
 
 
 async def task_logs(ch: ClickHouse, tenant: str, task_id: str) -> list[TaskLog]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from proftask.clickhouse.client import ClickHouse
+from proftask.core.echo import echo
 from proftask.http.errors import ApiError
 from proftask.pprof.fold import GRANULARITIES
 from services.query_svc import analysis_queries, progress_queries
@@ -42,14 +43,27 @@ def parse_instance_ids(value: str | None) -> set[str]:
     return {i for i in (value or "").split(",") if i}
 
 
-async def require_task(ch: ClickHouse, tenant: str, task_id: str) -> None:
-    if not await progress_queries.task_exists(ch, tenant, task_id):
-        raise ApiError(404, "NOT_FOUND", f"task {task_id} not found")
+async def require_task(ch: ClickHouse, tenant: str, task_id: str) -> list[str]:
+    """The task's instances; 404 when the tenant has no such task."""
+    instances = await progress_queries.task_instances(ch, tenant, task_id)
+    if instances is None:
+        raise ApiError(404, "NOT_FOUND", f"task {echo(task_id)} not found")
+    return instances
+
+
+def check_instances(task_id: str, wanted: set[str], instances: list[str]) -> None:
+    """Naming an instance the task does not have is a mistake to report, not an empty tree."""
+    unknown = sorted(wanted - set(instances))
+    if unknown:
+        raise ApiError(400, "ARGUMENT_ERROR", f"{', '.join(map(echo, unknown[:10]))}"
+                       f"{f' and {len(unknown) - 10} more' if len(unknown) > 10 else ''} "
+                       f"{'is not an instance' if len(unknown) == 1 else 'are not instances'} of task {echo(task_id)} "
+                       f"(its instances: {echo(', '.join(instances))})")
 
 
 async def select(ch: ClickHouse, tenant: str, task_id: str, wanted: set[str], sample_type: str | None,
                  granularity: str) -> Selection:
-    await require_task(ch, tenant, task_id)
+    check_instances(task_id, wanted, await require_task(ch, tenant, task_id))
     profiles = [p for p in await analysis_queries.latest_profiles(ch, tenant, task_id)
                 if not wanted or p.instance_id in wanted]
     sample_types: list[str] = []
@@ -70,5 +84,5 @@ def resolve_sample_type(profiles, sample_types: list[str], requested: str | None
         if requested == t or requested == t.split("/")[0]:
             return t
     raise ApiError(400, "ARGUMENT_ERROR",
-                   f"unknown sample type {requested!r}; available: {', '.join(sample_types)}",
+                   f"unknown sample type {echo(requested)}; available: {', '.join(sample_types)}",
                    sampleTypes=sample_types)

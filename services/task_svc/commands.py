@@ -31,7 +31,8 @@ class CommandDesk:
         deadline = time.monotonic() + wait_s
         while True:
             task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,
-                                            last_command_time, events.now_ms(), self.settings.task_grace_ms)
+                                            last_command_time, events.now_ms(), self.settings.task_grace_ms,
+                                            view.settled_tasks(tenant, instance))
             if task is not None:
                 await self._notify_once(tenant, task, instance)
                 return task

@@ -9,14 +9,13 @@ import faust
 
 from proftask import events
 from proftask.config import Settings
-from proftask.core.creation import Decision, ServiceState, decide_creation
+from proftask.core.creation import Decision, ServiceState, decide_creation, rejection_reason
 from proftask.core.tasks import EventType
 from proftask.events.v1 import events_pb2 as pb
 from proftask.faust_app import create_faust_app
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics
 
-ALREADY_PROFILING = "current service already has monitor pprof task execute at this time"
 AGENT_NAME = "decide-task-creation"
 _DECISION_NS = uuid.UUID("4b0c3f7e-5d0a-4d8e-9a55-0e1f8f4d2c11")
 
@@ -26,7 +25,8 @@ def state_from_bytes(raw: bytes | None) -> ServiceState:
         return ServiceState()
     msg = pb.ServiceTaskState.FromString(raw)
     return ServiceState(msg.last_create_time, tuple(
-        Decision(d.task_id, EventType(d.events), d.create_time, d.duration, d.created, d.conflicting_task_id)
+        Decision(d.task_id, EventType(d.events), d.create_time, d.duration, d.created, d.conflicting_task_id,
+                 d.conflicting_until)
         for d in msg.recent))
 
 
@@ -34,7 +34,8 @@ def state_to_bytes(state: ServiceState) -> bytes:
     return pb.ServiceTaskState(last_create_time=state.last_create_time, recent=[
         pb.ServiceTaskState.Decided(task_id=d.task_id, events=d.events.value, create_time=d.create_time,
                                     duration=d.duration, created=d.created,
-                                    conflicting_task_id=d.conflicting_task_id)
+                                    conflicting_task_id=d.conflicting_task_id,
+                                    conflicting_until=d.conflicting_until)
         for d in state.recent]).SerializeToString()
 
 
@@ -46,7 +47,8 @@ def decision_event(env: pb.Envelope, decision: Decision) -> pb.Envelope:
         payload = pb.TaskCreated(task_id=req.task_id, spec=req.spec, create_time=decision.create_time)
     else:
         payload = pb.TaskCreationRejected(task_id=req.task_id, service_id=req.spec.service_id,
-                                          code="ALREADY_PROFILING_ERROR", reason=ALREADY_PROFILING,
+                                          code="ALREADY_PROFILING_ERROR",
+                                          reason=rejection_reason(decision, req.spec.service_id),
                                           conflicting_task_id=decision.conflicting_task_id)
     return events.new_event(env.tenant, payload,
                             event_id=str(uuid.uuid5(_DECISION_NS, f"{env.tenant}/{req.task_id}")),

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from proftask import events
 from proftask.core.commands import encode_command_json
+from proftask.core.echo import echo
 from proftask.core.tasks import Task, TaskArgumentError, parse_task_request
 from proftask.events.v1 import events_pb2 as pb
 from proftask.http.app import tenant_of
@@ -89,7 +90,7 @@ class TaskRoutes:
     async def get_task(self, request: web.Request) -> web.Response:
         task = await self._view().find(tenant_of(request), request.match_info["taskId"])
         if task is None:
-            raise ApiError(404, "NOT_FOUND", f"task {request.match_info['taskId']} not found")
+            raise ApiError(404, "NOT_FOUND", f"task {echo(request.match_info['taskId'])} not found")
         return web.json_response(task_json(task))
 
     async def agent_commands(self, request: web.Request) -> web.Response:

@@ -133,7 +133,7 @@ def test_invalid_utf8_names_are_replaced(stack):
 def test_file_mode_spools_and_removes_its_temporary_files(spawn, tmp_path):
     spool = tmp_path / "tmp"
     spool.mkdir()
-    p = spawn("all", SW_RECEIVER_PPROF_MEMORY_PARSER_ENABLED="false", TMPDIR=str(spool))
+    p = spawn("all", SW_RECEIVER_PPROF_MEMORY_PARSER_ENABLED="false", PROFTASK_SPOOL_DIR=str(spool))
     task_id = create_task(p, ["i-1", "i-2"])
     assert upload(p, task_id, "i-1", corpus("go/pyroscope-heap.pb.gz")).status == 202
     assert upload(p, task_id, "i-2", os.urandom(1000)).status == 400

@@ -100,6 +100,7 @@ def test_skywalking_error_report_without_a_message(stack, swclient):
     assert failed["statuses"] == ["PPROF_EXECUTION_TASK_ERROR"]
     (error,) = wait_log(stack, task_id, "EXECUTION_TASK_ERROR")
     assert "PPROF_EXECUTION_TASK_ERROR" in error["message"]
+    assert "gave no error text" in error["message"] and "log of instance pod-a" in error["message"]
 
 
 def test_unknown_task_or_instance_is_refused_and_the_server_keeps_serving(stack, swclient):

@@ -1,4 +1,5 @@
 """The task API against a real broker and a real `proftask serve all`."""
+import datetime
 import uuid
 
 import pytest
@@ -28,23 +29,34 @@ def test_valid_cpu_task_is_created_and_readable(stack):
 
 def test_overlapping_cpu_conflicts_but_heap_does_not(stack):
     service = new_service()
-    assert create(stack, service, duration=5).status == 201
+    first = create(stack, service, duration=5).json()["id"]
     r = create(stack, service, events="cpu", instances=["other"], duration=1)
     assert r.status == 409 and r.json()["code"] == "ALREADY_PROFILING_ERROR", r
+    ends = stack.get(f"/api/v1/pprof/tasks/{first}").json()["createTime"] + 5 * 60_000
+    ends_iso = datetime.datetime.fromtimestamp(ends / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    assert r.json()["errorReason"] == (
+        f'service "{service}" already has a CPU task running: task {first} runs until {ends_iso[:-3]}Z '
+        f"({ends} epoch ms); a service runs one task per event type at a time"), r
     assert create(stack, service, events="HEAP").status == 201
     assert create(stack, new_service(), duration=5).status == 201  # another service is free
 
 
 @pytest.mark.parametrize("body,reason", [
-    ({"serviceInstanceIds": ["a"], "events": "CPU", "duration": 1}, "service cannot be null"),
-    ({"serviceId": "s", "serviceInstanceIds": ["a"], "duration": 1}, "events cannot be empty"),
-    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "CPU", "duration": 0}, "duration cannot be negative"),
-    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "CPU", "duration": 16},
-     "duration cannot be greater than 15 minutes"),
-    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "BLOCK", "duration": 1}, "dumpPeriod cannot be negative"),
-    ({"serviceId": "s", "serviceInstanceIds": [], "events": "HEAP"}, "serviceInstanceIds cannot be empty"),
+    ({"serviceInstanceIds": ["a"], "events": "CPU", "duration": 1},
+     "serviceId must be a non-blank string of at most 512 characters, got null"),
+    ({"serviceId": "s", "serviceInstanceIds": ["a"], "duration": 1},
+     "events must be one of CPU, HEAP, BLOCK, MUTEX, GOROUTINE, THREADCREATE, ALLOCS, got null"),
+    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "CPU", "duration": 0},
+     "duration must be a whole number of minutes from 1 to 15 for CPU tasks, got 0"),
+    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "CPU", "duration": 1.5},
+     "duration must be a whole number of minutes from 1 to 15 for CPU tasks, got 1.5"),
+    ({"serviceId": "s", "serviceInstanceIds": ["a"], "events": "MUTEX", "duration": 1},
+     "dumpPeriod must be a whole number from 1 to 2147483647 for MUTEX tasks (the mutex profile fraction: "
+     "one in that many contention events sampled), got null"),
+    ({"serviceId": "s", "serviceInstanceIds": [], "events": "HEAP"},
+     "serviceInstanceIds must be a non-empty list of instance ids, got []"),
 ])
-def test_invalid_requests_get_skywalkings_reason(stack, body, reason):
+def test_invalid_requests_get_skywalkings_code_and_a_reason_naming_field_rule_and_value(stack, body, reason):
     r = stack.post("/api/v1/pprof/tasks", body)
     assert r.status == 400 and r.json() == {"code": "ARGUMENT_ERROR", "id": None, "errorReason": reason}, r
 

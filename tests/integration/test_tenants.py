@@ -125,3 +125,22 @@ def test_tenants_uploading_the_same_profile_each_get_all_of_it_also_after_a_rest
     first.stop()
     second = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE)
     assert as_oracle_shape(_upload_and_analyse(second, "c", path)) == want
+
+
+@pytest.mark.parametrize("token,code", [(None, "UNAUTHENTICATED"), ("guess", "UNAUTHENTICATED"),
+                                        ("acme-user", "PERMISSION_DENIED")])
+def test_grpc_authenticates_before_it_checks_arguments(secured, token, code):
+    import grpc
+
+    from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
+
+    metadata = (("authentication", token),) if token else None
+    with grpc.insecure_channel(secured.grpc_target) as channel:
+        stub = Pprof_pb2_grpc.PprofTaskStub(channel)
+        with pytest.raises(grpc.RpcError) as poll:
+            stub.getPprofTaskCommands(Pprof_pb2.PprofTaskCommandQuery(), metadata=metadata, timeout=30)
+        assert poll.value.code().name == code, poll.value
+        # collect: a first message without metadata is an argument error, but only for a caller
+        with pytest.raises(grpc.RpcError) as collect:
+            list(stub.collect(iter([Pprof_pb2.PprofData()]), metadata=metadata, timeout=30))
+        assert collect.value.code().name == code, collect.value

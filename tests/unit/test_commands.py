@@ -36,3 +36,12 @@ def test_args_are_skywalkings_six_in_order():
         ("Duration", "5"), ("CreateTime", "1716000000000"), ("DumpPeriod", "10"),
     ]
     assert encode_command_json(t, "serial")["command"] == "PprofTaskQuery"
+
+
+def test_a_restarted_agent_polling_from_zero_never_gets_a_task_it_settled():
+    # finished ("done": a profile stored) or failed ("bad") on this instance: skipped, the next
+    # task (still waiting for this instance) comes instead; another instance still gets them.
+    tasks = [task("done", 1000), task("bad", 2000), task("next", 3000)]
+    assert select_task_for_instance(tasks, "a", 0, 3000, GRACE, settled={"done", "bad"}).task_id == "next"
+    assert select_task_for_instance(tasks, "b", 0, 3000, GRACE, settled=set()).task_id == "done"
+    assert select_task_for_instance(tasks[:2], "a", 0, 3000, GRACE, settled={"done", "bad"}) is None

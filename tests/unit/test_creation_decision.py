@@ -51,3 +51,14 @@ def test_state_stays_bounded():
     for n in range(10 * REMEMBERED_DECISIONS):
         _, state = decide_creation(state, f"t{n}", spec(EventType.HEAP, 0), 1000 + n)
     assert len(state.recent) <= REMEMBERED_DECISIONS + 1
+
+
+def test_the_rejection_names_the_blocking_task_and_when_it_ends():
+    from proftask.core.creation import rejection_reason
+    created_at = 1_795_000_000_000  # 2026-11-18T11:06:40Z
+    _, state = decide_creation(ServiceState(), "t1", spec(duration=5), created_at)
+    decision, _ = decide_creation(state, "t2", spec(), created_at + 1000)
+    assert decision.conflicting_until == created_at + 5 * 60_000
+    assert rejection_reason(decision, "svc") == (
+        'service "svc" already has a CPU task running: task t1 runs until 2026-11-18T11:11:40.000Z '
+        "(1795000300000 epoch ms); a service runs one task per event type at a time")

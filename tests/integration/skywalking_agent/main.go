@@ -1,6 +1,7 @@
 // A Go service instrumented by the real skywalking-go agent (its toolexec rewrites the build;
-// this file only imports the agent). It burns CPU in burnCPU and keeps memory from
-// retainMemory, so a CPU task and a HEAP task each have a known hot function.
+// this file only imports the agent). It burns CPU in burnCPU, keeps memory from retainMemory
+// and contends a mutex in contendMutex, so CPU, HEAP and MUTEX tasks each have a known hot
+// function.
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	_ "github.com/apache/skywalking-go"
@@ -31,7 +33,23 @@ func retainMemory() {
 	}
 }
 
+var contended sync.Mutex
+
+//go:noinline
+func contendMutex() {
+	contended.Lock()
+	time.Sleep(2 * time.Millisecond)
+	contended.Unlock()
+}
+
 func main() {
+	for i := 0; i < 2; i++ {
+		go func() {
+			for {
+				contendMutex()
+			}
+		}()
+	}
 	go func() {
 		for {
 			burnCPU(50 * time.Millisecond)

@@ -1,0 +1,202 @@
+"""Slow and greedy HTTP clients: a header-read timeout, a body-idle timeout and a cap on open
+connections, for one process's HTTP port.
+
+aiohttp (3.14) has none of the three: a connection that drips its headers, or a body one byte
+at a time, is held until aiohttp's keep-alive timeout (an hour), and every such connection holds
+a file descriptor. Each accepted connection is wrapped in a `GuardedConnection` that forwards
+everything to aiohttp's own protocol and watches the bytes go by; `request_phase`, an app
+middleware, tells it when a request's headers are complete and when its handler is done.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import resource
+import time
+from typing import Callable
+
+from aiohttp import web
+
+from proftask.config import HttpLimits
+
+log = logging.getLogger(__name__)
+
+
+def _refusal(limit: int) -> bytes:
+    body = json.dumps({"code": "UNAVAILABLE",
+                       "errorReason": f"too many open connections (this server keeps at most {limit}); "
+                                      "retry later"}).encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+
+
+FILES_KEPT_FOR_THE_REST = 256  # Kafka and ClickHouse connections, chDB's files, logs
+
+
+def within_open_files_limit(limits: HttpLimits) -> HttpLimits:
+    """Past the open-files limit accept() fails (EMFILE) and asyncio spins logging it: cap the
+    connections below it instead, and say so."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft - FILES_KEPT_FOR_THE_REST if soft != resource.RLIM_INFINITY else limits.max_connections
+    if limits.max_connections <= room:
+        return limits
+    log.warning("HTTP: maxConnections %d lowered to %d: the open-files limit (ulimit -n) is %d",
+                limits.max_connections, max(room, 1), soft)
+    return dataclasses.replace(limits, max_connections=max(room, 1))
+
+
+class ConnectionGuard:
+    """The connections of one listening socket: counts them and builds their protocols."""
+
+    def __init__(self, limits: HttpLimits, aiohttp_protocol: Callable[[], asyncio.Protocol]):
+        self.limits = within_open_files_limit(limits)
+        self._aiohttp_protocol = aiohttp_protocol
+        self.open: dict[asyncio.Protocol, GuardedConnection] = {}  # aiohttp protocol → its guard
+        self.refused = 0
+        self.timed_out = 0
+        self._last_refusal_log = 0.0
+
+    def __call__(self) -> asyncio.Protocol:  # the protocol factory for loop.create_server
+        return GuardedConnection(self)
+
+    def refuse(self, transport: asyncio.Transport) -> None:
+        self.refused += 1
+        transport.write(_refusal(self.limits.max_connections))
+        transport.close()
+        now = time.monotonic()
+        if now - self._last_refusal_log > 10:  # one line per 10 s, not one per connection
+            self._last_refusal_log = now
+            log.warning("HTTP: %d open connections, the cap; refusing more (%d refused so far)",
+                        len(self.open), self.refused)
+
+    def middleware(self):
+        """Tells each request's connection when its handler runs (headers complete) and ends."""
+        @web.middleware
+        async def request_phase(request: web.Request, handler):
+            guard = self.open.get(request.protocol)
+            if guard is None:
+                return await handler(request)
+            guard.request_started(request)
+            try:
+                return await handler(request)
+            finally:
+                guard.request_done()
+        return request_phase
+
+
+class GuardedConnection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with deadlines. Phases: HEADERS (from connect, or
+    from the first byte after the previous request: header timeout), REQUEST (handler running;
+    while its body is unread-to-the-end, body-idle timeout), IDLE (aiohttp's keep-alive)."""
+
+    def __init__(self, guard: ConnectionGuard):
+        self._guard = guard
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._phase = "HEADERS"
+        self._phase_since = self._loop.time()
+        self._last_byte = self._phase_since
+        self._request: web.BaseRequest | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ---- asyncio.Protocol, forwarded to aiohttp ----
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        if len(self._guard.open) >= self._guard.limits.max_connections:
+            self._guard.refuse(self._transport)
+            return
+        self._inner = self._guard._aiohttp_protocol()
+        self._guard.open[self._inner] = self
+        self._inner.connection_made(transport)
+        self._arm(self._phase_since + self._guard.limits.header_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is None:
+            return
+        now = self._loop.time()
+        self._last_byte = now
+        if self._phase == "IDLE" and (self._request is None or self._request.content.is_eof()):
+            self._enter("HEADERS", now)  # the first byte of the next request
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self._inner is not None:
+            self._guard.open.pop(self._inner, None)
+            self._inner.connection_lost(exc)
+        self._request = None
+
+    # ---- phases, from the middleware ----
+    def request_started(self, request: web.BaseRequest) -> None:
+        self._request = request
+        self._enter("REQUEST", self._loop.time())
+
+    def request_done(self) -> None:
+        self._enter("IDLE", self._loop.time())
+
+    def _enter(self, phase: str, now: float) -> None:
+        self._phase, self._phase_since = phase, now
+        limits = self._guard.limits
+        if phase == "HEADERS":
+            self._arm(now + limits.header_timeout_s)
+        elif phase == "REQUEST":
+            self._arm(now + limits.body_idle_timeout_s)
+        else:
+            self._cancel_timer()  # aiohttp's keep-alive timeout closes an idle connection
+
+    # ---- deadlines ----
+    def _arm(self, when: float) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_at(when, self._check)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        now, limits = self._loop.time(), self._guard.limits
+        if self._phase == "HEADERS":
+            if now >= self._phase_since + limits.header_timeout_s:
+                self._drop(f"no complete request headers within {limits.header_timeout_s:g} s")
+            else:
+                self._arm(self._phase_since + limits.header_timeout_s)
+        elif self._phase == "REQUEST":
+            request = self._request
+            if request is None or request.content.is_eof():
+                return  # the whole body is in: the handler may take its time
+            if not transport.is_reading():
+                # aiohttp stopped reading (the handler has not consumed the buffer yet): the
+                # client is not the one being slow.
+                self._last_byte = now
+            deadline = self._last_byte + limits.body_idle_timeout_s
+            if now >= deadline:
+                self._drop(f"no byte of the request body for {limits.body_idle_timeout_s:g} s")
+            else:
+                self._arm(deadline)
+
+    def _drop(self, why: str) -> None:
+        self._guard.timed_out += 1
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        log.info("HTTP: closing the connection of %s: %s", peer, why)
+        # Abort, not close: nothing useful can be sent to a client stuck mid-request, and the
+        # handler reading the body sees the connection lost at once.
+        self._transport.abort()
