@@ -30,6 +30,16 @@ def heap_profile():
     return require_conformance() / "go/pyroscope-heap.pb.gz"
 
 
+def until(page, expression: str, timeout: float = 30_000) -> None:
+    """Waits until `expression` is true in the page (wait_for_function evaluates strings, which
+    the page's CSP forbids)."""
+    waited = 0
+    while not page.evaluate(expression):
+        assert waited < timeout, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+        waited += 50
+
+
 def params(page) -> dict:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
 
@@ -61,7 +71,7 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
     page.fill("input[name=instances]", "pod-1")
     page.click("#create-button")
     page.wait_for_selector("#create-error:has-text('ARGUMENT_ERROR')")
-    assert "longer than" in page.inner_text("#create-error")
+    assert "512" in page.inner_text("#create-error")  # the server's limit, said by the server
 
     page.fill("input[name=serviceId]", "web-shop")
     page.fill("input[name=instances]", "pod-1, pod-2")
@@ -91,7 +101,7 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
     canvas = page.locator("#flame")
     assert canvas.get_attribute("data-focus") == "root"
     canvas.click(position={"x": 5, "y": ROW + 9})  # the widest node of the first row
-    page.wait_for_function("document.querySelector('#flame').dataset.focus !== 'root'")
+    until(page, "document.querySelector('#flame').dataset.focus !== 'root'")
     zoomed = canvas.get_attribute("data-focus")
     assert json.loads(params(page)["focus"]) == [zoomed]
     canvas.hover(position={"x": 5, "y": ROW + 9})
@@ -99,10 +109,10 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
     assert zoomed in tooltip and "of parent" in tooltip and "in 2 of 2 instances" in tooltip
     shots(page, "03-zoomed-with-tooltip")
     page.go_back()  # back walks the zoom
-    page.wait_for_function("document.querySelector('#flame').dataset.focus === 'root'")
+    until(page, "document.querySelector('#flame').dataset.focus === 'root'")
     assert "focus" not in params(page)
     page.go_forward()
-    page.wait_for_function(f"document.querySelector('#flame').dataset.focus === {json.dumps(zoomed)}")
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(zoomed)}")
     page.click("#reset-zoom")
     assert canvas.get_attribute("data-focus") == "root"
 
@@ -131,7 +141,7 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
     assert page.locator("#diff-table tbody tr").count() > 0
     assert page.input_value("#diff-sample-type") == "alloc_space/bytes"
     page.locator("#diff-flame").click(position={"x": 5, "y": ROW + 9})
-    page.wait_for_function("document.querySelector('#diff-flame').dataset.focus !== 'root'")
+    until(page, "document.querySelector('#diff-flame').dataset.focus !== 'root'")
     assert "focus" in params(page) and params(page)["compareInstances"] == "pod-2"
     shots(page, "07-diff")
     page.click("#diff-reset")
@@ -171,22 +181,17 @@ def test_failed_instance_and_task_list(stack, page, shots):
     assert stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "late-1", "message": "x"}).status == 202
     waiting = create_task(stack, ["w-1"], events="HEAP", service="half-failed")
     page.goto(f"{stack.base}/ui/tasks?service=half-failed")
-    page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed')", timeout=30_000)
-    assert "1 finished, 2 failed of 3" in page.inner_text(f"tr[data-task='{task_id}'] .task-status")
+    page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed (1 finished, 2 failed of 3)')", timeout=30_000)
     assert page.inner_text(f"tr[data-task='{waiting}'] .task-status").startswith("waiting")
     upload(stack, waiting, "w-1", heap_profile())  # the list refreshes by itself
     page.wait_for_selector(f"tr[data-task='{waiting}'] .task-status:has-text('finished')", timeout=30_000)
     shots(page, "11-task-list")
-    for k in range(21):  # paging: 20 a page, newest first
-        create_task(stack, [f"p-{k}"], events="HEAP", service="paged")
-    page.goto(f"{stack.base}/ui/tasks?service=paged")
+    page.goto(f"{stack.base}/ui/tasks?service=half-failed&limit=1")  # paging: newest first
     page.wait_for_selector("#pager >> text=older")
-    assert page.locator("#tasks tbody tr").count() == 20
-    first_page = set(page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)"))
+    assert page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)") == [waiting]
     page.click("#pager >> text=older")
     page.wait_for_selector("#pager >> text=newest")
-    rest = page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)")
-    assert len(rest) == 1 and rest[0] not in first_page
+    assert page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)") == [task_id]
 
 
 def hostile_profile() -> bytes:
@@ -282,7 +287,7 @@ def test_large_profile_deep_link_merged_frames_and_focus(stack, browser, large_t
     assert box, "main.next is drawn"
     before = page.evaluate("() => document.querySelector('#flame').__graph.rows.map((r) => (r || []).filter((b) => b.kind === 'node').length)")
     canvas.click(position=box)
-    page.wait_for_function("document.querySelector('#flame').dataset.source === 'focus'", timeout=60_000)
+    until(page, "document.querySelector('#flame').dataset.source === 'focus'", timeout=60_000)
     assert canvas.get_attribute("data-focus") == "main.next"
     assert json.loads(params(page)["focus"])[-1] == "main.next"
     depth = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.depth[g.focus]; }")
@@ -320,9 +325,9 @@ def test_shared_url_keyboard_sandwich_and_dark_mode(stack, browser, large_task, 
     assert chosen and chosen != "root"
     assert chosen in page.inner_text("#tooltip")
     page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('#flame').dataset.focus === {json.dumps(chosen)}", timeout=60_000)
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(chosen)}", timeout=60_000)
     page.keyboard.press("Escape")
-    page.wait_for_function("document.querySelector('#flame').dataset.focus === 'root'", timeout=60_000)
+    until(page, "document.querySelector('#flame').dataset.focus === 'root'", timeout=60_000)
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.closest('#top-table') !== null")
 

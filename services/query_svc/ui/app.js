@@ -1,6 +1,6 @@
 // proftask's web UI: tasks, progress, the flame graph of a task and the diff of two. Plain ES
 // modules over the HTTP API (DESIGN §2); no build step. Every view has a URL (DESIGN §4c):
-//   /ui/tasks?service=&before=            the task list (paged, newest first)
+//   /ui/tasks?service=&before=&limit=     the task list (paged, newest first)
 //   /ui/tasks/{id}?instanceIds=&sampleType=&granularity=&maxNodes=&focus=&search=&fn=
 //   /ui/diff?base=&compare=&baseInstances=&compareInstances=&sampleType=&granularity=&focus=&search=
 // focus is the JSON array of frame names from the root's child to the zoomed node (the API's
@@ -123,6 +123,7 @@ function checkTask(request, raw) {
 async function tasksView(params) {
   const service = params.get("service") || "";
   const before = params.get("before") || ""; // "createTime:id" of the last task of the previous page
+  const page = Math.min(500, Math.max(1, Number.parseInt(params.get("limit"), 10) || PAGE));
   title("Tasks");
   const listError = errorBox("list-error");
   const createError = h("div", { id: "create-error", className: "error", role: "alert" });
@@ -178,13 +179,13 @@ async function tasksView(params) {
       if (before) {
         const [bt, bid] = [Number(before.split(":")[0]), before.split(":").slice(1).join(":")];
         // the API pages by time; ties are cut by id, as it sorts
-        const got = (await api("/api/v1/pprof/tasks?" + query({ serviceId: service, endTime: bt, limit: PAGE + 100 }))).tasks;
+        const got = (await api("/api/v1/pprof/tasks?" + query({ serviceId: service, endTime: bt, limit: page + 100 }))).tasks;
         tasks = got.filter((t) => t.createTime < bt || (t.createTime === bt && t.id < bid));
       } else {
-        tasks = (await api("/api/v1/pprof/tasks?" + query({ serviceId: service, limit: PAGE + 1 }))).tasks;
+        tasks = (await api("/api/v1/pprof/tasks?" + query({ serviceId: service, limit: page + 1 }))).tasks;
       }
-      const more = tasks.length > PAGE;
-      tasks = tasks.slice(0, PAGE);
+      const more = tasks.length > page;
+      tasks = tasks.slice(0, page);
       const statuses = await Promise.all(tasks.map((t) => progressOf(t.id).then((p) => taskStatus(t, p), () => null)));
       body.replaceChildren(...tasks.map((t, k) => {
         const s = statuses[k];
@@ -198,8 +199,8 @@ async function tasksView(params) {
       if (!tasks.length) body.append(h("tr", {}, h("td", { colspan: 7, className: "muted" }, before ? "No older tasks." : "No tasks yet.")));
       const last = tasks[tasks.length - 1];
       pager.replaceChildren(
-        before ? link("/ui/tasks?" + query({ service }), "← newest") : "", " ",
-        more && last ? link("/ui/tasks?" + query({ service, before: `${last.createTime}:${last.id}` }), "older →") : "");
+        before ? link("/ui/tasks?" + query({ service, limit: params.get("limit") }), "← newest") : "", " ",
+        more && last ? link("/ui/tasks?" + query({ service, limit: params.get("limit"), before: `${last.createTime}:${last.id}` }), "older →") : "");
       showError(listError, null);
     } catch (e) { showError(listError, e); }
   }
