@@ -332,12 +332,15 @@ def test_shared_url_keyboard_sandwich_and_dark_mode(stack, browser, large_task, 
     assert page.evaluate("() => document.activeElement.closest('#top-table') !== null")
 
     # a top-table row highlights the function everywhere and opens its sandwich
-    page.wait_for_selector("#top-table button.fn")
-    name = page.locator("#top-table button.fn").first.inner_text()
-    page.locator("#top-table button.fn").first.click()
+    name = "main.next"
+    page.locator("#top-table button.fn", has_text=re.compile(r"^main\.next$")).click()
     page.wait_for_selector("#sandwich:not([hidden]) #sandwich-callers")
     assert params(page)["fn"] == name
     assert name in page.inner_text("#sandwich h3")
+    callers = page.evaluate("() => document.querySelector('#sandwich-callers').__graph.tree.names")
+    assert callers[:3] == ["main.next", "main.main", "runtime.main"]  # callers above, nearest first
+    callees = page.evaluate("() => document.querySelector('#sandwich-callees').__graph.tree.names")
+    assert callees[0] == "main.next" and len(callees) > 100
     assert page.evaluate("() => document.querySelector('#flame').__graph.marked.some((m) => m)")
     page.go_back()
     page.wait_for_selector("#sandwich", state="hidden")

@@ -294,8 +294,9 @@ export class FlameGraph {
           g.fillStyle = hatch;
           g.fillRect(left, y, wpx, ROW - 1);
         } else if (b.kind === "merged") {
-          const hit = (this.matched && b.members.some((i) => this.matched[i])) || (this.marked && b.members.some((i) => this.marked[i]));
-          g.fillStyle = hit ? cssVar("--flame-match", "#f472b6") : cssVar("--flame-merged", "#c8b79a");
+          const found = this.matched && b.members.some((i) => this.matched[i]);
+          const marked = this.marked && b.members.some((i) => this.marked[i]);
+          g.fillStyle = marked ? cssVar("--flame-mark", "#a78bfa") : found ? cssVar("--flame-match", "#f472b6") : cssVar("--flame-merged", "#c8b79a");
           g.fillRect(left, y, wpx, ROW - 1);
           label(`${b.count} frames`, left, right, y, text);
         } else {
