@@ -287,8 +287,8 @@ def test_large_profile_deep_link_merged_frames_and_focus(stack, browser, large_t
     assert box, "main.next is drawn"
     before = page.evaluate("() => document.querySelector('#flame').__graph.rows.map((r) => (r || []).filter((b) => b.kind === 'node').length)")
     canvas.click(position=box)
-    until(page, "document.querySelector('#flame').dataset.source === 'focus'", timeout=60_000)
-    assert canvas.get_attribute("data-focus") == "main.next"
+    until(page, "document.querySelector('#flame').dataset.focus === 'main.next'", timeout=60_000)
+    assert canvas.get_attribute("data-source") == "focus", "needs the server's `focus` (issue 12's contract)"
     assert json.loads(params(page)["focus"])[-1] == "main.next"
     depth = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.depth[g.focus]; }")
     after = page.evaluate("() => document.querySelector('#flame').__graph.rows.map((r) => (r || []).filter((b) => b.kind === 'node').length)")
