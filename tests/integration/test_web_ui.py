@@ -151,6 +151,12 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
     page.goto(f"{stack.base}/#/task/{task_id}")
     page.wait_for_url(re.compile(f"/ui/tasks/{task_id}$"))
     page.wait_for_selector("#flame-header:has-text('inuse_space')", timeout=30_000)
+    page.click("header nav >> text=Diff")  # back and forward walk views too
+    page.wait_for_selector("#diff-base")
+    assert page.title().startswith("Diff")
+    page.go_back()
+    page.wait_for_selector("#flame-header:has-text('inuse_space')", timeout=30_000)
+    assert page.url.endswith(f"/ui/tasks/{task_id}")
 
 
 def test_diff_says_which_instance_is_unknown(stack, page):
