@@ -321,6 +321,10 @@ def test_shared_url_keyboard_sandwich_and_dark_mode(stack, browser, large_task, 
     assert page.input_value("#search") == "runtime"
     assert first in page.title()
 
+    page.goto(f"{stack.base}/ui/tasks/{large_task}?" + urllib.parse.urlencode({"focus": json.dumps(["no.such.frame"])}))
+    page.wait_for_selector("#analysis-error:has-text('no.such.frame')", timeout=60_000)  # said, not a blank graph
+    assert page.locator("#flame").get_attribute("data-focus") == "root"
+
     # keyboard: the graph is focusable, arrows move, Enter zooms, Escape resets; Tab reaches the table
     page.goto(f"{stack.base}/ui/tasks/{large_task}")
     page.wait_for_selector("#flame-header:has-text('cpu')", timeout=60_000)

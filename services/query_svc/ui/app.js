@@ -382,15 +382,15 @@ function flameSection(section, task, finished, initial) {
     const n = Number(maxNodes.value);
     const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.includes(",") ? "true" : "" };
     const focus = parseFocus(p.get("focus"));
-    let full, focused = null;
-    try {
-      full = await fetchAnalysis(query(base));
-      // a cut tree: the zoomed node's subtree comes from the server, cut to maxNodes inside it
-      if (focus.length && full.truncated && !focusUnsupported) {
+    let full, focused = null, focusError = null;
+    try { full = await fetchAnalysis(query(base)); } catch (e) { return showError(err, e); }
+    // a cut tree: the zoomed node's subtree comes from the server, cut to maxNodes inside it
+    if (focus.length && full.truncated && !focusUnsupported) {
+      try {
         focused = await fetchAnalysis(query({ ...base, focus: JSON.stringify(focus) }));
         focusUnsupported = !focused.focus; // a server without `focus` sends the whole tree again
-      }
-    } catch (e) { showError(err, e); if (!full) return; }
+      } catch (e) { focusError = e; } // e.g. 400 naming a frame the profile does not have
+    }
     if (params !== p) return; // a newer URL is being applied
     const shown = focused && focused.focus ? focused : full;
     const fresh = shown !== result;
@@ -399,7 +399,10 @@ function flameSection(section, task, finished, initial) {
     const unit = unitOf(full.sampleType);
     const tree = fresh || !graph.tree ? buildTree(shown.tree.elements) : graph.tree;
     let at = focus.length ? findPath(tree, focus) : 0;
-    if (at < 0) {
+    if (focusError) {
+      showError(err, focusError);
+      at = Math.max(at, 0);
+    } else if (at < 0) {
       showError(err, { code: "NOT_FOUND", message: `the frame ${focus[focus.length - 1]} is not in this graph${shown.truncated ? " (the server has no focus yet: it may be in the hatched part)" : ""}` });
       at = 0;
     }
