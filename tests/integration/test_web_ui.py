@@ -288,17 +288,31 @@ def test_large_profile_deep_link_merged_frames_and_focus(stack, browser, large_t
     assert tip.startswith("other: ") and f"{hidden:,} nodes are left out" in tip
     shots(page, "09-large-profile")
 
-    # zooming into main.next asks the server for its subtree: frames merged before are drawn
+    # a click on the merged frames under main.next zooms to main.next, asking the server for its
+    # subtree; a second click zooms into the heaviest of them: a frame that was merged before is
+    # drawn whole, with the part of its subtree the 5,000-node cut had left out
     box = frame_box(page, "#flame", "main.next")
     assert box, "main.next is drawn"
-    before = page.evaluate("() => document.querySelector('#flame').__graph.rows.map((r) => (r || []).filter((b) => b.kind === 'node').length)")
-    canvas.click(position=box)
+    merged_under = """() => { const g = document.querySelector('#flame').__graph;
+        for (const [d, row] of g.rows.entries()) for (const b of row || [])
+          if (b.kind === 'merged' && b.parentNode >= 0 && g.tree.names[b.parentNode] === 'main.next')
+            return { x: (Math.max(0, b.left) + b.right) / 2, y: d * 18 + 9, heaviest: g.tree.names[b.heaviest],
+                     path: JSON.stringify(pathOfNode(g.tree, b.heaviest)), size: g.tree.end[b.heaviest] - b.heaviest };
+        }""".replace("pathOfNode(g.tree, b.heaviest)",
+                     "(() => { const p = []; for (let a = b.heaviest; a > 0; a = g.tree.parent[a]) p.unshift(g.tree.names[a]); return p; })()")
+    first = page.evaluate(merged_under)
+    assert first, "frames under main.next are drawn merged"
+    canvas.click(position={"x": first["x"], "y": first["y"]})
     until(page, "document.querySelector('#flame').dataset.focus === 'main.next'", timeout=60_000)
     assert canvas.get_attribute("data-source") == "focus", "needs the server's `focus` (issue 12's contract)"
     assert json.loads(params(page)["focus"])[-1] == "main.next"
-    depth = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.depth[g.focus]; }")
-    after = page.evaluate("() => document.querySelector('#flame').__graph.rows.map((r) => (r || []).filter((b) => b.kind === 'node').length)")
-    assert after[depth + 1] > before[depth + 1], (before[depth + 1], after[depth + 1])
+    again = page.evaluate(merged_under)
+    canvas.click(position={"x": again["x"], "y": again["y"]})
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(again['heaviest'])}", timeout=60_000)
+    assert params(page)["focus"] == again["path"]
+    size = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.end[g.focus] - g.focus; }")
+    assert size > again["size"], (again, size)
+    assert int(canvas.get_attribute("data-frames")) > 1
     shots(page, "12-focused-main-next")
     assert not errors, errors
     context.close()

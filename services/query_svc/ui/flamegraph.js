@@ -156,6 +156,7 @@ export class FlameGraph {
 
   activate(b) {
     const i = this.target(b);
+    if (!this.selected) this.tooltip.hidden = true; // the block under the mouse is about to move
     if (this.opts.onZoom) this.opts.onZoom(i);
     else this.zoomTo(i);
   }
