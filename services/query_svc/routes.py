@@ -23,6 +23,7 @@ from services.query_svc.selection import Selection, parse_granularity, parse_ins
 
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
 UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
+UI_VIEWS = ("/ui", "/ui/tasks", "/ui/tasks/{taskId}", "/ui/diff")
 MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
 
 
@@ -60,6 +61,8 @@ class QueryRoutes:
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
         app.router.add_get("/api/v1/pprof/diff", self.diff)
         app.router.add_get("/", self.index)
+        for view in UI_VIEWS:  # every view has a URL that opens it (DESIGN §4c); app.js routes it
+            app.router.add_get(view, self.index)
         app.router.add_static("/ui/", UI_DIR)
 
     async def index(self, _: web.Request) -> web.FileResponse:
