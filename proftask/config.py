@@ -57,6 +57,7 @@ class Settings:
     tokens: list[TokenGrant] = dataclasses.field(default_factory=list)
     clickhouse_cluster: str = ""
     retention: RetentionPolicy = RetentionPolicy()
+    upload_budget_bytes: int = 128 * 1024 * 1024
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -103,6 +104,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         tokens=_token_grants((p.get("auth") or {}).get("tokens")),
         clickhouse_cluster=str(p["clickhouse"].get("cluster") or ""),
         retention=_retention(p.get("retention")),
+        upload_budget_bytes=int((p.get("upload") or {}).get("budgetBytes") or Settings.upload_budget_bytes),
     )
 
 

@@ -4,6 +4,8 @@ every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import uuid
 from typing import Callable
 
@@ -17,7 +19,8 @@ from proftask.faust_app import create_faust_app, faust_ready
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError
 from proftask.cpu_pool import CpuPool
-from services.processor.profile_rows import profile_rows_from_record
+from services.processor.chunks import ChunkReader, ChunksUnreadable
+from services.processor.profile_rows import profile_rows_from_record, profile_rows_from_spool
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
 from services.processor.writer import RowWriter
 
@@ -39,6 +42,7 @@ class ProcessorService:
     def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse, cpu: CpuPool):
         self.settings, self.topics, self.clickhouse, self.cpu = settings, topics, clickhouse, cpu
         self.writer = RowWriter(clickhouse, settings.retention)
+        self.chunks = ChunkReader(settings.kafka_bootstrap)
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
         self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)
@@ -86,7 +90,10 @@ class ProcessorService:
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         try:
-            rows = await self.cpu.run(profile_rows_from_record, value, self.settings.decompressed_max_size)
+            rows = await self._profile_rows(up, value)
+        except ChunksUnreadable as e:
+            await self._dead_letter(topic, partition, offset, str(e), value, env)
+            return
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
             return
@@ -98,6 +105,19 @@ class ProcessorService:
             event_id=derived_event_id(env.event_id, "stored"))
         await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
                                                 value=stored.SerializeToString()))
+
+    async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
+        limit = self.settings.decompressed_max_size
+        if not up.HasField("chunks"):
+            return await self.cpu.run(profile_rows_from_record, value, limit)
+        # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
+        fd, path = tempfile.mkstemp(prefix="proftask-profile-", suffix=".pprof")
+        try:
+            with os.fdopen(fd, "wb") as spool:
+                await self.chunks.read_into(up, spool)
+            return await self.cpu.run(profile_rows_from_spool, value, path, limit)
+        finally:
+            os.unlink(path)
 
     async def _dead_letter(self, topic: str, partition: int, offset: int, reason: str, value: bytes,
                            env: pb.Envelope | None) -> None:
@@ -127,6 +147,7 @@ class ProcessorService:
     async def stop(self) -> None:
         if self._started:
             await self.app.stop()
+        await self.chunks.stop()
 
     def readiness(self) -> dict[str, bool]:
         return {"processor.consumer": faust_ready(self.app, self._started),
