@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Iterable
 
 from aiokafka import AIOKafkaProducer
@@ -12,18 +13,44 @@ from proftask import metrics
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.topics import MAX_MESSAGE_BYTES
 
+log = logging.getLogger(__name__)
+OLD_PRODUCER_STOP_S = 60
+
 
 class EventProducer:
     def __init__(self, bootstrap: str):
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._bootstrap = bootstrap
+        self._producer = self._new_producer()
+        self._renewal = asyncio.Lock()
+        self._retired: set[asyncio.Task] = set()
+        self.started = False
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
             acks="all",
             enable_idempotence=True,
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=30_000,
             compression_type=None,
         )
-        self.started = False
+
+    async def renew(self) -> None:
+        """Replace the producer after a send failed. An idempotent producer whose batch failed
+        (timed out, refused) keeps sequence numbers the broker no longer agrees with, and
+        aiokafka never recovers them: every later send to that partition fails with
+        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id."""
+        failed = self._producer
+        async with self._renewal:
+            if self._producer is not failed:  # a concurrent failure renewed it already
+                return
+            fresh = self._new_producer()
+            await fresh.start()
+            self._producer = fresh
+        log.warning("Kafka producer renewed after a failed send")
+        retire = asyncio.get_running_loop().create_task(asyncio.wait_for(failed.stop(), OLD_PRODUCER_STOP_S))
+        self._retired.add(retire)
+        retire.add_done_callback(lambda t: (self._retired.discard(t), t.cancelled() or t.exception()))
 
     async def start(self) -> None:
         await self._producer.start()

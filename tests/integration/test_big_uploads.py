@@ -3,9 +3,7 @@ lost), Kafka only ever holds small records, a failure after the bytes arrived is
 client that hangs up mid-body is an interrupted upload."""
 import asyncio
 import concurrent.futures
-import pathlib
 import socket
-import tempfile
 import time
 
 import pytest
@@ -16,24 +14,13 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from proftask.kafka.topics import CHUNK_BYTES
 from proftask.pprof.decode import decompress, parse_profile
 from tests.integration.harness import wait_until
-from tests.integration.profiles import analysis, create_task, logs_of, progress, upload, wait_finished
+from tests.integration.profiles import (analysis, cached_profile, create_task, logs_of, progress, upload,
+                                        wait_finished)
 
 pytestmark = pytest.mark.integration
 
 UPLOADS = 12
 ENVELOPE_BYTES = 1024  # what a chunk record carries beyond its data
-
-
-def cached_profile(size_mb: float) -> pathlib.Path:
-    """A valid synthetic profile of about size_mb, made once per machine (it takes seconds)."""
-    from bench.big_profile import big_profile
-
-    path = pathlib.Path(tempfile.gettempdir()) / f"proftask-big-profile-{size_mb:g}mb.pb.gz"
-    if not path.exists():
-        tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp")
-        tmp.write_bytes(big_profile(int(size_mb * 1024 * 1024)))
-        tmp.rename(path)
-    return path
 
 
 def cpu_total(data: bytes) -> int:
