@@ -148,8 +148,10 @@ func (c *client) uploadProfile(ctx context.Context, taskID string, profile []byt
 	q := url.Values{"taskId": {taskID}, "service": {c.cfg.Service}, "serviceInstance": {c.cfg.Instance}}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	// Expect: 100-continue lets a busy server answer 503 before the profile is sent.
 	_, err := c.do(rctx, http.MethodPost, "/api/v1/pprof/agent/profiles", q, profile,
-		http.Header{"Content-Type": {"application/octet-stream"}, "Idempotency-Key": {idempotencyKey}})
+		http.Header{"Content-Type": {"application/octet-stream"}, "Idempotency-Key": {idempotencyKey},
+			"Expect": {"100-continue"}})
 	return err
 }
 

@@ -11,8 +11,9 @@ import math
 from proftask import metrics
 
 RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S = 1, 30
-# About what this machine stores per second; it only spreads the retries of a crowd of agents.
-DRAIN_BYTES_PER_S = 16 * 1024 * 1024
+# About what a process takes in per second; it only spreads the retries of a crowd of agents
+# (too long a wait leaves the processor idle, measured with bench/big_uploads.py).
+DRAIN_BYTES_PER_S = 64 * 1024 * 1024
 
 
 class UploadBusy(Exception):
@@ -28,7 +29,7 @@ class UploadBudget:
         self.capacity, self.used = capacity, 0
         self._released = asyncio.Event()
 
-    def _fits(self, n: int) -> bool:
+    def fits(self, n: int) -> bool:
         # An upload larger than the whole budget still gets in when it is alone.
         return self.used == 0 or self.used + n <= self.capacity
 
@@ -40,7 +41,7 @@ class UploadBudget:
                           f"the upload budget of {self.capacity} bytes; retry later", self.retry_after())
 
     def try_charge(self, n: int) -> bool:
-        if not self._fits(n):
+        if not self.fits(n):
             return False
         self.used += n
         metrics.UPLOAD_BYTES_IN_FLIGHT.set(self.used)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
 
+from proftask import metrics
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
@@ -53,8 +54,27 @@ class IngestRoutes:
         self.intake = intake
 
     def add_to(self, app: web.Application) -> None:
-        app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile)
+        app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile, expect_handler=self._expect_upload)
         app.router.add_post("/api/v1/pprof/agent/errors", self.agent_error)
+
+    async def _expect_upload(self, request: web.Request) -> web.Response | None:
+        """`Expect: 100-continue` (the Go agent, curl): a full budget answers 503 before the
+        client sends the body, so a refusal costs no transfer (it says no more than "busy", so
+        it needs no token). Otherwise continue as aiohttp does."""
+        budget = self.intake.budget
+        declared = request.content_length
+        if declared is not None and declared <= self.intake.settings.pprof_max_size and not budget.fits(declared):
+            metrics.UPLOADS_REFUSED_BUSY.inc()
+            busy = budget.busy(declared)
+            return _retry_later(str(busy), busy.retry_after)
+        expect = request.headers.get("Expect", "")
+        if request.version == HttpVersion11 and expect.lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+            return None
+        # This runs before the middlewares: answer in their JSON shape ourselves.
+        return web.json_response({"code": "EXPECTATION_FAILED", "errorReason": f"unknown Expect: {expect}"},
+                                 status=417)
 
     async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> None:
         try:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from proftask.kafka.topics import CHUNK_BYTES
+CHUNK_BYTES = 1024 * 1024  # the largest piece of a profile a record may carry
 from proftask.pprof.decode import decompress, parse_profile
 from tests.integration.harness import wait_until
 from tests.integration.profiles import (analysis, cached_profile, create_task, logs_of, progress, upload,
@@ -149,3 +149,30 @@ def test_a_client_that_hangs_up_mid_body_is_an_interrupted_upload(budgeted):
     assert log["message"] == "upload interrupted after 1000 of 1000000 bytes", log
     assert progress(budgeted, task_id)["errorInstanceIds"] == ["i-1"]
     assert budgeted.get("/readyz").status == 200
+
+
+def test_a_full_budget_answers_503_before_the_body_to_expect_100_continue(budgeted):
+    task_id = create_task(budgeted, ["i-1", "i-2", "i-3"])
+    path = f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance="
+    holders = [socket.create_connection(("127.0.0.1", budgeted.port)) for _ in range(2)]
+    try:  # two uploads of 29 MiB declared, sent slowly: 58 of the 64 MiB budget
+        for instance, holder in zip(("i-1", "i-2"), holders):
+            holder.sendall(f"POST {path}{instance} HTTP/1.1\r\nHost: x\r\nContent-Length: {29 * 1024 * 1024}"
+                           f"\r\n\r\n".encode() + bytes(1000))
+        wait_until(lambda: _metric(budgeted, "proftask_upload_bytes_in_flight") == 58 * 1024 * 1024,
+                   message="the budget charged")
+        with socket.create_connection(("127.0.0.1", budgeted.port), timeout=30) as s:
+            s.sendall(f"POST {path}i-3 HTTP/1.1\r\nHost: x\r\nContent-Length: {29 * 1024 * 1024}\r\n"
+                      f"Expect: 100-continue\r\n\r\n".encode())  # no body until 100 Continue
+            head = s.recv(4096).decode()
+    finally:
+        for holder in holders:
+            holder.close()
+    assert head.startswith("HTTP/1.1 503") and "\r\nRetry-After: " in head and '"UNAVAILABLE"' in head, head
+
+
+def _metric(p, name: str) -> float:
+    for line in p.get("/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
