@@ -163,7 +163,10 @@ class ProfileIntake:
                     log.warning("Kafka producer not renewed: %r", renewal)
                 message = (f"the profile ({spool.size} bytes) arrived but could not be stored: "
                            f"{type(e).__name__}: {e}; the agent may upload it again")
-                await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
+                try:
+                    await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
+                except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
+                    log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
                 raise UploadNotStored(message, self.budget.retry_after()) from e
             metrics.INGEST_BYTES.inc(spool.size)
             return pid, False
