@@ -14,3 +14,7 @@ QUERY_SECONDS = Histogram("proftask_query_seconds", "ClickHouse query latency", 
 HTTP_SECONDS = Histogram("proftask_http_request_seconds", "HTTP request latency", ["route"])
 INGEST_ROWS = Counter("proftask_ingest_sample_rows_total", "Sample rows written for stored profiles")
 ANALYSIS_CACHE = Counter("proftask_analysis_cache_total", "Analysis cache lookups", ["result"])
+DEAD_LETTERS = Counter("proftask_dead_letters_total", "Records a consumer could not use and skipped",
+                       ["consumer", "topic", "reason_kind"])
+CONSUMER_FAILURES = Counter("proftask_consumer_failures_total",
+                            "Times a consumer's loop failed and was restarted", ["consumer"])

@@ -15,9 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from proftask import events, metrics
 from proftask.core.tasks import Task
 from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka import dead_letters
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 
 UNKNOWN_TASK_SYNC_S = 5.0  # how long find() waits for the view to catch up with an unknown task
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # after the consumer failed, before reading again
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +38,7 @@ class TaskView:
         self._changed = asyncio.Condition()
         self._advanced = asyncio.Condition()  # notified after every batch the view has applied
         self.caught_up = asyncio.Event()
+        self.failure: str | None = None  # why the last read failed, until one succeeds again
 
     # ---- reads ----
     def get(self, tenant: str, task_id: str) -> Task | None:
@@ -149,18 +152,39 @@ class TaskView:
 
     @property
     def healthy(self) -> bool:
-        return self._runner is not None and not self._runner.done()
+        """Following the topics: the runner is alive and its last attempt to read did not fail."""
+        return self._runner is not None and not self._runner.done() and self.failure is None
 
     async def _run(self) -> None:
+        """Follows the topics for as long as the process lives: a failure of the consumer is
+        logged, counted, shown in /readyz (healthy is False) and retried from where it stopped,
+        never a silent end."""
+        backoff = RETRY_MIN_S
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever it is, the view must go on
+                # failure is None again once a read succeeded: the backoff starts over
+                backoff = RETRY_MIN_S if self.failure is None else min(backoff * 2, RETRY_MAX_S)
+                self.failure = f"{type(e).__name__}: {e}"
+                metrics.CONSUMER_FAILURES.labels(self._name).inc()
+                log.exception("%s stopped following %s and %s; retrying in %.1fs", self._name,
+                              self._topics.tasks, self._topics.task_events, backoff)
+                await asyncio.sleep(backoff)
+
+    async def _follow(self) -> None:
         consumer = self._consumer
         assert consumer is not None
         await self._check_caught_up()
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            self.failure = None
             changed = False
             for records in batches.values():
                 for record in records:
-                    changed |= self._apply(events.decode(record.value))
+                    changed |= self._apply_record(record)
             if changed:
                 async with self._changed:
                     self._changed.notify_all()
@@ -171,6 +195,17 @@ class TaskView:
             for tp in consumer.assignment():
                 lag += max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
             metrics.CONSUMER_LAG.labels(self._name).set(lag)
+
+    def _apply_record(self, record) -> bool:
+        """_apply, but a record the view cannot use is logged, counted and skipped. The view has
+        no consumer group: every replica re-reads the history at each start, so it publishes no
+        DeadLetter itself; the processor's group does, once, for these topics."""
+        try:
+            return self._apply(events.read_event(record.value))
+        except Exception as e:  # noqa: BLE001 - one bad record must not take the view down
+            dead_letters.dead_letter(self._name, record.topic, record.partition, record.offset,
+                                     dead_letters.reason_kind(e), str(e), record.value)
+            return False
 
     async def _check_caught_up(self) -> None:
         if self.caught_up.is_set():

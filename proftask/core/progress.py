@@ -33,21 +33,14 @@ class Progress:
 
 
 def derive_progress(logs: Iterable[TaskLog]) -> Progress:
-    """Logs newest first; an instance is a success once it has EXECUTION_FINISHED, and an error
-    while its newest outcome is an error (a later successful upload supersedes a failed one).
-    Each id appears once in its list."""
+    """Logs newest first, and each instance in one final state: a success once it has
+    EXECUTION_FINISHED, whatever was reported before or after (its profile is stored and in
+    every analysis, so progress says what the analysis shows; an error reported later, e.g. by
+    an agent that gave up on an upload that did land, stays in the logs); else an error once it
+    has an error log. Each id appears once in its list."""
     ordered = sorted(logs, key=lambda l: (-l.operation_time, l.instance_id, l.operation_type))
-    success: list[str] = []
-    error: list[str] = []
-    decided: set[str] = set()
-    for log in ordered:  # newest first: the first outcome seen per instance is its latest
-        if log.operation_type == EXECUTION_FINISHED and log.instance_id not in success:
-            success.append(log.instance_id)
-        if log.instance_id in decided or log.operation_type == NOTIFIED:
-            continue
-        decided.add(log.instance_id)
-        if log.operation_type in ERROR_TYPES:
-            error.append(log.instance_id)
+    success = {log.instance_id for log in ordered if log.operation_type == EXECUTION_FINISHED}
+    error = {log.instance_id for log in ordered if log.operation_type in ERROR_TYPES} - success
     return Progress(ordered, sorted(success), sorted(error))
 
 

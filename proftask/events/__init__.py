@@ -10,6 +10,7 @@ import uuid
 
 from proftask.core.tasks import EventType, Task, TaskSpec
 from proftask.events.v1 import events_pb2 as pb
+from proftask.events.validity import InvalidEvent, read_event  # noqa: F401 - re-exported
 
 DEFAULT_TENANT = "default"
 
@@ -34,6 +35,7 @@ def new_event(tenant: str, payload, *, event_id: str | None = None,
 
 
 def decode(data: bytes) -> pb.Envelope:
+    """Parse only; consumers use read_event, which also checks the event is usable."""
     env = pb.Envelope()
     env.ParseFromString(data)
     return env

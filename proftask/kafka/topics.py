@@ -33,7 +33,8 @@ class Topics:
     tasks: str
     task_events: str
     profiles: str
-    profiles_dlq: str
+    profiles_dlq: str  # the processor's dead letters before dead_letters existed; no longer written
+    dead_letters: str
     profile_chunks: str
 
     @classmethod
@@ -45,6 +46,7 @@ class Topics:
             profiles=f"{prefix}profiles",
             profiles_dlq=f"{prefix}profiles-dlq",
             profile_chunks=f"{prefix}profile-chunks",
+            dead_letters=f"{prefix}dead-letters",
         )
 
     def specs(self, partitions: int) -> list[TopicSpec]:
@@ -61,6 +63,8 @@ class Topics:
             TopicSpec(self.profiles_dlq, partitions, history),
             # The bytes of the large profiles on `profiles`, read back by offset.
             TopicSpec(self.profile_chunks, partitions, history),
+            # Every consumer's poison records, with reason and offset (proftask.kafka.dead_letters).
+            TopicSpec(self.dead_letters, partitions, history),
         ]
 
 

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError
 from proftask.pprof.v1 import profile_pb2
 
 GZIP_MAGIC = b"\x1f\x8b"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class ProfileError(ValueError):
@@ -134,3 +135,28 @@ def validate(p: profile_pb2.Profile) -> None:
         for label in s.label:
             check_str(label.key, f"sample {i} label key")
             check_str(label.str, f"sample {i} label value")
+    check_sums_fit(p, n_types)
+
+
+def check_sums_fit(p: profile_pb2.Profile, n_types: int) -> None:
+    """Every node of the tree sums some of the samples' values in 64 bits, as the tables and the
+    tree do. Those sums all fit when the positive values together and the negative ones together
+    do; a profile where they do not is refused, since its totals would be wrong (pprof itself
+    sums in arbitrary precision)."""
+    n = len(p.sample)
+    if n == 0:
+        return
+    values = np.fromiter(chain.from_iterable(s.value for s in p.sample), dtype=np.int64,
+                         count=n * n_types).reshape(n, n_types)
+    magnitude = max(int(values.max()), -int(values.min()))
+    if magnitude * n <= INT64_MAX:  # the common case: no sum can leave the range
+        return
+    names = [p.string_table[vt.type].decode("utf-8", "replace") for vt in p.sample_type]
+    for t in range(n_types):
+        column = values[:, t].tolist()  # Python ints: exact
+        positive = sum(v for v in column if v > 0)
+        negative = sum(v for v in column if v < 0)
+        if positive > INT64_MAX or negative < INT64_MIN:
+            beyond = positive if positive > INT64_MAX else negative
+            raise ProfileError(f"the values of sample type {names[t]!r} sum to {beyond}, beyond the 64-bit "
+                               f"range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than shown wrong")

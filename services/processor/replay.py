@@ -58,7 +58,12 @@ async def replay(settings: Settings, progress=print) -> dict[str, int]:
             task_rows_batch, log_rows_batch = [], []
             for tp, records in batches.items():
                 for record in records:
-                    env = events.decode(record.value)
+                    try:
+                        env = events.read_event(record.value)
+                    except events.InvalidEvent as e:  # dead-lettered by the services back then
+                        counts["invalid records skipped"] += 1
+                        log.warning("replay: skipping %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, e)
+                        continue
                     counts[env.type] += 1
                     if tp.topic == topics.tasks:
                         task_rows_batch += task_rows(env)

@@ -15,7 +15,9 @@ from proftask import events, metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.config import Settings
 from proftask.events.v1 import events_pb2 as pb
+from proftask.events import validity
 from proftask.faust_app import create_faust_app, faust_ready
+from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError
 from proftask.cpu_pool import CpuPool
@@ -46,7 +48,7 @@ class ProcessorService:
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
         self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)
-        self._dlq_out = self.app.topic(topics.profiles_dlq, key_type=bytes, value_type=bytes)
+        self._dead_letters_out = self.app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
         self._add_row_agent(topics.tasks, "tasks-to-clickhouse", "tasks", TASK_COLUMNS, task_rows)
         self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs", TASK_LOG_COLUMNS,
                             task_log_rows)
@@ -60,16 +62,19 @@ class ProcessorService:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes)
 
         async def write_rows(stream):
-            async for batch in stream.take(BATCH_SIZE, within=BATCH_WINDOW_S):
+            async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
                 rows = []
-                for value in batch:
-                    try:
-                        env = events.decode(value)
-                    except Exception:  # noqa: BLE001 - a poison record must not stall the partition
-                        log.error("%s: undecodable event skipped (%d bytes)", agent_name, len(value))
-                        continue
-                    metrics.EVENTS_CONSUMED.labels(agent_name, env.type).inc()
-                    rows.extend(to_rows(env))
+                for event in batch:
+                    env = None
+                    try:  # a poison record must not stall the partition: dead letter, go on
+                        env = events.read_event(event.value)
+                        metrics.EVENTS_CONSUMED.labels(agent_name, env.type).inc()
+                        rows.extend(to_rows(env))
+                    except Exception as e:  # noqa: BLE001 - whatever fails on one record is that record's
+                        msg = event.message
+                        await self._send_dead_letter(dead_letters.dead_letter(
+                            agent_name, msg.topic, msg.partition, msg.offset, dead_letters.reason_kind(e),
+                            str(e), event.value, env.tenant if env is not None else ""))
                 await self.writer.insert(table, rows, columns)
 
         self.app.agent(topic, name=agent_name)(write_rows)
@@ -81,18 +86,19 @@ class ProcessorService:
 
     async def store_profile(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
         try:
-            env = events.decode(value)
+            env = events.read_event(value)
             if env.WhichOneof("payload") != "profile_uploaded":
                 raise ProfileError(f"expected ProfileUploaded, got {env.type or 'an empty envelope'}")
         except Exception as e:  # noqa: BLE001 - not even an envelope: dead letter, move on
-            await self._dead_letter(topic, partition, offset, f"undecodable event: {e}", value, None)
+            await self._dead_letter(topic, partition, offset, f"undecodable event: {e}", value, None,
+                                    getattr(e, "kind", None))
             return
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         try:
             rows = await self._profile_rows(up, value)
         except ChunksUnreadable as e:
-            await self._dead_letter(topic, partition, offset, str(e), value, env)
+            await self._dead_letter(topic, partition, offset, str(e), value, env, dead_letters.UNPROCESSABLE)
             return
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
@@ -119,17 +125,20 @@ class ProcessorService:
         finally:
             os.unlink(path)
 
+    async def _send_dead_letter(self, letter: pb.Envelope) -> None:
+        source = letter.dead_letter
+        await (await self._dead_letters_out.send(key=dead_letters.dead_letter_key(source.source_topic, source.partition),
+                                                 value=letter.SerializeToString()))
+
     async def _dead_letter(self, topic: str, partition: int, offset: int, reason: str, value: bytes,
-                           env: pb.Envelope | None) -> None:
+                           env: pb.Envelope | None, kind: str | None = None) -> None:
         """A poison event never stalls the partition: it goes to the dead-letter topic with the
         reason, and the task gets an EXECUTION_TASK_ERROR log when we know which task."""
-        log.error("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
         tenant = env.tenant if env is not None else events.DEFAULT_TENANT
         source_id = env.event_id if env is not None else f"{topic}/{partition}/{offset}"
-        letter = events.new_event(tenant, pb.DeadLetter(source_topic=topic, partition=partition, offset=offset,
-                                                        reason=reason, original=value),
-                                  event_id=derived_event_id(source_id, "dead-letter"))
-        await (await self._dlq_out.send(key=f"{topic}/{partition}".encode(), value=letter.SerializeToString()))
+        kind = kind or (validity.UNDECODABLE if env is None else "invalid_profile")
+        await self._send_dead_letter(dead_letters.dead_letter(
+            "profiles-to-clickhouse", topic, partition, offset, kind, reason, value, tenant))
         if env is not None and env.WhichOneof("payload") == "profile_uploaded":
             up = env.profile_uploaded
             failed = events.new_event(tenant, pb.TaskFailedOnInstance(

@@ -23,22 +23,32 @@ KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~3
 
 
 class KnownIds:
-    """Ids already written by this process, newest kept: instances of one fleet share most of
-    their stacks, so most of a profile's stacks need not be written again. Forgetting an id only
-    costs a rewrite, which the tables fold."""
+    """Rows already written by this process, by their whole key (tenant, id), newest kept:
+    instances of one fleet share most of their stacks, so most of a profile's stacks need not
+    be written again. The key is the table's key: the same stack of another tenant is another
+    row, which this process has not written. Forgetting a key only costs a rewrite, which the
+    tables fold."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._ids: collections.OrderedDict[int, None] = collections.OrderedDict()
+        # (tenant number << 64) | id: one int per key, no tuple, no collision between tenants
+        self._keys: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._tenant_numbers: dict[str, int] = {}
 
-    def unknown_mask(self, ids: np.ndarray) -> np.ndarray:
-        return np.fromiter((int(i) not in self._ids for i in ids), dtype=bool, count=len(ids))
+    def _base(self, tenant: str) -> int:
+        number = self._tenant_numbers.setdefault(tenant, len(self._tenant_numbers))
+        return number << 64
 
-    def add(self, ids) -> None:
+    def unknown_mask(self, tenant: str, ids: np.ndarray) -> np.ndarray:
+        base = self._base(tenant)
+        return np.fromiter(((base | int(i)) not in self._keys for i in ids), dtype=bool, count=len(ids))
+
+    def add(self, tenant: str, ids) -> None:
+        base = self._base(tenant)
         for i in ids:
-            self._ids[int(i)] = None
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+            self._keys[base | int(i)] = None
+        while len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
 
 
 class RowWriter:
@@ -84,13 +94,13 @@ class RowWriter:
         """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
         profile becomes visible whole or not at all."""
         frame_ids = np.fromiter((r[1] for r in rows.frame_names), dtype=np.uint64, count=len(rows.frame_names))
-        new_frames = self._known_frames.unknown_mask(frame_ids)
+        new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids)
         await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames) if new],
                           FRAME_NAME_COLUMNS)
-        self._known_frames.add(frame_ids[new_frames])
-        new_stacks = self._known_stacks.unknown_mask(rows.stack_ids)
+        self._known_frames.add(rows.tenant, frame_ids[new_frames])
+        new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
         if new_stacks.any():
             await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
-        self._known_stacks.add(rows.stack_ids[new_stacks])
+        self._known_stacks.add(rows.tenant, rows.stack_ids[new_stacks])
         await self.insert_arrow("samples", rows.samples_table())
         await self.insert("profiles", [rows.profile], PROFILE_COLUMNS)

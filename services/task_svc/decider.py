@@ -13,9 +13,11 @@ from proftask.core.creation import Decision, ServiceState, decide_creation
 from proftask.core.tasks import EventType
 from proftask.events.v1 import events_pb2 as pb
 from proftask.faust_app import create_faust_app
+from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics
 
 ALREADY_PROFILING = "current service already has monitor pprof task execute at this time"
+AGENT_NAME = "decide-task-creation"
 _DECISION_NS = uuid.UUID("4b0c3f7e-5d0a-4d8e-9a55-0e1f8f4d2c11")
 
 
@@ -58,16 +60,33 @@ def create_decider_app(settings: Settings, topics: Topics) -> faust.App:
     states = app.Table("service-task-state", default=bytes, partitions=settings.partitions,
                        key_type=bytes, value_type=bytes)
 
-    @app.agent(requests, name="decide-task-creation")
+    dead_letters_out = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
+
+    async def dead_letter(message, value: bytes, error: Exception, tenant: str = "") -> None:
+        letter = dead_letters.dead_letter(AGENT_NAME, message.topic, message.partition, message.offset,
+                                          dead_letters.reason_kind(error), str(error), value, tenant)
+        await (await dead_letters_out.send(key=dead_letters.dead_letter_key(message.topic, message.partition),
+                                           value=letter.SerializeToString()))
+
+    @app.agent(requests, name=AGENT_NAME)
     async def decide(stream):
-        async for key, value in stream.items():
-            env = events.decode(value)
+        async for event in stream.events():
+            key, value = event.key, event.value
+            try:
+                env = events.read_event(value)
+            except events.InvalidEvent as e:  # a poison record must not stop the decider
+                await dead_letter(event.message, value, e)
+                continue
             if env.WhichOneof("payload") != "task_creation_requested":
                 continue
             req = env.task_creation_requested
-            state = state_from_bytes(states.get(key))
-            decision, new_state = decide_creation(state, req.task_id, events.spec_from_pb(req.spec),
-                                                  env.occurred_at)
+            try:
+                state = state_from_bytes(states.get(key))
+                decision, new_state = decide_creation(state, req.task_id, events.spec_from_pb(req.spec),
+                                                      env.occurred_at)
+            except Exception as e:  # noqa: BLE001 - pure code refusing this request: skip it, not the rest
+                await dead_letter(event.message, value, e, env.tenant)
+                continue
             out = decision_event(env, decision)
             # Wait for the broker's ack before the state moves on: a crash in between replays
             # the request against the old state, which yields the same decision and event id.

@@ -69,3 +69,15 @@ def test_a_profile_inflating_past_the_limit_is_refused_and_logged(stack):
     assert r.status == 413 and "decompressed limit" in r.json()["errorReason"]
     (log,) = wait_until(lambda: logs_of(stack, task_id, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR") or None)
     assert "decompressed limit" in log["message"]
+
+
+def test_values_summing_past_64_bits_are_refused_with_the_reason(stack):
+    big = 2**63 - 1
+    body = encode_profile(["samples/count"], "samples/count", "", 0,
+                          [([("main.f", 1, False)], [big]), ([("main.f", 1, False)], [big]),
+                           ([("main.f", 1, False)], [5])])
+    task_id = create_task(stack, ["pod-1"])
+    r = upload(stack, task_id, "pod-1", body)
+    assert r.status == 400 and "18446744073709551619" in r.json()["errorReason"], r
+    (log,) = wait_until(lambda: logs_of(stack, task_id, "EXECUTION_TASK_ERROR") or None)
+    assert "beyond the 64-bit range" in log["message"]

@@ -89,3 +89,39 @@ def test_tenant_b_cannot_list_read_analyse_or_upload_to_tenant_as_task(secured, 
     wait_until(lambda: secured.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=as_("acme-user"))
                .json()["successInstanceIds"] == ["pod-1"] or None)
     assert secured.get(f"/api/v1/pprof/tasks/{task_id}/analysis", headers=as_("acme-user")).json()["tree"]["elements"]
+
+
+THREE = "a-user=acme:user,a-agent=acme:agent,b-user=beta:user,b-agent=beta:agent,c-user=gamma:user,c-agent=gamma:agent"
+
+
+def _upload_and_analyse(proc, tenant_letter: str, path) -> dict:
+    user, agent = as_(f"{tenant_letter}-user"), as_(f"{tenant_letter}-agent")
+    r = create(proc, f"{tenant_letter}-user", "checkout")  # the same service name in every tenant
+    assert r.status == 201, r
+    task_id = r.json()["id"]
+    r = proc.post(f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance=pod-1", raw=path.read_bytes(),
+                  headers=agent)
+    assert r.status == 202, r
+    wait_until(lambda: proc.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=user)
+               .json().get("successInstanceIds") == ["pod-1"] or None, timeout=60)
+    r = proc.get(f"/api/v1/pprof/tasks/{task_id}/analysis", headers=user)
+    assert r.status == 200, r
+    return r.json()
+
+
+def test_tenants_uploading_the_same_profile_each_get_all_of_it_also_after_a_restart(spawn, tmp_path):
+    """Fleets of different tenants run the same software: the second tenant's tree is not empty
+    because the first one's stacks were written already, nor the third's after a restart."""
+    from tests.conformance.oracle import oracle_tree
+    from tests.integration.harness import new_topic_prefix
+    from tests.integration.profiles import as_oracle_shape
+
+    path = require_conformance() / "go" / "pprof-sample.cpu.pb.gz"
+    want = oracle_tree([path])
+    prefix, data_dir = new_topic_prefix(), tmp_path / "data"
+    first = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE)
+    for letter in ("a", "b"):
+        assert as_oracle_shape(_upload_and_analyse(first, letter, path)) == want, letter
+    first.stop()
+    second = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE)
+    assert as_oracle_shape(_upload_and_analyse(second, "c", path)) == want

@@ -65,7 +65,9 @@ def test_line_granularity_uses_the_line_not_the_column():
     path = require_conformance() / "go" / "pprof-sample.cpu.pb.gz"
     names = set(tree_from_folded([load(path)], None, "line")["nodes"])
     assert "runtime.main:185" in names  # `go tool pprof -raw` prints proc.go:185:0 (line:column)
-    assert any(n.startswith("runtime.main:0") for n in oracle_tree([path], None, "line", fixed_lines=False)["nodes"])
+    assert not any(n.startswith("runtime.main:0") for n in names)
+    # the oracle read as file:line[:column] agrees
+    assert any(n.split("\x1f")[-1] == "runtime.main:185" for n in oracle_tree([path], None, "line")["nodes"])
 
 
 def test_function_id_zero_is_refused_with_the_reason():
@@ -85,3 +87,18 @@ def test_unknown_sample_type_lists_the_available():
     folded = load(require_conformance() / "go" / "pprof-sample.cpu.pb.gz")
     with pytest.raises(KeyError, match="samples/count, cpu/nanoseconds"):
         select_sample_type(folded.sample_types, folded.default_index, "wall")
+
+
+def test_values_whose_sums_leave_64_bits_are_refused_not_wrapped():
+    from proftask.pprof.encode import encode_profile
+
+    big = 2**63 - 1
+    body = encode_profile(["samples/count"], "samples/count", "", 0,
+                          [([("main.f", 1, False)], [big]), ([("main.f", 1, False)], [big]),
+                           ([("main.g", 2, False)], [5])])
+    with pytest.raises(ProfileError, match="sum to 18446744073709551619"):
+        parse_profile(decompress(body, LIMIT))
+    # a positive and a negative of the largest magnitude fit: no subset of them sums beyond either
+    ok = encode_profile(["samples/count"], "samples/count", "", 0,
+                        [([("main.f", 1, False)], [big]), ([("main.g", 2, False)], [-big])])
+    assert len(parse_profile(decompress(ok, LIMIT)).sample) == 2

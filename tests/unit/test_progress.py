@@ -31,3 +31,14 @@ def test_json_shape_is_skywalkings():
     assert body == {"logs": [{"id": "task", "instanceId": "a", "instanceName": "a",
                               "operationType": "NOTIFIED", "operationTime": 1, "message": ""}],
                     "successInstanceIds": [], "errorInstanceIds": []}
+
+
+def test_an_instance_has_one_final_state_and_a_stored_profile_wins():
+    # an error reported after the profile was stored (the agent gave up on an upload that landed)
+    p = derive_progress([log("a", NOTIFIED, 1), log("a", EXECUTION_FINISHED, 5),
+                         log("a", EXECUTION_TASK_ERROR, 9, "upload timed out")])
+    assert p.success_instance_ids == ["a"] and p.error_instance_ids == []
+    assert [l.operation_type for l in p.logs] == [EXECUTION_TASK_ERROR, EXECUTION_FINISHED, NOTIFIED]
+    # and one reported before it
+    p = derive_progress([log("b", EXECUTION_TASK_ERROR, 3), log("b", EXECUTION_FINISHED, 4)])
+    assert p.success_instance_ids == ["b"] and p.error_instance_ids == []
