@@ -11,9 +11,11 @@ import collections
 import concurrent.futures
 import json
 import pathlib
+import socket
 import tempfile
 import threading
 import time
+import urllib.parse
 
 from bench.big_profile import big_profile
 from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix
@@ -74,15 +76,48 @@ class RssWatch:
         self._thread.join()
 
 
-def upload_until_accepted(p: Proftask, task_id: str, instance: str, data: bytes, deadline: float) -> list:
+def upload_expecting_continue(p: Proftask, task_id: str, instance: str, data: bytes, key: str) -> tuple[int, dict]:
+    """POST as the Go agent does it (Expect: 100-continue): the body only goes after 100 Continue,
+    so a refusal costs no transfer. Returns (status, headers)."""
+    url = urllib.parse.urlsplit(p.base)
+    path = f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance={instance}"
+    with socket.create_connection((url.hostname, url.port), timeout=600) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {len(data)}\r\nIdempotency-Key: {key}\r\nExpect: 100-continue\r\n"
+                  f"Connection: close\r\n\r\n".encode())
+        reader = s.makefile("rb")
+        status, headers = _response_head(reader)
+        if status == 100:
+            s.sendall(data)
+            status, headers = _response_head(reader)
+        return status, headers
+
+
+def _response_head(reader) -> tuple[int, dict]:
+    status = int(reader.readline().split()[1])
+    headers = {}
+    while (line := reader.readline().strip()):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if status != 100:
+        reader.read(int(headers.get("content-length", 0)))
+    return status, headers
+
+
+def upload_until_accepted(p: Proftask, task_id: str, instance: str, data: bytes, deadline: float,
+                          expect: bool) -> list:
     """The agent's behaviour: retry a 503 after its Retry-After, under the same Idempotency-Key."""
     answers = []
     while time.monotonic() < deadline:
-        r = upload(p, task_id, instance, data, key=f"bench-{instance}")
-        answers.append(r.status)
-        if r.status != 503:
+        if expect:
+            status, headers = upload_expecting_continue(p, task_id, instance, data, f"bench-{instance}")
+        else:
+            r = upload(p, task_id, instance, data, key=f"bench-{instance}")
+            status, headers = r.status, {k.lower(): v for k, v in r.headers.items()}
+        answers.append(status)
+        if status != 503:
             break
-        time.sleep(float(r.headers.get("Retry-After", "1")))
+        time.sleep(float(headers.get("retry-after", "1")))
     return answers
 
 
@@ -92,6 +127,8 @@ def main() -> None:
     ap.add_argument("--size-mb", type=float, default=30)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
+    ap.add_argument("--no-expect", action="store_true",
+                    help="send bodies at once (urllib) instead of Expect: 100-continue as the Go agent does")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     data = cached_big_profile(args.size_mb).read_bytes()
@@ -109,7 +146,8 @@ def main() -> None:
             deadline = started + args.timeout
             with RssWatch(p.proc.pid) as rss:
                 with concurrent.futures.ThreadPoolExecutor(args.uploads) as agents:
-                    answers = list(agents.map(lambda n: upload_until_accepted(p, task_id, n, data, deadline), names))
+                    answers = list(agents.map(lambda n: upload_until_accepted(p, task_id, n, data, deadline,
+                                                                            not args.no_expect), names))
                 uploaded = time.monotonic() - started
                 stored, failed = [], []
                 while time.monotonic() < deadline:
@@ -128,6 +166,7 @@ def main() -> None:
             workers_kb = sorted((kb for pid, kb in rss.peaks.items() if pid != p.proc.pid), reverse=True)
             print(json.dumps({
                 "case": "big_uploads", "uploads": args.uploads, "bytes": len(data), "env": env,
+                "expect_100_continue": not args.no_expect,
                 "first_answers": dict(first), "final_answers": dict(final),
                 "attempts": sum(len(a) for a in answers),
                 "stored": len(stored), "failed_instances": sorted(set(failed) - set(stored)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 import uuid
 from typing import Callable
 
@@ -119,9 +120,14 @@ class ProcessorService:
         # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
         fd, path = tempfile.mkstemp(prefix="proftask-profile-", suffix=".pprof")
         try:
+            started = time.monotonic()
             with os.fdopen(fd, "wb") as spool:
                 await self.chunks.read_into(up, spool)
-            return await self.cpu.run(profile_rows_from_spool, value, path, limit)
+            read = time.monotonic()
+            rows = await self.cpu.run(profile_rows_from_spool, value, path, limit)
+            log.info("profile %s: %d chunks read in %.2fs, rows in %.2fs", up.profile_id, len(up.chunks.offsets),
+                     read - started, time.monotonic() - read)
+            return rows
         finally:
             os.unlink(path)
 
