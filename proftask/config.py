@@ -71,6 +71,7 @@ class Settings:
     grpc_tenant_listeners: tuple[tuple[str, str, int], ...] = ()  # (tenant, host, port)
     http_limits: HttpLimits = HttpLimits()
     spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
+    upload_budget_bytes: int = 128 * 1024 * 1024
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -121,6 +122,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         http_limits=_http_limits(p["http"]),
         spool_dir=pathlib.Path(str(p["pprof"].get("spoolDir") or data_dir / "spool")).expanduser().resolve(),
         grpc_tenant_listeners=_tenant_listeners(p["grpc"].get("tenantListeners"), tokens),
+        upload_budget_bytes=int((p.get("upload") or {}).get("budgetBytes") or Settings.upload_budget_bytes),
     )
 
 

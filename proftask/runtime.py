@@ -61,7 +61,7 @@ async def serve(role: str, settings: Settings) -> None:
     else:
         log.warning("auth is off: no tokens configured, every request is tenant 'default'")
 
-    if {"ingest", "grpc"} & set(parts):
+    if {"ingest", "grpc", "processor"} & set(parts):  # uploads and reassembled chunked profiles
         stale = use_spool_directory(settings.spool_dir or settings.data_dir / "spool")
         if stale:
             log.info("removed %d upload spool files left by dead processes", len(stale))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -298,6 +299,64 @@ func TestCommandValidation(t *testing.T) {
 		_, err = parsed.task()
 		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Fatalf("%v: error %v, want %q", c.args, err, c.err)
+		}
+	}
+}
+
+func TestUploadWaitsForRetryAfterWhenTheServerIsBusy(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		at = append(at, time.Now())
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		n := len(at)
+		mu.Unlock()
+		if n <= 2 { // the upload budget is full twice, then there is room
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"code":"UNAVAILABLE","errorReason":"upload budget is full"}`)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"code":"SUCCESS"}`)
+	}))
+	defer srv.Close()
+	a := testAgent()
+	a.cfg.Server, a.cfg.HTTPClient = srv.URL, srv.Client()
+	a.cfg.UploadAttempts = 1 // a busy answer is not a failed attempt
+	a.cfg.MaxBackoff = 10 * time.Millisecond
+	a.client = newClient(a.cfg)
+	a.rnd = rand.New(rand.NewSource(1))
+	newRunner(context.Background(), a).upload(&task{id: "t-busy"}, []byte("profile"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 3 {
+		t.Fatalf("%d upload requests, want 3 (two busy answers, then accepted)", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 900*time.Millisecond {
+			t.Fatalf("retry %d came %s after a Retry-After: 1", i, gap)
+		}
+	}
+	if keys[0] == "" || keys[0] != keys[1] || keys[1] != keys[2] {
+		t.Fatalf("Idempotency-Keys %q", keys)
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{{"3", 3 * time.Second, true}, {"", 0, false}, {"soon", 0, false}, {"100000", maxRetryAfter, true},
+		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second, true}} {
+		got, ok := retryAfter(http.Header{"Retry-After": {c.header}}, now)
+		if got != c.want || ok != c.ok {
+			t.Errorf("Retry-After %q: %s %v, want %s %v", c.header, got, ok, c.want, c.ok)
 		}
 	}
 }

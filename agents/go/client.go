@@ -23,6 +23,38 @@ type permanentError struct {
 
 func (e *permanentError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
+// busyError is a 503 or 429 with Retry-After: the server is fine but full (an upload budget);
+// the request should be sent again after `after`.
+type busyError struct {
+	status int
+	after  time.Duration
+	body   string
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("HTTP %d (retry after %s): %s", e.status, e.after, e.body)
+}
+
+// maxRetryAfter caps a server's Retry-After, so a wrong header cannot park the agent for long.
+const maxRetryAfter = 5 * time.Minute
+
+// retryAfter reads Retry-After as delay-seconds or an HTTP date; ok is false when absent or unreadable.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = max(at.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, maxRetryAfter), true
+}
+
 type client struct {
 	cfg  Config
 	http *http.Client
@@ -56,6 +88,11 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return data, nil
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+		if d, ok := retryAfter(resp.Header, time.Now()); ok {
+			return nil, &busyError{resp.StatusCode, d, string(data)}
+		}
 	}
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429 {
 		return nil, &permanentError{resp.StatusCode, string(data)}
@@ -111,8 +148,10 @@ func (c *client) uploadProfile(ctx context.Context, taskID string, profile []byt
 	q := url.Values{"taskId": {taskID}, "service": {c.cfg.Service}, "serviceInstance": {c.cfg.Instance}}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	// Expect: 100-continue lets a busy server answer 503 before the profile is sent.
 	_, err := c.do(rctx, http.MethodPost, "/api/v1/pprof/agent/profiles", q, profile,
-		http.Header{"Content-Type": {"application/octet-stream"}, "Idempotency-Key": {idempotencyKey}})
+		http.Header{"Content-Type": {"application/octet-stream"}, "Idempotency-Key": {idempotencyKey},
+			"Expect": {"100-continue"}})
 	return err
 }
 

@@ -137,10 +137,13 @@ func (r *runner) contention(t *task) ([]byte, error) {
 }
 
 // upload sends the profile, retrying with backoff under one Idempotency-Key, so a retry that
-// reaches the server twice still counts once.
+// reaches the server twice still counts once. A server that is busy (503/429 with Retry-After:
+// its upload budget is full) is retried after the time it asks for; such answers do not use up
+// UploadAttempts, up to maxBusyRetries of them.
 func (r *runner) upload(t *task, data []byte) {
 	key := t.id + "/" + r.a.cfg.Instance
-	for attempt := 0; attempt < r.a.cfg.UploadAttempts; attempt++ {
+	busy := 0
+	for attempt := 0; attempt < r.a.cfg.UploadAttempts; {
 		err := r.a.client.uploadProfile(r.ctx, t.id, data, key)
 		if err == nil {
 			return
@@ -153,7 +156,15 @@ func (r *runner) upload(t *task, data []byte) {
 		if r.ctx.Err() != nil {
 			return
 		}
-		d := r.a.backoff(attempt)
+		var d time.Duration
+		var full *busyError
+		if errors.As(err, &full) && busy < maxBusyRetries {
+			busy++
+			d = full.after
+		} else {
+			d = r.a.backoff(attempt)
+			attempt++
+		}
 		r.a.logf("upload of task %s failed (%v); retrying in %s", t.id, err, d.Round(time.Millisecond))
 		if !sleep(r.ctx, d) {
 			return
@@ -161,6 +172,9 @@ func (r *runner) upload(t *task, data []byte) {
 	}
 	r.a.logf("upload of task %s given up after %d attempts", t.id, r.a.cfg.UploadAttempts)
 }
+
+// maxBusyRetries bounds the retries of one upload a busy server asks for (Retry-After).
+const maxBusyRetries = 100
 
 // reportError tells the server why a task failed on this instance (a few attempts).
 func (r *runner) reportError(ctx context.Context, taskID, message string) {

@@ -2,24 +2,55 @@
 (2xx) means the event is durably on Kafka."""
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Iterable
+
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from proftask import metrics
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.topics import MAX_MESSAGE_BYTES
 
+log = logging.getLogger(__name__)
+OLD_PRODUCER_STOP_S = 60
+
 
 class EventProducer:
     def __init__(self, bootstrap: str):
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._bootstrap = bootstrap
+        self._producer = self._new_producer()
+        self._renewal = asyncio.Lock()
+        self._retired: set[asyncio.Task] = set()
+        self.started = False
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
             acks="all",
             enable_idempotence=True,
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=30_000,
             compression_type=None,
         )
-        self.started = False
+
+    async def renew(self) -> None:
+        """Replace the producer after a send failed. An idempotent producer whose batch failed
+        (timed out, refused) keeps sequence numbers the broker no longer agrees with, and
+        aiokafka never recovers them: every later send to that partition fails with
+        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id."""
+        failed = self._producer
+        async with self._renewal:
+            if self._producer is not failed:  # a concurrent failure renewed it already
+                return
+            fresh = self._new_producer()
+            await fresh.start()
+            self._producer = fresh
+        log.warning("Kafka producer renewed after a failed send")
+        retire = asyncio.get_running_loop().create_task(asyncio.wait_for(failed.stop(), OLD_PRODUCER_STOP_S))
+        self._retired.add(retire)
+        retire.add_done_callback(lambda t: (self._retired.discard(t), t.cancelled() or t.exception()))
 
     async def start(self) -> None:
         await self._producer.start()
@@ -33,3 +64,19 @@ class EventProducer:
         """Returns once the broker acknowledged the event (raises otherwise)."""
         await self._producer.send_and_wait(topic, event.SerializeToString(), key=key)
         metrics.EVENTS_PRODUCED.labels(event.type).inc()
+
+    async def send_all(self, topic: str, key: bytes, events: Iterable[pb.Envelope]) -> list[RecordMetadata]:
+        """Sends the events in order (one key, one partition) without waiting for each ack, and
+        returns every record's metadata once all are acknowledged. The producer holds at most a
+        batch or two per partition (send waits while the partition's batch is full), and the
+        iterable is consumed as that allows, so a large upload is never all in memory here."""
+        acks = []
+        try:
+            for event in events:
+                acks.append(await self._producer.send(topic, event.SerializeToString(), key=key))
+                metrics.EVENTS_PRODUCED.labels(event.type).inc()
+            return list(await asyncio.gather(*acks))
+        except BaseException:
+            for ack in acks:  # their outcome no longer matters; do not warn that it was unread
+                ack.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise

@@ -11,8 +11,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
-# 30 MiB profiles travel as single records; 33 MiB leaves room for the envelope.
+# Profiles over CHUNK_BYTES travel as ProfileChunk records of at most CHUNK_BYTES (the size the
+# gRPC protocol delivers them in); MAX_MESSAGE_BYTES still admits the whole-profile records that
+# older versions wrote (30 MiB and the envelope), so every consumer can read the history.
 MAX_MESSAGE_BYTES = 34_603_008
+CHUNK_BYTES = 1024 * 1024
 KEEP_FOREVER = "-1"
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 
@@ -32,6 +35,7 @@ class Topics:
     profiles: str
     profiles_dlq: str  # the processor's dead letters before dead_letters existed; no longer written
     dead_letters: str
+    profile_chunks: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "Topics":
@@ -41,6 +45,7 @@ class Topics:
             task_events=f"{prefix}task-events",
             profiles=f"{prefix}profiles",
             profiles_dlq=f"{prefix}profiles-dlq",
+            profile_chunks=f"{prefix}profile-chunks",
             dead_letters=f"{prefix}dead-letters",
         )
 
@@ -56,6 +61,8 @@ class Topics:
             TopicSpec(self.task_events, partitions, history),
             TopicSpec(self.profiles, partitions, history),
             TopicSpec(self.profiles_dlq, partitions, history),
+            # The bytes of the large profiles on `profiles`, read back by offset.
+            TopicSpec(self.profile_chunks, partitions, history),
             # Every consumer's poison records, with reason and offset (proftask.kafka.dead_letters).
             TopicSpec(self.dead_letters, partitions, history),
         ]

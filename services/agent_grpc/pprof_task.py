@@ -15,7 +15,8 @@ from proftask.core.tasks import Task
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.skywalking.common.v3 import Command_pb2, Common_pb2
 from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
-from services.ingest_svc.intake import ProfileIntake, Reason, ReportRefused
+from services.ingest_svc.budget import UploadBusy
+from services.ingest_svc.intake import ProfileIntake, Reason, ReportRefused, UploadNotStored
 from services.ingest_svc.upload import UploadInterrupted, UploadTooLarge
 from services.task_svc.commands import CommandDesk, CommandsUnavailable
 
@@ -27,6 +28,9 @@ EXECUTION_TASK_ERROR = Status.PPROF_EXECUTION_TASK_ERROR
 OVERSIZE = Status.PPROF_TERMINATED_BY_OVERSIZE
 AUTH_METADATA = "authentication"  # gRPC metadata keys arrive lower-cased
 ERROR_MESSAGE_WAIT_S = 10  # how long a rejected error report may take to send its errorMessage
+# How long an upload waits for room in the upload budget; meanwhile gRPC's flow control holds
+# the agent's chunks. SkyWalking's agent does not retry a refused upload, so wait generously.
+BUDGET_WAIT_S = 120
 
 
 def commands_message(task: Task | None) -> Command_pb2.Commands:
@@ -135,11 +139,17 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
         upload = _Upload(context, first, declared)
         try:
-            await self.intake.accept(tenant, meta.taskId, meta.serviceInstance, upload.chunks(), "")
+            await self.intake.accept(tenant, meta.taskId, meta.serviceInstance, upload.chunks(), "",
+                                     declared=declared, budget_wait_s=BUDGET_WAIT_S)
         except (UploadTooLarge, ProfileTooLarge) as e:
             await self._reply(context, OVERSIZE, str(e))
             return
-        except (ProfileError, UploadInterrupted) as e:
+        except UploadBusy as e:
+            # Waited BUDGET_WAIT_S in vain; the agent will not retry, so the task says why.
+            await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.NOT_STORED, str(e))
+            await self._reply(context, EXECUTION_TASK_ERROR, str(e))
+            return
+        except (ProfileError, UploadInterrupted, UploadNotStored) as e:
             await self._reply(context, EXECUTION_TASK_ERROR, str(e))
             return
         except asyncio.CancelledError:

@@ -1,10 +1,12 @@
 """What an agent's report does, whatever carried it (the HTTP routes or SkyWalking's gRPC
-protocol): check the task and instance, receive and validate a profile, put it on Kafka, and
-record every refusal as a task log."""
+protocol): check the task and instance, admit the upload by the upload budget, receive and
+validate a profile, put it on Kafka (large ones as chunks), and record every refusal as a task
+log."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+import logging
+from typing import AsyncIterator, Iterator
 
 from proftask import events, metrics
 from proftask.config import Settings
@@ -13,13 +15,17 @@ from proftask.core.tasks import Task
 from proftask.cpu_pool import CpuPool
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
-from proftask.kafka.topics import Topics, task_key
+from proftask.kafka.topics import CHUNK_BYTES, Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.task_view import TaskView
-from services.ingest_svc.upload import (UploadInterrupted, UploadTooLarge, check_profile, profile_id,
-                                        receive_chunks)
+from services.ingest_svc.budget import Charge, UploadBusy, process_budget
+from services.ingest_svc.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
+                                        check_profile_file, profile_id, receive_chunks)
 
+log = logging.getLogger(__name__)
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
+FAILURE_LOG_ATTEMPTS = 4      # a failure log is retried: it is the only trace of the upload
+FAILURE_LOG_BACKOFF_S = 1.0
 
 Reason = pb.TaskFailedOnInstance
 
@@ -33,10 +39,20 @@ class ReportRefused(Exception):
         self.code, self.reason = code, reason
 
 
+class UploadNotStored(Exception):
+    """The upload arrived whole and valid but could not be put on Kafka; it was logged, and the
+    agent may send it again (same Idempotency-Key, same profile)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ProfileIntake:
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView,
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
+        self.budget = process_budget(settings.upload_budget_bytes)
 
     async def task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
         if not self.view.caught_up.is_set():
@@ -57,7 +73,18 @@ class ProfileIntake:
         event = events.new_event(tenant, pb.TaskFailedOnInstance(task_id=task_id, instance_id=instance,
                                                                  reason=reason, message=message))
         # Shielded: a report cancelled meanwhile (the agent hung up) still records its outcome.
-        await asyncio.shield(self.producer.send(self.topics.task_events, task_key(tenant, task_id), event))
+        await asyncio.shield(self._send_failure(tenant, task_id, event))
+
+    async def _send_failure(self, tenant: str, task_id: str, event: pb.Envelope) -> None:
+        for attempt in range(FAILURE_LOG_ATTEMPTS):
+            try:
+                await self.producer.send(self.topics.task_events, task_key(tenant, task_id), event)
+                return
+            except Exception as e:  # noqa: BLE001 - Kafka errors of every kind: try again
+                if attempt + 1 == FAILURE_LOG_ATTEMPTS:
+                    raise
+                log.warning("task log for %s not sent (%r); retrying", task_id, e)
+                await asyncio.sleep(FAILURE_LOG_BACKOFF_S * 2 ** attempt)
 
     async def record_agent_error(self, tenant: str, task_id: str, instance: str, message: str) -> None:
         await self.record_failure(tenant, task_id, instance, Reason.AGENT_ERROR,
@@ -73,29 +100,107 @@ class ProfileIntake:
             raise UploadTooLarge(message)
 
     async def accept(self, tenant: str, task_id: str, instance: str, chunks: AsyncIterator[bytes],
+                     idempotency_key: str, declared: int | None = None,
+                     budget_wait_s: float | None = None) -> tuple[str, bool]:
+        """Admit, receive, validate and publish one upload; returns (profile id, duplicate).
+
+        Admission charges `declared` bytes (else the bytes as they arrive) to the upload budget,
+        refusing at once (budget_wait_s None) or after waiting that long: UploadBusy, not logged
+        (the agent retries). Every other refusal is recorded as a task log and then raised:
+        UploadTooLarge/ProfileTooLarge, ProfileError, UploadInterrupted, UploadNotStored."""
+        settings = self.settings
+        charge = Charge(self.budget, budget_wait_s)
+        try:
+            try:
+                if declared is not None:
+                    await charge.add(declared)
+                    counted = chunks
+                else:
+                    counted = _charged(chunks, charge)
+                spool = await receive_chunks(counted, settings.pprof_max_size, settings.memory_parser_enabled)
+            except UploadBusy:
+                metrics.UPLOADS_REFUSED_BUSY.inc()
+                raise
+            except (UploadTooLarge, ProfileTooLarge) as e:
+                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
+                raise
+            except UploadInterrupted as e:
+                await self.record_failure(tenant, task_id, instance, Reason.UPLOAD_INTERRUPTED, str(e))
+                raise
+        except BaseException:
+            charge.release()
+            raise
+        # Every byte arrived: from here the upload runs to its end even if the agent hangs up,
+        # so it is either on Kafka or logged as failed.
+        store = asyncio.ensure_future(self._store(tenant, task_id, instance, spool, charge, idempotency_key))
+        store.add_done_callback(lambda t: t.cancelled() or t.exception())  # read, even when nobody awaits it
+        return await asyncio.shield(store)
+
+    async def _store(self, tenant: str, task_id: str, instance: str, spool: Spool, charge: Charge,
                      idempotency_key: str) -> tuple[str, bool]:
-        """Receive, validate and publish one upload; returns (profile id, duplicate). Every refusal
-        is recorded as a task log and then raised: UploadTooLarge/ProfileTooLarge, ProfileError,
-        UploadInterrupted."""
         settings = self.settings
         try:
-            body = await receive_chunks(chunks, settings.pprof_max_size, settings.memory_parser_enabled)
-            await self.cpu.run(check_profile, body, settings.decompressed_max_size)
-        except (UploadTooLarge, ProfileTooLarge) as e:
-            await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
-            raise
-        except UploadInterrupted as e:
-            await self.record_failure(tenant, task_id, instance, Reason.UPLOAD_INTERRUPTED, str(e))
-            raise
-        except ProfileError as e:
-            await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, f"invalid profile: {e}")
-            raise
-        pid = profile_id(tenant, task_id, instance, idempotency_key, body)
-        if self.view.profile_stored(tenant, pid):
-            return pid, True
-        event = events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance, profile_id=pid,
-                                                            content=body, idempotency_key=idempotency_key,
-                                                            size=len(body)))
-        await self.producer.send(self.topics.profiles, task_key(tenant, task_id), event)
-        metrics.INGEST_BYTES.inc(len(body))
-        return pid, False
+            try:
+                if spool.path is not None:
+                    await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
+                else:
+                    await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)
+            except ProfileTooLarge as e:
+                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
+                raise
+            except ProfileError as e:
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, f"invalid profile: {e}")
+                raise
+            pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)
+            if self.view.profile_stored(tenant, pid):
+                return pid, True
+            try:
+                await self._publish(tenant, task_id, instance, pid, idempotency_key, spool)
+            except Exception as e:  # noqa: BLE001 - Kafka timeouts and errors of every kind
+                log.warning("profile %s of task %s (%d bytes) not stored: %r", pid, task_id, spool.size, e)
+                try:
+                    await self.producer.renew()  # so the agent's retry does not meet the same state
+                except Exception as renewal:  # noqa: BLE001 - Kafka away: the failure log says so
+                    log.warning("Kafka producer not renewed: %r", renewal)
+                message = (f"the profile ({spool.size} bytes) arrived but could not be stored: "
+                           f"{type(e).__name__}: {e}; the agent may upload it again")
+                try:
+                    await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
+                except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
+                    log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
+                raise UploadNotStored(message, self.budget.retry_after()) from e
+            metrics.INGEST_BYTES.inc(spool.size)
+            return pid, False
+        finally:
+            spool.close()
+            charge.release()
+
+    async def _publish(self, tenant: str, task_id: str, instance: str, pid: str, idempotency_key: str,
+                       spool: Spool) -> None:
+        """Up to CHUNK_BYTES the content is inline; beyond, it goes first as ProfileChunk records
+        of the task's key (one partition, in order), then the ProfileUploaded that points to them."""
+        key = task_key(tenant, task_id)
+        uploaded = pb.ProfileUploaded(task_id=task_id, instance_id=instance, profile_id=pid,
+                                      idempotency_key=idempotency_key, size=spool.size)
+        if spool.size <= CHUNK_BYTES:
+            uploaded.content = spool.content()
+        else:
+            acks = await self.producer.send_all(self.topics.profile_chunks, key, _chunk_events(tenant, pid, spool))
+            partitions = {a.partition for a in acks}
+            if len(partitions) != 1:  # one key is one partition; anything else is a broken invariant
+                raise RuntimeError(f"chunks of profile {pid} landed on partitions {sorted(partitions)}")
+            uploaded.chunks.CopyFrom(pb.ChunkRefs(topic=self.topics.profile_chunks, partition=acks[0].partition,
+                                                  offsets=[a.offset for a in acks], sha256=spool.sha256))
+        await self.producer.send(self.topics.profiles, key, events.new_event(tenant, uploaded))
+
+
+def _chunk_events(tenant: str, pid: str, spool: Spool) -> Iterator[pb.Envelope]:
+    for index, data in enumerate(spool.pieces(CHUNK_BYTES)):
+        yield events.new_event(tenant, pb.ProfileChunk(profile_id=pid, index=index, data=data))
+
+
+async def _charged(chunks: AsyncIterator[bytes], charge: Charge) -> AsyncIterator[bytes]:
+    """An upload of undeclared size pays for its bytes as they arrive."""
+    async for chunk in chunks:
+        await charge.add(len(chunk))
+        yield chunk

@@ -2,14 +2,19 @@
 is in intake.py, shared with the SkyWalking gRPC protocol."""
 from __future__ import annotations
 
-from aiohttp import web
+from typing import AsyncIterator
 
 from proftask.core.echo import echo
+from aiohttp import HttpVersion11, web
+from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
+
+from proftask import metrics
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
-from services.ingest_svc.intake import ProfileIntake, ReportRefused
-from services.ingest_svc.upload import CHUNK, UploadTooLarge
+from services.ingest_svc.budget import UploadBusy
+from services.ingest_svc.intake import ProfileIntake, ReportRefused, UploadNotStored
+from services.ingest_svc.upload import CHUNK, UploadInterrupted, UploadTooLarge
 
 MAX_IDEMPOTENCY_KEY = 256
 _REFUSAL_STATUS = {"NOT_FOUND": 404, "CONFLICT": 409, "UNAVAILABLE": 503}
@@ -24,13 +29,53 @@ def _field(body: dict, name: str, required: bool = True) -> str:
     return value
 
 
+def _retry_later(reason: str, retry_after: int) -> web.Response:
+    return web.json_response({"code": "UNAVAILABLE", "errorReason": reason}, status=503,
+                             headers={"Retry-After": str(retry_after)})
+
+
+async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
+    """The body's chunks; a client that goes away mid-body is an interrupted upload (not a
+    backend failure), counted as the gRPC path counts a short stream."""
+    declared = request.content_length
+    received = 0
+    try:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            received += len(chunk)
+            yield chunk
+    except (ConnectionError, ContentLengthError, TransferEncodingError) as e:
+        of = f" of {declared}" if declared is not None else ""
+        raise UploadInterrupted(f"upload interrupted after {received}{of} bytes") from None
+    if declared is not None and received < declared:
+        raise UploadInterrupted(f"upload interrupted after {received} of {declared} bytes")
+
+
 class IngestRoutes:
     def __init__(self, intake: ProfileIntake):
         self.intake = intake
 
     def add_to(self, app: web.Application) -> None:
-        app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile)
+        app.router.add_post("/api/v1/pprof/agent/profiles", self.upload_profile, expect_handler=self._expect_upload)
         app.router.add_post("/api/v1/pprof/agent/errors", self.agent_error)
+
+    async def _expect_upload(self, request: web.Request) -> web.Response | None:
+        """`Expect: 100-continue` (the Go agent, curl): a full budget answers 503 before the
+        client sends the body, so a refusal costs no transfer (it says no more than "busy", so
+        it needs no token). Otherwise continue as aiohttp does."""
+        budget = self.intake.budget
+        declared = request.content_length
+        if declared is not None and declared <= self.intake.settings.pprof_max_size and not budget.fits(declared):
+            metrics.UPLOADS_REFUSED_BUSY.inc()
+            busy = budget.busy(declared)
+            return _retry_later(str(busy), busy.retry_after)
+        expect = request.headers.get("Expect", "")
+        if request.version == HttpVersion11 and expect.lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+            return None
+        # This runs before the middlewares: answer in their JSON shape ourselves.
+        return web.json_response({"code": "EXPECTATION_FAILED", "errorReason": f"unknown Expect: {expect}"},
+                                 status=417)
 
     async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> None:
         try:
@@ -49,8 +94,12 @@ class IngestRoutes:
         await self._task_for(tenant, task_id, service, instance)
         try:
             await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
-            pid, duplicate = await self.intake.accept(tenant, task_id, instance,
-                                                      request.content.iter_chunked(CHUNK), idempotency_key)
+            pid, duplicate = await self.intake.accept(tenant, task_id, instance, _request_body(request),
+                                                      idempotency_key, declared=request.content_length)
+        except (UploadBusy, UploadNotStored) as e:  # the agent sends it again after Retry-After
+            return _retry_later(str(e), e.retry_after)
+        except UploadInterrupted as e:  # logged; the client is most likely gone already
+            raise ApiError(400, "UPLOAD_INTERRUPTED", str(e)) from None
         except (UploadTooLarge, ProfileTooLarge) as e:
             raise ApiError(413, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", str(e)) from None
         except ProfileError as e:

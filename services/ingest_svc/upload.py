@@ -1,12 +1,12 @@
 """Receiving a profile upload from any transport: count its bytes under pprofMaxSize, bound its
-decompressed size, validate it as pprof. Memory mode keeps the body in memory; file mode spools
-it to a temporary file that is always removed."""
+decompressed size, validate it as pprof. Memory mode keeps the body in memory (once); file mode
+spools it to a temporary file that is always removed."""
 from __future__ import annotations
 
 import hashlib
 import os
 import uuid
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from proftask.spool import create_file as new_spool_file
 from proftask.pprof.decode import BoundedGunzip, ProfileTooLarge, is_gzip, parse_profile
@@ -23,30 +23,86 @@ class UploadInterrupted(Exception):
     """The upload stream ended before the size its sender declared."""
 
 
-async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory: bool) -> bytes:
+class Spool:
+    """An upload's bytes, held once: in memory (memory mode) or in a temporary file (file
+    mode), with their size and sha256. close() frees them (the file is always removed)."""
+
+    def __init__(self, in_memory: bool):
+        self.size, self._sha256 = 0, hashlib.sha256()
+        self.buffer: bytearray | None = bytearray() if in_memory else None
+        self.path: str | None = None
+        self._file = None
+        if not in_memory:
+            fd, self.path = new_spool_file()
+            self._file = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._sha256.update(chunk)
+        if self.buffer is not None:
+            self.buffer += chunk
+        else:
+            self._file.write(chunk)
+
+    def finish(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    @property
+    def sha256(self) -> bytes:
+        return self._sha256.digest()
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The content in pieces of at most `size` bytes, never all of it at once (file mode)."""
+        if self.buffer is not None:
+            view = memoryview(self.buffer)
+            for start in range(0, self.size, size):
+                yield bytes(view[start:start + size])
+            return
+        with open(self.path, "rb") as f:
+            while piece := f.read(size):
+                yield piece
+
+    def content(self) -> bytes:
+        if self.buffer is not None:
+            return bytes(self.buffer)
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def close(self) -> None:
+        self.buffer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+
+async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory: bool) -> Spool:
     """The upload's bytes, refusing it as soon as they pass max_size (whatever size was declared).
-    Memory mode collects them in memory; file mode spools them to a temporary file first."""
-    received = 0
-    if in_memory:
-        body = bytearray()
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > max_size:
-                raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")
-            body += chunk
-        return bytes(body)
-    fd, path = new_spool_file()
+    Memory mode collects them in memory; file mode spools them to a temporary file."""
+    spool = Spool(in_memory)
     try:
-        with os.fdopen(fd, "wb") as spool:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > max_size:
-                    raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")
-                spool.write(chunk)
-        with open(path, "rb") as spool:
-            return spool.read()  # Kafka takes the record whole; the spool bounds the receive
-    finally:
-        os.unlink(path)
+        async for chunk in chunks:
+            if spool.size + len(chunk) > max_size:
+                raise UploadTooLarge(f"upload is over pprofMaxSize ({max_size} bytes)")
+            spool.write(chunk)
+        spool.finish()
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def check_profile_file(path: str, decompressed_limit: int) -> None:
+    """check_profile of a spooled upload, read by the CPU worker itself (no 30 MB pickled)."""
+    with open(path, "rb") as f:
+        check_profile(f.read(), decompressed_limit)
 
 
 def check_profile(body: bytes, decompressed_limit: int) -> None:
@@ -68,7 +124,7 @@ def check_profile(body: bytes, decompressed_limit: int) -> None:
     parse_profile(raw)
 
 
-def profile_id(tenant: str, task_id: str, instance_id: str, idempotency_key: str, body: bytes) -> str:
-    """The same upload (by Idempotency-Key, else by its bytes) for a task's instance is one profile."""
-    what = f"key:{idempotency_key}" if idempotency_key else "sha256:" + hashlib.sha256(body).hexdigest()
+def profile_id(tenant: str, task_id: str, instance_id: str, idempotency_key: str, sha256: bytes) -> str:
+    """The same upload (by Idempotency-Key, else by its bytes' sha256) for a task's instance is one profile."""
+    what = f"key:{idempotency_key}" if idempotency_key else "sha256:" + sha256.hex()
     return str(uuid.uuid5(_PROFILE_NS, f"{tenant}/{task_id}/{instance_id}/{what}"))

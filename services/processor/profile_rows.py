@@ -79,11 +79,12 @@ class ProfileRows:
         })
 
 
-def profile_rows(env: pb.Envelope, decompressed_limit: int) -> ProfileRows:
-    """Raises proftask.pprof.decode.ProfileError when the bytes are not a valid profile."""
+def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | None = None) -> ProfileRows:
+    """Raises proftask.pprof.decode.ProfileError when the bytes are not a valid profile. `content`
+    is the profile's bytes when they are not inline (read back from its chunks)."""
     up = env.profile_uploaded
     tenant = env.tenant
-    folded = fold_stacks(parse_profile(decompress(up.content, decompressed_limit)))
+    folded = fold_stacks(parse_profile(decompress(up.content if content is None else content, decompressed_limit)))
 
     names: dict[int, tuple] = {}
 
@@ -124,3 +125,12 @@ def profile_rows_from_record(value: bytes, decompressed_limit: int) -> ProfileRo
     env = pb.Envelope()
     env.ParseFromString(value)
     return profile_rows(env, decompressed_limit)
+
+
+def profile_rows_from_spool(value: bytes, path: str, decompressed_limit: int) -> ProfileRows:
+    """profile_rows of a chunked profile whose bytes the processor spooled to `path` (the worker
+    reads the file, so the content is never pickled across)."""
+    env = pb.Envelope()
+    env.ParseFromString(value)
+    with open(path, "rb") as f:
+        return profile_rows(env, decompressed_limit, f.read())

@@ -8,6 +8,7 @@ are already in the log. With chDB, stop the proftask process that owns the data 
 from __future__ import annotations
 
 import collections
+import io
 import logging
 import time
 
@@ -20,6 +21,7 @@ from proftask.config import Settings
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 from proftask.pprof.decode import ProfileError
+from services.processor.chunks import ChunkReader, ChunksUnreadable
 from services.processor.profile_rows import profile_rows
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
 from services.processor.writer import RowWriter
@@ -36,6 +38,7 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
     counts: dict[str, int] = collections.Counter()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 enable_auto_commit=False, max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+    chunks = ChunkReader(settings.kafka_bootstrap)
     try:
         cluster = settings.clickhouse_cluster or None
         dropped = await drop_read_models(ch, cluster)
@@ -69,8 +72,14 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
                         log_rows_batch += task_log_rows(env)
                     elif env.WhichOneof("payload") == "profile_uploaded":
                         try:
-                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size))
-                        except ProfileError as e:  # it went to the dead-letter topic back then too
+                            content = None
+                            if env.profile_uploaded.HasField("chunks"):  # its bytes are on the chunk topic
+                                buffer = io.BytesIO()
+                                await chunks.read_into(env.profile_uploaded, buffer)
+                                content = buffer.getvalue()
+                                counts["chunked profiles"] += 1
+                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size, content))
+                        except (ProfileError, ChunksUnreadable) as e:  # dead-lettered back then too
                             counts["invalid profiles skipped"] += 1
                             log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)
             await writer.insert("tasks", task_rows_batch, TASK_COLUMNS)
@@ -81,6 +90,7 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
         progress(f"replayed {sum(v for k, v in counts.items() if k[0].isupper())} events in "
                  f"{time.monotonic() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     finally:
+        await chunks.stop()
         await consumer.stop()
         await ch.close()
     return dict(counts)

@@ -14,6 +14,7 @@ _FAILURE_LOG_TYPE = {
     pb.TaskFailedOnInstance.INVALID_PROFILE: progress.EXECUTION_TASK_ERROR,
     pb.TaskFailedOnInstance.PROFILE_TOO_LARGE: progress.PPROF_UPLOAD_FILE_TOO_LARGE_ERROR,
     pb.TaskFailedOnInstance.UPLOAD_INTERRUPTED: progress.EXECUTION_TASK_ERROR,
+    pb.TaskFailedOnInstance.NOT_STORED: progress.EXECUTION_TASK_ERROR,
 }
 
 

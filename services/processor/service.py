@@ -4,6 +4,8 @@ every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 import uuid
 from typing import Callable
 
@@ -19,7 +21,9 @@ from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError
 from proftask.cpu_pool import CpuPool
-from services.processor.profile_rows import profile_rows_from_record
+from proftask.spool import create_file as new_spool_file
+from services.processor.chunks import ChunkReader, ChunksUnreadable
+from services.processor.profile_rows import profile_rows_from_record, profile_rows_from_spool
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
 from services.processor.writer import RowWriter
 
@@ -41,6 +45,7 @@ class ProcessorService:
     def __init__(self, settings: Settings, topics: Topics, clickhouse: ClickHouse, cpu: CpuPool):
         self.settings, self.topics, self.clickhouse, self.cpu = settings, topics, clickhouse, cpu
         self.writer = RowWriter(clickhouse, settings.retention)
+        self.chunks = ChunkReader(settings.kafka_bootstrap)
         self._started = False
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
         self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)
@@ -92,7 +97,10 @@ class ProcessorService:
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         try:
-            rows = await self.cpu.run(profile_rows_from_record, value, self.settings.decompressed_max_size)
+            rows = await self._profile_rows(up, value)
+        except ChunksUnreadable as e:
+            await self._dead_letter(topic, partition, offset, str(e), value, env, dead_letters.UNPROCESSABLE)
+            return
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
             return
@@ -104,6 +112,24 @@ class ProcessorService:
             event_id=derived_event_id(env.event_id, "stored"))
         await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
                                                 value=stored.SerializeToString()))
+
+    async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
+        limit = self.settings.decompressed_max_size
+        if not up.HasField("chunks"):
+            return await self.cpu.run(profile_rows_from_record, value, limit)
+        # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
+        fd, path = new_spool_file()
+        try:
+            started = time.monotonic()
+            with os.fdopen(fd, "wb") as spool:
+                await self.chunks.read_into(up, spool)
+            read = time.monotonic()
+            rows = await self.cpu.run(profile_rows_from_spool, value, path, limit)
+            log.info("profile %s: %d chunks read in %.2fs, rows in %.2fs", up.profile_id, len(up.chunks.offsets),
+                     read - started, time.monotonic() - read)
+            return rows
+        finally:
+            os.unlink(path)
 
     async def _send_dead_letter(self, letter: pb.Envelope) -> None:
         source = letter.dead_letter
@@ -136,6 +162,7 @@ class ProcessorService:
     async def stop(self) -> None:
         if self._started:
             await self.app.stop()
+        await self.chunks.stop()
 
     def readiness(self) -> dict[str, bool]:
         return {"processor.consumer": faust_ready(self.app, self._started),

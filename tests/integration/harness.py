@@ -107,8 +107,8 @@ class KafkaCluster:
 
 
 class Response:
-    def __init__(self, status: int, body: bytes):
-        self.status, self.body = status, body
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None):
+        self.status, self.body, self.headers = status, body, headers or {}
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -130,9 +130,9 @@ class HttpClient:
                                      headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return Response(r.status, r.read())
+                return Response(r.status, r.read(), dict(r.headers))
         except urllib.error.HTTPError as e:
-            return Response(e.code, e.read())
+            return Response(e.code, e.read(), dict(e.headers))
         except ConnectionError:
             return Response(0, b"")
         except urllib.error.URLError:

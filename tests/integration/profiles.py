@@ -2,9 +2,24 @@
 from __future__ import annotations
 
 import pathlib
+import tempfile
+import time
 import uuid
 
 from tests.integration.harness import Proftask, wait_until
+
+
+def cached_profile(size_mb: float) -> pathlib.Path:
+    """A valid synthetic profile of about size_mb MiB gzipped (bench/big_profile.py), made once
+    per machine: it takes seconds."""
+    from bench.big_profile import big_profile
+
+    path = pathlib.Path(tempfile.gettempdir()) / f"proftask-big-profile-{size_mb:g}mb.pb.gz"
+    if not path.exists():
+        tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp")
+        tmp.write_bytes(big_profile(int(size_mb * 1024 * 1024)))
+        tmp.rename(path)
+    return path
 
 
 def create_task(p: Proftask, instances, events="HEAP", service: str | None = None, **kw) -> str:

@@ -10,8 +10,8 @@ from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.harness import new_topic_prefix, wait_until
-from tests.integration.profiles import (analysis, as_oracle_shape, create_task, logs_of, progress, upload,
-                                        wait_finished)
+from tests.integration.profiles import (analysis, as_oracle_shape, cached_profile, create_task, logs_of,
+                                        progress, upload, wait_finished)
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,15 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     wait_until(lambda: upload(ingest, task_id, "stranger", b"").status == 409, message="ingest knows the task")
     for instance in instances:
         assert upload(ingest, task_id, instance, path).status == 202
-    processor.kill()  # all 20 are on Kafka; some stored, some not, offsets partly committed
+    big_task = create_task(tasks, ["big-1"], events="CPU", duration=1)  # over 1 MiB: it travels as chunks
+    wait_until(lambda: upload(ingest, big_task, "stranger", b"").status == 409, message="ingest knows the task")
+    assert upload(ingest, big_task, "big-1", cached_profile(3)).status == 202
+    processor.kill()  # all 21 are on Kafka; some stored, some not, offsets partly committed
 
     standalone = spawn("all", prefix=prefix, data_dir=data_dir)
     wait_finished(standalone, task_id, instances, timeout=180)
+    wait_finished(standalone, big_task, ["big-1"], timeout=180)
+    big_before = analysis(standalone, big_task, sampleType="cpu")
     twenty = oracle_tree([path] * 20)
     for granularity in ("function", "line"):
         assert as_oracle_shape(analysis(standalone, task_id, granularity=granularity)) == \
@@ -45,11 +50,12 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     shutil.rmtree(data_dir / "clickhouse")
     replayed = standalone.cli("replay")
     assert replayed.returncode == 0, replayed.stderr
-    assert "ProfileUploaded 20" in replayed.stdout
+    assert "ProfileUploaded 21" in replayed.stdout and "chunked profiles 1" in replayed.stdout
     again = spawn("all", prefix=prefix, data_dir=data_dir)
     after = (analysis(again, task_id, sampleType="inuse_space"), progress(again, task_id),
              again.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body)
     assert after == before
+    assert analysis(again, big_task, sampleType="cpu") == big_before
 
 
 async def _produce(bootstrap: str, topic: str, key: bytes, values: list[bytes]) -> None:
