@@ -78,8 +78,10 @@ async def serve(role: str, settings: Settings) -> None:
         resources += [producer, view]
     if {"query", "processor"} & set(parts):
         clickhouse = ClickHouse(settings.clickhouse_dsn)
+    task_service = None
     if "task" in parts:
-        components.append(TaskService(settings, topics, producer, view))
+        task_service = TaskService(settings, topics, producer, view)
+        components.append(task_service)
     if "ingest" in parts:
         components.append(IngestService(settings, topics, producer, view, cpu))
     if "query" in parts:
@@ -88,6 +90,10 @@ async def serve(role: str, settings: Settings) -> None:
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
     if "grpc" in parts:
         components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens))
+    if task_service is not None and "query" in parts:
+        # SkyWalking's query protocol needs both the task API and the read models.
+        from services.graphql_svc.service import GraphqlService
+        components.append(GraphqlService(task_service, clickhouse, tokens, max_body=settings.max_json_body))
 
     def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {"kafka": kafka_ready}
