@@ -32,6 +32,7 @@ class Topics:
     profiles: str
     profiles_dlq: str  # the processor's dead letters before dead_letters existed; no longer written
     dead_letters: str
+    agents: str = "proftask.agents"  # live agents: AgentSeen per (tenant, service, instance)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "Topics":
@@ -42,6 +43,7 @@ class Topics:
             profiles=f"{prefix}profiles",
             profiles_dlq=f"{prefix}profiles-dlq",
             dead_letters=f"{prefix}dead-letters",
+            agents=f"{prefix}agents",
         )
 
     def specs(self, partitions: int) -> list[TopicSpec]:
@@ -58,12 +60,19 @@ class Topics:
             TopicSpec(self.profiles_dlq, partitions, history),
             # Every consumer's poison records, with reason and offset (proftask.kafka.dead_letters).
             TopicSpec(self.dead_letters, partitions, history),
+            # Only each instance's last sighting matters.
+            TopicSpec(self.agents, partitions, {"cleanup.policy": "compact"}),
         ]
 
 
 def service_key(tenant: str, service_id: str) -> bytes:
     """Key of the per-service topics: one partition, hence one decider, per (tenant, service)."""
     return f"{tenant}/{service_id}".encode()
+
+
+def agent_key(tenant: str, service: str, instance: str) -> bytes:
+    """Key of the agents topic: compaction keeps each instance's last sighting."""
+    return f"{tenant}/{service}/{instance}".encode()
 
 
 def task_key(tenant: str, task_id: str) -> bytes:
