@@ -66,4 +66,6 @@ def _has_mutation(document) -> bool:
 
 
 def _bad_request(message: str) -> web.Response:
-    return web.json_response({"errors": [{"message": message}]}, status=400)
+    # Both shapes: proftask's error and GraphQL's, for whichever the client reads.
+    return web.json_response({"code": "ARGUMENT_ERROR", "errorReason": message, "errors": [{"message": message}]},
+                             status=400)

@@ -1,5 +1,8 @@
 """SkyWalking's GraphQL query protocol at /graphql: the pprof part as pprof.graphqls defines it,
 SkyWalking's ids and names, the same tasks, analyses and tenants as REST."""
+import json
+import pathlib
+import subprocess
 import uuid
 
 import pytest
@@ -9,6 +12,7 @@ from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 
 pytestmark = pytest.mark.integration
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 TOKENS = "acme-user=acme:user,acme-agent=acme:agent,globex-user=globex:user"
 
@@ -167,3 +171,42 @@ def test_another_tenants_task_is_not_found_and_bad_input_is_a_graphql_error(secu
     assert r.status == 400
     r = secured.get("/graphql?query=" + "mutation%20%7B%20version%20%7D", headers={"Authorization": "Bearer acme-user"})
     assert r.status == 400
+
+
+@pytest.fixture(scope="module")
+def swquery(tmp_path_factory):
+    """tests/integration/swclient/swquery: asks what swctl asks, decoding with goapi's `query` types."""
+    binary = tmp_path_factory.mktemp("swquery") / "swquery"
+    subprocess.run(["go", "build", "-o", str(binary), "./swquery"], cwd=ROOT / "tests/integration/swclient",
+                   check=True, timeout=600)
+    return binary
+
+
+def swq(binary, stack, *args):
+    out = subprocess.run([str(binary), "-base-url", stack.base + "/graphql", "-token", "acme-user", *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_swctl_like_client_on_goapi_creates_lists_follows_and_analyses_by_names(secured, swquery):
+    service = f"shop-{uuid.uuid4().hex[:6]}"
+    names = ["--service-name", service]
+    created = swq(swquery, secured, "create", *names, "--instance-name-list", "pod-1,pod-2", "--events", "cpu")
+    assert created["code"] == "SUCCESS", created
+    task_id = created["id"]
+    (task,) = swq(swquery, secured, "list", *names)["tasks"]
+    assert task["id"] == task_id and task["serviceInstanceIds"] == [ids.instance_id(service, "pod-1"),
+                                                                    ids.instance_id(service, "pod-2")]
+    profile = (require_conformance() / "go/pprof-sample.cpu.pb.gz").read_bytes()
+    for instance in ("pod-1", "pod-2"):
+        up = secured.post(f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance={instance}", raw=profile,
+                          headers={"Authorization": "Bearer acme-agent"})
+        assert up.status == 202, up
+    progress = wait_until(lambda: (lambda p: p if len(p.get("successInstanceIds") or []) == 2 else None)(
+        swq(swquery, secured, "progress", "--task-id", task_id)))
+    assert sorted(progress["successInstanceIds"]) == sorted(task["serviceInstanceIds"])
+    tree = swq(swquery, secured, "analyze", *names, "--task-id", task_id, "--instance-name-list", "pod-1,pod-2")
+    rest = secured.get(f"/api/v1/pprof/tasks/{task_id}/analysis",
+                       headers={"Authorization": "Bearer acme-user"}).json()["tree"]["elements"]
+    assert tree["tree"]["elements"] == rest

@@ -9,6 +9,7 @@ const MAX_NODES = [["2000", "2,000 nodes"], ["5000", "5,000 nodes"], ["20000", "
 const view = document.getElementById("view");
 const tooltip = document.getElementById("tooltip");
 let timer = null; // the progress refresh of the open task
+let createWarning = ""; // the create answer's warning (no live agent), shown on the new task's page
 
 function route() {
   clearInterval(timer);
@@ -17,6 +18,8 @@ function route() {
   const params = new URLSearchParams(search || "");
   const parts = (path || "/tasks").split("/").filter(Boolean);
   view.replaceChildren();
+  if (createWarning) view.append(h("p", { id: "create-warning", className: "error", role: "status" }, createWarning));
+  createWarning = "";
   if (parts[0] === "task" && parts[1]) return taskView(decodeURIComponent(parts[1]));
   if (parts[0] === "diff") return diffView(params);
   return tasksView(params);
@@ -51,6 +54,7 @@ async function tasksView(params) {
     showError(createError, null);
     try {
       const created = await api("/api/v1/pprof/tasks", { method: "POST", body: request });
+      createWarning = (created.warnings || []).join(" ");
       location.hash = "#/task/" + encodeURIComponent(created.id);
     } catch (e) { showError(createError, e); }
   });
