@@ -108,7 +108,7 @@ def test_swctl_preflight_version_time_layers_and_find_service(secured):
     assert data["findService"] == {"id": "Y2hlY2tvdXQ=.1", "name": "checkout"}
 
 
-def test_a_task_created_by_ids_is_the_rest_task_and_its_analysis_equals_rest(secured):
+def test_a_task_created_by_ids_is_the_rest_task_and_its_analysis_equals_rest(secured, swclient):
     service = f"shop-{uuid.uuid4().hex[:6]}"
     sid = ids.service_id(service)
     r = gql(secured, "acme-user", CREATE, {"r": {"serviceId": sid, "serviceInstanceIds": [ids.instance_id(service, "pod-1"), "pod-2"],
@@ -125,6 +125,10 @@ def test_a_task_created_by_ids_is_the_rest_task_and_its_analysis_equals_rest(sec
         assert task == {"id": task_id, "serviceId": sid, "createTime": rest["createTime"], "events": "CPU",
                         "serviceInstanceIds": [ids.instance_id(service, "pod-1"), ids.instance_id(service, "pod-2")],
                         "duration": 1, "dumpPeriod": 0}
+    # delivered to a SkyWalking agent polling by its names (SW_AGENT_NAME, SW_AGENT_INSTANCE_NAME)
+    polled = subprocess.run([str(swclient), "-target", secured.grpc_target, "-auth", "acme-agent", "poll",
+                             "-service", service, "-instance", "pod-2"], capture_output=True, text=True, timeout=60)
+    assert json.loads(polled.stdout)["commands"][0]["args"]["TaskId"] == task_id, polled
     # a second CPU task while this one runs: SkyWalking's code, not an error
     again = gql(secured, "acme-user", CREATE, {"r": {"serviceId": service, "serviceInstanceIds": ["pod-1"],
                                                       "events": "CPU", "duration": 1}})
@@ -171,6 +175,8 @@ def test_another_tenants_task_is_not_found_and_bad_input_is_a_graphql_error(secu
     assert r.status == 400
     r = secured.get("/graphql?query=" + "mutation%20%7B%20version%20%7D", headers={"Authorization": "Bearer acme-user"})
     assert r.status == 400
+    r = secured.get("/graphql?query=%7B%20version%20%7D", headers={"Authorization": "Bearer acme-user"})
+    assert r.status == 200 and r.json() == {"data": {"version": "10.3"}}
 
 
 @pytest.fixture(scope="module")
