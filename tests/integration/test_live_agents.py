@@ -76,3 +76,14 @@ def test_a_task_for_a_service_or_instance_without_live_agent_carries_a_warning(s
                                          "serviceInstanceIds: [\"pod-1\"], events: ALLOCS}) { code warnings } }"
                                          % ids.service_id("dmeo-" + service)}).json()["data"]["createPprofTask"]
     assert r["code"] == "SUCCESS" and f"dmeo-{service}" in r["warnings"][0]
+
+
+def test_the_ui_shows_the_warning_after_a_create(stack, page):
+    service = f"dmeo-{uuid.uuid4().hex[:6]}"
+    page.goto(stack.base + "/#/tasks")
+    page.fill("input[name=serviceId]", service)
+    page.fill("input[name=instances]", "pod-1")
+    page.select_option("select[name=events]", "HEAP")
+    page.click("#create-button")
+    page.wait_for_selector(f"#create-warning:has-text('{service}')")
+    assert "no live agent" in page.inner_text("#create-warning")
