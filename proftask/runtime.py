@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 
+from proftask.agents_view import AgentsView
 from proftask.auth import TokenTable
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
@@ -68,7 +69,7 @@ async def serve(role: str, settings: Settings) -> None:
 
     resources: list = []  # started in order, stopped in reverse
     components: list = []
-    producer = view = clickhouse = None
+    producer = view = clickhouse = agents = None
     cpu = CpuPool() if {"ingest", "processor", "grpc"} & set(parts) else None
     if cpu is not None:
         resources.append(cpu)
@@ -76,10 +77,15 @@ async def serve(role: str, settings: Settings) -> None:
         producer = EventProducer(settings.kafka_bootstrap)
         view = TaskView(settings.kafka_bootstrap, topics)
         resources += [producer, view]
+    if {"task", "grpc"} & set(parts):
+        agents = AgentsView(settings.kafka_bootstrap, topics, producer)
+        resources.append(agents)
     if {"query", "processor"} & set(parts):
         clickhouse = ClickHouse(settings.clickhouse_dsn)
+    task_service = None
     if "task" in parts:
-        components.append(TaskService(settings, topics, producer, view))
+        task_service = TaskService(settings, topics, producer, view, agents)
+        components.append(task_service)
     if "ingest" in parts:
         components.append(IngestService(settings, topics, producer, view, cpu))
     if "query" in parts:
@@ -87,13 +93,19 @@ async def serve(role: str, settings: Settings) -> None:
     if "processor" in parts:
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
     if "grpc" in parts:
-        components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens))
+        components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens, agents))
+    if task_service is not None and "query" in parts:
+        # SkyWalking's query protocol needs both the task API and the read models.
+        from services.graphql_svc.service import GraphqlService
+        components.append(GraphqlService(task_service, clickhouse, tokens, agents, max_body=settings.max_json_body))
 
     def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {"kafka": kafka_ready}
         if producer is not None:
             checks["kafka.producer"] = producer.started
             checks["task_view"] = view.healthy and view.caught_up.is_set()
+        if agents is not None:
+            checks["agents_view"] = agents.caught_up.is_set()
         if clickhouse is not None:
             checks["clickhouse"] = clickhouse_ready  # opened and migrated
         for c in components:

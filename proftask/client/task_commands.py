@@ -51,6 +51,8 @@ def cmd_create(client: ApiClient, args) -> int:
             "events": args.event, "duration": args.duration, "dumpPeriod": args.dump_period}
     created = client.post("/api/v1/pprof/tasks", body)
     print(created["id"])
+    for warning in created.get("warnings") or ():  # on stderr: stdout stays the id, for scripts
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -102,4 +102,5 @@ _PAYLOAD_CHECKS = {
     "ProfileUploaded": lambda m: _required(m, "task_id", "instance_id", "profile_id"),
     "ProfileStored": lambda m: _required(m, "task_id", "instance_id", "profile_id"),
     "DeadLetter": lambda m: _required(m, "source_topic"),
+    "AgentSeen": lambda m: _required(m, "service", "instance", "last_seen"),
 }

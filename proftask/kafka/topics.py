@@ -36,6 +36,7 @@ class Topics:
     profiles_dlq: str  # the processor's dead letters before dead_letters existed; no longer written
     dead_letters: str
     profile_chunks: str
+    agents: str = "proftask.agents"  # live agents: AgentSeen per (tenant, service, instance)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> "Topics":
@@ -47,6 +48,7 @@ class Topics:
             profiles_dlq=f"{prefix}profiles-dlq",
             profile_chunks=f"{prefix}profile-chunks",
             dead_letters=f"{prefix}dead-letters",
+            agents=f"{prefix}agents",
         )
 
     def specs(self, partitions: int) -> list[TopicSpec]:
@@ -65,12 +67,19 @@ class Topics:
             TopicSpec(self.profile_chunks, partitions, history),
             # Every consumer's poison records, with reason and offset (proftask.kafka.dead_letters).
             TopicSpec(self.dead_letters, partitions, history),
+            # Only each instance's last sighting matters.
+            TopicSpec(self.agents, partitions, {"cleanup.policy": "compact"}),
         ]
 
 
 def service_key(tenant: str, service_id: str) -> bytes:
     """Key of the per-service topics: one partition, hence one decider, per (tenant, service)."""
     return f"{tenant}/{service_id}".encode()
+
+
+def agent_key(tenant: str, service: str, instance: str) -> bytes:
+    """Key of the agents topic: compaction keeps each instance's last sighting."""
+    return f"{tenant}/{service}/{instance}".encode()
 
 
 def task_key(tenant: str, task_id: str) -> bytes:

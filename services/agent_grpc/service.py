@@ -14,6 +14,8 @@ from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.skywalking.pprof.v10 import Pprof_pb2_grpc
 from proftask.task_view import TaskView
+from proftask.skywalking.management.v3 import Management_pb2_grpc
+from services.agent_grpc.management import ManagementServicer
 from services.agent_grpc.pprof_task import PprofTaskServicer
 from services.ingest_svc.intake import ProfileIntake
 from services.task_svc.commands import CommandDesk
@@ -30,9 +32,10 @@ class AgentGrpcService:
     name = "agent_grpc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool,
-                 tokens: TokenTable):
+                 tokens: TokenTable, agents=None):
         self.settings = settings
-        commands = CommandDesk(settings, topics, producer, view)
+        commands = CommandDesk(settings, topics, producer, view, agents, via="grpc")
+        self.agents = agents
         intake = ProfileIntake(settings, topics, producer, view, cpu)
         self.servicer = PprofTaskServicer(commands, intake, tokens)
         # One server per tenant listener: a call's listener is known by the servicer that answers it.
@@ -45,6 +48,7 @@ class AgentGrpcService:
                                   *self.listeners]:
             server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
             Pprof_pb2_grpc.add_PprofTaskServicer_to_server(servicer, server)
+            Management_pb2_grpc.add_ManagementServiceServicer_to_server(ManagementServicer(servicer, self.agents), server)
             server.add_insecure_port(address)
             await server.start()
             self.servers.append(server)

@@ -19,13 +19,17 @@ class CommandsUnavailable(Exception):
 
 
 class CommandDesk:
-    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
+    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView,
+                 agents=None, via: str = "http"):
         self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
+        self.agents, self.via = agents, via  # proftask.agents_view.AgentsView: who polls
 
     async def next_task(self, tenant: str, service: str, instance: str, last_command_time: int,
                         wait_s: float = 0) -> Task | None:
         """The task this instance should run next, waiting up to wait_s for one to appear."""
         view = self.view
+        if self.agents is not None:
+            self.agents.seen(tenant, service, instance, self.via)
         if not view.caught_up.is_set():
             raise CommandsUnavailable("task view is still loading the task history")
         deadline = time.monotonic() + wait_s

@@ -1,19 +1,16 @@
 """task_svc's HTTP routes: the task API (operators) and the commands route (agents)."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from aiohttp import web
 
-from proftask import events
 from proftask.core.commands import encode_command_json
 from proftask.core.echo import echo
-from proftask.core.tasks import Task, TaskArgumentError, parse_task_request
-from proftask.events.v1 import events_pb2 as pb
+from proftask.core.tasks import Task
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
-from proftask.kafka.topics import service_key
+from services.task_svc import usecases
 from services.task_svc.commands import CommandsUnavailable
 
 MAX_LONG_POLL_S = 30
@@ -44,48 +41,20 @@ class TaskRoutes:
         app.router.add_get("/api/v1/pprof/agent/commands", self.agent_commands)
 
     def _view(self):
-        view = self.svc.view
-        if not view.caught_up.is_set():
-            raise ApiError(503, "UNAVAILABLE", "task view is still loading the task history")
-        return view
+        return usecases.ready_view(self.svc)
 
     async def create_task(self, request: web.Request) -> web.Response:
         body = await read_json(request, self.svc.settings.max_json_body)
-        try:
-            spec = parse_task_request(body)
-        except TaskArgumentError as e:
-            return web.json_response({"code": "ARGUMENT_ERROR", "id": None, "errorReason": str(e)}, status=400)
-        self._view()
-        tenant = tenant_of(request)
-        task_id = str(uuid.uuid4())
-        decided = self.svc.view.expect_decision(task_id)
-        try:
-            event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
-            await self.svc.producer.send(self.svc.topics.task_requests, service_key(tenant, spec.service_id), event)
-            decision = await asyncio.wait_for(decided, self.svc.settings.decision_timeout_s)
-        except asyncio.TimeoutError:
-            raise ApiError(503, "UNAVAILABLE", f"task {task_id} was requested but not decided within "
-                           f"{self.svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
-                           "tells whether it was created", id=task_id) from None
-        finally:
-            self.svc.view.forget_decision(task_id)
-        if isinstance(decision, pb.TaskCreationRejected):
-            return web.json_response({"code": decision.code, "id": None, "errorReason": decision.reason},
-                                     status=409)
-        return web.json_response({"code": "SUCCESS", "id": task_id, "errorReason": None}, status=201)
+        status, answer = await usecases.create_task(self.svc, tenant_of(request), body)
+        return web.json_response(answer, status=status)
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         service_id = query_str(request, "serviceId", required=False)
         start = query_int(request, "startTime")
         end = query_int(request, "endTime")
         limit = query_int(request, "limit", DEFAULT_LIST_LIMIT, lo=1, hi=MAX_LIST_LIMIT)
-        view = self._view()
-        tenant = tenant_of(request)
-        tasks = view.tasks_of_service(tenant, service_id) if service_id else view.all_tasks(tenant)
-        selected = [t for t in tasks
-                    if (start is None or t.create_time >= start) and (end is None or t.create_time <= end)]
-        selected.sort(key=lambda t: (t.create_time, t.task_id), reverse=True)
-        return web.json_response({"tasks": [task_json(t) for t in selected[:limit]]})
+        tasks = usecases.list_tasks(self._view(), tenant_of(request), service_id, start, end, limit)
+        return web.json_response({"tasks": [task_json(t) for t in tasks]})
 
     async def get_task(self, request: web.Request) -> web.Response:
         task = await self._view().find(tenant_of(request), request.match_info["taskId"])

@@ -10,15 +10,18 @@ from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
 from services.task_svc.commands import CommandDesk
 from services.task_svc.decider import create_decider_app
+from services.task_svc.agents_routes import AgentsRoutes
 from services.task_svc.routes import TaskRoutes
 
 
 class TaskService:
     name = "task_svc"
 
-    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView):
+    def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView,
+                 agents=None):
         self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
-        self.commands = CommandDesk(settings, topics, producer, view)
+        self.agents = agents  # proftask.agents_view.AgentsView (live agents), or None
+        self.commands = CommandDesk(settings, topics, producer, view, agents)
         self.decider = create_decider_app(settings, topics)
         self._decider_started = False
 
@@ -36,3 +39,5 @@ class TaskService:
 
     def add_routes(self, app: web.Application) -> None:
         TaskRoutes(self).add_to(app)
+        if self.agents is not None:
+            AgentsRoutes(self.agents).add_to(app)

@@ -180,7 +180,7 @@ def test_actual_oversize_is_counted_on_the_bytes_received(small_stack, swclient,
     assert small_stack.get("/readyz").status == 200
 
 
-def test_other_skywalking_services_are_unimplemented_and_polling_goes_on(stack, swclient):
+def test_keepalive_is_answered_and_polling_goes_on(stack, swclient):
     service, task_id = task_of_service(stack, ["pod-a"])
-    assert sw(swclient, stack, "keepalive", "-service", service, "-instance", "pod-a")["code"] == "Unimplemented"
+    assert sw(swclient, stack, "keepalive", "-service", service, "-instance", "pod-a")["code"] == "OK"
     assert len(sw(swclient, stack, "poll", "-service", service, "-instance", "pod-a")["commands"]) == 1

@@ -43,6 +43,7 @@ function link(href, ...children) {
 }
 
 function title(...parts) { document.title = [...parts, "proftask"].join(" · "); }
+let createWarning = ""; // the create answer's warning (no live agent), shown on the new task's page
 
 function route() {
   tooltip.hidden = true;
@@ -65,6 +66,8 @@ function route() {
   timers = [];
   current = { key };
   view.replaceChildren();
+  if (createWarning) view.append(h("p", { id: "create-warning", className: "error", role: "status" }, createWarning));
+  createWarning = "";
   open();
 }
 
@@ -160,6 +163,7 @@ async function tasksView(params) {
     createError.replaceChildren();
     try {
       const created = await api("/api/v1/pprof/tasks", { method: "POST", body: request });
+      createWarning = (created.warnings || []).join(" ");
       navigate("/ui/tasks/" + encodeURIComponent(created.id));
     } catch (e) { createError.textContent = `${e.code || "ERROR"}: ${e.message}`; }
   });

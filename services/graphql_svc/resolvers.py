@@ -1,0 +1,238 @@
+"""Resolvers of SkyWalking's query protocol: translate ids and shapes, call the use cases the
+REST routes call (task_svc.usecases, query_svc's selection and queries), nothing more."""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import pathlib
+
+from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
+from graphql import GraphQLError
+
+from proftask.core import skywalking_ids as ids
+from proftask.core.flamegraph import NodeColumns, preorder, render_elements
+from proftask.core.progress import derive_progress
+from proftask.core.echo import echo
+from proftask.http.errors import ApiError
+from services.query_svc import analysis_queries, progress_queries
+from services.query_svc.selection import require_task, select
+from services.task_svc import usecases
+
+SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
+VERSION = "10.3"  # swctl picks its query documents by the major version (9+: the current ones)
+LAYER = "GENERAL"  # agent-installed services
+DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT = 200, 10_000
+DURATION_FORMATS = {"SECOND": "%Y-%m-%d %H%M%S", "MINUTE": "%Y-%m-%d %H%M", "HOUR": "%Y-%m-%d %H",
+                    "DAY": "%Y-%m-%d"}
+
+query = QueryType()
+mutation = MutationType()
+long_scalar = ScalarType("Long")
+
+
+@long_scalar.serializer
+def _serialize_long(value) -> int:
+    return int(value)
+
+
+@long_scalar.value_parser
+def _parse_long(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GraphQLError(f"Long must be an integer, got {echo(value)}")
+    return value
+
+
+def graphql_error(e: ApiError) -> GraphQLError:
+    return GraphQLError(e.reason, extensions={"code": e.code})
+
+
+def _ctx(info):
+    return info.context["svc"], info.context["tenant"]
+
+
+def _service(name: str) -> dict:
+    return {"id": ids.service_id(name), "name": name, "group": "", "shortName": name,
+            "layers": [LAYER], "normal": True}
+
+
+def _instance(service: str, name: str) -> dict:
+    iid = ids.instance_id(service, name)
+    return {"id": iid, "name": name, "attributes": [], "language": "GO", "instanceUUID": iid, "layer": LAYER}
+
+
+def _service_names(svc, tenant: str) -> list[str]:
+    """Services with a live agent, and services that have tasks."""
+    names = {t.spec.service_id for t in svc.tasks.view.all_tasks(tenant)}
+    if svc.agents is not None:
+        names |= set(svc.agents.services(tenant))
+    return sorted(names)
+
+
+def _instance_names(svc, tenant: str, service: str) -> list[str]:
+    names = {i for t in svc.tasks.view.tasks_of_service(tenant, service) for i in t.spec.service_instance_ids}
+    if svc.agents is not None:
+        names |= {a.instance for a in svc.agents.instances(tenant, service)}
+    return sorted(names)
+
+
+@query.field("version")
+def resolve_version(*_):
+    return VERSION
+
+
+@query.field("getTimeInfo")
+def resolve_time_info(*_):
+    now = datetime.datetime.now().astimezone()
+    ms = int(now.timestamp() * 1000)
+    return {"timezone": now.strftime("%z"), "currentTimestamp": ms, "timestamp": ms}
+
+
+@query.field("listLayers")
+def resolve_layers(*_):
+    return [LAYER]
+
+
+@query.field("listServices")
+@query.field("getAllServices")
+def resolve_services(_, info, layer=None, duration=None):
+    svc, tenant = _ctx(info)
+    if layer is not None and layer.upper() != LAYER:
+        return []
+    return [_service(n) for n in _service_names(svc, tenant)]
+
+
+@query.field("findService")
+def resolve_find_service(_, info, serviceId=None, serviceName=None):
+    name = ids.service_name(serviceId or serviceName or "")
+    # Any name is a service here: a task may wait for agents that have not polled yet.
+    return _service(name) if name else None
+
+
+@query.field("searchService")
+def resolve_search_service(_, info, serviceCode):
+    return _service(serviceCode) if serviceCode else None
+
+
+@query.field("listInstances")
+@query.field("getServiceInstances")
+def resolve_instances(_, info, serviceId, duration=None):
+    svc, tenant = _ctx(info)
+    service = ids.service_name(serviceId)
+    return [_instance(service, n) for n in _instance_names(svc, tenant, service)]
+
+
+@query.field("findInstance")
+def resolve_find_instance(_, info, instanceId):
+    head, sep, _tail = instanceId.partition("_")
+    if not sep:
+        return None
+    service = ids.service_name(head)
+    name = ids.instance_name(instanceId, head)
+    return None if name == instanceId else _instance(service, name)
+
+
+@mutation.field("createPprofTask")
+async def resolve_create(_, info, pprofTaskCreationRequest):
+    svc, tenant = _ctx(info)
+    req = pprofTaskCreationRequest
+    service = ids.service_name(req["serviceId"])
+    body = {"serviceId": service,
+            "serviceInstanceIds": [ids.instance_name(i, service) for i in req["serviceInstanceIds"]],
+            "events": req["events"], "duration": req.get("duration"), "dumpPeriod": req.get("dumpPeriod")}
+    try:
+        _status, answer = await usecases.create_task(svc.tasks, tenant, body)
+    except ApiError as e:
+        raise graphql_error(e) from None
+    return {"code": answer["code"], "errorReason": answer["errorReason"], "id": answer["id"],
+            "warnings": answer.get("warnings")}
+
+
+def _duration_ms(duration: dict | None) -> tuple[int | None, int | None]:
+    if not duration:
+        return None, None
+    fmt = DURATION_FORMATS.get(duration["step"])
+    try:
+        start = datetime.datetime.strptime(duration["start"], fmt).astimezone()
+        end = datetime.datetime.strptime(duration["end"], fmt).astimezone()
+    except (TypeError, ValueError):
+        raise GraphQLError(f"queryDuration start and end must be written as {fmt} for step "
+                           f"{duration['step']}, got {echo(duration['start'])} and {echo(duration['end'])}") from None
+    step = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}[duration["step"]]
+    return int(start.timestamp() * 1000), int((end.timestamp() + step) * 1000) - 1
+
+
+def task_answer(task) -> dict:
+    service = task.spec.service_id
+    return {"id": task.task_id, "serviceId": ids.service_id(service),
+            "serviceInstanceIds": [ids.instance_id(service, i) for i in task.spec.service_instance_ids],
+            "createTime": task.create_time, "events": task.spec.events.name,
+            "duration": task.spec.duration, "dumpPeriod": task.spec.dump_period}
+
+
+@query.field("queryPprofTaskList")
+def resolve_task_list(_, info, request):
+    svc, tenant = _ctx(info)
+    limit = request.get("limit") or DEFAULT_LIST_LIMIT
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise GraphQLError(f"limit must be from 1 to {MAX_LIST_LIMIT}, got {limit}")
+    start, end = _duration_ms(request.get("queryDuration"))
+    try:
+        view = usecases.ready_view(svc.tasks)
+    except ApiError as e:
+        raise graphql_error(e) from None
+    tasks = usecases.list_tasks(view, tenant, ids.service_name(request["serviceId"]), start, end, limit)
+    return {"errorReason": None, "tasks": [task_answer(t) for t in tasks]}
+
+
+async def _task(svc, tenant: str, task_id: str):
+    try:
+        task = await usecases.ready_view(svc.tasks).find(tenant, task_id)
+    except ApiError as e:
+        raise graphql_error(e) from None
+    if task is None:
+        raise GraphQLError(f"task {echo(task_id)} not found", extensions={"code": "NOT_FOUND"})
+    return task
+
+
+@query.field("queryPprofTaskProgress")
+async def resolve_progress(_, info, taskId):
+    svc, tenant = _ctx(info)
+    task = await _task(svc, tenant, taskId)
+    service = task.spec.service_id
+    try:
+        await require_task(svc.clickhouse, tenant, taskId)
+        logs = await progress_queries.task_logs(svc.clickhouse, tenant, taskId)
+    except ApiError as e:
+        if e.status == 404:  # created, but the processor has not written it yet: nothing happened
+            logs = []
+        else:
+            raise graphql_error(e) from None
+    progress = derive_progress(logs)
+    return {"logs": [{"id": log.task_id, "instanceId": ids.instance_id(service, log.instance_id),
+                      "instanceName": log.instance_id, "operationType": log.operation_type,
+                      "operationTime": log.operation_time} for log in progress.logs],
+            "successInstanceIds": [ids.instance_id(service, i) for i in progress.success_instance_ids],
+            "errorInstanceIds": [ids.instance_id(service, i) for i in progress.error_instance_ids]}
+
+
+@query.field("queryPprofAnalyze")
+async def resolve_analyze(_, info, request):
+    svc, tenant = _ctx(info)
+    task = await _task(svc, tenant, request["taskId"])
+    service = task.spec.service_id
+    wanted = {ids.instance_name(i, service) for i in request["instanceIds"]}
+    try:
+        sel = await select(svc.clickhouse, tenant, task.task_id, wanted, None, "function")
+        columns = (await analysis_queries.node_columns(svc.clickhouse, tenant, task.task_id, sel.value_index,
+                                                       sel.granularity)
+                   if sel.value_index else NodeColumns.empty())
+    except ApiError as e:
+        raise graphql_error(e) from None
+    ordered, parent_pos, _ = await asyncio.to_thread(preorder, columns, 0)
+    elements = json.loads(await asyncio.to_thread(render_elements, columns, ordered, parent_pos))
+    return {"tree": {"elements": elements}}
+
+
+def build_schema():
+    return make_executable_schema(load_schema_from_path(str(SCHEMA_FILE)), query, mutation, long_scalar)

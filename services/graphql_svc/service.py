@@ -1,0 +1,71 @@
+"""graphql_svc as a component of `proftask serve`: POST /graphql (and GET for queries), with
+the REST API's tokens and tenants (`Authorization: Bearer`, a user token)."""
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from ariadne import graphql
+from graphql import OperationDefinitionNode, OperationType, parse
+from graphql.error import GraphQLSyntaxError
+
+from proftask.auth import USER, AuthError, TokenTable, bearer_token
+from proftask.http.app import RoutesComponent
+from proftask.http.errors import ApiError, read_json
+from services.graphql_svc.resolvers import build_schema
+
+
+class GraphqlService(RoutesComponent):
+    name = "graphql_svc"
+
+    def __init__(self, tasks, clickhouse, tokens: TokenTable, agents=None, max_body: int = 1 << 20):
+        self.tasks, self.clickhouse, self.tokens, self.agents = tasks, clickhouse, tokens, agents
+        self.max_body = max_body
+        self.schema = build_schema()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/graphql", self.handle)
+        app.router.add_get("/graphql", self.handle)
+
+    def _tenant(self, request: web.Request) -> str:
+        try:
+            principal = self.tokens.authenticate(bearer_token(request.headers.get("Authorization")))
+            principal.require(USER)
+        except AuthError as e:
+            raise ApiError(401 if e.code == "UNAUTHENTICATED" else 403, e.code, e.reason) from None
+        return principal.tenant
+
+    async def handle(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        if request.method == "GET":
+            data = {"query": request.query.get("query"), "operationName": request.query.get("operationName")}
+            try:
+                data["variables"] = json.loads(request.query["variables"]) if "variables" in request.query else None
+            except ValueError:
+                return _bad_request("variables is not JSON")
+            if _has_mutation(data["query"]):
+                return _bad_request("GET serves queries only; send mutations with POST")
+        else:
+            data = await read_json(request, self.max_body)
+        if not isinstance(data, dict) or not isinstance(data.get("query"), str):
+            return _bad_request("the body must be a JSON object with the GraphQL document in `query`")
+        _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant},
+                                  debug=False)
+        return web.json_response(result, status=200)
+
+
+def _has_mutation(document) -> bool:
+    if not isinstance(document, str):
+        return False
+    try:
+        doc = parse(document)
+    except GraphQLSyntaxError:
+        return False  # execution reports it
+    return any(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION
+               for d in doc.definitions)
+
+
+def _bad_request(message: str) -> web.Response:
+    # Both shapes: proftask's error and GraphQL's, for whichever the client reads.
+    return web.json_response({"code": "ARGUMENT_ERROR", "errorReason": message, "errors": [{"message": message}]},
+                             status=400)

@@ -1,0 +1,71 @@
+"""What the task API does, whatever carries the request (REST routes, GraphQL): create a task
+through the decider, list a service's tasks."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from proftask import events
+from proftask.core.tasks import Task, TaskArgumentError, TaskSpec, parse_task_request
+from proftask.events.v1 import events_pb2 as pb
+from proftask.http.errors import ApiError
+from proftask.kafka.topics import service_key
+
+
+def ready_view(svc):
+    view = svc.view
+    if not view.caught_up.is_set():
+        raise ApiError(503, "UNAVAILABLE", "task view is still loading the task history")
+    return view
+
+
+def missing_agents(svc, tenant: str, spec: TaskSpec) -> list[str]:
+    """Warnings for the service or instances no live agent polls for: the task is created all
+    the same (agents may come later), but a mistyped name should not wait in silence."""
+    agents = getattr(svc, "agents", None)
+    if agents is None or not agents.caught_up.is_set():
+        return []
+    if not agents.instances(tenant, spec.service_id):
+        return [f"no live agent of service {spec.service_id!r} has polled proftask; the task waits for one"]
+    live = {i.instance for i in agents.instances(tenant, spec.service_id)}
+    absent = [i for i in spec.service_instance_ids if i not in live]
+    if absent:
+        return [f"no live agent for instance(s) {', '.join(repr(i) for i in absent)} of service "
+                f"{spec.service_id!r}; the task waits for them"]
+    return []
+
+
+async def create_task(svc, tenant: str, body) -> tuple[int, dict]:
+    """(HTTP status, answer) of a creation request: 201 SUCCESS with the id (and `warnings`),
+    400 ARGUMENT_ERROR, 409 the decider's rejection; 503 (ApiError) when undecided in time."""
+    try:
+        spec = parse_task_request(body)
+    except TaskArgumentError as e:
+        return 400, {"code": "ARGUMENT_ERROR", "id": None, "errorReason": str(e)}
+    view = ready_view(svc)
+    task_id = str(uuid.uuid4())
+    decided = view.expect_decision(task_id)
+    try:
+        event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
+        await svc.producer.send(svc.topics.task_requests, service_key(tenant, spec.service_id), event)
+        decision = await asyncio.wait_for(decided, svc.settings.decision_timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(503, "UNAVAILABLE", f"task {task_id} was requested but not decided within "
+                       f"{svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
+                       "tells whether it was created", id=task_id) from None
+    finally:
+        view.forget_decision(task_id)
+    if isinstance(decision, pb.TaskCreationRejected):
+        return 409, {"code": decision.code, "id": None, "errorReason": decision.reason}
+    return 201, {"code": "SUCCESS", "id": task_id, "errorReason": None,
+                 "warnings": missing_agents(svc, tenant, spec)}
+
+
+def list_tasks(view, tenant: str, service_id: str | None, start: int | None, end: int | None,
+               limit: int) -> list[Task]:
+    """Newest first."""
+    tasks = view.tasks_of_service(tenant, service_id) if service_id else view.all_tasks(tenant)
+    selected = [t for t in tasks
+                if (start is None or t.create_time >= start) and (end is None or t.create_time <= end)]
+    selected.sort(key=lambda t: (t.create_time, t.task_id), reverse=True)
+    return selected[:limit]

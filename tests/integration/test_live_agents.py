@@ -1,0 +1,89 @@
+"""Live agents: every poll (HTTP, gRPC, SkyWalking keepAlive) marks its instance live, kept as
+events, so replicas and restarts list the same services with first and last seen; a task for
+a service or instance no agent polls for is created with a warning."""
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from proftask.core import skywalking_ids as ids
+from tests.integration.harness import new_topic_prefix, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def sw(binary, stack, *args):
+    out = subprocess.run([str(binary), "-target", stack.grpc_target, *args], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def instances_of(stack, service):
+    r = stack.get(f"/api/v1/pprof/services/{service}/instances")
+    return {i["instance"]: i for i in r.json()["instances"]} if r.status == 200 else {}
+
+
+def test_polls_over_http_grpc_and_keepalive_are_live_agents_on_every_replica_and_after_restart(spawn, swclient, tmp_path):
+    prefix, data_dir = new_topic_prefix(), tmp_path / "data"
+    main = spawn("all", prefix=prefix, data_dir=data_dir)
+    replica = spawn("task", prefix=prefix)
+    service = f"live-{uuid.uuid4().hex[:6]}"
+    assert main.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance=http-1").status == 200
+    assert not sw(swclient, main, "poll", "-service", service, "-instance", "grpc-1").get("commands")
+    assert sw(swclient, main, "keepalive", "-service", service, "-instance", "sw-1")["code"] == "OK"
+
+    expected = {"http-1": "http", "grpc-1": "grpc", "sw-1": "keepAlive"}
+    for stack in (main, replica):
+        seen = wait_until(lambda: (lambda i: i if set(i) == set(expected) else None)(instances_of(stack, service)))
+        assert {name: a["via"] for name, a in seen.items()} == expected
+        assert all(0 < a["firstSeen"] <= a["lastSeen"] for a in seen.values())
+    (summary,) = [s for s in main.get("/api/v1/pprof/services").json()["services"] if s["service"] == service]
+    assert summary["instances"] == 3 and summary["firstSeen"] <= summary["lastSeen"]
+    before = instances_of(main, service)
+
+    # the SkyWalking pickers (GraphQL) list the same
+    r = main.post("/graphql", {"query": "query ($s: ID!) { listServices(layer: \"GENERAL\") { id name layers } "
+                                         "listInstances(serviceId: $s) { id name language } }",
+                               "variables": {"s": ids.service_id(service)}}).json()["data"]
+    assert {"id": ids.service_id(service), "name": service, "layers": ["GENERAL"]} in r["listServices"]
+    assert r["listInstances"] == [{"id": ids.instance_id(service, n), "name": n, "language": "GO"}
+                                  for n in sorted(expected)]
+
+    main.stop()
+    main.start()
+    assert instances_of(main, service) == before
+
+
+def test_a_task_for_a_service_or_instance_without_live_agent_carries_a_warning(stack):
+    service = f"live-{uuid.uuid4().hex[:6]}"
+    assert stack.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance=pod-1").status == 200
+    wait_until(lambda: instances_of(stack, service))
+
+    def create(svc, instances, events="HEAP"):
+        r = stack.post("/api/v1/pprof/tasks", {"serviceId": svc, "serviceInstanceIds": instances, "events": events})
+        assert r.status == 201, r
+        return r.json()["warnings"]
+
+    assert create(service, ["pod-1"]) == []
+    (warning,) = create(service, ["pod-1", "pod-9"], "GOROUTINE")
+    assert "pod-9" in warning and "pod-1" not in warning
+    (warning,) = create(f"dmeo-{service}", ["pod-1"])
+    assert f"dmeo-{service}" in warning and "no live agent" in warning
+
+    r = stack.post("/graphql", {"query": "mutation { createPprofTask(pprofTaskCreationRequest: {serviceId: \"%s\", "
+                                         "serviceInstanceIds: [\"pod-1\"], events: ALLOCS}) { code warnings } }"
+                                         % ids.service_id("dmeo-" + service)}).json()["data"]["createPprofTask"]
+    assert r["code"] == "SUCCESS" and f"dmeo-{service}" in r["warnings"][0]
+
+
+def test_the_ui_shows_the_warning_after_a_create(stack, page):
+    service = f"dmeo-{uuid.uuid4().hex[:6]}"
+    page.goto(stack.base + "/#/tasks")
+    page.fill("input[name=serviceId]", service)
+    page.fill("input[name=instances]", "pod-1")
+    page.select_option("select[name=events]", "HEAP")
+    page.click("#create-button")
+    page.wait_for_selector(f"#create-warning:has-text('{service}')")
+    assert "no live agent" in page.inner_text("#create-warning")
