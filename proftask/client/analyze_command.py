@@ -5,7 +5,7 @@ import pathlib
 import sys
 
 from proftask.client.http import ApiClient
-from proftask.core.top import top_functions
+from proftask.core.top import FunctionRow, sort_rows
 
 FORMATS = ("table", "folded", "pprof", "speedscope", "json")
 SUFFIX = {"folded": "folded", "pprof": "pb.gz", "speedscope": "speedscope.json", "json": "analysis.json"}
@@ -19,20 +19,22 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
-def top_table(analysis: dict, top: int, sort: str) -> str:
-    elements = analysis["tree"]["elements"]
-    root = elements[0]["total"] if elements else 0
-    unit = (analysis.get("sampleType") or "/count").split("/")[-1]
-    rows = sorted(top_functions(elements), key=lambda r: (-(r.self_value if sort == "self" else r.total), r.name))
+def top_table(top: dict, limit: int, sort: str, raw: bool = False) -> str:
+    """The /top answer (the whole profile, pprof's flat and cum) as a table, in pprof's order:
+    `self` as `go tool pprof -top` (flat, then name), `total` as `-top -cum` (cum, then name)."""
+    root = top["total"]
+    unit = (top.get("sampleType") or "/count").split("/")[-1]
+    value = (lambda v: str(v)) if raw else (lambda v: format_value(v, unit))  # noqa: E731
+    rows = sort_rows([FunctionRow(r["name"], r["flat"], r["cum"]) for r in top["rows"]],
+                     "flat" if sort == "self" else "cum")
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
-    lines = [f"{analysis.get('sampleType')}: {format_value(root, unit)} over {len(analysis['instanceIds'])} "
-             f"instance(s): {', '.join(analysis['instanceIds'])}",
+    shown = rows[:limit] if limit else rows
+    lines = [f"{top.get('sampleType')}: {value(root)} over {len(top['instanceIds'])} "
+             f"instance(s): {', '.join(top['instanceIds'])}; {len(shown)} of {len(rows)} functions, "
+             "from the whole profile",
              f"{'SELF':>14} {'SELF%':>7} {'TOTAL':>14} {'TOTAL%':>7}  FUNCTION"]
-    for r in rows[:top]:
-        lines.append(f"{format_value(r.self_value, unit):>14} {pct(r.self_value)} "
-                     f"{format_value(r.total, unit):>14} {pct(r.total)}  {r.name}")
-    if analysis.get("truncated"):
-        lines.append(f"({analysis['truncated']} smaller nodes left out by --max-nodes)")
+    for r in shown:
+        lines.append(f"{value(r.self_value):>14} {pct(r.self_value)} {value(r.total):>14} {pct(r.total)}  {r.name}")
     return "\n".join(lines)
 
 
@@ -40,8 +42,8 @@ def cmd_analyze(client: ApiClient, args) -> int:
     params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
     path = f"/api/v1/pprof/tasks/{args.task_id}"
     if args.format == "table":
-        analysis = client.get(path + "/analysis", maxNodes=args.max_nodes, **params)
-        print(top_table(analysis, args.top, args.sort))
+        # the server's top table covers the whole profile; --max-nodes only shapes tree output
+        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw))
         return 0
     if args.format == "json":
         body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)
@@ -60,7 +62,8 @@ def register(sub, client_options) -> None:
     analyze = sub.add_parser(
         "analyze", help="a task's merged profile: top functions, or an export",
         description="The merged profile of a task's finished instances. By default a table of the top functions "
-                    "(self and total, each function counted once per stack). With --format folded|pprof|"
+                    "of the whole profile (self and total as `go tool pprof -top`: a function counts once per "
+                    "stack). With --format folded|pprof|"
                     "speedscope the export is written to a file (pprof opens in `go tool pprof`); --format json "
                     "writes the analysis tree as the API returns it.")
     analyze.add_argument("task_id", help="the task's id")
@@ -72,9 +75,14 @@ def register(sub, client_options) -> None:
                          "default sample type, as pprof)")
     analyze.add_argument("--granularity", choices=("function", "line"), default="function",
                          help="frames by function (default) or by function and line")
-    analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20)")
-    analyze.add_argument("--sort", choices=("self", "total"), default="self", help="table order (default self)")
+    analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20; 0: all)")
+    analyze.add_argument("--sort", choices=("self", "total"), default="self",
+                         help="table order, as pprof: self = `-top` (self, then name; default), "
+                              "total = `-top -cum` (total, then name)")
+    analyze.add_argument("--raw", action="store_true",
+                         help="table values as integers in the sample type's unit (as pprof's -raw)")
     analyze.add_argument("--max-nodes", type=int, default=0,
-                         help="keep only the heaviest nodes of the tree (table and json; default: all)")
+                         help="json: keep only the heaviest nodes of the tree (default: all); the table always "
+                              "covers the whole profile")
     analyze.set_defaults(client_func=cmd_analyze)
     client_options(analyze)

@@ -10,14 +10,17 @@ from aiohttp import web
 
 from proftask.core.exports import to_folded, to_speedscope
 from proftask.core.diff import diff_columns, diff_elements_json
-from proftask.core.flamegraph import NodeColumns, preorder, render_elements
+from proftask.core.flamegraph import FocusNotFound, NodeColumns, focus_preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
 from proftask.core.spread import instance_spread
+from proftask.core.echo import echo
+from proftask.core.top import top_json, top_rows
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
 from services.query_svc import analysis_queries, progress_queries
-from services.query_svc.selection import Selection, parse_granularity, parse_instance_ids, require_task, select
+from services.query_svc.selection import (Selection, parse_focus, parse_granularity, parse_instance_ids,
+                                          require_task, select)
 
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
 UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
@@ -38,6 +41,7 @@ class QueryRoutes:
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/progress", self.progress)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/analysis", self.analysis)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
+        app.router.add_get("/api/v1/pprof/tasks/{taskId}/top", self.top)
         app.router.add_get("/api/v1/pprof/diff", self.diff)
         app.router.add_get("/", self.index)
         app.router.add_static("/ui/", UI_DIR)
@@ -49,14 +53,14 @@ class QueryRoutes:
             "Cache-Control": "no-cache"})
 
     async def _selection(self, request: web.Request) -> Selection:
-        return await select(self.svc.clickhouse, tenant_of(request), request.match_info["taskId"],
+        return await select(self.svc.clickhouse, self.svc.tasks, tenant_of(request), request.match_info["taskId"],
                             parse_instance_ids(request.query.get("instanceIds")),
                             request.query.get("sampleType") or None,
                             parse_granularity(request.query.get("granularity")))
 
     async def progress(self, request: web.Request) -> web.Response:
         tenant, task_id = tenant_of(request), request.match_info["taskId"]
-        await require_task(self.svc.clickhouse, tenant, task_id)
+        await require_task(self.svc.clickhouse, self.svc.tasks, tenant, task_id)
         logs = await progress_queries.task_logs(self.svc.clickhouse, tenant, task_id)
         return web.json_response(progress_json(derive_progress(logs)))
 
@@ -69,20 +73,45 @@ class QueryRoutes:
     async def analysis(self, request: web.Request) -> web.Response:
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
         with_stats = query_bool(request, "instanceStats")
+        focus = parse_focus(request.query.get("focus"))
         sel = await self._selection(request)
         key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, max_nodes, with_stats)
+               sel.granularity, max_nodes, with_stats, None if focus is None else tuple(focus))
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, max_nodes)
+            try:
+                ordered, parent_pos, truncated = await asyncio.to_thread(focus_preorder, columns, focus or [],
+                                                                         max_nodes)
+            except FocusNotFound as e:
+                raise ApiError(400, "ARGUMENT_ERROR", f"focus: frame {e.position + 1}, {echo(e.frame)}, is not "
+                               f"in the tree under {echo(focus[:e.position]) if e.position else 'the root'}") from None
             head = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                     "instanceIds": sel.instance_ids, "truncated": truncated}
+            if focus is not None:
+                head["focus"] = focus
             extra = None
             if with_stats:
                 extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])
             elements = await asyncio.to_thread(render_elements, columns, ordered, parent_pos, extra)
             body = with_tree(head, elements)
+            self.svc.cache.put(key, body)
+        return web.Response(body=body, content_type="application/json")
+
+    async def top(self, request: web.Request) -> web.Response:
+        """Every function (or line) of the whole profile with flat and cum, as `go tool pprof
+        -top`: never from a maxNodes cut."""
+        limit = query_int(request, "limit", 0, lo=0, hi=10_000_000)
+        sel = await self._selection(request)
+        key = ("top", sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
+               sel.granularity, limit)
+        body = self.svc.cache.get(key)
+        if body is None:
+            columns = await self._columns(sel)
+            rows = await asyncio.to_thread(top_rows, columns)
+            body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
+                               "instanceIds": sel.instance_ids, "total": int(columns.total[columns.depth == 0].sum()),
+                               "rows": top_json(rows, limit)}, ensure_ascii=False).encode()
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")
 
@@ -107,12 +136,13 @@ class QueryRoutes:
             raise ApiError(400, "ARGUMENT_ERROR", "baseTaskId is required")
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
         granularity = parse_granularity(q.get("granularity"))
-        tenant, ch = tenant_of(request), self.svc.clickhouse
-        base = await select(ch, tenant, base_id, parse_instance_ids(q.get("baseInstanceIds")),
-                            q.get("sampleType") or None, granularity)
-        compare = await select(ch, tenant, q.get("compareTaskId") or base_id,
+        tenant, ch, tasks = tenant_of(request), self.svc.clickhouse, self.svc.tasks
+        # the tasks are arguments here, not the resource: an unknown one is a 400 naming it
+        base = await select(ch, tasks, tenant, base_id, parse_instance_ids(q.get("baseInstanceIds")),
+                            q.get("sampleType") or None, granularity, missing_status=400)
+        compare = await select(ch, tasks, tenant, q.get("compareTaskId") or base_id,
                                parse_instance_ids(q.get("compareInstanceIds")),
-                               base.sample_type or q.get("sampleType") or None, granularity)
+                               base.sample_type or q.get("sampleType") or None, granularity, missing_status=400)
         columns = await asyncio.to_thread(diff_columns, await self._columns(base), await self._columns(compare))
         elements, _, truncated = await asyncio.to_thread(diff_elements_json, columns, max_nodes)
         head = {"sampleType": base.sample_type, "truncated": truncated,

@@ -9,7 +9,7 @@ from aiohttp import web
 from proftask import events
 from proftask.core.commands import encode_command_json
 from proftask.core.echo import echo
-from proftask.core.tasks import Task, TaskArgumentError, parse_task_request
+from proftask.core.tasks import Task, TaskArgumentError, deliverable_until, parse_task_request
 from proftask.events.v1 import events_pb2 as pb
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
@@ -21,7 +21,7 @@ DEFAULT_LIST_LIMIT = 200
 MAX_LIST_LIMIT = 10_000
 
 
-def task_json(task: Task) -> dict:
+def task_json(task: Task, grace_ms: int) -> dict:
     return {
         "id": task.task_id,
         "serviceId": task.spec.service_id,
@@ -30,6 +30,8 @@ def task_json(task: Task) -> dict:
         "events": task.spec.events.name,
         "duration": task.spec.duration,
         "dumpPeriod": task.spec.dump_period,
+        # when agents stop being handed the task: its status (core.progress.task_status) needs it
+        "deadline": deliverable_until(task, grace_ms),
     }
 
 
@@ -85,13 +87,13 @@ class TaskRoutes:
         selected = [t for t in tasks
                     if (start is None or t.create_time >= start) and (end is None or t.create_time <= end)]
         selected.sort(key=lambda t: (t.create_time, t.task_id), reverse=True)
-        return web.json_response({"tasks": [task_json(t) for t in selected[:limit]]})
+        return web.json_response({"tasks": [task_json(t, self.svc.settings.task_grace_ms) for t in selected[:limit]]})
 
     async def get_task(self, request: web.Request) -> web.Response:
         task = await self._view().find(tenant_of(request), request.match_info["taskId"])
         if task is None:
             raise ApiError(404, "NOT_FOUND", f"task {echo(request.match_info['taskId'])} not found")
-        return web.json_response(task_json(task))
+        return web.json_response(task_json(task, self.svc.settings.task_grace_ms))
 
     async def agent_commands(self, request: web.Request) -> web.Response:
         service = query_str(request, "service")
