@@ -19,14 +19,15 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
-def top_table(top: dict, limit: int, sort: str, raw: bool = False) -> str:
+def top_table(top: dict, limit: int, sort: str, raw: bool = False, granularity: str = "function") -> str:
     """The /top answer (the whole profile, pprof's flat and cum) as a table, in pprof's order:
     `self` as `go tool pprof -top` (flat, then name), `total` as `-top -cum` (cum, then name)."""
     root = top["total"]
     unit = (top.get("sampleType") or "/count").split("/")[-1]
     value = (lambda v: str(v)) if raw else (lambda v: format_value(v, unit))  # noqa: E731
-    rows = sort_rows([FunctionRow(r["name"], r["flat"], r["cum"]) for r in top["rows"]],
-                     "flat" if sort == "self" else "cum")
+    rows = [FunctionRow(r["name"], r["flat"], r["cum"]) for r in top["rows"]]  # in `-top` order
+    if sort == "total":
+        rows = sort_rows(rows, "cum", granularity)
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
     shown = rows[:limit] if limit else rows
     lines = [f"{top.get('sampleType')}: {value(root)} over {len(top['instanceIds'])} "
@@ -43,7 +44,7 @@ def cmd_analyze(client: ApiClient, args) -> int:
     path = f"/api/v1/pprof/tasks/{args.task_id}"
     if args.format == "table":
         # the server's top table covers the whole profile; --max-nodes only shapes tree output
-        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw))
+        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw, args.granularity))
         return 0
     if args.format == "json":
         body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)

@@ -21,10 +21,9 @@ class FunctionRow:
     total: int = 0
 
 
-def top_rows(c: NodeColumns) -> list[FunctionRow]:
-    """Every function of the tree with its flat and cum, in `go tool pprof -top` order: flat
-    descending, then name (pprof's FlatNameOrder; cum only parts equal names, which are merged
-    here). Vectorised: a 425k-node tree takes well under a second."""
+def top_rows(c: NodeColumns, granularity: str = "function") -> list[FunctionRow]:
+    """Every function (or function:line) of the tree with its flat and cum, in `go tool pprof
+    -top` order (sort_rows). Vectorised: a 425k-node tree takes well under a second."""
     if len(c.node) <= 1:
         return []
     names, key_of_index = np.unique(np.asarray(c.names, dtype=object), return_inverse=True)
@@ -49,14 +48,27 @@ def top_rows(c: NodeColumns) -> list[FunctionRow]:
     np.add.at(cum, key[outermost], c.total[rows][outermost])
     present = np.zeros(len(names), dtype=bool)
     present[key] = True
-    return sort_rows([FunctionRow(str(names[i]), int(flat[i]), int(cum[i])) for i in np.flatnonzero(present)])
+    return sort_rows([FunctionRow(str(names[i]), int(flat[i]), int(cum[i])) for i in np.flatnonzero(present)],
+                     granularity=granularity)
 
 
-def sort_rows(rows: list[FunctionRow], by: str = "flat") -> list[FunctionRow]:
-    """pprof's orders: `flat` (-top: flat, then name) or `cum` (-top -cum: cum, then name)."""
+def pprof_name_key(name: str, granularity: str = "function") -> str:
+    """What pprof compares names by. At line granularity pprof prints `function file:line` and
+    compares that text; `function:line` sorts the same way as `function line` (one file per
+    function), not as written (`f1903:9` would pass before `f190:2`)."""
+    if granularity == "line":
+        function, sep, line = name.rpartition(":")
+        if sep and line.lstrip("-").isdigit():
+            return function + " " + line
+    return name
+
+
+def sort_rows(rows: list[FunctionRow], by: str = "flat", granularity: str = "function") -> list[FunctionRow]:
+    """pprof's orders: `flat` (-top, FlatNameOrder: flat descending, then name) or `cum`
+    (-top -cum, CumNameOrder: cum descending, then name)."""
     if by == "cum":
-        return sorted(rows, key=lambda r: (-abs(r.total), r.name, -abs(r.self_value)))
-    return sorted(rows, key=lambda r: (-abs(r.self_value), r.name, -abs(r.total)))
+        return sorted(rows, key=lambda r: (-abs(r.total), pprof_name_key(r.name, granularity), -abs(r.self_value)))
+    return sorted(rows, key=lambda r: (-abs(r.self_value), pprof_name_key(r.name, granularity), -abs(r.total)))
 
 
 def top_json(rows: list[FunctionRow], limit: int = 0) -> list[dict]:

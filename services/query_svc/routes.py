@@ -108,7 +108,7 @@ class QueryRoutes:
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            rows = await asyncio.to_thread(top_rows, columns)
+            rows = await asyncio.to_thread(top_rows, columns, sel.granularity)
             body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                                "instanceIds": sel.instance_ids, "total": int(columns.total[columns.depth == 0].sum()),
                                "rows": top_json(rows, limit)}, ensure_ascii=False).encode()

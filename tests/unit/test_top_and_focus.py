@@ -99,3 +99,9 @@ def test_focus_on_a_missing_frame_names_it():
     assert e.value.frame == "b" and e.value.position == 1
     with pytest.raises(FocusNotFound):
         focus_preorder(c, ["a"])  # a is not a child of the root
+
+
+def test_line_rows_sort_as_pprofs_function_file_line_text():
+    stacks = [(("f190:246",), 5), (("f1903:1959",), 5), (("f190:1959",), 5)]
+    rows = top_rows(columns_from_paths(tree_of(stacks)), "line")
+    assert [r.name for r in rows] == ["f190:1959", "f190:246", "f1903:1959"]
