@@ -24,13 +24,13 @@ def large():
     return require_conformance() / "large" / "pprof-large.cpu.pb.gz"
 
 
-def pprof_top(path, sample_type, lines=False) -> list[tuple[str, int, int]]:
-    """`go tool pprof -top` of every node (no node dropped), values as raw integers:
-    [(name, flat, cum)] in pprof's order; at line granularity `function:line`."""
+def pprof_top(path, sample_type, lines=False, cum=False) -> list[tuple[str, int, int]]:
+    """`go tool pprof -top` (or `-top -cum`) of every node (no node dropped), values as raw
+    integers: [(name, flat, cum)] in pprof's order; at line granularity `function:line`."""
     unit = {"nanoseconds": ["-unit=ns"], "bytes": ["-unit=B"]}.get(sample_type.partition("/")[2], [])
     out = subprocess.run(["go", "tool", "pprof", "-top", "-nodecount=10000000", "-nodefraction=0",
                           "-edgefraction=0", f"-sample_index={sample_type.partition('/')[0]}", *unit,
-                          *(["-lines"] if lines else []), str(path)],
+                          *(["-lines"] if lines else []), *(["-cum"] if cum else []), str(path)],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     header = next(i for i, line in enumerate(out) if line.split()[:2] == ["flat", "flat%"])
     rows = []
