@@ -19,23 +19,25 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
-def top_table(top: dict, limit: int, sort: str, raw: bool = False, granularity: str = "function") -> str:
-    """The /top answer (the whole profile, pprof's flat and cum) as a table, in pprof's order:
-    `self` as `go tool pprof -top` (flat, then name), `total` as `-top -cum` (cum, then name)."""
+def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
+    """The server's top table (the whole profile, pprof's -top), in pprof's order (`flat`: flat,
+    then name, as `-top`) or `cum` (cum, then name, as `-top -cum`); rows=0 prints them all."""
     root = top["total"]
     unit = (top.get("sampleType") or "/count").split("/")[-1]
-    value = (lambda v: str(v)) if raw else (lambda v: format_value(v, unit))  # noqa: E731
-    rows = [FunctionRow(r["name"], r["flat"], r["cum"]) for r in top["rows"]]  # in `-top` order
-    if sort == "total":
-        rows = sort_rows(rows, "cum", granularity)
+    value = str if raw else (lambda v: format_value(v, unit))  # noqa: E731
+    ordered = top["rows"]
+    if sort == "cum":
+        ordered = [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in sort_rows(
+            [FunctionRow(r["name"], r["flat"], r["cum"]) for r in ordered], "cum", top.get("granularity", "function"))]
+    shown = ordered[:rows] if rows else ordered
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
-    shown = rows[:limit] if limit else rows
     lines = [f"{top.get('sampleType')}: {value(root)} over {len(top['instanceIds'])} "
-             f"instance(s): {', '.join(top['instanceIds'])}; {len(shown)} of {len(rows)} functions, "
-             "from the whole profile",
-             f"{'SELF':>14} {'SELF%':>7} {'TOTAL':>14} {'TOTAL%':>7}  FUNCTION"]
+             f"instance(s): {', '.join(top['instanceIds'])}",
+             f"{'FLAT':>14} {'FLAT%':>7} {'CUM':>14} {'CUM%':>7}  {'LINE' if top.get('granularity') == 'line' else 'FUNCTION'}"]
     for r in shown:
-        lines.append(f"{value(r.self_value):>14} {pct(r.self_value)} {value(r.total):>14} {pct(r.total)}  {r.name}")
+        lines.append(f"{value(r['flat']):>14} {pct(r['flat'])} {value(r['cum']):>14} {pct(r['cum'])}  {r['name']}")
+    if len(ordered) > len(shown):
+        lines.append(f"({len(ordered) - len(shown)} more; --top N shows more)")
     return "\n".join(lines)
 
 
@@ -43,8 +45,7 @@ def cmd_analyze(client: ApiClient, args) -> int:
     params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
     path = f"/api/v1/pprof/tasks/{args.task_id}"
     if args.format == "table":
-        # the server's top table covers the whole profile; --max-nodes only shapes tree output
-        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw, args.granularity))
+        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw))
         return 0
     if args.format == "json":
         body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)
@@ -63,10 +64,9 @@ def register(sub, client_options) -> None:
     analyze = sub.add_parser(
         "analyze", help="a task's merged profile: top functions, or an export",
         description="The merged profile of a task's finished instances. By default a table of the top functions "
-                    "of the whole profile (self and total as `go tool pprof -top`: a function counts once per "
-                    "stack). With --format folded|pprof|"
-                    "speedscope the export is written to a file (pprof opens in `go tool pprof`); --format json "
-                    "writes the analysis tree as the API returns it.")
+                    "(flat and cum over the whole profile, as `go tool pprof -top`; a recursive function counted "
+                    "once per sample). With --format folded|pprof|speedscope the export is written to a file "
+                    "(pprof opens in `go tool pprof`); --format json writes the analysis tree as the API returns it.")
     analyze.add_argument("task_id", help="the task's id")
     analyze.add_argument("--format", choices=FORMATS, default="table", help="table (default), folded, pprof, "
                          "speedscope or json")
@@ -77,13 +77,13 @@ def register(sub, client_options) -> None:
     analyze.add_argument("--granularity", choices=("function", "line"), default="function",
                          help="frames by function (default) or by function and line")
     analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20; 0: all)")
-    analyze.add_argument("--sort", choices=("self", "total"), default="self",
-                         help="table order, as pprof: self = `-top` (self, then name; default), "
-                              "total = `-top -cum` (total, then name)")
     analyze.add_argument("--raw", action="store_true",
                          help="table values as integers in the sample type's unit (as pprof's -raw)")
+    analyze.add_argument("--sort", choices=("flat", "cum"), default="flat",
+                         help="table order: flat (as `go tool pprof -top`: flat, then name; default) or cum "
+                              "(as `-top -cum`: cum, then name)")
     analyze.add_argument("--max-nodes", type=int, default=0,
-                         help="json: keep only the heaviest nodes of the tree (default: all); the table always "
-                              "covers the whole profile")
+                         help="--format json: keep only the heaviest nodes of the tree (default: all); the table is "
+                              "always the whole profile's")
     analyze.set_defaults(client_func=cmd_analyze)
     client_options(analyze)

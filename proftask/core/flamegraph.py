@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 
+from proftask.core.echo import echo
+
 ROOT_NODE = 0
 
 
@@ -30,7 +32,8 @@ class NodeColumns:
         return cls(np.zeros(1, np.uint64), np.zeros(1, np.uint64), z.copy(), z.copy(), z.copy(), z.copy(), ["root"])
 
 
-def _parent_rows(c: NodeColumns) -> np.ndarray:
+def parent_rows_of(c: NodeColumns) -> np.ndarray:
+    """Each node's parent as a row index (-1 for the root)."""
     order = np.argsort(c.node)
     pos = np.searchsorted(c.node, c.parent, sorter=order)
     parent_rows = order[np.minimum(pos, len(order) - 1)]
@@ -66,11 +69,18 @@ def _kept_rows(c: NodeColumns, parent_rows: np.ndarray, name_rank: np.ndarray, m
     return keep
 
 
-def _positions(c: NodeColumns, parent_rows: np.ndarray, name_rank: np.ndarray,
-               rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's position in the pre-order of `rows` (children by descending total, then
-    name; -1 for rows left out) and the size of its subtree among `rows`."""
+def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rows in pre-order (children by descending total, then name), each row's parent position
+    in that order (-1 for the root), and how many nodes max_nodes dropped."""
+    parent_rows = parent_rows_of(c)
+    name_rank = _name_ranks(c.names)
     n = len(c.node)
+    dropped = 0
+    rows = np.arange(n)
+    if max_nodes and n > max_nodes:
+        keep = _kept_rows(c, parent_rows, name_rank, max_nodes)
+        dropped = n - int(keep.sum())
+        rows = np.flatnonzero(keep)
     depth = c.depth[rows]
     # sibling order: by parent, then total descending, then name
     sib = rows[np.lexsort((name_rank[c.name[rows]], -c.total[rows], parent_rows[rows]))]
@@ -95,31 +105,9 @@ def _positions(c: NodeColumns, parent_rows: np.ndarray, name_rank: np.ndarray,
             pre[level] = 0
         else:
             pre[level] = pre[parent_rows[level]] + 1 + before[level]
-    return pre, size
-
-
-def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Rows in pre-order (children by descending total, then name), each row's parent position
-    in that order (-1 for the root), and how many nodes max_nodes dropped."""
-    parent_rows = _parent_rows(c)
-    name_rank = _name_ranks(c.names)
-    n = len(c.node)
-    dropped = 0
-    rows = np.arange(n)
-    if max_nodes and n > max_nodes:
-        keep = _kept_rows(c, parent_rows, name_rank, max_nodes)
-        dropped = n - int(keep.sum())
-        rows = np.flatnonzero(keep)
-    pre = _positions(c, parent_rows, name_rank, rows)[0]
     ordered = rows[np.argsort(pre[rows])]
     parent_pos = np.where(c.depth[ordered] == 0, -1, pre[np.maximum(parent_rows[ordered], 0)])
     return ordered, parent_pos, dropped
-
-
-def preorder_spans(c: NodeColumns) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of the whole tree: its pre-order position and its subtree's size, so the
-    subtree of row r is the rows whose position is in [pre[r], pre[r] + size[r])."""
-    return _positions(c, _parent_rows(c), _name_ranks(c.names), np.arange(len(c.node)))
 
 
 def elements_json(c: NodeColumns, max_nodes: int = 0) -> tuple[str, int, int]:
@@ -147,46 +135,35 @@ def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     return "[" + ",".join(template % row for row in zip(*columns)) + "]"
 
 
-class FocusNotFound(ValueError):
-    """A focus path names a frame that is not a child of the path before it."""
-
-    def __init__(self, frame: str, position: int):
-        super().__init__(frame)
-        self.frame, self.position = frame, position
+class UnknownFocus(ValueError):
+    """A focus path that is not in the tree; str() names the first frame not found."""
 
 
-def focus_preorder(c: NodeColumns, path: list[str], max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """preorder() of the subtree at `path` (codeSignatures from the root's child down): the
-    root and the path's ancestors first, with their real sums, then the focused node and its
-    subtree in pre-order, max_nodes applied inside the subtree only (the focused node counts,
-    the ancestors do not). Raises FocusNotFound for the first frame of the path that is missing."""
-    if not path:
-        return preorder(c, max_nodes)
-    parent_rows = _parent_rows(c)
-    rows_of_name: dict[str, list[int]] = {}
-    for i, name in enumerate(c.names):
-        rows_of_name.setdefault(name, []).append(i)
-    chain = [int(np.flatnonzero(c.depth == 0)[0])]
-    for position, frame in enumerate(path):
-        indexes = rows_of_name.get(frame)
-        found = (np.flatnonzero((parent_rows == chain[-1]) & np.isin(c.name, indexes))
-                 if indexes else np.empty(0, np.int64))
-        if not len(found):
-            raise FocusNotFound(frame, position)
-        chain.append(int(found[np.argmax(c.total[found])]))
-    focus = chain[-1]
-    in_subtree = np.zeros(len(c.node), dtype=bool)
-    in_subtree[focus] = True
-    order = np.argsort(c.depth, kind="stable")
-    depths = c.depth[order]
-    for d in range(int(c.depth[focus]) + 1, int(depths[-1]) + 1):
-        level = order[np.searchsorted(depths, d):np.searchsorted(depths, d, side="right")]
-        in_subtree[level] = in_subtree[parent_rows[level]]
-    sub = np.flatnonzero(in_subtree)
-    s = NodeColumns(c.node[sub], c.parent[sub], c.depth[sub] - c.depth[focus], c.name[sub], c.total[sub],
-                    c.self_value[sub], c.names)
-    ordered, parent_pos, dropped = preorder(s, max_nodes)
-    above = len(chain) - 1  # the root and the ancestors
-    parent_pos = np.where(parent_pos < 0, above - 1, parent_pos + above)
-    return (np.concatenate([np.asarray(chain[:-1], dtype=np.int64), sub[ordered]]),
-            np.concatenate([np.arange(-1, above - 1, dtype=np.int64), parent_pos]), dropped)
+def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
+    """The rows of a focus on `path` (frame names from the root's child down): the root, the
+    ancestors on the path, the focused node and its whole subtree. Raises UnknownFocus."""
+    parent_rows = parent_rows_of(c)
+    index = {name: i for i, name in enumerate(c.names)}
+    current = int(np.flatnonzero(c.depth == 0)[0])
+    on_path = [current]
+    for depth, name in enumerate(path, start=1):
+        wanted = index.get(name)
+        found = np.flatnonzero((parent_rows == current) & (c.name == wanted)) if wanted is not None else []
+        if len(found) == 0:
+            where = echo(" > ".join(path[:depth - 1]), 300) if depth > 1 else "the root"
+            raise UnknownFocus(f"focus: no frame {echo(name)} under {where}")
+        current = int(found[0])
+        on_path.append(current)
+    keep = np.zeros(len(c.node), dtype=bool)
+    keep[on_path] = True
+    inside = np.zeros(len(c.node), dtype=bool)
+    inside[current] = True
+    for depth in range(int(c.depth[current]) + 1, int(c.depth.max()) + 1):
+        level = np.flatnonzero(c.depth == depth)
+        inside[level] = inside[parent_rows[level]]
+    return np.flatnonzero(keep | inside)
+
+
+def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
+    return NodeColumns(c.node[rows], c.parent[rows], c.depth[rows], c.name[rows], c.total[rows],
+                       c.self_value[rows], c.names)

@@ -1,55 +1,53 @@
-"""The top table: per function (or function:line), flat and cum, pprof's rules. Pure.
+"""The top table, pprof's `-top`: per function (or function:line), flat = the values of the
+samples whose stack ends in it, cum = the values of the samples whose stack holds it, counted
+once per sample however often it recurs. Pure.
 
-flat(f) = the self values of every node named f; cum(f) = the totals of the nodes named f that
-have no ancestor named f, so a recursive function counts once per sample (pprof's cum). Computed
-from the whole tree (never a maxNodes cut), so it equals `go tool pprof -top`.
-"""
+It is computed from the whole tree (every node, before `maxNodes` cuts it): a node's total is
+the sum over the samples through it, so cum(f) is the sum of the totals of the nodes named f
+that have no ancestor named f, and flat(f) the sum of their selfs. Columnar, since a merged
+tree can have ~10^6 nodes."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
 
 import numpy as np
 
-from proftask.core.flamegraph import NodeColumns, preorder_spans
+from proftask.core.flamegraph import NodeColumns, parent_rows_of
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FunctionRow:
     name: str
-    self_value: int = 0
-    total: int = 0
+    flat: int
+    cum: int
 
 
-def top_rows(c: NodeColumns, granularity: str = "function") -> list[FunctionRow]:
-    """Every function (or function:line) of the tree with its flat and cum, in `go tool pprof
-    -top` order (sort_rows). Vectorised: a 425k-node tree takes well under a second."""
-    if len(c.node) <= 1:
-        return []
-    names, key_of_index = np.unique(np.asarray(c.names, dtype=object), return_inverse=True)
-    key = key_of_index.astype(np.int64)[c.name]  # per row: index into `names` (equal strings merged)
-    pre, size = preorder_spans(c)
-    rows = np.flatnonzero(c.depth > 0)
-    key, pre_r, end_r = key[rows], pre[rows], pre[rows] + size[rows]
-    flat = np.zeros(len(names), dtype=np.int64)
-    np.add.at(flat, key, c.self_value[rows])
-    # A node is outermost for its name unless an earlier (pre-order) node of that name spans it.
-    # Subtrees nest or are disjoint, so "spans it" = the running maximum of the ends of the earlier
-    # nodes of the same name passes its position. Names are kept apart by an offset per name.
-    order = np.lexsort((pre_r, key))
-    span = int(end_r.max()) + 1
-    group = key[order]
-    running = np.maximum.accumulate(group * span + end_r[order])
-    first = np.r_[True, group[1:] != group[:-1]]
-    before = np.r_[0, running[:-1]] - group * span
-    outermost = np.empty(len(order), dtype=bool)
-    outermost[order] = first | (before <= pre_r[order])
-    cum = np.zeros(len(names), dtype=np.int64)
-    np.add.at(cum, key[outermost], c.total[rows][outermost])
-    present = np.zeros(len(names), dtype=bool)
-    present[key] = True
-    return sort_rows([FunctionRow(str(names[i]), int(flat[i]), int(cum[i])) for i in np.flatnonzero(present)],
-                     granularity=granularity)
+def outermost_of_their_name(c: NodeColumns, parent_rows: np.ndarray) -> np.ndarray:
+    """True for each non-root node with no ancestor of the same name. Walks every node's
+    ancestors level by level, in numpy: the work is the sum of the nodes' depths."""
+    outermost = c.depth > 0
+    active = np.flatnonzero(c.depth > 1)  # nodes with an ancestor below the root
+    ancestor = parent_rows[active]
+    while len(active):
+        same = c.name[ancestor] == c.name[active]
+        outermost[active[same]] = False
+        go_on = ~same & (c.depth[ancestor] > 1)
+        active, ancestor = active[go_on], parent_rows[ancestor[go_on]]
+    return outermost
+
+
+def top_table(c: NodeColumns, granularity: str = "function") -> list[FunctionRow]:
+    """Every function (or function:line) of the tree, in `go tool pprof -top` order (sort_rows)."""
+    parent_rows = parent_rows_of(c)
+    below_root = c.depth > 0
+    flat = np.zeros(len(c.names), dtype=np.int64)
+    cum = np.zeros(len(c.names), dtype=np.int64)
+    np.add.at(flat, c.name[below_root], c.self_value[below_root])
+    outer = outermost_of_their_name(c, parent_rows)
+    np.add.at(cum, c.name[outer], c.total[outer])
+    present = np.unique(c.name[below_root])
+    rows = [FunctionRow(c.names[i], int(flat[i]), int(cum[i])) for i in present.tolist()]
+    return sort_rows(rows, "flat", granularity)
 
 
 def pprof_name_key(name: str, granularity: str = "function") -> str:
@@ -64,33 +62,14 @@ def pprof_name_key(name: str, granularity: str = "function") -> str:
 
 
 def sort_rows(rows: list[FunctionRow], by: str = "flat", granularity: str = "function") -> list[FunctionRow]:
-    """pprof's orders: `flat` (-top, FlatNameOrder: flat descending, then name) or `cum`
-    (-top -cum, CumNameOrder: cum descending, then name)."""
+    """pprof's orders, as its graph package sorts: `flat` is `-top` (FlatNameOrder: flat
+    descending, then NAME, then cum; checked against go tool pprof 1.26, where two functions of
+    equal flat come by name whatever their cum), `cum` is `-top -cum` (CumNameOrder: cum
+    descending, then name, then flat)."""
     if by == "cum":
-        return sorted(rows, key=lambda r: (-abs(r.total), pprof_name_key(r.name, granularity), -abs(r.self_value)))
-    return sorted(rows, key=lambda r: (-abs(r.self_value), pprof_name_key(r.name, granularity), -abs(r.total)))
+        return sorted(rows, key=lambda r: (-abs(r.cum), pprof_name_key(r.name, granularity), -abs(r.flat)))
+    return sorted(rows, key=lambda r: (-abs(r.flat), pprof_name_key(r.name, granularity), -abs(r.cum)))
 
 
 def top_json(rows: list[FunctionRow], limit: int = 0) -> list[dict]:
-    return [{"name": r.name, "flat": r.self_value, "cum": r.total} for r in (rows[:limit] if limit else rows)]
-
-
-def top_functions(elements: Iterable[dict]) -> list[FunctionRow]:
-    """The same table from analysis elements ([{id, parentId, codeSignature, total, self}] in
-    pre-order); exact only for an uncut tree (the web UI's topFunctions mirrors it)."""
-    rows: dict[str, FunctionRow] = {}
-    path: list[tuple[str, str]] = []  # (id, name) of the current node's ancestors
-    on_path: dict[str, int] = {}
-    for e in elements:
-        if e["parentId"] == "-1":
-            continue  # the root
-        while path and path[-1][0] != e["parentId"]:
-            on_path[path.pop()[1]] -= 1
-        name = e["codeSignature"]
-        row = rows.setdefault(name, FunctionRow(name))
-        row.self_value += e["self"]
-        if not on_path.get(name):
-            row.total += e["total"]
-        on_path[name] = on_path.get(name, 0) + 1
-        path.append((e["id"], name))
-    return list(rows.values())
+    return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in (rows[:limit] if limit else rows)]

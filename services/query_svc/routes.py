@@ -10,21 +10,38 @@ from aiohttp import web
 
 from proftask.core.exports import to_folded, to_speedscope
 from proftask.core.diff import diff_columns, diff_elements_json
-from proftask.core.flamegraph import FocusNotFound, NodeColumns, focus_preorder, render_elements
+from proftask.core.echo import echo
+from proftask.core.flamegraph import NodeColumns, UnknownFocus, focus_rows, focused, preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
 from proftask.core.spread import instance_spread
-from proftask.core.echo import echo
-from proftask.core.top import top_json, top_rows
+from proftask.core.top import top_json, top_table
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
 from services.query_svc import analysis_queries, progress_queries
-from services.query_svc.selection import (Selection, parse_focus, parse_granularity, parse_instance_ids,
-                                          require_task, select)
+from services.query_svc.selection import Selection, parse_granularity, parse_instance_ids, require_task, select
 
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
 UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
+UI_VIEWS = ("/ui", "/ui/tasks", "/ui/tasks/{taskId}", "/ui/diff")
 MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
+
+
+MAX_FOCUS_DEPTH = 20_000
+
+
+def parse_focus(raw: str | None) -> tuple[str, ...] | None:
+    """`focus`: a JSON array of frame names, the path from the root's child to the node."""
+    if raw is None or raw == "":
+        return None
+    try:
+        path = json.loads(raw)
+    except ValueError:
+        path = None
+    if not isinstance(path, list) or not all(isinstance(p, str) for p in path) or len(path) > MAX_FOCUS_DEPTH:
+        raise ApiError(400, "ARGUMENT_ERROR", f"focus must be a JSON array of at most {MAX_FOCUS_DEPTH} frame names "
+                       f"(the path from the root's child down), got {echo(raw)}")
+    return tuple(path)
 
 
 def with_tree(head: dict, elements_json: str) -> bytes:
@@ -40,10 +57,12 @@ class QueryRoutes:
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/progress", self.progress)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/analysis", self.analysis)
-        app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
         app.router.add_get("/api/v1/pprof/tasks/{taskId}/top", self.top)
+        app.router.add_get("/api/v1/pprof/tasks/{taskId}/export", self.export)
         app.router.add_get("/api/v1/pprof/diff", self.diff)
         app.router.add_get("/", self.index)
+        for view in UI_VIEWS:  # every view has a URL that opens it (DESIGN §4c); app.js routes it
+            app.router.add_get(view, self.index)
         app.router.add_static("/ui/", UI_DIR)
 
     async def index(self, _: web.Request) -> web.FileResponse:
@@ -76,20 +95,22 @@ class QueryRoutes:
         focus = parse_focus(request.query.get("focus"))
         sel = await self._selection(request)
         key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, max_nodes, with_stats, None if focus is None else tuple(focus))
+               sel.granularity, max_nodes, with_stats, focus)
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            try:
-                ordered, parent_pos, truncated = await asyncio.to_thread(focus_preorder, columns, focus or [],
-                                                                         max_nodes)
-            except FocusNotFound as e:
-                raise ApiError(400, "ARGUMENT_ERROR", f"focus: frame {e.position + 1}, {echo(e.frame)}, is not "
-                               f"in the tree under {echo(focus[:e.position]) if e.position else 'the root'}") from None
+            if focus is not None:
+                try:
+                    columns = focused(columns, await asyncio.to_thread(focus_rows, columns, list(focus)))
+                except UnknownFocus as e:
+                    raise ApiError(400, "ARGUMENT_ERROR", str(e)) from None
+            # maxNodes counts inside a focus: the root and the ancestors on its path come on top
+            kept = max_nodes + len(focus) if max_nodes and focus else max_nodes
+            ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, kept)
             head = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                     "instanceIds": sel.instance_ids, "truncated": truncated}
             if focus is not None:
-                head["focus"] = focus
+                head["focus"] = list(focus)
             extra = None
             if with_stats:
                 extra, head["instanceCount"] = await self._instance_stats(sel, columns.node[ordered])
@@ -99,8 +120,7 @@ class QueryRoutes:
         return web.Response(body=body, content_type="application/json")
 
     async def top(self, request: web.Request) -> web.Response:
-        """Every function (or line) of the whole profile with flat and cum, as `go tool pprof
-        -top`: never from a maxNodes cut."""
+        """pprof's -top of the whole merged profile, whatever maxNodes the tree is viewed at."""
         limit = query_int(request, "limit", 0, lo=0, hi=10_000_000)
         sel = await self._selection(request)
         key = ("top", sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
@@ -108,10 +128,11 @@ class QueryRoutes:
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            rows = await asyncio.to_thread(top_rows, columns, sel.granularity)
+            rows = await asyncio.to_thread(top_table, columns, sel.granularity)
             body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
-                               "instanceIds": sel.instance_ids, "total": int(columns.total[columns.depth == 0].sum()),
-                               "rows": top_json(rows, limit)}, ensure_ascii=False).encode()
+                               "instanceIds": sel.instance_ids, "granularity": sel.granularity,
+                               "total": int(columns.total[columns.depth == 0].sum()),
+                               "rows": top_json(rows, limit)}).encode()
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import dataclasses
-import json
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.echo import echo
@@ -84,20 +83,6 @@ def check_instances(task_id: str, wanted: set[str], instances: list[str]) -> Non
     if unknown:
         raise ApiError(400, "ARGUMENT_ERROR", f"instance(s) {_names(unknown)} are not instances of task "
                        f"{echo(task_id)} (its instances: {_names(list(instances))})")
-
-
-def parse_focus(value: str | None) -> list[str] | None:
-    """`focus`: a JSON array of codeSignatures, the path from the root's child down."""
-    if value is None:
-        return None
-    try:
-        path = json.loads(value)
-    except ValueError:
-        path = None
-    if not isinstance(path, list) or not all(isinstance(f, str) for f in path):
-        raise ApiError(400, "ARGUMENT_ERROR", f"focus must be a JSON array of codeSignatures (the path from the "
-                       f"root's child to the node), e.g. [\"main.main\",\"main.run\"]; got {echo(value)}")
-    return path
 
 
 async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str, wanted: set[str],

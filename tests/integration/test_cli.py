@@ -55,7 +55,7 @@ def test_create_wait_analyze_and_export(stack, tmp_path):
 
     table = cli(stack, "analyze", task_id, "--top", "5", "--sample-type", "alloc_space")
     assert table.returncode == 0 and table.stdout.startswith("alloc_space/bytes:"), table.stderr
-    assert len(table.stdout.splitlines()) == 2 + 5
+    assert len(table.stdout.splitlines()) == 2 + 5 + 1 and "more; --top N" in table.stdout.splitlines()[-1]
 
     folded = tmp_path / "heap.folded"
     done = cli(stack, "analyze", task_id, "--format", "folded", "--sample-type", "alloc_space", "-o", str(folded))
@@ -131,7 +131,7 @@ def test_analyze_sorts_as_pprof_top_and_top_cum(stack):
     wait_finished(stack, task_id, ["p-1"])
     want = pprof_top(profile, "cpu/nanoseconds")
     assert len({flat for _, flat, _ in want}) < len(want)  # ties to break
-    for sort, order in (("self", want), ("total", pprof_top(profile, "cpu/nanoseconds", cum=True))):
+    for sort, order in (("flat", want), ("cum", pprof_top(profile, "cpu/nanoseconds", cum=True))):
         out = cli(stack, "analyze", task_id, "--top", "0", "--raw", "--sort", sort)
         assert out.returncode == 0, out.stderr
         rows = [line.split(maxsplit=4) for line in out.stdout.splitlines()[2:]]

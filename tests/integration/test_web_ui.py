@@ -1,18 +1,22 @@
 """The web UI in headless Chromium (Debian's, driven by Playwright): what an operator does, with
-screenshots under test-output/ui/."""
+screenshots under test-output/ui/. One stack and one uploaded large profile for the module."""
 import gzip
+import json
 import re
+import urllib.parse
 
 import pytest
 
 from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.conformance.oracle import require_conformance
-from tests.integration.profiles import create_task, upload, wait_finished
+from tests.integration.harness import wait_until
+from tests.integration.profiles import create_task, progress, upload, wait_finished
 
 pytestmark = pytest.mark.integration
 XSS_NAME = "<script>window.__xss=1</script>"
 BAD_UTF8 = b"bad\xff\xfe<img src=x onerror=window.__xss=2>"
+ROW = 18  # flamegraph.js's row height
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +30,58 @@ def heap_profile():
     return require_conformance() / "go/pyroscope-heap.pb.gz"
 
 
-def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
-    page.goto(stack.base + "/#/tasks")
-    page.fill("input[name=serviceId]", "web-shop")
-    page.select_option("select[name=events]", "HEAP")
-    page.click("#create-button")  # no instances: the server's own validation message
-    page.wait_for_selector("#create-error:has-text('ARGUMENT_ERROR')")
-    assert "instance" in page.inner_text("#create-error").lower()
-    shots(page, "01-create-validation-error")
+def until(page, expression: str, timeout: float = 30_000) -> None:
+    """Waits until `expression` is true in the page (wait_for_function evaluates strings, which
+    the page's CSP forbids)."""
+    waited = 0
+    while not page.evaluate(expression):
+        assert waited < timeout, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+        waited += 50
 
+
+def params(page) -> dict:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
+
+
+def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
+    page.goto(stack.base + "/ui/tasks")
+    assert page.title().startswith("Tasks")
+    # checked in the browser before sending: each message names the field, the value and the rule
+    page.select_option("select[name=events]", "CPU")
+    page.fill("input[name=duration]", "0")
+    page.click("#create-button")
+    page.wait_for_selector("#create-error li")
+    problems = page.locator("#create-error li").all_inner_texts()
+    assert any(p.startswith('serviceId ""') and "required" in p for p in problems), problems
+    assert any(p.startswith("instances") and "at least one" in p for p in problems), problems
+    assert any(p.startswith('duration "0"') and "from 1 to 15" in p for p in problems), problems
+    page.select_option("select[name=events]", "MUTEX")
+    page.fill("input[name=duration]", "2.5")
+    page.fill("input[name=dumpPeriod]", "-1")
+    page.click("#create-button")
+    page.wait_for_selector("#create-error li[data-field=dumpPeriod]")
+    assert 'dumpPeriod "-1": must be a whole number greater than 0 for MUTEX' in page.inner_text("#create-error")
+    assert 'duration "2.5"' in page.inner_text("#create-error")
+    assert page.get_attribute("input[name=dumpPeriod]", "aria-invalid") == "true"
+    shots(page, "01-create-form-errors")
+    # what only the server knows is still shown
+    page.select_option("select[name=events]", "HEAP")
+    page.fill("input[name=serviceId]", "x" * 600)
+    page.fill("input[name=instances]", "pod-1")
+    page.click("#create-button")
+    page.wait_for_selector("#create-error:has-text('ARGUMENT_ERROR')")
+    assert "512" in page.inner_text("#create-error")  # the server's limit, said by the server
+
+    page.fill("input[name=serviceId]", "web-shop")
     page.fill("input[name=instances]", "pod-1, pod-2")
     page.click("#create-button")
-    page.wait_for_url(re.compile(r"#/task/"))
-    task_id = page.url.split("#/task/")[1]
+    page.wait_for_url(re.compile(r"/ui/tasks/[^/?]+$"))
+    task_id = page.url.rsplit("/", 1)[1]
     page.wait_for_selector("tr[data-instance=pod-1] >> text=waiting for the agent")
+    assert task_id[:8] in page.title()
     shots(page, "02-task-waiting")
 
-    # the agents: pod-1 and pod-2 poll, then upload; the page refreshes by itself
     for pod in ("pod-1", "pod-2"):
         assert stack.get(f"/api/v1/pprof/agent/commands?service=web-shop&serviceInstance={pod}").json()["commands"]
     page.wait_for_selector("tr[data-instance=pod-2] >> text=notified", timeout=15_000)
@@ -50,45 +89,115 @@ def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
         assert upload(stack, task_id, pod, heap_profile()).status == 202
     page.wait_for_selector("#progress-summary:has-text('2 finished, 0 failed, 0 pending')", timeout=30_000)
     page.wait_for_selector("#flame-header:has-text('inuse_space')", timeout=30_000)
-    shots(page, "03-finished-flame-graph")
 
     page.fill("#search", "runtime")
     page.wait_for_selector("#search-info:has-text('matching frames')")
-    assert re.search(r"\d+ matching frames · .* · [\d.]+% of total", page.inner_text("#search-info"))
-    shots(page, "04-search")
+    assert re.search(r"\d+ matching frames · [\d.]+ [KMG]?i?B · [\d.]+% of total", page.inner_text("#search-info"))
+    assert params(page)["search"] == "runtime"
+    page.fill("#search", "/run(/")
+    page.wait_for_selector("#search-info.error:has-text('invalid regular expression')")
     page.fill("#search", "")
 
     canvas = page.locator("#flame")
     assert canvas.get_attribute("data-focus") == "root"
-    canvas.click(position={"x": 5, "y": 18 + 9})  # the widest node of the first row
+    canvas.click(position={"x": 5, "y": ROW + 9})  # the widest node of the first row
+    until(page, "document.querySelector('#flame').dataset.focus !== 'root'")
     zoomed = canvas.get_attribute("data-focus")
-    assert zoomed and zoomed != "root"
-    canvas.hover(position={"x": 5, "y": 18 + 9})
+    assert json.loads(params(page)["focus"]) == [zoomed]
+    canvas.hover(position={"x": 5, "y": ROW + 9})
     tooltip = page.inner_text("#tooltip")
     assert zoomed in tooltip and "of parent" in tooltip and "in 2 of 2 instances" in tooltip
-    shots(page, "05-zoomed-with-tooltip")
+    shots(page, "03-zoomed-with-tooltip")
+    page.go_back()  # back walks the zoom
+    until(page, "document.querySelector('#flame').dataset.focus === 'root'")
+    assert "focus" not in params(page)
+    page.go_forward()
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(zoomed)}")
     page.click("#reset-zoom")
     assert canvas.get_attribute("data-focus") == "root"
 
     page.select_option("#sample-type", "alloc_space/bytes")
     page.wait_for_selector("#flame-header:has-text('alloc_space/bytes')")
-    page.click("#top-table th[data-sort=total]")
-    assert page.locator("#top-table th.sorted").get_attribute("data-sort") == "total"
-    shots(page, "06-alloc-space-by-total")
+    assert params(page)["sampleType"] == "alloc_space/bytes"
+    page.click("#top-table th[data-sort=cum]")
+    assert page.locator("#top-table th.sorted").get_attribute("data-sort") == "cum"
 
     with page.expect_download() as download:
         page.click("#exports a[data-format=pprof]")
     assert gzip.decompress(open(download.value.path(), "rb").read())  # a gzip'd pprof
 
-    # a second task of the same service, compared with the first in the diff view
+    # the diff: a URL with both sides, the sample-type switch, search, reset; a 400 said clearly
     other = create_task(stack, ["pod-3"], events="HEAP", service="web-shop-b")
     upload(stack, other, "pod-3", require_conformance() / "go/pyroscope-heap_go_truncated_1.pb.gz")
     wait_finished(stack, other, ["pod-3"])
-    page.goto(f"{stack.base}/#/diff?base={task_id}&compare={other}")
-    page.wait_for_selector("#diff-header:has-text('compare')", timeout=30_000)
-    assert "pod-1, pod-2" in page.inner_text("#diff-header") and "pod-3" in page.inner_text("#diff-header")
+    page.goto(f"{stack.base}/ui/diff?base={task_id}&compare={other}")
+    page.wait_for_selector("#diff-header:has-text('pod-3')", timeout=30_000)
+    assert "pod-1, pod-2" in page.inner_text("#diff-header")
+    page.goto(f"{stack.base}/ui/diff?base={task_id}&baseInstances=pod-1&compareInstances=pod-2"
+              "&sampleType=alloc_space/bytes&search=runtime")
+    page.wait_for_selector("#diff-header:has-text('alloc_space/bytes')", timeout=30_000)
+    assert "(pod-1) → compare" in page.inner_text("#diff-header") and page.inner_text("#diff-header").count("(pod-2)") == 1
+    page.wait_for_selector("#diff-search-info:has-text('matching frames')")
     assert page.locator("#diff-table tbody tr").count() > 0
+    assert page.input_value("#diff-sample-type") == "alloc_space/bytes"
+    page.locator("#diff-flame").click(position={"x": 5, "y": ROW + 9})
+    until(page, "document.querySelector('#diff-flame').dataset.focus !== 'root'")
+    assert "focus" in params(page) and params(page)["compareInstances"] == "pod-2"
     shots(page, "07-diff")
+    page.click("#diff-reset")
+    assert page.locator("#diff-flame").get_attribute("data-focus") == "root"
+
+    # an old link still opens its view
+    page.goto(f"{stack.base}/#/task/{task_id}")
+    page.wait_for_url(re.compile(f"/ui/tasks/{task_id}$"))
+    page.wait_for_selector("#flame-header:has-text('inuse_space')", timeout=30_000)
+    page.click("header nav >> text=Diff")  # back and forward walk views too
+    page.wait_for_selector("#diff-base")
+    assert page.title().startswith("Diff")
+    page.go_back()
+    page.wait_for_selector("#flame-header:has-text('inuse_space')", timeout=30_000)
+    assert page.url.endswith(f"/ui/tasks/{task_id}")
+
+
+def test_diff_says_which_instance_is_unknown(stack, page):
+    """Needs the server contract of issue 12: unknown instances are a 400 naming them."""
+    task_id = create_task(stack, ["pod-1"], events="HEAP", service="diff-400")
+    upload(stack, task_id, "pod-1", heap_profile())
+    wait_finished(stack, task_id, ["pod-1"])
+    page.goto(f"{stack.base}/ui/diff?base={task_id}&compareInstances=pod-9")
+    page.wait_for_selector("#diff-error:has-text('ARGUMENT_ERROR')", timeout=30_000)
+    assert "pod-9" in page.inner_text("#diff-error")
+
+
+def test_failed_instance_and_task_list(stack, page, shots):
+    task_id = create_task(stack, ["ok-1", "bad-1", "late-1"], events="CPU", duration=2, service="half-failed")
+    assert upload(stack, task_id, "ok-1", heap_profile()).status == 202
+    r = stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "bad-1", "message": "profiler crashed"})
+    assert r.status == 202, r
+    wait_until(lambda: progress(stack, task_id)["errorInstanceIds"] == ["bad-1"], timeout=30)
+    page.goto(f"{stack.base}/ui/tasks/{task_id}")
+    page.wait_for_selector("#progress-summary:has-text('1 finished, 1 failed, 1 pending')", timeout=30_000)
+    widths = page.evaluate("""() => [...document.querySelectorAll('#progress-bar > div')]
+        .map((d) => d.className + '=' + Math.round(parseFloat(d.style.width)))""")
+    assert widths == ["seg-finished=33", "seg-failed=33", "seg-pending=33"]
+    assert re.search(r"elapsed \d+:\d\d of 2:00 · \d+:\d\d remaining", page.inner_text("#task-timing"))
+    assert "profiler crashed" in page.inner_text("tr[data-instance=bad-1]")
+    shots(page, "10-failed-instance")
+
+    assert stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "late-1", "message": "x"}).status == 202
+    waiting = create_task(stack, ["w-1"], events="HEAP", service="half-failed")
+    page.goto(f"{stack.base}/ui/tasks?service=half-failed")
+    page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed (1 finished, 2 failed of 3)')", timeout=30_000)
+    assert page.inner_text(f"tr[data-task='{waiting}'] .task-status").startswith("waiting")
+    upload(stack, waiting, "w-1", heap_profile())  # the list refreshes by itself
+    page.wait_for_selector(f"tr[data-task='{waiting}'] .task-status:has-text('finished')", timeout=30_000)
+    shots(page, "11-task-list")
+    page.goto(f"{stack.base}/ui/tasks?service=half-failed&limit=1")  # paging: newest first
+    page.wait_for_selector("#pager >> text=older")
+    assert page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)") == [waiting]
+    page.click("#pager >> text=older")
+    page.wait_for_selector("#pager >> text=newest")
+    assert page.locator("#tasks tbody tr").evaluate_all("rs => rs.map(r => r.dataset.task)") == [task_id]
 
 
 def hostile_profile() -> bytes:
@@ -112,7 +221,7 @@ def test_hostile_names_render_as_text(stack, page, shots):
     task_id = create_task(stack, ["pod-1"], events="HEAP", service="hostile")
     assert upload(stack, task_id, "pod-1", hostile_profile()).status == 202
     wait_finished(stack, task_id, ["pod-1"])
-    page.goto(f"{stack.base}/#/task/{task_id}")
+    page.goto(f"{stack.base}/ui/tasks/{task_id}")
     page.wait_for_selector("#top-table td.name", timeout=30_000)
     names = page.locator("#top-table td.name").all_inner_texts()
     assert XSS_NAME in names
@@ -121,21 +230,147 @@ def test_hostile_names_render_as_text(stack, page, shots):
     assert page.locator("#view script, #view img").count() == 0
     page.fill("#search", "<script>")
     page.wait_for_selector("#search-info:has-text('1 matching frames')")
+    assert page.inner_text("#flame-header").startswith("samples/count: 10 samples")  # figures carry their unit
     shots(page, "08-hostile-names")
 
 
-def test_large_profile_stays_responsive(stack, page, shots):
+@pytest.fixture(scope="module")
+def large_task(stack):
     task_id = create_task(stack, ["pod-1"], events="CPU", duration=1, service="large")
     upload(stack, task_id, "pod-1", require_conformance() / "large/pprof-large.cpu.pb.gz")
     wait_finished(stack, task_id, ["pod-1"], timeout=180)
-    page.goto(f"{stack.base}/#/task/{task_id}")
+    return task_id
+
+
+def frame_box(page, canvas: str, name: str):
+    """Where the canvas drew frame `name` (the layout the graph keeps for hit tests), or None."""
+    return page.evaluate("""([sel, name]) => {
+        const c = document.querySelector(sel);
+        for (const [d, row] of (c.__graph.rows || []).entries())
+          for (const b of row || []) if (b.kind === 'node' && c.__graph.tree.names[b.i] === name)
+            return { x: Math.max(0, b.left) + 1, y: d * 18 + 9 };
+        return null; }""", [canvas, name])
+
+
+def test_large_profile_deep_link_merged_frames_and_focus(stack, browser, large_task, shots):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.base}/ui/tasks/{large_task}")  # the deep link opens the task
     page.wait_for_selector("#flame-header:has-text('cpu')", timeout=60_000)
     header = page.inner_text("#flame-header")
     hidden = int(re.search(r"([\d,]+) smaller nodes", header)[1].replace(",", ""))
     assert hidden == 425_052 - 5_000  # 425,051 nodes and the root; the server kept 5,000
+    assert page.locator("#flame").bounding_box()["y"] < 900 - 100  # the flame graph starts above the fold
     took = page.evaluate("""() => { const t = performance.now();
         document.querySelector('#search').value = 'runtime';
         document.querySelector('#search').dispatchEvent(new Event('input'));
         return performance.now() - t; }""")
     assert took < 1000, f"search over the 5,000-node graph took {took:.0f} ms"
+    page.fill("#search", "")
+
+    # frames too narrow to draw are drawn merged, with a tooltip; so is the hatched "other"
+    canvas = page.locator("#flame")
+    assert int(canvas.get_attribute("data-merged")) > 0
+    merged = page.evaluate("""() => { const g = document.querySelector('#flame').__graph;
+        for (const [d, row] of g.rows.entries()) for (const b of row || [])
+          if (b.kind === 'merged' && b.right - b.left >= 2) return { x: (Math.max(0, b.left) + b.right) / 2, y: d * 18 + 9 };
+        }""")
+    canvas.hover(position=merged)
+    assert re.search(r"[\d,]+ frames, total [\d.]+ (ms|s|min)", page.inner_text("#tooltip"))
+    other = page.evaluate("""() => { const g = document.querySelector('#flame').__graph;
+        for (const [d, row] of g.rows.entries()) for (const b of row || [])
+          if (b.kind === 'other' && b.right - b.left >= 2) return { x: (Math.max(0, b.left) + b.right) / 2, y: d * 18 + 9 };
+        }""")
+    canvas.hover(position=other)
+    tip = page.inner_text("#tooltip")
+    assert tip.startswith("other: ") and f"{hidden:,} nodes are left out" in tip
     shots(page, "09-large-profile")
+
+    # a click on the merged frames under main.next zooms to main.next, asking the server for its
+    # subtree; a second click zooms into the heaviest of them: a frame that was merged before is
+    # drawn whole, with the part of its subtree the 5,000-node cut had left out
+    box = frame_box(page, "#flame", "main.next")
+    assert box, "main.next is drawn"
+    merged_under = """() => { const g = document.querySelector('#flame').__graph;
+        for (const [d, row] of g.rows.entries()) for (const b of row || [])
+          if (b.kind === 'merged' && b.parentNode >= 0 && g.tree.names[b.parentNode] === 'main.next')
+            return { x: (Math.max(0, b.left) + b.right) / 2, y: d * 18 + 9, heaviest: g.tree.names[b.heaviest],
+                     path: JSON.stringify(pathOfNode(g.tree, b.heaviest)), size: g.tree.end[b.heaviest] - b.heaviest };
+        }""".replace("pathOfNode(g.tree, b.heaviest)",
+                     "(() => { const p = []; for (let a = b.heaviest; a > 0; a = g.tree.parent[a]) p.unshift(g.tree.names[a]); return p; })()")
+    first = page.evaluate(merged_under)
+    assert first, "frames under main.next are drawn merged"
+    canvas.click(position={"x": first["x"], "y": first["y"]})
+    until(page, "document.querySelector('#flame').dataset.focus === 'main.next'", timeout=60_000)
+    assert canvas.get_attribute("data-source") == "focus", "needs the server's `focus` (issue 12's contract)"
+    assert json.loads(params(page)["focus"])[-1] == "main.next"
+    again = page.evaluate(merged_under)
+    canvas.click(position={"x": again["x"], "y": again["y"]})
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(again['heaviest'])}", timeout=60_000)
+    assert params(page)["focus"] == again["path"]
+    size = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.end[g.focus] - g.focus; }")
+    assert size > again["size"], (again, size)
+    assert int(canvas.get_attribute("data-frames")) > 1
+    shots(page, "12-focused-main-next")
+    assert not errors, errors
+    context.close()
+
+
+def test_shared_url_keyboard_sandwich_and_dark_mode(stack, browser, large_task, shots):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # a shared link reproduces the zoom and the search (a frame of the first row; zoom is local
+    # when the server has no `focus` yet)
+    page.goto(f"{stack.base}/ui/tasks/{large_task}")
+    page.wait_for_selector("#flame-header:has-text('cpu')", timeout=60_000)
+    first = page.evaluate("() => { const g = document.querySelector('#flame').__graph; return g.tree.names[g.tree.kids[0][0]]; }")
+    url = f"{stack.base}/ui/tasks/{large_task}?" + urllib.parse.urlencode({"focus": json.dumps([first]), "search": "runtime"})
+    page.goto(url)
+    page.wait_for_selector("#search-info:has-text('matching frames')", timeout=60_000)
+    assert page.locator("#flame").get_attribute("data-focus") == first
+    assert page.input_value("#search") == "runtime"
+    assert first in page.title()
+
+    page.goto(f"{stack.base}/ui/tasks/{large_task}?" + urllib.parse.urlencode({"focus": json.dumps(["no.such.frame"])}))
+    page.wait_for_selector("#analysis-error:has-text('no.such.frame')", timeout=60_000)  # said, not a blank graph
+    assert page.locator("#flame").get_attribute("data-focus") == "root"
+
+    # keyboard: the graph is focusable, arrows move, Enter zooms, Escape resets; Tab reaches the table
+    page.goto(f"{stack.base}/ui/tasks/{large_task}")
+    page.wait_for_selector("#flame-header:has-text('cpu')", timeout=60_000)
+    page.focus("#flame")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    chosen = page.locator("#flame").get_attribute("data-selected")
+    assert chosen and chosen != "root"
+    assert chosen in page.inner_text("#tooltip")
+    page.keyboard.press("Enter")
+    until(page, f"document.querySelector('#flame').dataset.focus === {json.dumps(chosen)}", timeout=60_000)
+    page.keyboard.press("Escape")
+    until(page, "document.querySelector('#flame').dataset.focus === 'root'", timeout=60_000)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.closest('#top-table') !== null")
+
+    # a top-table row highlights the function everywhere and opens its sandwich
+    name = "main.next"
+    page.locator("#top-table button.fn", has_text=re.compile(r"^main\.next$")).click()
+    page.wait_for_selector("#sandwich:not([hidden]) #sandwich-callers")
+    assert params(page)["fn"] == name
+    assert name in page.inner_text("#sandwich h3")
+    callers = page.evaluate("() => document.querySelector('#sandwich-callers').__graph.tree.names")
+    assert callers[:3] == ["main.next", "main.main", "runtime.main"]  # callers above, nearest first
+    callees = page.evaluate("() => document.querySelector('#sandwich-callees').__graph.tree.names")
+    assert callees[0] == "main.next" and len(callees) > 100
+    assert page.evaluate("() => document.querySelector('#flame').__graph.marked.some((m) => m)")
+    page.go_back()
+    page.wait_for_selector("#sandwich", state="hidden")
+    page.go_forward()
+    page.wait_for_selector("#sandwich:not([hidden])")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 17, 21)"  # dark
+    shots(page, "13-sandwich-dark")
+    assert not errors, errors
+    context.close()

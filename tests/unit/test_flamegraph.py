@@ -100,3 +100,22 @@ def test_names_are_escaped_json():
     paths = {(): (1, 0), ('<script>"\\\n',): (1, 1)}
     got, _ = decoded(columns_from_paths(paths))
     assert got[1][0] == ('<script>"\\\n',)
+
+
+def test_focus_keeps_the_path_and_the_whole_subtree_and_names_a_missing_frame():
+    import pytest
+
+    from proftask.core.flamegraph import UnknownFocus, focus_rows, focused, preorder
+
+    paths = {(): (20, 0), ("main",): (20, 2), ("main", "a"): (10, 1), ("main", "a", "x"): (9, 9),
+             ("main", "b"): (8, 2), ("main", "b", "x"): (6, 6)}
+    c = columns_from_paths(paths)
+    f = focused(c, focus_rows(c, ["main", "b"]))
+    got, _ = decoded(f)
+    assert [p for p, _, _ in got] == [(), ("main",), ("main", "b"), ("main", "b", "x")]
+    assert got[1][1:] == (20, 2)  # ancestors keep their real values
+    # maxNodes applies inside the subtree: the path is always kept
+    ordered, _, dropped = preorder(f, 3 + 1)
+    assert len(ordered) == 4 and dropped == 0
+    with pytest.raises(UnknownFocus, match='no frame "zz" under "main > b"'):
+        focus_rows(c, ["main", "b", "zz"])

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from proftask.core.flamegraph import FocusNotFound, focus_preorder, render_elements
-from proftask.core.top import sort_rows, top_rows
+from proftask.core.flamegraph import UnknownFocus, focus_rows, focused, preorder, render_elements
+from proftask.core.top import sort_rows, top_table
 from tests.unit.test_flamegraph import columns_from_paths, decoded
 
 
@@ -38,37 +38,38 @@ def random_stacks(seed, names="abcdefg"):
 def test_top_equals_pprofs_flat_and_cum_on_recursive_trees():
     for seed in range(20):
         stacks = random_stacks(seed)
-        rows = top_rows(columns_from_paths(tree_of(stacks)))
-        assert {r.name: (r.self_value, r.total) for r in rows} == pprof_top(stacks), seed
+        rows = top_table(columns_from_paths(tree_of(stacks)))
+        assert {r.name: (r.flat, r.cum) for r in rows} == pprof_top(stacks), seed
 
 
 def test_recursion_counts_once_per_sample():
     stacks = [(("main", "walk", "walk", "walk"), 7), (("main", "walk"), 2), (("main",), 1), (("walk",), 4)]
-    rows = top_rows(columns_from_paths(tree_of(stacks)))
-    assert [(r.name, r.self_value, r.total) for r in rows] == [("walk", 13, 13), ("main", 1, 10)]
+    rows = top_table(columns_from_paths(tree_of(stacks)))
+    assert [(r.name, r.flat, r.cum) for r in rows] == [("walk", 13, 13), ("main", 1, 10)]
 
 
 def test_line_granularity_rows_are_lines_and_a_recursive_line_counts_once():
     stacks = [(("main:3", "walk:10", "walk:12", "walk:10"), 5), (("main:3", "walk:12"), 2), (("main:4",), 1)]
-    rows = top_rows(columns_from_paths(tree_of(stacks)))
-    assert [(r.name, r.self_value, r.total) for r in rows] == [
+    rows = top_table(columns_from_paths(tree_of(stacks)))
+    assert [(r.name, r.flat, r.cum) for r in rows] == [
         ("walk:10", 5, 5), ("walk:12", 2, 7), ("main:4", 1, 1), ("main:3", 0, 7)]
 
 
 def test_order_is_pprofs_flat_then_name():
     stacks = [(("b", "x"), 5), (("a", "x"), 5), (("z",), 5), (("c",), 9)]
-    rows = top_rows(columns_from_paths(tree_of(stacks)))
+    rows = top_table(columns_from_paths(tree_of(stacks)))
     assert [r.name for r in rows] == ["x", "c", "z", "a", "b"]
     assert [r.name for r in sort_rows(rows, "cum")] == ["x", "c", "a", "b", "z"]
 
 
 def test_an_empty_tree_has_no_rows():
-    assert top_rows(columns_from_paths({(): (0, 0)})) == []
+    assert top_table(columns_from_paths({(): (0, 0)})) == []
 
 
-def focused(c, path, max_nodes=0):
-    ordered, parent_pos, dropped = focus_preorder(c, path, max_nodes)
-    elements = json.loads(render_elements(c, ordered, parent_pos))
+def focused_tree(c, path, max_nodes=0):
+    f = focused(c, focus_rows(c, path))
+    ordered, parent_pos, dropped = preorder(f, max_nodes + len(path) if max_nodes else 0)
+    elements = json.loads(render_elements(f, ordered, parent_pos))
     by_id, out = {}, []
     for e in elements:
         p = () if e["parentId"] == "-1" else by_id[e["parentId"]] + (e["codeSignature"],)
@@ -84,24 +85,23 @@ def test_focus_keeps_the_ancestors_real_and_cuts_inside_the_subtree():
         full, _ = decoded(c)
         target = max((p for p in paths if len(p) == 3), key=lambda p: paths[p][0])
         subtree = [(p, t, s) for p, t, s in full if p[:3] == target]
-        got, dropped = focused(c, list(target))
+        got, dropped = focused_tree(c, list(target))
         assert got[:3] == [((), *paths[()]), (target[:1], *paths[target[:1]]), (target[:2], *paths[target[:2]])]
         assert got[3:] == subtree and dropped == 0
-        cut, dropped = focused(c, list(target), max_nodes=5)
+        cut, dropped = focused_tree(c, list(target), max_nodes=5)
         assert len(cut) == 3 + min(5, len(subtree)) and dropped == max(0, len(subtree) - 5)
         assert cut[3][0] == target and all(n in subtree for n in cut[3:])
 
 
 def test_focus_on_a_missing_frame_names_it():
     c = columns_from_paths(tree_of([(("main", "a"), 1)]))
-    with pytest.raises(FocusNotFound) as e:
-        focus_preorder(c, ["main", "b", "c"])
-    assert e.value.frame == "b" and e.value.position == 1
-    with pytest.raises(FocusNotFound):
-        focus_preorder(c, ["a"])  # a is not a child of the root
+    with pytest.raises(UnknownFocus, match='no frame "b" under "main"'):
+        focus_rows(c, ["main", "b", "c"])
+    with pytest.raises(UnknownFocus):
+        focus_rows(c, ["a"])  # a is not a child of the root
 
 
 def test_line_rows_sort_as_pprofs_function_file_line_text():
     stacks = [(("f190:246",), 5), (("f1903:1959",), 5), (("f190:1959",), 5)]
-    rows = top_rows(columns_from_paths(tree_of(stacks)), "line")
+    rows = top_table(columns_from_paths(tree_of(stacks)), "line")
     assert [r.name for r in rows] == ["f190:1959", "f190:246", "f1903:1959"]

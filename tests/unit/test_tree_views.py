@@ -69,14 +69,27 @@ def test_instance_spread_without_instances():
     assert s.instance_count == 0 and s.instances.tolist() == [0]
 
 
-def test_top_functions_count_recursion_once():
-    from proftask.core.top import top_functions
-    elements = [
-        {"id": "0", "parentId": "-1", "codeSignature": "root", "total": 10, "self": 0},
-        {"id": "1", "parentId": "0", "codeSignature": "main", "total": 10, "self": 1},
-        {"id": "2", "parentId": "1", "codeSignature": "walk", "total": 9, "self": 2},
-        {"id": "3", "parentId": "2", "codeSignature": "walk", "total": 7, "self": 7},
-        {"id": "4", "parentId": "0", "codeSignature": "walk", "total": 0, "self": 0},
-    ]
-    rows = {r.name: (r.self_value, r.total) for r in top_functions(elements)}
-    assert rows == {"main": (1, 10), "walk": (9, 9)}
+def test_top_table_counts_recursion_once_and_sorts_as_pprof():
+    from proftask.core.top import top_table
+    from tests.unit.test_flamegraph import columns_from_paths
+
+    c = columns_from_paths({
+        (): (20, 0),
+        ("main",): (20, 1),
+        ("main", "walk"): (9, 2),
+        ("main", "walk", "walk"): (7, 3),
+        ("main", "walk", "walk", "leaf"): (4, 4),
+        ("main", "leaf"): (6, 4),
+        ("main", "leaf", "walk"): (2, 2),  # walk under leaf: its own outermost walk
+        ("main", "zed"): (4, 4),
+    })
+    rows = [(r.name, r.flat, r.cum) for r in top_table(c)]
+    # flat desc, then cum desc, then name: leaf (8, 10) and walk (7, 11) and zed (4, 4) ...
+    assert rows == [("leaf", 8, 10), ("walk", 7, 11), ("zed", 4, 4), ("main", 1, 20)]
+
+
+def test_top_table_of_an_empty_tree():
+    from proftask.core.flamegraph import NodeColumns
+    from proftask.core.top import top_table
+
+    assert top_table(NodeColumns.empty()) == []

@@ -9,26 +9,30 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "className") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
 }
 
-export function unitOf(sampleType) { return (sampleType || "").split("/")[1] || "count"; }
+// The unit figures carry: the sample type's unit, or for counts what is counted ("samples").
+export function unitOf(sampleType) {
+  const [name, unit] = (sampleType || "").split("/");
+  return !unit || unit === "count" ? name || "count" : unit;
+}
 
 export function formatValue(v, unit) {
   const abs = Math.abs(v);
   const scaled = (steps) => {
     for (const [div, suffix] of steps) if (abs >= div) return (v / div).toFixed(abs / div >= 100 ? 0 : 2) + " " + suffix;
-    return String(v);
+    return `${v} ${steps[steps.length - 1][1]}`;
   };
   if (unit === "nanoseconds") return scaled([[3.6e12, "h"], [6e10, "min"], [1e9, "s"], [1e6, "ms"], [1e3, "µs"], [1, "ns"]]);
   if (unit === "microseconds") return scaled([[1e6, "s"], [1e3, "ms"], [1, "µs"]]);
   if (unit === "milliseconds") return scaled([[1e3, "s"], [1, "ms"]]);
   if (unit === "bytes") return scaled([[2 ** 40, "TiB"], [2 ** 30, "GiB"], [2 ** 20, "MiB"], [2 ** 10, "KiB"], [1, "B"]]);
-  return v.toLocaleString("en-US");
+  return `${v.toLocaleString("en-US")} ${unit}`;
 }
 
 export function pct(part, whole) {
