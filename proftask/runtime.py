@@ -75,8 +75,10 @@ async def serve(role: str, settings: Settings) -> None:
         resources.append(cpu)
     if {"task", "ingest", "grpc"} & set(parts):
         producer = EventProducer(settings.kafka_bootstrap)
+        resources.append(producer)
+    if {"task", "ingest", "grpc", "query"} & set(parts):  # query: a task ClickHouse has no row of yet
         view = TaskView(settings.kafka_bootstrap, topics)
-        resources += [producer, view]
+        resources.append(view)
     if {"task", "grpc"} & set(parts):
         agents = AgentsView(settings.kafka_bootstrap, topics, producer)
         resources.append(agents)
@@ -89,7 +91,7 @@ async def serve(role: str, settings: Settings) -> None:
     if "ingest" in parts:
         components.append(IngestService(settings, topics, producer, view, cpu))
     if "query" in parts:
-        components.append(QueryService(clickhouse))
+        components.append(QueryService(clickhouse, view))
     if "processor" in parts:
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
     if "grpc" in parts:
@@ -103,6 +105,7 @@ async def serve(role: str, settings: Settings) -> None:
         checks: dict[str, bool] = {"kafka": kafka_ready}
         if producer is not None:
             checks["kafka.producer"] = producer.started
+        if view is not None:
             checks["task_view"] = view.healthy and view.caught_up.is_set()
         if agents is not None:
             checks["agents_view"] = agents.caught_up.is_set()

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 from proftask.client.http import ApiClient
+from proftask.core.top import FunctionRow, sort_rows
 
 FORMATS = ("table", "folded", "pprof", "speedscope", "json")
 SUFFIX = {"folded": "folded", "pprof": "pb.gz", "speedscope": "speedscope.json", "json": "analysis.json"}
@@ -18,21 +19,25 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
-def top_table(top: dict, rows: int, sort: str) -> str:
-    """The server's top table (the whole profile, pprof's -top), in pprof's order (flat, then
-    cum, then name) or by cum first."""
+def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
+    """The server's top table (the whole profile, pprof's -top), in pprof's order (`flat`: flat,
+    then name, as `-top`) or `cum` (cum, then name, as `-top -cum`); rows=0 prints them all."""
     root = top["total"]
     unit = (top.get("sampleType") or "/count").split("/")[-1]
-    ordered = top["rows"] if sort == "flat" else sorted(top["rows"], key=lambda r: (-r["cum"], -r["flat"], r["name"]))
+    value = str if raw else (lambda v: format_value(v, unit))  # noqa: E731
+    ordered = top["rows"]
+    if sort == "cum":
+        ordered = [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in sort_rows(
+            [FunctionRow(r["name"], r["flat"], r["cum"]) for r in ordered], "cum", top.get("granularity", "function"))]
+    shown = ordered[:rows] if rows else ordered
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
-    lines = [f"{top.get('sampleType')}: {format_value(root, unit)} over {len(top['instanceIds'])} "
+    lines = [f"{top.get('sampleType')}: {value(root)} over {len(top['instanceIds'])} "
              f"instance(s): {', '.join(top['instanceIds'])}",
              f"{'FLAT':>14} {'FLAT%':>7} {'CUM':>14} {'CUM%':>7}  {'LINE' if top.get('granularity') == 'line' else 'FUNCTION'}"]
-    for r in ordered[:rows]:
-        lines.append(f"{format_value(r['flat'], unit):>14} {pct(r['flat'])} "
-                     f"{format_value(r['cum'], unit):>14} {pct(r['cum'])}  {r['name']}")
-    if len(ordered) > rows:
-        lines.append(f"({len(ordered) - rows} more; --top N shows more)")
+    for r in shown:
+        lines.append(f"{value(r['flat']):>14} {pct(r['flat'])} {value(r['cum']):>14} {pct(r['cum'])}  {r['name']}")
+    if len(ordered) > len(shown):
+        lines.append(f"({len(ordered) - len(shown)} more; --top N shows more)")
     return "\n".join(lines)
 
 
@@ -40,7 +45,7 @@ def cmd_analyze(client: ApiClient, args) -> int:
     params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
     path = f"/api/v1/pprof/tasks/{args.task_id}"
     if args.format == "table":
-        print(top_table(client.get(path + "/top", **params), args.top, args.sort))
+        print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw))
         return 0
     if args.format == "json":
         body = client.get_bytes(path + "/analysis", maxNodes=args.max_nodes, **params)
@@ -71,9 +76,12 @@ def register(sub, client_options) -> None:
                          "default sample type, as pprof)")
     analyze.add_argument("--granularity", choices=("function", "line"), default="function",
                          help="frames by function (default) or by function and line")
-    analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20)")
+    analyze.add_argument("--top", type=int, default=20, help="rows of the table (default 20; 0: all)")
+    analyze.add_argument("--raw", action="store_true",
+                         help="table values as integers in the sample type's unit (as pprof's -raw)")
     analyze.add_argument("--sort", choices=("flat", "cum"), default="flat",
-                         help="table order: flat (pprof's, default) or cum")
+                         help="table order: flat (as `go tool pprof -top`: flat, then name; default) or cum "
+                              "(as `-top -cum`: cum, then name)")
     analyze.add_argument("--max-nodes", type=int, default=0,
                          help="--format json: keep only the heaviest nodes of the tree (default: all); the table is "
                               "always the whole profile's")

@@ -7,6 +7,7 @@ import sys
 import time
 
 from proftask.client.http import ApiClient, ClientError
+from proftask.core.progress import task_status
 
 EVENTS = ("CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE")
 WAIT_FINISHED, WAIT_FAILED, WAIT_TIMEOUT = 0, 1, 2  # and 3 (CLIENT_ERROR): the server said no
@@ -61,9 +62,13 @@ def cmd_list(client: ApiClient, args) -> int:
     if args.json:
         print(json.dumps(tasks, indent=2))
         return 0
+    now = int(time.time() * 1000)
     rows = [[t["id"], _ms(t["createTime"]), t["serviceId"], t["events"], ",".join(t["serviceInstanceIds"]),
-             f"{t['duration']} min" if t["duration"] else ""] for t in tasks]
-    print(_table(rows, ["TASK", "CREATED", "SERVICE", "EVENT", "INSTANCES", "DURATION"]))
+             f"{t['duration']} min" if t["duration"] else "",
+             task_status(t["serviceInstanceIds"], _progress(client, t["id"]),
+                         t.get("deadline", t["createTime"] + (t["duration"] or 0) * 60_000), now)]
+            for t in tasks]
+    print(_table(rows, ["TASK", "CREATED", "SERVICE", "EVENT", "INSTANCES", "DURATION", "STATUS"]))
     return 0
 
 
@@ -134,7 +139,11 @@ def register(sub, client_options) -> None:
                         help="Go's sampling rate for BLOCK (ns per sampled event) and MUTEX (1/n events); > 0")
     create.set_defaults(client_func=cmd_create)
 
-    ls = commands.add_parser("list", help="list tasks, newest first")
+    ls = commands.add_parser(
+        "list", help="list tasks, newest first, with their status",
+        description="Tasks, newest first. STATUS: finished (every instance finished), failed (every instance "
+                    "settled and some failed, or the deadline passed first), waiting (no instance notified yet), "
+                    "running (otherwise).")
     ls.add_argument("--service", help="only this service's tasks")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--json", action="store_true", help="print the API's JSON")

@@ -9,9 +9,15 @@ _SPEEDSCOPE_UNITS = {"nanoseconds": "nanoseconds", "microseconds": "microseconds
 
 
 def to_folded(stacks: Sequence[tuple[Sequence[str], int]]) -> str:
-    """Brendan Gregg's folded format: `root;child;leaf value` per stack, sorted."""
-    lines = sorted(f"{';'.join(frames)} {value}" for frames, value in stacks if frames and value)
-    return "".join(line + "\n" for line in lines)
+    """Brendan Gregg's folded format: `root;child;leaf value`, one line per distinct stack,
+    sorted. Stored stacks that differ only below the granularity (two lines of one function)
+    fold into one line, their values summed."""
+    values: dict[str, int] = {}
+    for frames, value in stacks:
+        if frames and value:
+            key = ";".join(frames)
+            values[key] = values.get(key, 0) + value
+    return "".join(f"{key} {value}\n" for key, value in sorted(values.items()) if value)
 
 
 def to_speedscope(name: str, sample_type: str, stacks: Sequence[tuple[Sequence[str], int]]) -> dict:

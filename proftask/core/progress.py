@@ -60,3 +60,29 @@ def progress_json(progress: Progress) -> dict:
         "successInstanceIds": progress.success_instance_ids,
         "errorInstanceIds": progress.error_instance_ids,
     }
+
+
+WAITING, RUNNING, FINISHED, FAILED = "waiting", "running", "finished", "failed"
+
+
+def task_status(instance_ids: Iterable[str], progress: dict, deadline_ms: int, now_ms: int) -> str:
+    """One word for a task, from its progress answer (progress_json's shape) — the CLI's `task
+    list` and the web UI use this same rule:
+
+    - finished: every instance finished;
+    - failed: every instance settled (finished or failed) and some failed, or the task's deadline
+      (creation + duration + grace) passed before all settled: the rest will never run it;
+    - waiting: before the deadline, no instance notified or settled yet;
+    - running: before the deadline, some instance notified or settled, not all settled.
+    """
+    instances = set(instance_ids)
+    finished = instances & set(progress.get("successInstanceIds", ()))
+    failed = instances & set(progress.get("errorInstanceIds", ()))
+    if instances and finished == instances:
+        return FINISHED
+    if finished | failed == instances or now_ms > deadline_ms:
+        return FAILED
+    if not finished and not failed and not any(log.get("operationType") == NOTIFIED and log.get("instanceId")
+                                               in instances for log in progress.get("logs", ())):
+        return WAITING
+    return RUNNING

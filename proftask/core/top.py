@@ -36,8 +36,8 @@ def outermost_of_their_name(c: NodeColumns, parent_rows: np.ndarray) -> np.ndarr
     return outermost
 
 
-def top_table(c: NodeColumns) -> list[FunctionRow]:
-    """Every function of the tree, in pprof's order: flat, then cum (both descending), then name."""
+def top_table(c: NodeColumns, granularity: str = "function") -> list[FunctionRow]:
+    """Every function (or function:line) of the tree, in `go tool pprof -top` order (sort_rows)."""
     parent_rows = parent_rows_of(c)
     below_root = c.depth > 0
     flat = np.zeros(len(c.names), dtype=np.int64)
@@ -47,8 +47,28 @@ def top_table(c: NodeColumns) -> list[FunctionRow]:
     np.add.at(cum, c.name[outer], c.total[outer])
     present = np.unique(c.name[below_root])
     rows = [FunctionRow(c.names[i], int(flat[i]), int(cum[i])) for i in present.tolist()]
-    rows.sort(key=lambda r: (-r.flat, -r.cum, r.name))
-    return rows
+    return sort_rows(rows, "flat", granularity)
+
+
+def pprof_name_key(name: str, granularity: str = "function") -> str:
+    """What pprof compares names by. At line granularity pprof prints `function file:line` and
+    compares that text; `function:line` sorts the same way as `function line` (one file per
+    function), not as written (`f1903:9` would pass before `f190:2`)."""
+    if granularity == "line":
+        function, sep, line = name.rpartition(":")
+        if sep and line.lstrip("-").isdigit():
+            return function + " " + line
+    return name
+
+
+def sort_rows(rows: list[FunctionRow], by: str = "flat", granularity: str = "function") -> list[FunctionRow]:
+    """pprof's orders, as its graph package sorts: `flat` is `-top` (FlatNameOrder: flat
+    descending, then NAME, then cum; checked against go tool pprof 1.26, where two functions of
+    equal flat come by name whatever their cum), `cum` is `-top -cum` (CumNameOrder: cum
+    descending, then name, then flat)."""
+    if by == "cum":
+        return sorted(rows, key=lambda r: (-abs(r.cum), pprof_name_key(r.name, granularity), -abs(r.flat)))
+    return sorted(rows, key=lambda r: (-abs(r.flat), pprof_name_key(r.name, granularity), -abs(r.cum)))
 
 
 def top_json(rows: list[FunctionRow], limit: int = 0) -> list[dict]:

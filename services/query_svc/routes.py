@@ -72,14 +72,14 @@ class QueryRoutes:
             "Cache-Control": "no-cache"})
 
     async def _selection(self, request: web.Request) -> Selection:
-        return await select(self.svc.clickhouse, tenant_of(request), request.match_info["taskId"],
+        return await select(self.svc.clickhouse, self.svc.tasks, tenant_of(request), request.match_info["taskId"],
                             parse_instance_ids(request.query.get("instanceIds")),
                             request.query.get("sampleType") or None,
                             parse_granularity(request.query.get("granularity")))
 
     async def progress(self, request: web.Request) -> web.Response:
         tenant, task_id = tenant_of(request), request.match_info["taskId"]
-        await require_task(self.svc.clickhouse, tenant, task_id)
+        await require_task(self.svc.clickhouse, self.svc.tasks, tenant, task_id)
         logs = await progress_queries.task_logs(self.svc.clickhouse, tenant, task_id)
         return web.json_response(progress_json(derive_progress(logs)))
 
@@ -128,7 +128,7 @@ class QueryRoutes:
         body = self.svc.cache.get(key)
         if body is None:
             columns = await self._columns(sel)
-            rows = await asyncio.to_thread(top_table, columns)
+            rows = await asyncio.to_thread(top_table, columns, sel.granularity)
             body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                                "instanceIds": sel.instance_ids, "granularity": sel.granularity,
                                "total": int(columns.total[columns.depth == 0].sum()),
@@ -157,12 +157,13 @@ class QueryRoutes:
             raise ApiError(400, "ARGUMENT_ERROR", "baseTaskId is required")
         max_nodes = query_int(request, "maxNodes", 0, lo=0, hi=10_000_000)
         granularity = parse_granularity(q.get("granularity"))
-        tenant, ch = tenant_of(request), self.svc.clickhouse
-        base = await select(ch, tenant, base_id, parse_instance_ids(q.get("baseInstanceIds")),
-                            q.get("sampleType") or None, granularity)
-        compare = await select(ch, tenant, q.get("compareTaskId") or base_id,
+        tenant, ch, tasks = tenant_of(request), self.svc.clickhouse, self.svc.tasks
+        # the tasks are arguments here, not the resource: an unknown one is a 400 naming it
+        base = await select(ch, tasks, tenant, base_id, parse_instance_ids(q.get("baseInstanceIds")),
+                            q.get("sampleType") or None, granularity, missing_status=400)
+        compare = await select(ch, tasks, tenant, q.get("compareTaskId") or base_id,
                                parse_instance_ids(q.get("compareInstanceIds")),
-                               base.sample_type or q.get("sampleType") or None, granularity)
+                               base.sample_type or q.get("sampleType") or None, granularity, missing_status=400)
         columns = await asyncio.to_thread(diff_columns, await self._columns(base), await self._columns(compare))
         elements, _, truncated = await asyncio.to_thread(diff_elements_json, columns, max_nodes)
         head = {"sampleType": base.sample_type, "truncated": truncated,

@@ -2,6 +2,8 @@
 instance, a sample type and a granularity."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dataclasses
 
 from proftask.clickhouse.client import ClickHouse
@@ -10,6 +12,9 @@ from proftask.http.errors import ApiError
 from proftask.pprof.fold import GRANULARITIES
 from services.query_svc import analysis_queries, progress_queries
 from services.query_svc.analysis_queries import StoredProfile
+
+if TYPE_CHECKING:
+    from proftask.task_view import TaskView
 
 
 @dataclasses.dataclass
@@ -43,27 +48,46 @@ def parse_instance_ids(value: str | None) -> set[str]:
     return {i for i in (value or "").split(",") if i}
 
 
-async def require_task(ch: ClickHouse, tenant: str, task_id: str) -> list[str]:
-    """The task's instances; 404 when the tenant has no such task."""
-    instances = await progress_queries.task_instances(ch, tenant, task_id)
+async def require_task(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str,
+                       missing_status: int = 404) -> list[str]:
+    """The task's instances; 404 (or missing_status) when the tenant has no such task.
+
+    Asked of the task view (Kafka, the truth), not ClickHouse: ClickHouse knows a task once the
+    processor wrote its row, a moment after the 201, while the view finds it on every replica
+    as soon as it is created (find() syncs to the topic's end for an id it has not read yet). So
+    a task that exists answers, with every instance pending until the processor catches up.
+    ClickHouse only without a view."""
+    if tasks is not None:
+        task = await tasks.find(tenant, task_id)
+        instances = list(task.spec.service_instance_ids) if task is not None else None
+    else:
+        instances = await progress_queries.task_instances(ch, tenant, task_id)
     if instances is None:
-        raise ApiError(404, "NOT_FOUND", f"task {echo(task_id)} not found")
+        if missing_status == 404:
+            raise ApiError(404, "NOT_FOUND", f"task {echo(task_id)} not found")
+        raise ApiError(missing_status, "ARGUMENT_ERROR", f"task {echo(task_id)} not found")
     return instances
+
+
+MAX_NAMED = 10
+
+
+def _names(values: list[str]) -> str:
+    named = ", ".join(echo(v) for v in values[:MAX_NAMED])
+    return named + (f" and {len(values) - MAX_NAMED} more" if len(values) > MAX_NAMED else "")
 
 
 def check_instances(task_id: str, wanted: set[str], instances: list[str]) -> None:
     """Naming an instance the task does not have is a mistake to report, not an empty tree."""
     unknown = sorted(wanted - set(instances))
     if unknown:
-        raise ApiError(400, "ARGUMENT_ERROR", f"{', '.join(map(echo, unknown[:10]))}"
-                       f"{f' and {len(unknown) - 10} more' if len(unknown) > 10 else ''} "
-                       f"{'is not an instance' if len(unknown) == 1 else 'are not instances'} of task {echo(task_id)} "
-                       f"(its instances: {echo(', '.join(instances))})")
+        raise ApiError(400, "ARGUMENT_ERROR", f"instance(s) {_names(unknown)} are not instances of task "
+                       f"{echo(task_id)} (its instances: {_names(list(instances))})")
 
 
-async def select(ch: ClickHouse, tenant: str, task_id: str, wanted: set[str], sample_type: str | None,
-                 granularity: str) -> Selection:
-    check_instances(task_id, wanted, await require_task(ch, tenant, task_id))
+async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str, wanted: set[str],
+                 sample_type: str | None, granularity: str, missing_status: int = 404) -> Selection:
+    check_instances(task_id, wanted, await require_task(ch, tasks, tenant, task_id, missing_status))
     profiles = [p for p in await analysis_queries.latest_profiles(ch, tenant, task_id)
                 if not wanted or p.instance_id in wanted]
     sample_types: list[str] = []

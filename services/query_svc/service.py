@@ -5,6 +5,7 @@ from aiohttp import web
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.http.app import RoutesComponent
+from proftask.task_view import TaskView
 from services.query_svc.analysis_cache import AnalysisCache
 from services.query_svc.routes import QueryRoutes
 
@@ -12,8 +13,9 @@ from services.query_svc.routes import QueryRoutes
 class QueryService(RoutesComponent):
     name = "query_svc"
 
-    def __init__(self, clickhouse: ClickHouse):
+    def __init__(self, clickhouse: ClickHouse, tasks: TaskView | None = None):
         self.clickhouse = clickhouse
+        self.tasks = tasks  # the Kafka truth for tasks ClickHouse has no row of yet
         self.cache = AnalysisCache()
 
     def add_routes(self, app: web.Application) -> None:

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from proftask.core.commands import encode_command_json
 from proftask.core.echo import echo
-from proftask.core.tasks import Task
+from proftask.core.tasks import Task, deliverable_until
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
 from services.task_svc import usecases
@@ -18,7 +18,7 @@ DEFAULT_LIST_LIMIT = 200
 MAX_LIST_LIMIT = 10_000
 
 
-def task_json(task: Task) -> dict:
+def task_json(task: Task, grace_ms: int) -> dict:
     return {
         "id": task.task_id,
         "serviceId": task.spec.service_id,
@@ -27,6 +27,8 @@ def task_json(task: Task) -> dict:
         "events": task.spec.events.name,
         "duration": task.spec.duration,
         "dumpPeriod": task.spec.dump_period,
+        # when agents stop being handed the task: its status (core.progress.task_status) needs it
+        "deadline": deliverable_until(task, grace_ms),
     }
 
 
@@ -54,13 +56,13 @@ class TaskRoutes:
         end = query_int(request, "endTime")
         limit = query_int(request, "limit", DEFAULT_LIST_LIMIT, lo=1, hi=MAX_LIST_LIMIT)
         tasks = usecases.list_tasks(self._view(), tenant_of(request), service_id, start, end, limit)
-        return web.json_response({"tasks": [task_json(t) for t in tasks]})
+        return web.json_response({"tasks": [task_json(t, self.svc.settings.task_grace_ms) for t in tasks]})
 
     async def get_task(self, request: web.Request) -> web.Response:
         task = await self._view().find(tenant_of(request), request.match_info["taskId"])
         if task is None:
             raise ApiError(404, "NOT_FOUND", f"task {echo(request.match_info['taskId'])} not found")
-        return web.json_response(task_json(task))
+        return web.json_response(task_json(task, self.svc.settings.task_grace_ms))
 
     async def agent_commands(self, request: web.Request) -> web.Response:
         service = query_str(request, "service")

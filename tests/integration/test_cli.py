@@ -91,3 +91,48 @@ def test_tokens_unreachable_server_and_help(spawn):
     help_text = subprocess.run([PROFTASK, "analyze", "--help"], capture_output=True, text=True).stdout
     for option in ("--format", "--output", "--instances", "--sample-type", "--granularity", "--top", "--token"):
         assert option in help_text
+
+
+def test_task_list_shows_each_tasks_status(stack):
+    from tests.integration.harness import wait_until
+    from tests.integration.profiles import create_task
+
+    service = "cli-status"
+    profile = require_conformance() / "go/pprof-sample.cpu.pb.gz"
+    waiting = create_task(stack, ["w-1"], service=service)
+    running = create_task(stack, ["r-1", "r-2"], service=service)
+    finished = create_task(stack, ["f-1"], service=service)
+    failed = create_task(stack, ["x-1", "x-2"], service=service)
+    assert stack.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance=r-1").status == 200
+    assert upload(stack, finished, "f-1", profile).status == 202
+    assert upload(stack, failed, "x-1", profile).status == 202
+    assert stack.post("/api/v1/pprof/agent/errors", {"taskId": failed, "serviceInstance": "x-2",
+                                                     "message": "no"}).status == 202
+    want = {waiting: "waiting", running: "running", finished: "finished", failed: "failed"}
+
+    def statuses():
+        out = cli(stack, "task", "list", "--service", service)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0].split()[-1] == "STATUS"
+        got = {line.split()[0]: line.split()[-1] for line in lines[1:]}
+        return got if got == want else None
+
+    wait_until(statuses, timeout=60, interval=0.5, message="each task's status")
+
+
+def test_analyze_sorts_as_pprof_top_and_top_cum(stack):
+    from tests.integration.profiles import create_task, wait_finished
+    from tests.integration.test_truth_on_big_profiles import pprof_top
+
+    profile = require_conformance() / "go/parca-fib.pb.gz"
+    task_id = create_task(stack, ["p-1"], events="CPU", duration=1)
+    assert upload(stack, task_id, "p-1", profile).status == 202
+    wait_finished(stack, task_id, ["p-1"])
+    want = pprof_top(profile, "cpu/nanoseconds")
+    assert len({flat for _, flat, _ in want}) < len(want)  # ties to break
+    for sort, order in (("flat", want), ("cum", pprof_top(profile, "cpu/nanoseconds", cum=True))):
+        out = cli(stack, "analyze", task_id, "--top", "0", "--raw", "--sort", sort)
+        assert out.returncode == 0, out.stderr
+        rows = [line.split(maxsplit=4) for line in out.stdout.splitlines()[2:]]
+        assert [(name, int(flat), int(cum)) for flat, _, cum, _, name in rows] == order, sort

@@ -45,7 +45,8 @@ def test_diff_of_two_instance_sets_has_each_sides_exact_sums(stack, two_programs
 def test_diff_errors(stack, two_programs):
     task_id, _, _ = two_programs
     assert stack.get("/api/v1/pprof/diff").status == 400
-    assert stack.get(f"/api/v1/pprof/diff?baseTaskId={task_id}&compareTaskId=nope").status == 404
+    r = stack.get(f"/api/v1/pprof/diff?baseTaskId={task_id}&compareTaskId=nope")  # an argument: 400 naming it
+    assert r.status == 400 and r.json()["errorReason"] == 'task "nope" not found', r
     heap = create_task(stack, ["pod-h"])
     upload(stack, heap, "pod-h", require_conformance() / "go/pyroscope-heap.pb.gz")
     wait_finished(stack, heap, ["pod-h"])

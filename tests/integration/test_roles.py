@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("role,own_route,own_answer,foreign_route", [
     ("task", "/api/v1/pprof/tasks", {"tasks": []}, "/api/v1/pprof/tasks/x/progress"),
     ("ingest", None, None, "/api/v1/pprof/tasks"),
-    ("query", "/api/v1/pprof/tasks/x/progress", {"code": "NOT_FOUND", "errorReason": "task \"x\" not found"},
+    ("query", "/api/v1/pprof/tasks/x/progress", {"code": "NOT_FOUND", "errorReason": 'task "x" not found'},
      "/api/v1/pprof/agent/commands"),
     ("processor", None, None, "/api/v1/pprof/tasks"),
 ])
