@@ -201,7 +201,7 @@ async def resolve_progress(_, info, taskId):
     task = await _task(svc, tenant, taskId)
     service = task.spec.service_id
     try:
-        await require_task(svc.clickhouse, tenant, taskId)
+        await require_task(svc.clickhouse, svc.tasks.view, tenant, taskId)
         logs = await progress_queries.task_logs(svc.clickhouse, tenant, taskId)
     except ApiError as e:
         if e.status == 404:  # created, but the processor has not written it yet: nothing happened
@@ -223,7 +223,7 @@ async def resolve_analyze(_, info, request):
     service = task.spec.service_id
     wanted = {ids.instance_name(i, service) for i in request["instanceIds"]}
     try:
-        sel = await select(svc.clickhouse, tenant, task.task_id, wanted, None, "function")
+        sel = await select(svc.clickhouse, svc.tasks.view, tenant, task.task_id, wanted, None, "function")
         columns = (await analysis_queries.node_columns(svc.clickhouse, tenant, task.task_id, sel.value_index,
                                                        sel.granularity)
                    if sel.value_index else NodeColumns.empty())
