@@ -58,8 +58,10 @@ def swclient(tmp_path_factory) -> pathlib.Path:
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by deploy/browser.sh (make test); never a downloaded one
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it is
+    open, and tests of other modules call asyncio.run()."""
     from playwright.sync_api import sync_playwright
 
     if not pathlib.Path(CHROMIUM).exists():
