@@ -39,12 +39,12 @@ start_process() {  # name role port
 }
 
 wait_ready() {  # name port
-  for _ in $(seq 1 240); do
+  for _ in $(seq 1 480); do
     curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return 0
     running "$1" || { echo "$1 exited; see $DATA/$1/proftask.log" >&2; tail -5 "$DATA/$1/proftask.log" >&2; return 1; }
     sleep 0.5
   done
-  echo "$1 not ready after 120s" >&2; return 1
+  echo "$1 not ready after 240s" >&2; return 1
 }
 
 nginx_up() {
@@ -79,15 +79,18 @@ case "${1:-}" in
     ;;
   down)
     [ -f "$DATA/nginx/nginx.pid" ] && nginx -c "$DATA/nginx/nginx.conf" -p "$DATA/nginx" -s quit 2>/dev/null || true
+    # SIGTERM to every process first, then wait for them together (one after the other took a minute).
+    pids=""
     for p in $PROCESSES; do
       name=${p%%:*}
-      if running "$name"; then
-        pid=$(cat "$DATA/$name/pid"); kill "$pid"
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$pid" 2>/dev/null || true
-      fi
+      if running "$name"; then pid=$(cat "$DATA/$name/pid"); kill "$pid"; pids="$pids $pid"; fi
       rm -f "$DATA/$name/pid"
     done
+    for _ in $(seq 1 100); do
+      alive=""; for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+      [ -z "$alive" ] && break; sleep 0.2
+    done
+    for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
     "$ROOT/deploy/kafka/kafka.sh" cluster-stop "$DATA/kafka"
     echo "proftask (distributed) stopped; data kept in $DATA"
     ;;

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix
+from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix, stop_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -23,9 +23,10 @@ def broker(tmp_path_factory) -> KafkaBroker:
     b.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spawn(broker, tmp_path_factory, output_dir):
-    """spawn(role, prefix=None, data_dir=None) starts a proftask process; all are stopped at the end."""
+    """spawn(role, prefix=None, data_dir=None) starts a proftask process; the module's are stopped
+    when it ends, so idle stacks of earlier modules do not eat the 2 cores of later ones."""
     procs: list[Proftask] = []
 
     def _spawn(role: str = "all", prefix: str | None = None, data_dir: pathlib.Path | None = None,
@@ -36,8 +37,7 @@ def spawn(broker, tmp_path_factory, output_dir):
         return p.start(wait=wait)
 
     yield _spawn
-    for p in procs:
-        p.stop()
+    stop_all(procs)
 
 
 @pytest.fixture(scope="module")

@@ -183,13 +183,20 @@ class Proftask(HttpClient):
         wait_until(ready, timeout, interval=0.2, message=f"proftask {self.role} ready")
 
     def stop(self) -> None:
+        stop_all([self])
+
+    def terminate(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+    def reap(self, deadline: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no commit, no flush."""
@@ -204,6 +211,15 @@ class Proftask(HttpClient):
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def stop_all(procs: list["Proftask"], grace: float = 30) -> None:
+    """SIGTERM to all at once, then wait: shutting down one after the other cost minutes."""
+    for p in procs:
+        p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        p.reap(deadline)
 
 
 def new_topic_prefix() -> str:
