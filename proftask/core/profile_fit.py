@@ -9,11 +9,12 @@ The rule follows what Go's runtime writes for each event (runtime/pprof):
 - BLOCK and MUTEX: contentions/count, delay/nanoseconds;
 - GOROUTINE: goroutine/count; THREADCREATE: threadcreate/count.
 
-A profile fits when at least one of its named sample types is one its event writes: a profile
-made for another event shares none (Go's kinds are disjoint), while a profile with an extra type
-(fgprof's time/nanoseconds, .NET's lock and alloc types beside cpu/nanoseconds) still fits. A
-profile whose types are all unnamed (empty type and unit: allowed by pprof, seen in the wild)
-says nothing about its kind and fits every event.
+A profile fits when at least one of its sample types is one its event writes: a profile made
+for another event shares none (Go's kinds are disjoint), while a profile with an extra type
+(fgprof's time/nanoseconds, .NET's lock and alloc types beside cpu/nanoseconds) still fits.
+A profile none of whose types Go writes for any event says nothing about its kind and fits every
+event: unnamed types (empty type and unit, allowed by pprof and seen in the wild) and other
+runtimes' own (Node's wall/microseconds or objects/count and space/bytes) stay analysable.
 """
 from __future__ import annotations
 
@@ -45,12 +46,11 @@ def misfit(event: EventType, sample_types: Iterable[tuple[str, str]]) -> str | N
     """None when a profile of these (type, unit) sample types fits a task of `event`; otherwise
     the reason, naming what was received and what the event expects."""
     received = list(sample_types)
-    named = [st for st in received if st != ("", "")]
     expected = EVENT_SAMPLE_TYPES[event]
-    if not named or any(st in expected for st in named):
+    # The events whose profile this looks like, to say what was sent instead.
+    looks_like = [e.name for e, types in EVENT_SAMPLE_TYPES.items() if any(st in types for st in received)]
+    if not looks_like or any(st in expected for st in received):
         return None
-    # The kinds whose profile this looks like, to say what was probably sent.
-    looks_like = [e.name for e, types in EVENT_SAMPLE_TYPES.items() if any(st in types for st in named)]
-    guess = f" (a {' or '.join(looks_like)} profile?)" if looks_like else ""
+    guess = f" (a {' or '.join(looks_like)} profile?)"
     return (f"the profile does not fit a {event.name} task: it carries sample types {_spell(received)}{guess}; "
             f"a {event.name} profile carries {_spell(sorted(expected))}")

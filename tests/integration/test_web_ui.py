@@ -171,7 +171,7 @@ def test_diff_says_which_instance_is_unknown(stack, page):
 
 def test_failed_instance_and_task_list(stack, page, shots):
     task_id = create_task(stack, ["ok-1", "bad-1", "late-1"], events="CPU", duration=2, service="half-failed")
-    assert upload(stack, task_id, "ok-1", heap_profile()).status == 202
+    assert upload(stack, task_id, "ok-1", require_conformance() / "go/pprof-sample.cpu.pb.gz").status == 202
     r = stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "bad-1", "message": "profiler crashed"})
     assert r.status == 202, r
     wait_until(lambda: progress(stack, task_id)["errorInstanceIds"] == ["bad-1"], timeout=30)
@@ -218,7 +218,7 @@ def hostile_profile() -> bytes:
 
 
 def test_hostile_names_render_as_text(stack, page, shots):
-    task_id = create_task(stack, ["pod-1"], events="HEAP", service="hostile")
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1, service="hostile")  # samples/count
     assert upload(stack, task_id, "pod-1", hostile_profile()).status == 202
     wait_finished(stack, task_id, ["pod-1"])
     page.goto(f"{stack.base}/ui/tasks/{task_id}")

@@ -7,7 +7,7 @@ import pytest
 from proftask.core.profile_fit import misfit
 from proftask.core.tasks import EventType
 from services.ingest_svc.upload import check_profile
-from tests.conformance.oracle import require_conformance
+from tests.conformance.oracle import CONFORMANCE, require_conformance
 
 E = EventType
 LIMIT = 512 * 1024 * 1024
@@ -68,13 +68,25 @@ def test_the_reason_names_what_was_received_and_what_the_event_expects():
                       "cpu/nanoseconds (a CPU profile?); a HEAP profile carries alloc_objects/count, "
                       "alloc_space/bytes, inuse_objects/count, inuse_space/bytes")
     assert "(a HEAP or ALLOCS profile?)" in misfit(E.CPU, [("inuse_space", "bytes")])
-    assert misfit(E.GOROUTINE, [("wall", "microseconds")]) == (
-        "the profile does not fit a GOROUTINE task: it carries sample types wall/microseconds; "
-        "a GOROUTINE profile carries goroutine/count")
+    assert misfit(E.GOROUTINE, [("contentions", "count"), ("delay", "nanoseconds")]) == (
+        "the profile does not fit a GOROUTINE task: it carries sample types contentions/count, "
+        "delay/nanoseconds (a BLOCK or MUTEX profile?); a GOROUTINE profile carries goroutine/count")
 
 
 def test_units_count_too():
-    assert misfit(E.CPU, [("cpu", "milliseconds")]) is not None
+    assert misfit(E.CPU, [("cpu", "milliseconds"), ("inuse_space", "bytes")]) is not None
+
+
+def test_types_go_never_writes_fit_any_event():
+    """Other runtimes' profiles (Node's wall time and heap) say nothing about a Go event."""
+    for types in ([("wall", "microseconds")], [("objects", "count"), ("space", "bytes")]):
+        assert all(misfit(event, types) is None for event in EventType)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (CONFORMANCE / "other").glob("*")))
+def test_every_profile_of_other_runtimes_fits_some_event(name):
+    types = sample_types(require_conformance() / "other" / name)
+    assert any(misfit(event, types) is None for event in EventType), types
 
 
 def test_an_extra_type_beside_the_events_does_not_refuse():
