@@ -185,6 +185,10 @@ def test_failed_instance_and_task_list(stack, page, shots):
     shots(page, "10-failed-instance")
 
     assert stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "late-1", "message": "x"}).status == 202
+    # settled: the instances fold (the flame graph above the fold), their line still says why
+    page.wait_for_selector("#progress-summary:has-text('1 finished, 2 failed, 0 pending')", timeout=30_000)
+    assert page.locator("#instances").get_attribute("open") is None
+    assert page.inner_text("#instances-summary") == "Instances and logs · 2 failed · bad-1: profiler crashed"
     waiting = create_task(stack, ["w-1"], events="HEAP", service="half-failed")
     page.goto(f"{stack.base}/ui/tasks?service=half-failed")
     page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed (1 finished, 2 failed of 3)')", timeout=30_000)
