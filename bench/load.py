@@ -122,7 +122,8 @@ def run_uploads(stack: Proftask, rates: list[float], duration: float, batch: int
         tasks = []
         for start in range(0, n, batch):  # tasks of at most 1,000 instances
             pods = [f"pod-{i}" for i in range(start, min(n, start + batch))]
-            tasks.append((create_task(stack, pods, events="HEAP", service=f"{service}-{start}"), pods))
+            tasks.append((create_task(stack, pods, events="CPU", duration=1,
+                                      service=f"{service}-{start}"), pods))
         accepted: dict[tuple[str, str], float] = {}
         failures = 0
         t0 = time.monotonic()

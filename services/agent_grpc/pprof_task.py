@@ -120,7 +120,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first PprofData must carry metadata")
         meta = first.metadata
         try:
-            await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
+            task = await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
         except ReportRefused as e:
             if e.code == "UNAVAILABLE":
                 await context.abort(grpc.StatusCode.UNAVAILABLE, e.reason)
@@ -139,7 +139,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
         upload = _Upload(context, first, declared)
         try:
-            await self.intake.accept(tenant, meta.taskId, meta.serviceInstance, upload.chunks(), "",
+            await self.intake.accept(tenant, task, meta.serviceInstance, upload.chunks(), "",
                                      declared=declared, budget_wait_s=BUDGET_WAIT_S)
         except (UploadTooLarge, ProfileTooLarge) as e:
             await self._reply(context, OVERSIZE, str(e))

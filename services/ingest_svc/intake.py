@@ -11,7 +11,8 @@ from typing import AsyncIterator, Iterator
 from proftask import events, metrics
 from proftask.config import Settings
 from proftask.core.echo import echo
-from proftask.core.tasks import Task
+from proftask.core.profile_fit import misfit
+from proftask.core.tasks import EventType, Task
 from proftask.cpu_pool import CpuPool
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
@@ -37,6 +38,10 @@ class ReportRefused(Exception):
     def __init__(self, code: str, reason: str):
         super().__init__(reason)
         self.code, self.reason = code, reason
+
+
+class ProfileMisfit(ProfileError):
+    """A valid profile of another kind than the task's event (a CPU profile for a HEAP task)."""
 
 
 class UploadNotStored(Exception):
@@ -99,16 +104,19 @@ class ProfileIntake:
             await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, message)
             raise UploadTooLarge(message)
 
-    async def accept(self, tenant: str, task_id: str, instance: str, chunks: AsyncIterator[bytes],
+    async def accept(self, tenant: str, task: Task, instance: str, chunks: AsyncIterator[bytes],
                      idempotency_key: str, declared: int | None = None,
                      budget_wait_s: float | None = None) -> tuple[str, bool]:
-        """Admit, receive, validate and publish one upload; returns (profile id, duplicate).
+        """Admit, receive, validate and publish one upload for `task` (as task_for found it);
+        returns (profile id, duplicate).
 
         Admission charges `declared` bytes (else the bytes as they arrive) to the upload budget,
         refusing at once (budget_wait_s None) or after waiting that long: UploadBusy, not logged
         (the agent retries). Every other refusal is recorded as a task log and then raised:
-        UploadTooLarge/ProfileTooLarge, ProfileError, UploadInterrupted, UploadNotStored."""
+        UploadTooLarge/ProfileTooLarge, ProfileError (ProfileMisfit: a profile of another event),
+        UploadInterrupted, UploadNotStored."""
         settings = self.settings
+        task_id = task.task_id
         charge = Charge(self.budget, budget_wait_s)
         try:
             try:
@@ -132,19 +140,26 @@ class ProfileIntake:
             raise
         # Every byte arrived: from here the upload runs to its end even if the agent hangs up,
         # so it is either on Kafka or logged as failed.
-        store = asyncio.ensure_future(self._store(tenant, task_id, instance, spool, charge, idempotency_key))
+        store = asyncio.ensure_future(self._store(tenant, task_id, task.spec.events, instance, spool, charge,
+                                                  idempotency_key))
         store.add_done_callback(lambda t: t.cancelled() or t.exception())  # read, even when nobody awaits it
         return await asyncio.shield(store)
 
-    async def _store(self, tenant: str, task_id: str, instance: str, spool: Spool, charge: Charge,
-                     idempotency_key: str) -> tuple[str, bool]:
+    async def _store(self, tenant: str, task_id: str, event: EventType, instance: str, spool: Spool,
+                     charge: Charge, idempotency_key: str) -> tuple[str, bool]:
         settings = self.settings
         try:
             try:
                 if spool.path is not None:
-                    await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
+                    sample_types = await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
                 else:
-                    await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)
+                    sample_types = await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)
+                reason = misfit(event, sample_types)
+                if reason is not None:
+                    raise ProfileMisfit(reason)
+            except ProfileMisfit as e:
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e))
+                raise
             except ProfileTooLarge as e:
                 await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
                 raise

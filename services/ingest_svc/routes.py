@@ -13,7 +13,8 @@ from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from services.ingest_svc.budget import UploadBusy
-from services.ingest_svc.intake import ProfileIntake, ReportRefused, UploadNotStored
+from proftask.core.tasks import Task
+from services.ingest_svc.intake import ProfileIntake, ProfileMisfit, ReportRefused, UploadNotStored
 from services.ingest_svc.upload import CHUNK, UploadInterrupted, UploadTooLarge
 
 MAX_IDEMPOTENCY_KEY = 256
@@ -77,9 +78,9 @@ class IngestRoutes:
         return web.json_response({"code": "EXPECTATION_FAILED", "errorReason": f"unknown Expect: {expect}"},
                                  status=417)
 
-    async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> None:
+    async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
         try:
-            await self.intake.task_for(tenant, task_id, service, instance)
+            return await self.intake.task_for(tenant, task_id, service, instance)
         except ReportRefused as e:
             raise ApiError(_REFUSAL_STATUS[e.code], e.code, e.reason) from None
 
@@ -91,10 +92,10 @@ class IngestRoutes:
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters, got {echo(idempotency_key)}")
         tenant = tenant_of(request)
-        await self._task_for(tenant, task_id, service, instance)
+        task = await self._task_for(tenant, task_id, service, instance)
         try:
             await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
-            pid, duplicate = await self.intake.accept(tenant, task_id, instance, _request_body(request),
+            pid, duplicate = await self.intake.accept(tenant, task, instance, _request_body(request),
                                                       idempotency_key, declared=request.content_length)
         except (UploadBusy, UploadNotStored) as e:  # the agent sends it again after Retry-After
             return _retry_later(str(e), e.retry_after)
@@ -102,6 +103,8 @@ class IngestRoutes:
             raise ApiError(400, "UPLOAD_INTERRUPTED", str(e)) from None
         except (UploadTooLarge, ProfileTooLarge) as e:
             raise ApiError(413, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", str(e)) from None
+        except ProfileMisfit as e:
+            raise ApiError(400, "PROFILE_EVENT_MISMATCH", str(e)) from None
         except ProfileError as e:
             raise ApiError(400, "INVALID_PROFILE", f"invalid profile: {e}") from None
         return web.json_response({"code": "SUCCESS", "profileId": pid, "duplicate": duplicate,

@@ -99,14 +99,15 @@ async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory:
     return spool
 
 
-def check_profile_file(path: str, decompressed_limit: int) -> None:
+def check_profile_file(path: str, decompressed_limit: int) -> list[tuple[str, str]]:
     """check_profile of a spooled upload, read by the CPU worker itself (no 30 MB pickled)."""
     with open(path, "rb") as f:
-        check_profile(f.read(), decompressed_limit)
+        return check_profile(f.read(), decompressed_limit)
 
 
-def check_profile(body: bytes, decompressed_limit: int) -> None:
-    """Raises ProfileTooLarge (a gzip bomb, or an inflated size over the limit) or ProfileError.
+def check_profile(body: bytes, decompressed_limit: int) -> list[tuple[str, str]]:
+    """The profile's sample types as (type, unit), in file order. Raises ProfileTooLarge (a gzip
+    bomb, or an inflated size over the limit) or ProfileError.
 
     A first pass only counts the inflated bytes, so a bomb is refused without ever holding its
     output; a profile within the limit is then inflated and decoded."""
@@ -121,7 +122,10 @@ def check_profile(body: bytes, decompressed_limit: int) -> None:
         if len(body) > decompressed_limit:
             raise ProfileTooLarge(f"profile is larger than the decompressed limit of {decompressed_limit} bytes")
         raw = body
-    parse_profile(raw)
+    profile = parse_profile(raw)
+    strings = profile.string_table
+    return [(strings[vt.type].decode("utf-8", "replace"), strings[vt.unit].decode("utf-8", "replace"))
+            for vt in profile.sample_type]
 
 
 def profile_id(tenant: str, task_id: str, instance_id: str, idempotency_key: str, sha256: bytes) -> str:

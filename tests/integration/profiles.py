@@ -30,6 +30,19 @@ def create_task(p: Proftask, instances, events="HEAP", service: str | None = Non
     return r.json()["id"]
 
 
+def events_for(profile: pathlib.Path) -> dict:
+    """create_task's arguments for a task whose event takes this profile (a task refuses a
+    profile of another event): the first event the profile fits, with the fields it needs."""
+    from proftask.core.profile_fit import misfit
+    from proftask.core.tasks import EventType
+    from services.ingest_svc.upload import check_profile
+
+    types = check_profile(profile.read_bytes(), 1 << 30)
+    event = next(e for e in EventType if misfit(e, types) is None)
+    return {"events": event.name, "duration": 1 if event.needs_duration else None,
+            "dumpPeriod": 10 if event.needs_dump_period else None}
+
+
 def upload(p: Proftask, task_id: str, instance: str, data: bytes | pathlib.Path, key: str | None = None):
     body = data.read_bytes() if isinstance(data, pathlib.Path) else data
     headers = {"Content-Type": "application/octet-stream"}

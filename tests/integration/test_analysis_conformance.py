@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conformance.oracle import CONFORMANCE, oracle_files, oracle_tree, raw_sample_types, require_conformance
-from tests.integration.profiles import analysis, as_oracle_shape, create_task, upload, wait_finished
+from tests.integration.profiles import analysis, as_oracle_shape, create_task, events_for, upload, wait_finished
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ def uploaded(stack):
     require_conformance()
     tasks = {}
     for path in FILES:
-        task_id = create_task(stack, ["i-1"])
+        task_id = create_task(stack, ["i-1"], **events_for(path))
         r = upload(stack, task_id, "i-1", path)
         assert r.status == 202, (path, r)
         tasks[path] = task_id

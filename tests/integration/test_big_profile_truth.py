@@ -44,7 +44,8 @@ CASES = ["large/pprof-large.cpu.pb.gz", "go/parca-fib.pb.gz", "go/pyroscope-heap
 def tasks(stack):
     ids = {}
     for name in CASES:
-        ids[name] = create_task(stack, ["pod-1"])
+        events = {"events": "HEAP"} if "heap" in name else {"events": "CPU", "duration": 1}
+        ids[name] = create_task(stack, ["pod-1"], **events)
         assert upload(stack, ids[name], "pod-1", require_conformance() / name).status == 202
     for task_id in ids.values():
         wait_finished(stack, task_id, ["pod-1"], timeout=180)

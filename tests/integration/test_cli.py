@@ -98,7 +98,7 @@ def test_task_list_shows_each_tasks_status(stack):
     from tests.integration.profiles import create_task
 
     service = "cli-status"
-    profile = require_conformance() / "go/pprof-sample.cpu.pb.gz"
+    profile = require_conformance() / "go/pyroscope-heap.pb.gz"  # HEAP tasks take heap profiles
     waiting = create_task(stack, ["w-1"], service=service)
     running = create_task(stack, ["r-1", "r-2"], service=service)
     finished = create_task(stack, ["f-1"], service=service)

@@ -82,7 +82,7 @@ async def _read_all(bootstrap: str, topic: str, n: int) -> list[pb.Envelope]:
 
 
 def test_poison_events_go_to_the_dead_letter_topic_and_never_stall(stack):
-    task_id = create_task(stack, ["i-1", "i-2"])
+    task_id = create_task(stack, ["i-1", "i-2"], events="CPU", duration=1)  # it takes a CPU profile
     key = f"default/{task_id}".encode()  # the task's partition: what follows must still be processed
     bogus = events.new_event("default", pb.ProfileUploaded(task_id=task_id, instance_id="i-1", profile_id="p-bogus",
                                                             content=b"\x1f\x8bnot gzip at all", size=16))

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_a_stack_of_10000_frames(stack):
     frames = [(f"main.level{i}", i + 1, False) for i in range(10_000)]
     body = encode_profile(["samples/count"], "samples/count", "", 0, [(frames, [3]), (frames[:10], [2])])
-    task_id = create_task(stack, ["pod-1"])
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1)  # samples/count profiles
     assert upload(stack, task_id, "pod-1", body).status == 202
     wait_finished(stack, task_id, ["pod-1"], timeout=180)
     elements = analysis(stack, task_id)["tree"]["elements"]
@@ -39,7 +39,7 @@ def test_a_million_samples(stack):
         expected_total += v
         p.sample.add(location_id=[rng.randint(1, 100), rng.randint(1, 100)], value=[v])
     body = gzip.compress(p.SerializeToString(), 1)
-    task_id = create_task(stack, ["pod-1"])
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1)  # samples/count profiles
     assert upload(stack, task_id, "pod-1", body).status == 202
     wait_finished(stack, task_id, ["pod-1"], timeout=300)
     result = analysis(stack, task_id, maxNodes=200)
@@ -51,7 +51,7 @@ def test_names_of_100000_characters(stack):
     long_name = "main." + "x" * 100_000
     body = encode_profile(["samples/count"], "samples/count", "", 0,
                           [([("main.main", 1, False), (long_name, 2, False)], [4])])
-    task_id = create_task(stack, ["pod-1"])
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1)  # samples/count profiles
     assert upload(stack, task_id, "pod-1", body).status == 202
     wait_finished(stack, task_id, ["pod-1"])
     names = [e["codeSignature"] for e in analysis(stack, task_id)["tree"]["elements"]]
@@ -64,7 +64,7 @@ def test_a_profile_inflating_past_the_limit_is_refused_and_logged(stack):
     p.string_table.extend([b"", b"samples", b"count", b"x" * (300 * 1024 * 1024)])
     body = gzip.compress(p.SerializeToString(), 9)
     assert len(body) < 2 * 1024 * 1024
-    task_id = create_task(stack, ["pod-1"])
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1)  # samples/count profiles
     r = upload(stack, task_id, "pod-1", body)
     assert r.status == 413 and "decompressed limit" in r.json()["errorReason"]
     (log,) = wait_until(lambda: logs_of(stack, task_id, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR") or None)
@@ -76,7 +76,7 @@ def test_values_summing_past_64_bits_are_refused_with_the_reason(stack):
     body = encode_profile(["samples/count"], "samples/count", "", 0,
                           [([("main.f", 1, False)], [big]), ([("main.f", 1, False)], [big]),
                            ([("main.f", 1, False)], [5])])
-    task_id = create_task(stack, ["pod-1"])
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1)  # samples/count profiles
     r = upload(stack, task_id, "pod-1", body)
     assert r.status == 400 and "18446744073709551619" in r.json()["errorReason"], r
     (log,) = wait_until(lambda: logs_of(stack, task_id, "EXECUTION_TASK_ERROR") or None)

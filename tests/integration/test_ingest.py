@@ -57,7 +57,7 @@ def test_invalid_bytes_are_400_with_an_execution_task_error(stack, kind):
 
 def test_the_same_upload_three_times_counts_once(stack):
     path = corpus("go/pprof-sample.cpu.pb.gz")
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
     replies = [upload(stack, task_id, "i-1", path) for _ in range(3)]
     assert {r.status for r in replies} == {202}
     assert len({r.json()["profileId"] for r in replies}) == 1
@@ -68,7 +68,7 @@ def test_the_same_upload_three_times_counts_once(stack):
 
 
 def test_idempotency_key_counts_a_retried_upload_once(stack):
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
     first = upload(stack, task_id, "i-1", corpus("go/pprof-sample.cpu.pb.gz"), key="attempt-1")
     # a retry under the same key is the same upload, even if the agent re-encoded the bytes
     again = upload(stack, task_id, "i-1", gzip.compress(gzip.decompress(corpus("go/pprof-sample.cpu.pb.gz")
@@ -79,7 +79,7 @@ def test_idempotency_key_counts_a_retried_upload_once(stack):
 
 
 def test_a_new_upload_replaces_the_earlier_one(stack):
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
     assert upload(stack, task_id, "i-1", corpus("go/parca-fib.pb.gz")).status == 202
     wait_finished(stack, task_id, ["i-1"])
     assert upload(stack, task_id, "i-1", corpus("go/pprof-sample.cpu.pb.gz")).status == 202
@@ -95,19 +95,20 @@ def test_unknown_task_and_foreign_instance(stack):
     assert stack.post(f"/api/v1/pprof/agent/profiles?taskId={task_id}", raw=b"x").status == 400  # no instance
 
 
-@pytest.mark.parametrize("name", ["edge/pyroscope-heap.uncompressed.pb", "edge/pyroscope-profile.uncompressed",
-                                  "edge/parca-empty-sample-type.pb.gz", "edge/parca-stripped-cpu.pprof",
-                                  "edge/pyroscope-no_addr_no_line.pb.gz", "edge/pprof-go.nomappings.crash.pb.gz"])
-def test_edge_files_are_accepted_and_exact(stack, name):
+@pytest.mark.parametrize("name,events", [
+    ("edge/pyroscope-heap.uncompressed.pb", "HEAP"), ("edge/pyroscope-profile.uncompressed", "CPU"),
+    ("edge/parca-empty-sample-type.pb.gz", "HEAP"), ("edge/parca-stripped-cpu.pprof", "CPU"),
+    ("edge/pyroscope-no_addr_no_line.pb.gz", "CPU"), ("edge/pprof-go.nomappings.crash.pb.gz", "HEAP")])
+def test_edge_files_are_accepted_and_exact(stack, name, events):
     path = corpus(name)
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events=events, duration=1 if events == "CPU" else None)
     assert upload(stack, task_id, "i-1", path).status == 202
     wait_finished(stack, task_id, ["i-1"])
     assert as_oracle_shape(analysis(stack, task_id)) == oracle_tree([path])
 
 
 def test_stripped_profile_frames_are_addresses(stack):
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
     upload(stack, task_id, "i-1", corpus("edge/parca-stripped-cpu.pprof"))
     wait_finished(stack, task_id, ["i-1"])
     names = {e["codeSignature"] for e in analysis(stack, task_id)["tree"]["elements"][1:]}
@@ -123,11 +124,37 @@ def test_function_id_zero_is_refused_naming_the_problem(stack):
 
 
 def test_invalid_utf8_names_are_replaced(stack):
-    task_id = create_task(stack, ["i-1"])
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
     assert upload(stack, task_id, "i-1", corpus("edge/pyroscope-invalid_utf8.pb.gz")).status == 202
     wait_finished(stack, task_id, ["i-1"])
     names = [e["codeSignature"] for e in analysis(stack, task_id)["tree"]["elements"]]
     assert any("\ufffd" in n for n in names)
+
+
+@pytest.mark.parametrize("events,name", [("HEAP", "go/pprof-sample.cpu.pb.gz"), ("CPU", "go/pyroscope-heap.pb.gz"),
+                                         ("GOROUTINE", "go/pyroscope-req_3.pprof")])
+def test_a_profile_of_another_event_is_refused_and_logged(stack, events, name):
+    """Issue 12 item 8: a HEAP task took a CPU profile and showed a cpu/nanoseconds graph."""
+    task_id = create_task(stack, ["i-1", "i-2"], events=events, duration=1 if events == "CPU" else None)
+    r = upload(stack, task_id, "i-1", corpus(name))
+    assert r.status == 400 and r.json()["code"] == "PROFILE_EVENT_MISMATCH", r
+    reason = r.json()["errorReason"]
+    assert reason.startswith(f"the profile does not fit a {events} task: it carries sample types "), reason
+    (log,) = wait_log(stack, task_id, "EXECUTION_TASK_ERROR")
+    assert log["instanceId"] == "i-1" and log["message"] == reason
+    # what was received and what the event expects, by name
+    received = {"go/pprof-sample.cpu.pb.gz": "samples/count, cpu/nanoseconds",
+                "go/pyroscope-heap.pb.gz": "alloc_objects/count, alloc_space/bytes, inuse_objects/count, inuse_space/bytes",
+                "go/pyroscope-req_3.pprof": "contentions/count, delay/nanoseconds"}[name]
+    expected = {"HEAP": "inuse_space/bytes", "CPU": "cpu/nanoseconds", "GOROUTINE": "goroutine/count"}[events]
+    assert received in reason and expected in reason.split(";")[1], reason
+    assert progress(stack, task_id)["errorInstanceIds"] == ["i-1"]
+    # the right kind for the other instance is taken: the task shows only what fits
+    fitting = {"HEAP": "go/pyroscope-heap.pb.gz", "CPU": "go/pprof-sample.cpu.pb.gz",
+               "GOROUTINE": "go/pyroscope-req_2.pprof"}[events]
+    assert upload(stack, task_id, "i-2", corpus(fitting)).status == 202
+    wait_finished(stack, task_id, ["i-2"])
+    assert as_oracle_shape(analysis(stack, task_id)) == oracle_tree([corpus(fitting)])
 
 
 def test_file_mode_spools_and_removes_its_temporary_files(spawn, tmp_path):

@@ -104,7 +104,7 @@ def test_skywalking_error_report_without_a_message(stack, swclient):
 
 
 def test_unknown_task_or_instance_is_refused_and_the_server_keeps_serving(stack, swclient):
-    service, task_id = task_of_service(stack, ["pod-a"])
+    service, task_id = task_of_service(stack, ["pod-a"], events="CPU", duration=1)
     profile = str(corpus("go/pprof-sample.cpu.pb.gz"))
     unknown = sw(swclient, stack, "upload", "-service", service, "-instance", "pod-a", "-task", str(uuid.uuid4()),
                  "-file", profile)
@@ -130,6 +130,21 @@ def test_garbage_bytes_get_an_execution_task_error(stack, swclient, tmp_path):
     assert progress(stack, task_id)["successInstanceIds"] == []
 
 
+def test_a_profile_of_another_event_is_refused_with_what_was_received(stack, swclient):
+    """Issue 12 item 8 on SkyWalking's Collect: a HEAP task refuses a CPU profile."""
+    service, task_id = task_of_service(stack, ["pod-a"])
+    sent = sw(swclient, stack, "upload", "-service", service, "-instance", "pod-a", "-task", task_id,
+              "-file", str(corpus("go/pprof-sample.cpu.pb.gz")))
+    assert sent["statuses"] == ["PPROF_PROFILING_SUCCESS", "PPROF_EXECUTION_TASK_ERROR"]
+    assert sent["reason"] == (
+        "the profile does not fit a HEAP task: it carries sample types samples/count, cpu/nanoseconds "
+        "(a CPU profile?); a HEAP profile carries alloc_objects/count, alloc_space/bytes, "
+        "inuse_objects/count, inuse_space/bytes"), sent
+    (error,) = wait_log(stack, task_id, "EXECUTION_TASK_ERROR")
+    assert error["instanceId"] == "pod-a" and error["message"] == sent["reason"]
+    assert progress(stack, task_id)["successInstanceIds"] == []
+
+
 def test_a_stream_cut_mid_way_is_logged_and_nothing_is_stored(stack, swclient):
     service, task_id = task_of_service(stack, ["pod-a"], events="CPU", duration=1)
     sent = sw(swclient, stack, "upload", "-service", service, "-instance", "pod-a", "-task", task_id,
@@ -148,7 +163,7 @@ def test_a_stream_cut_mid_way_is_logged_and_nothing_is_stored(stack, swclient):
 
 def test_a_stream_that_ends_short_of_its_declared_size(stack, swclient):
     profile = corpus("go/pprof-sample.cpu.pb.gz")
-    service, task_id = task_of_service(stack, ["pod-a"])
+    service, task_id = task_of_service(stack, ["pod-a"], events="CPU", duration=1)
     sent = sw(swclient, stack, "upload", "-service", service, "-instance", "pod-a", "-task", task_id,
               "-file", str(profile), "-declare", str(profile.stat().st_size + 10))
     assert sent["statuses"] == ["PPROF_PROFILING_SUCCESS", "PPROF_EXECUTION_TASK_ERROR"]

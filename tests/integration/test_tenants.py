@@ -24,7 +24,8 @@ def as_(token):
 
 def create(stack, token, service, instances=("pod-1",)):
     return stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": list(instances),
-                                              "events": "HEAP"}, headers=as_(token))
+                                              "events": "CPU", "duration": 1},  # they take CPU profiles
+                      headers=as_(token))
 
 
 def sw(binary, stack, token, *args):

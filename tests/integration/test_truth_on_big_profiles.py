@@ -70,6 +70,7 @@ def test_top_table_is_pprofs_in_pprofs_order_whatever_max_nodes(stack, big_task)
     # the tree the UI opens with is cut at 5,000 nodes; the top table is not
     assert analysis(stack, big_task, maxNodes=5000)["truncated"] > 0
     assert top(stack, big_task, maxNodes=5000) == got
+    assert top(stack, big_task, maxNodes=0) == got  # 0: unlimited
     time_now = next(r for r in got["rows"] if r["name"] == "time.Now")
     assert (time_now["flat"], time_now["cum"]) == (205170000000, 205170000000)  # 85.38 %, as pprof says
     assert [r["name"] for r in top(stack, big_task, limit=3)["rows"]] == ["time.Now", "time.now", "main.next"]
@@ -81,8 +82,10 @@ def test_top_table_at_line_granularity_equals_go_tool_pprof_top_lines(stack, big
 
 
 def test_cli_analyze_prints_pprofs_top_whatever_max_nodes(stack, big_task):
-    for sample_type in raw_sample_types(large()):
-        out = subprocess.run([PROFTASK, "analyze", big_task, "--max-nodes", "5000", "--top", "0", "--raw",
+    # at 5,000 nodes for every sample type, and unlimited (0) for the default one
+    runs = [(sample_type, "5000") for sample_type in raw_sample_types(large())] + [("cpu/nanoseconds", "0")]
+    for sample_type, max_nodes in runs:
+        out = subprocess.run([PROFTASK, "analyze", big_task, "--max-nodes", max_nodes, "--top", "0", "--raw",
                               "--sample-type", sample_type, "--server", stack.base],
                              capture_output=True, text=True, timeout=300, env=dict(os.environ))
         assert out.returncode == 0, out.stderr
@@ -92,7 +95,7 @@ def test_cli_analyze_prints_pprofs_top_whatever_max_nodes(stack, big_task):
         for line in lines[2:]:
             self_value, _pct, total, _tpct, name = line.split(maxsplit=4)
             rows.append((name, int(self_value), int(total)))
-        assert rows == pprof_top(large(), sample_type), sample_type
+        assert rows == pprof_top(large(), sample_type), (sample_type, max_nodes)
 
 
 def paths_of(result) -> dict[str, tuple[int, int]]:

@@ -171,7 +171,7 @@ def test_diff_says_which_instance_is_unknown(stack, page):
 
 def test_failed_instance_and_task_list(stack, page, shots):
     task_id = create_task(stack, ["ok-1", "bad-1", "late-1"], events="CPU", duration=2, service="half-failed")
-    assert upload(stack, task_id, "ok-1", heap_profile()).status == 202
+    assert upload(stack, task_id, "ok-1", require_conformance() / "go/pprof-sample.cpu.pb.gz").status == 202
     r = stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "bad-1", "message": "profiler crashed"})
     assert r.status == 202, r
     wait_until(lambda: progress(stack, task_id)["errorInstanceIds"] == ["bad-1"], timeout=30)
@@ -185,6 +185,10 @@ def test_failed_instance_and_task_list(stack, page, shots):
     shots(page, "10-failed-instance")
 
     assert stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": "late-1", "message": "x"}).status == 202
+    # settled: the instances fold (the flame graph above the fold), their line still says why
+    page.wait_for_selector("#progress-summary:has-text('1 finished, 2 failed, 0 pending')", timeout=30_000)
+    assert page.locator("#instances").get_attribute("open") is None
+    assert page.inner_text("#instances-summary") == "Instances and logs · 2 failed · bad-1: profiler crashed"
     waiting = create_task(stack, ["w-1"], events="HEAP", service="half-failed")
     page.goto(f"{stack.base}/ui/tasks?service=half-failed")
     page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed (1 finished, 2 failed of 3)')", timeout=30_000)
@@ -218,7 +222,7 @@ def hostile_profile() -> bytes:
 
 
 def test_hostile_names_render_as_text(stack, page, shots):
-    task_id = create_task(stack, ["pod-1"], events="HEAP", service="hostile")
+    task_id = create_task(stack, ["pod-1"], events="CPU", duration=1, service="hostile")  # samples/count
     assert upload(stack, task_id, "pod-1", hostile_profile()).status == 202
     wait_finished(stack, task_id, ["pod-1"])
     page.goto(f"{stack.base}/ui/tasks/{task_id}")

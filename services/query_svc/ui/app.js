@@ -230,8 +230,9 @@ async function taskView(taskId, params) {
   const bar = h("div", { className: "bar", id: "progress-bar", role: "img" },
     h("div", { className: "seg-finished" }), h("div", { className: "seg-failed" }), h("div", { className: "seg-pending" }));
   const rows = h("tbody");
+  const instancesSummary = h("summary", { id: "instances-summary" }, "Instances and logs");
   const instances = h("details", { id: "instances", open: true },
-    h("summary", {}, "Instances and logs"),
+    instancesSummary,
     h("table", {}, h("thead", {}, h("tr", {}, ["Instance", "Status", "Notified", "Finished", "Messages"].map((c) => h("th", {}, c)))), rows));
   const progressSection = h("section", { id: "progress" },
     h("h2", {}, `${task.events} task for `, h("span", { className: "name" }, task.serviceId), " ",
@@ -249,12 +250,15 @@ async function taskView(taskId, params) {
     try { progress = await progressOf(taskId); } catch (e) { return showError(err, e); }
     const done = new Set(progress.successInstanceIds), failed = new Set(progress.errorInstanceIds);
     rows.replaceChildren();
+    let firstFailure = null; // shown on the folded list: why an instance failed, without a click
     for (const instance of task.serviceInstanceIds) {
       const logs = progress.logs.filter((l) => l.instanceId === instance);
       const first = (type) => logs.find((l) => l.operationType === type);
       const status = done.has(instance) ? "finished" : failed.has(instance) ? "error" : first("NOTIFIED") ? "notified" : "waiting";
       const messages = logs.filter((l) => l.operationType !== "NOTIFIED" && l.operationType !== "EXECUTION_FINISHED")
         .map((l) => h("div", {}, `${time(l.operationTime)} ${l.operationType}: ${l.message}`));
+      const error = logs.filter((l) => l.operationType !== "NOTIFIED" && l.operationType !== "EXECUTION_FINISHED").at(-1);
+      if (!firstFailure && failed.has(instance) && !done.has(instance) && error) firstFailure = `${instance}: ${error.message}`;
       rows.append(h("tr", { "data-instance": instance },
         h("td", { className: "name" }, instance),
         h("td", { className: "status-" + status }, { finished: "finished", error: "failed", notified: "notified, profiling", waiting: "waiting for the agent" }[status]),
@@ -271,6 +275,9 @@ async function taskView(taskId, params) {
     pend.style.width = (100 * pending) / all + "%";
     bar.setAttribute("aria-label", `${nDone} finished, ${nFailed} failed, ${pending} pending`);
     summary.textContent = `${nDone} finished, ${nFailed} failed, ${pending} pending`;
+    const why = firstFailure && firstFailure.length > 200 ? firstFailure.slice(0, 199) + "…" : firstFailure;
+    instancesSummary.textContent = why ? `Instances and logs · ${nFailed} failed · ${why}` : "Instances and logs";
+    instancesSummary.title = firstFailure || "";
     if (task.duration) {
       const elapsed = Date.now() - task.createTime, window = task.duration * 60_000;
       timing.textContent = elapsed < window
