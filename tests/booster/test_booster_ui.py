@@ -103,9 +103,12 @@ def test_booster_ui_creates_and_analyses_a_pprof_task(stack, demos, ui, page, sh
     page.goto(f"{ui}/dashboard/GENERAL/Service/{sid(OTHER)}/General-Service")
     selector = page.locator(".dashboard-tool .selectors").first
     selector.wait_for()
+    wait_until(lambda: OTHER in selector.inner_text(), timeout=20)
     pick(page, selector, SERVICE)
-    page.wait_for_url(re.compile(re.escape(sid(SERVICE))))
-    page.locator(".tab-name", has_text=re.compile(r"^\s*PProf\s*$")).click()
+    wait_until(lambda: SERVICE in selector.inner_text() and OTHER not in selector.inner_text(), timeout=10)
+    tabs = page.locator(".tabs input.tab-name")
+    assert [tabs.nth(i).input_value() for i in range(tabs.count())] == ["Overview", "PProf"]
+    tabs.nth(1).click()
     page.get_by_text("PProf Profiling").wait_for()
     page.locator(".profile-task-list .no-data:visible").wait_for()  # no task yet
     shots(page, "01-pprof-tab")
@@ -113,7 +116,9 @@ def test_booster_ui_creates_and_analyses_a_pprof_task(stack, demos, ui, page, sh
     page.get_by_role("button", name="New Task").click()
     form = page.locator(".pprof-task")
     pick(page, form.locator(".profile-input").first, INSTANCE)
+    form.locator(".label", has_text="PProf Event").click()  # closes the instance list
     form.locator(".el-radio", has_text=re.compile(r"^\s*HEAP\s*$")).click()
+    assert form.locator(".el-radio.is-checked").first.inner_text().strip() == "HEAP"
     shots(page, "02-new-task")
     form.get_by_role("button", name="Create Task").click()
     form.wait_for(state="detached")
@@ -129,13 +134,17 @@ def test_booster_ui_creates_and_analyses_a_pprof_task(stack, demos, ui, page, sh
     wait_until(lambda: graphql(stack, "query($t: String!) { p: queryPprofTaskProgress(taskId: $t) "
                                       "{ successInstanceIds } }", t=task_id)["p"]["successInstanceIds"],
                timeout=45)
-    row.click()
-    pick(page, page.locator(".filter-selector"), INSTANCE)
-    page.get_by_role("button", name="Analyze").click()
+    with page.expect_response(lambda r: "queryPprofTaskProgress" in (r.request.post_data or "")):
+        row.click()
+    # the UI picks the instances that finished for the analysis
+    wait_until(lambda: INSTANCE in page.locator(".filter-selector").inner_text(), timeout=10)
+    shots(page, "03-finished-task")
+    with page.expect_response(lambda r: "queryPprofAnalyze" in (r.request.post_data or "")):
+        page.get_by_role("button", name="Analyze").click()
     frames = page.locator(".stack svg g.frame")
     wait_until(lambda: frames.count() > 3, timeout=20)
-    labels = " ".join(page.locator(".stack svg").all_inner_texts())
-    shots(page, "03-flame-graph")
-    assert "main." in labels or "runtime." in labels, labels[:500]
+    shots(page, "04-flame-graph")
+    labels = page.locator(".stack").inner_text()
+    assert "main.allocate" in labels, labels[:500]  # the demo's heap: what it allocates
     assert not graphql_errors, graphql_errors
     assert not page.locator(".el-message--error").count(), page.locator(".el-message--error").all_inner_texts()
