@@ -43,10 +43,20 @@ def pytest_terminal_summary(terminalreporter, config):
             f"(missing {', '.join(missing())}); run them with -m booster once it is built")
 
 
-@pytest.fixture(scope="module")
-def booster_dir() -> pathlib.Path:
+def _require_build() -> None:
     gone = missing()
     if gone:
         pytest.fail(f"the booster tests need a built booster-ui at {BOOSTER_UI_DIR} (set BOOSTER_UI_DIR), "
                     f"missing: {', '.join(gone)}; see README, 'Coming from SkyWalking'", pytrace=False)
+
+
+def pytest_runtest_setup(item):
+    """Before any fixture (the session's Kafka broker first): no build, no minute spent."""
+    if item.get_closest_marker("booster"):
+        _require_build()
+
+
+@pytest.fixture(scope="module")
+def booster_dir() -> pathlib.Path:
+    _require_build()
     return BOOSTER_UI_DIR

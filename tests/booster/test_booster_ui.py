@@ -85,7 +85,7 @@ def pick(page, trigger, option: str) -> None:
     page.locator(".el-select-dropdown__item:visible", has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")).click()
 
 
-def test_booster_ui_creates_and_analyses_a_pprof_task(stack, demos, ui, page, shots):
+def test_booster_ui_creates_and_analyses_a_pprof_task(booster_dir, stack, demos, ui, page, shots):
     graphql_errors: list[str] = []
 
     def on_response(response):
@@ -146,5 +146,14 @@ def test_booster_ui_creates_and_analyses_a_pprof_task(stack, demos, ui, page, sh
     shots(page, "04-flame-graph")
     labels = page.locator(".stack").inner_text()
     assert "main.allocate" in labels, labels[:500]  # the demo's heap: what it allocates
+    # what its flame graph builds on (aliases on root and leaf fields, as booster-ui sends them):
+    # ids as numeric strings, the root's parentId "-1"
+    tree = graphql(stack, """query getPprofAnalyze($request: PprofAnalyzationRequest!) {
+        analysisResult: queryPprofAnalyze(request: $request) {
+          tree { elements { id parentId symbol: codeSignature dumpCount: total self } } } }""",
+                   request={"taskId": task_id, "instanceIds": [sid(SERVICE) + "_" + base64.b64encode(
+                       INSTANCE.encode()).decode()]})["analysisResult"]["tree"]["elements"]
+    assert tree[0]["parentId"] == "-1" and tree[0]["symbol"] == "root"
+    assert all(e["id"].isdigit() and e["parentId"].lstrip("-").isdigit() for e in tree)
     assert not graphql_errors, graphql_errors
     assert not page.locator(".el-message--error").count(), page.locator(".el-message--error").all_inner_texts()
