@@ -10,6 +10,7 @@ import pathlib
 from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
 from graphql import GraphQLError
 
+from proftask.agents_view import SEEN_INTERVAL_S
 from proftask.core import skywalking_ids as ids
 from proftask.core.flamegraph import NodeColumns, preorder, render_elements
 from proftask.core.progress import derive_progress
@@ -114,12 +115,25 @@ def resolve_search_service(_, info, serviceCode):
     return _service(serviceCode) if serviceCode else None
 
 
-@query.field("listInstances")
 @query.field("getServiceInstances")
 def resolve_instances(_, info, serviceId, duration=None):
     svc, tenant = _ctx(info)
     service = ids.service_name(serviceId)
     return [_instance(service, n) for n in _instance_names(svc, tenant, service)]
+
+
+@query.field("listInstances")
+def resolve_instances_in_window(_, info, serviceId, duration=None):
+    """booster-ui's instance picker: with a duration, the instances whose agent was seen in it
+    (an agent reports being seen at most once a SEEN_INTERVAL_S, hence the slack)."""
+    if not duration:
+        return resolve_instances(_, info, serviceId)
+    svc, tenant = _ctx(info)
+    service = ids.service_name(serviceId)
+    start, end = _duration_ms(duration)
+    slack = int(SEEN_INTERVAL_S * 1000)
+    live = svc.agents.instances(tenant, service) if svc.agents is not None else []
+    return [_instance(service, a.instance) for a in live if a.first_seen <= end and a.last_seen + slack >= start]
 
 
 @query.field("findInstance")
@@ -235,4 +249,6 @@ async def resolve_analyze(_, info, request):
 
 
 def build_schema():
-    return make_executable_schema(load_schema_from_path(str(SCHEMA_FILE)), query, mutation, long_scalar)
+    from services.graphql_svc import booster
+    return make_executable_schema(load_schema_from_path(str(SCHEMA_FILE)), query, mutation, long_scalar,
+                                  booster.query, booster.mutation)
