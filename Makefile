@@ -11,7 +11,7 @@ HTTP_PORT ?= 8080
 DEMO ?= 1
 PROTOS := $(shell find schemas -name '*.proto')
 
-.PHONY: install kafka-jars browser chaos up down replay test unit status
+.PHONY: install kafka-jars chromium up down replay status test unit readmodel conformance integration browser chaos
 
 # The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
 $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
@@ -58,20 +58,40 @@ replay: install kafka-jars
 status:
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/standalone.sh status
 
-browser:
+chromium:
 	deploy/browser.sh
 
-# The fault tests alone (they are part of `make test` too): a broker of a 3-node Kafka cluster, an
-# ingest replica, the processor killed; ClickHouse away for 30 s.
-chaos: install kafka-jars
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m chaos tests/integration
+# Test tiers: a test's tier is its folder under tests/ (tests/conftest.py marks it). Each runs
+# alone; `make test` runs them all. Times on this 2-core machine are in the README.
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+# Two workers, one test module per worker: most of the suite waits on brokers, processes and
+# Go programs, not on the CPU.
+PARALLEL := -n 2 --dist loadfile
 
 unit: install
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
+
+readmodel: install
+	$(PYTEST) tests/readmodel
+
+# Against `go tool pprof` over ../shared/conformance; fails (never skips) without it.
+conformance: install kafka-jars
+	$(PYTEST) $(PARALLEL) tests/conformance
+
+integration: install kafka-jars
+	$(PYTEST) $(PARALLEL) tests/integration
+
+browser: install kafka-jars chromium
+	$(PYTEST) tests/browser
+
+# The fault tests: a broker of a 3-node Kafka cluster, an ingest replica, the processor killed;
+# ClickHouse away for 30 s.
+chaos: install kafka-jars
+	$(PYTEST) tests/chaos
 
 # The suite starts its own broker and proftask processes on free ports in its own directories,
 # so it runs beside a `make up` stack without touching it.
-test: install kafka-jars browser
+test: install kafka-jars chromium
 	cd agents/go && go vet ./... && go test ./...
 	cd tests/integration/swclient && go vet ./...
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST) $(PARALLEL)

@@ -28,7 +28,7 @@ FIXED_LINE = re.compile(r"^(.*?)\s*(\S*?):(-?\d+|\?\?)(?::-?\d+)? s=-?\d+(?:\(.*
 
 def require_conformance() -> pathlib.Path:
     if not CONFORMANCE.is_dir() or not ORACLE_PATH.exists():
-        pytest.skip(f"conformance corpus not found at {CONFORMANCE} (it lives in ../shared)")
+        pytest.fail(f"the conformance corpus is missing at {CONFORMANCE}: the conformance tier needs ../shared (a checkout of the project's shared folder beside this repository)", pytrace=False)
     return CONFORMANCE
 
 

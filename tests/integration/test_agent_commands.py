@@ -7,7 +7,6 @@ import pytest
 
 from tests.integration.harness import wait_until
 
-pytestmark = pytest.mark.integration
 
 
 def new_task(stack, events="HEAP", instances=("i-1", "i-2"), **kw):

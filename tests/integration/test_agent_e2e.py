@@ -8,7 +8,6 @@ from tests.integration.demo import Demo, build_demo
 from tests.integration.harness import new_topic_prefix, wait_until
 from tests.integration.profiles import analysis, create_task, logs_of, progress, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from tests.integration.harness import wait_until
 from tests.integration.profiles import (analysis, cached_profile, create_task, logs_of, progress, upload,
                                         wait_finished)
 
-pytestmark = pytest.mark.integration
 
 UPLOADS = 12
 ENVELOPE_BYTES = 1024  # what a chunk record carries beyond its data
@@ -80,7 +79,6 @@ def upload_until_accepted(p, task_id: str, instance: str, data: bytes, deadline:
     return answers
 
 
-@pytest.mark.chaos  # about two minutes: 12 profiles of 29 MiB folded on two cores
 def test_concurrent_uploads_near_max_size_are_stored_or_refused_503_and_none_is_lost(budgeted):
     data = cached_profile(29).read_bytes()
     assert 25 * 1024 * 1024 < len(data) <= 30 * 1024 * 1024

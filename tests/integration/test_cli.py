@@ -3,13 +3,11 @@ import os
 import subprocess
 import threading
 
-import pytest
 
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.harness import PROFTASK
 from tests.integration.profiles import upload
 
-pytestmark = pytest.mark.integration
 SEP = "\x1f"
 
 

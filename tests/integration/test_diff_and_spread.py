@@ -4,7 +4,6 @@ import pytest
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import create_task, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 SEP = "\x1f"
 
 

@@ -3,7 +3,6 @@ and replayed from the topics, poison events on the profile topic."""
 import asyncio
 import shutil
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proftask import events
@@ -13,7 +12,6 @@ from tests.integration.harness import new_topic_prefix, wait_until
 from tests.integration.profiles import (analysis, as_oracle_shape, cached_profile, create_task, logs_of,
                                         progress, upload, wait_finished)
 
-pytestmark = pytest.mark.integration
 
 
 def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):

@@ -6,7 +6,6 @@ import pytest
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import analysis, as_oracle_shape, create_task, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

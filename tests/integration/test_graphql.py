@@ -11,7 +11,6 @@ from proftask.core import skywalking_ids as ids
 from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 
-pytestmark = pytest.mark.integration
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 TOKENS = "acme-user=acme:user,acme-agent=acme:agent,globex-user=globex:user"

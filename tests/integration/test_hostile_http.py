@@ -10,7 +10,6 @@ import pytest
 
 from tests.integration.harness import wait_until
 
-pytestmark = pytest.mark.integration
 
 HEADER_TIMEOUT_S = 1
 BODY_IDLE_TIMEOUT_S = 1

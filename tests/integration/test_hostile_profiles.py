@@ -3,14 +3,12 @@ refused with a clear error; nothing else already accepted is disturbed."""
 import gzip
 import random
 
-import pytest
 
 from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.integration.harness import wait_until
 from tests.integration.profiles import analysis, create_task, logs_of, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 def test_a_stack_of_10000_frames(stack):

@@ -10,7 +10,6 @@ from tests.integration.harness import wait_until
 from tests.integration.profiles import (analysis, as_oracle_shape, create_task, logs_of, progress, upload,
                                         wait_finished)
 
-pytestmark = pytest.mark.integration
 
 
 def corpus(name: str) -> pathlib.Path:

@@ -1,11 +1,9 @@
 """An instance has one final state in progress, whatever order its reports arrive in."""
-import pytest
 
 from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 from tests.integration.profiles import create_task, logs_of, progress, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 def test_an_error_reported_after_a_stored_upload_leaves_the_instance_finished(stack):

@@ -5,13 +5,11 @@ import pathlib
 import signal
 import subprocess
 
-import pytest
 
 from tests.conformance.oracle import require_conformance
 from tests.integration.harness import PROFTASK, ROOT, HttpClient, free_port, new_topic_prefix, wait_until
 from tests.integration.profiles import analysis, create_task, progress, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 def _alive(pid: int) -> bool:

@@ -5,12 +5,10 @@ import json
 import subprocess
 import uuid
 
-import pytest
 
 from proftask.core import skywalking_ids as ids
 from tests.integration.harness import new_topic_prefix, wait_until
 
-pytestmark = pytest.mark.integration
 
 
 def sw(binary, stack, *args):

@@ -4,7 +4,6 @@ operation (default 60)."""
 import itertools
 import os
 
-import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +11,6 @@ from hypothesis.errors import Unsatisfiable
 
 from tests.integration.profiles import create_task
 
-pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("PROFTASK_FUZZ_EXAMPLES", "60"))
 
 

@@ -7,7 +7,6 @@ import re
 import shutil
 import uuid
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proftask import events
@@ -16,7 +15,6 @@ from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 from tests.integration.profiles import analysis, create_task, logs_of, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 PARTITIONS = 4  # the harness's PROFTASK_KAFKA_PARTITIONS: the poison lands on every partition
 BAD_SPEC = pb.TaskSpec(service_id="svc-poison", service_instance_ids=["i-1"], events=42)
 POISON = {  # topic (without prefix) → a decodable envelope whose payload no consumer can use

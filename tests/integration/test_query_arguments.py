@@ -1,10 +1,8 @@
 """Reads that name what the task does not have are refused with the name, not answered empty."""
-import pytest
 
 from tests.conformance.oracle import require_conformance
 from tests.integration.profiles import create_task, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 
 def test_an_instance_the_task_does_not_have_is_a_400_naming_it(stack):

@@ -4,11 +4,9 @@ by query_svc from ClickHouse, which learns of a task only once the processor wro
 import concurrent.futures
 import uuid
 
-import pytest
 
 from tests.integration.harness import new_topic_prefix, wait_until
 
-pytestmark = pytest.mark.integration
 
 
 def test_fifty_tasks_are_readable_on_both_replicas_right_after_the_201(spawn):

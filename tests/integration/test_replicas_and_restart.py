@@ -3,11 +3,9 @@ import asyncio
 import concurrent.futures
 import uuid
 
-import pytest
 
 from tests.integration.harness import new_topic_prefix, wait_until
 
-pytestmark = pytest.mark.integration
 
 
 def test_twenty_racing_creates_over_two_task_svc_processes_yield_one_task(spawn):

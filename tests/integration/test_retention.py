@@ -2,7 +2,6 @@
 with its tenant's days, and the TTL removes a tenant's old rows while another tenant's stay."""
 import asyncio
 
-import pytest
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
@@ -10,7 +9,6 @@ from proftask.config import RetentionPolicy
 from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS
 from services.processor.writer import RowWriter
 
-pytestmark = pytest.mark.integration
 DAY_MS = 86_400_000
 
 

@@ -3,7 +3,6 @@ import pytest
 
 from tests.integration.harness import Proftask, free_port, new_topic_prefix, wait_until
 
-pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("role,own_route,own_answer,foreign_route", [

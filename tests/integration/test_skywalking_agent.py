@@ -15,7 +15,6 @@ from tests.conformance.oracle import oracle_tree
 from tests.integration.harness import free_port, wait_until
 from tests.integration.profiles import as_oracle_shape
 
-pytestmark = pytest.mark.integration
 
 RUN = pathlib.Path(__file__).resolve().parent / "skywalking_agent" / "run.sh"
 SOURCE_MISSING = 3

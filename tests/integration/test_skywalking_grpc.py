@@ -13,7 +13,6 @@ from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 from tests.integration.profiles import analysis, as_oracle_shape, create_task, logs_of, progress, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 COMMAND_ARG_ORDER = ["SerialNumber", "TaskId", "Events", "Duration", "CreateTime", "DumpPeriod"]
 

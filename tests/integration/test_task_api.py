@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.integration
 
 
 def new_service() -> str:

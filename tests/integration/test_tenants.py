@@ -8,7 +8,6 @@ import pytest
 from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 
-pytestmark = pytest.mark.integration
 
 TOKENS = "acme-user=acme:user,acme-agent=acme:agent,globex-user=globex:user,globex-agent=globex:agent,root=acme:admin"
 

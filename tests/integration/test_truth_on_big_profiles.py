@@ -13,7 +13,6 @@ from tests.conformance.oracle import oracle_tree, raw_sample_types, require_conf
 from tests.integration.harness import PROFTASK
 from tests.integration.profiles import analysis, create_task, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 SEP = "\x1f"
 PPROF_ROW = re.compile(r"^\s*(-?\d+)(?:ns|B)?\s+\S+%\s+\S+%\s+(-?\d+)(?:ns|B)?\s+\S+%\s+(.*)$")
 INLINE = re.compile(r" \((?:partial-)?inline\)$")

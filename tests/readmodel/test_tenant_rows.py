@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 
 from proftask import events
 from proftask.core.flamegraph import preorder, render_elements
@@ -16,7 +15,6 @@ from services.query_svc import analysis_queries
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import as_oracle_shape
 
-pytestmark = pytest.mark.readmodel
 
 LIMIT = 512 * 1024 * 1024
 

@@ -11,7 +11,6 @@ from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.harness import KafkaCluster, Proftask, new_topic_prefix, wait_until
 from tests.integration.profiles import analysis, create_task, logs_of, upload, wait_finished
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 def small_profile():

@@ -5,7 +5,6 @@ import pytest
 from tests.conformance.oracle import CONFORMANCE, oracle_files, oracle_tree, raw_sample_types, require_conformance
 from tests.integration.profiles import analysis, as_oracle_shape, create_task, events_for, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 FILES = oracle_files() if CONFORMANCE.is_dir() else []
 IDS = [f"{p.parent.name}/{p.name}" for p in FILES]

@@ -10,7 +10,6 @@ from tests.conformance.oracle import require_conformance
 from tests.integration.harness import ROOT, HttpClient, free_port, free_port_block
 from tests.integration.profiles import analysis, create_task, upload, wait_finished
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 @pytest.fixture(scope="module")

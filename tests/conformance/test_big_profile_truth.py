@@ -9,7 +9,6 @@ from tests.conformance.oracle import raw_sample_types, require_conformance
 from tests.integration.harness import PROFTASK
 from tests.integration.profiles import create_task, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 
 PPROF_UNITS = {"nanoseconds": "ns", "bytes": "B"}
 ROW = re.compile(r"^\s*(\S+)\s+\S+%\s+\S+%\s+(\S+)\s+\S+%\s+(.+)$")

@@ -13,7 +13,6 @@ from tests.conformance.oracle import require_conformance
 from tests.integration.harness import wait_until
 from tests.integration.profiles import create_task, progress, upload, wait_finished
 
-pytestmark = pytest.mark.integration
 XSS_NAME = "<script>window.__xss=1</script>"
 BAD_UTF8 = b"bad\xff\xfe<img src=x onerror=window.__xss=2>"
 ROW = 18  # flamegraph.js's row height

@@ -5,7 +5,18 @@ import pytest
 
 from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix, stop_all
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+# A test's tier is the folder it lives in; `make <tier>` runs one, `make test` all of them.
+TIERS = ("unit", "readmodel", "conformance", "integration", "browser", "chaos")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = pathlib.Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of the tier folders {TIERS}")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
