@@ -8,10 +8,7 @@ import pathlib
 
 import pytest
 
-# The integration tier's fixtures (broker, stack, browser, page, output_dir), shared as they are.
-from tests.integration.conftest import broker, browser, output_dir, page, spawn, stack  # noqa: F401
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 BOOSTER_UI_DIR = pathlib.Path(os.environ.get("BOOSTER_UI_DIR", ROOT / "build" / "booster-ui"))
 NEEDED = ("dist/index.html", "node_modules/.bin/vite", "vite.config.ts")
 
@@ -22,7 +19,7 @@ def missing() -> list[str]:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "booster: SkyWalking's booster-ui in Chromium against proftask "
-                                       "(needs a built booster-ui, see tests/booster/conftest.py)")
+                                       "(needs a built booster-ui, see tests/browser/booster/conftest.py)")
 
 
 def pytest_collection_modifyitems(config, items):
