@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import AsyncIterator, Iterator
 
 from proftask import events, metrics
@@ -110,6 +111,7 @@ class ProfileIntake:
         UploadTooLarge/ProfileTooLarge, ProfileError, UploadInterrupted, UploadNotStored."""
         settings = self.settings
         charge = Charge(self.budget, budget_wait_s)
+        started = time.perf_counter()
         try:
             try:
                 if declared is not None:
@@ -130,6 +132,7 @@ class ProfileIntake:
         except BaseException:
             charge.release()
             raise
+        metrics.INGEST_STAGE_SECONDS.labels("intake_receive").observe(time.perf_counter() - started)
         # Every byte arrived: from here the upload runs to its end even if the agent hangs up,
         # so it is either on Kafka or logged as failed.
         store = asyncio.ensure_future(self._store(tenant, task_id, instance, spool, charge, idempotency_key))
@@ -140,6 +143,7 @@ class ProfileIntake:
                      idempotency_key: str) -> tuple[str, bool]:
         settings = self.settings
         try:
+            started = time.perf_counter()
             try:
                 if spool.path is not None:
                     await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
@@ -151,6 +155,8 @@ class ProfileIntake:
             except ProfileError as e:
                 await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, f"invalid profile: {e}")
                 raise
+            validated = time.perf_counter()
+            metrics.INGEST_STAGE_SECONDS.labels("intake_validate").observe(validated - started)
             pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)
             if self.view.profile_stored(tenant, pid):
                 return pid, True
@@ -169,6 +175,7 @@ class ProfileIntake:
                 except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
                     log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
                 raise UploadNotStored(message, self.budget.retry_after()) from e
+            metrics.INGEST_STAGE_SECONDS.labels("intake_produce").observe(time.perf_counter() - validated)
             metrics.INGEST_BYTES.inc(spool.size)
             return pid, False
         finally:

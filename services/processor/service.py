@@ -96,6 +96,9 @@ class ProcessorService:
             return
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
+        stage = metrics.INGEST_STAGE_SECONDS
+        stage.labels("processor_queued").observe(max(0.0, time.time() - env.occurred_at / 1000))
+        started = time.perf_counter()
         try:
             rows = await self._profile_rows(up, value)
         except ChunksUnreadable as e:
@@ -104,7 +107,11 @@ class ProcessorService:
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
             return
+        folded = time.perf_counter()
+        stage.labels("processor_rows").observe(folded - started)
         await self.writer.write_profile(rows)
+        written = time.perf_counter()
+        stage.labels("processor_write").observe(written - folded)
         metrics.INGEST_ROWS.inc(len(rows.stack_ids))
         stored = events.new_event(env.tenant, pb.ProfileStored(
             task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
@@ -112,6 +119,7 @@ class ProcessorService:
             event_id=derived_event_id(env.event_id, "stored"))
         await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
                                                 value=stored.SerializeToString()))
+        stage.labels("processor_stored").observe(time.perf_counter() - written)
 
     async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
         limit = self.settings.decompressed_max_size
