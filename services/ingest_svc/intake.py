@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
 FAILURE_LOG_ATTEMPTS = 4      # a failure log is retried: it is the only trace of the upload
 FAILURE_LOG_BACKOFF_S = 1.0
+INLINE_BYTES = 32 * 1024          # uploads up to this size are checked in the event loop ...
+INLINE_INFLATED = 512 * 1024      # ... unless they inflate past this
 
 Reason = pb.TaskFailedOnInstance
 
@@ -147,7 +149,7 @@ class ProfileIntake:
             try:
                 if spool.path is not None:
                     await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
-                else:
+                elif not _checked_inline(spool.buffer, settings.decompressed_max_size):
                     await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)
             except ProfileTooLarge as e:
                 await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
@@ -199,6 +201,21 @@ class ProfileIntake:
             uploaded.chunks.CopyFrom(pb.ChunkRefs(topic=self.topics.profile_chunks, partition=acks[0].partition,
                                                   offsets=[a.offset for a in acks], sha256=spool.sha256))
         await self.producer.send(self.topics.profiles, key, events.new_event(tenant, uploaded))
+
+
+def _checked_inline(body: bytearray, limit: int) -> bool:
+    """A small profile (a fleet's burst is a thousand of them) is checked here, in a millisecond
+    or less, rather than through the CPU pool, whose round trip costs more than the check.
+    False when it is not small after all (it inflates past INLINE_INFLATED): the pool checks it."""
+    if len(body) > INLINE_BYTES:
+        return False
+    try:
+        check_profile(body, min(limit, INLINE_INFLATED))
+    except ProfileTooLarge:
+        if limit > INLINE_INFLATED:
+            return False
+        raise
+    return True
 
 
 def _chunk_events(tenant: str, pid: str, spool: Spool) -> Iterator[pb.Envelope]:

@@ -19,7 +19,7 @@ from proftask.events import validity
 from proftask.faust_app import create_faust_app, faust_ready
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics, task_key
-from proftask.pprof.decode import ProfileError
+from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.cpu_pool import CpuPool
 from proftask.spool import create_file as new_spool_file
 from services.processor.chunks import ChunkReader, ChunksUnreadable
@@ -30,6 +30,8 @@ from services.processor.writer import RowWriter
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
+INLINE_BYTES = 32 * 1024       # records up to this size are folded in the event loop ...
+INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
 
 
@@ -124,6 +126,12 @@ class ProcessorService:
     async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
         limit = self.settings.decompressed_max_size
         if not up.HasField("chunks"):
+            if len(value) <= INLINE_BYTES:  # a small profile: here, cheaper than the pool's round trip
+                try:
+                    return profile_rows_from_record(value, min(limit, INLINE_INFLATED))
+                except ProfileTooLarge:
+                    if limit <= INLINE_INFLATED:
+                        raise
             return await self.cpu.run(profile_rows_from_record, value, limit)
         # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
         fd, path = new_spool_file()
