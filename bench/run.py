@@ -6,11 +6,18 @@ merges them), timed in the same run as proftask. Cold (a task never analysed bef
 headline; warm (the answer cached) stands beside it.
 
     .venv/bin/python -m bench.run [--instances 10] [--warm-runs 5] [--skip-big] [--burst 1000]
+                                  [--burst-layouts all,split] [--skip-large] [--stages]
+
+It ends with the issue's table: each row as a ratio to `go tool pprof` measured in this run, then
+the burst figures for each layout (`all`: one `serve all`; `split`: `serve task`, two `serve
+ingest` behind a client-side round robin, `serve processor,query`). --stages adds where the
+ingest time went, from the processes' own stage timings (PROFTASK_STAGE_LOG).
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import itertools
 import json
 import pathlib
 import statistics
@@ -19,7 +26,7 @@ import tempfile
 import time
 
 from tests.conformance.oracle import require_conformance
-from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix, wait_until
+from tests.integration.harness import KafkaBroker, Proftask, new_topic_prefix, stop_all, wait_until
 from tests.integration.profiles import analysis, create_task, progress, upload
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "test-output"
@@ -36,6 +43,18 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The process and its children (the CPU workers), each at its own peak."""
+    total = peak_rss_mb(pid)
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else ():
+        try:
+            total += tree_peak_rss_mb(int(child))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
 
 
 def metric(p: Proftask, name: str) -> float:
@@ -100,21 +119,64 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
     return out
 
 
-def bench_burst(p: Proftask, uploads: int) -> dict:
-    """A task for a whole fleet: every instance uploads at once."""
+def upload_as_agent(p: Proftask, task_id: str, name: str, data: bytes):
+    """An agent's upload: a 503 (upload budget full) is sent again after its Retry-After."""
+    for _ in range(100):
+        r = upload(p, task_id, name, data)
+        if r.status not in (0, 503):
+            return r
+        time.sleep(min(float(r.headers.get("Retry-After", "1")), 1.0))
+    return r
+
+
+def bench_burst(layout: str, control: Proftask, query: Proftask, ingest: list[Proftask], everyone: list[Proftask],
+                uploads: int) -> dict:
+    """A task for a whole fleet: every instance uploads at once (32 at a time), round robin over
+    the ingest processes; done when the progress lists every instance finished."""
     sample = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
     names = [f"pod-{n}" for n in range(uploads)]
-    task_id = create_task(p, names, events="CPU", duration=1)
+    task_id = create_task(control, names, events="CPU", duration=1)
+    wait_until(lambda: query.get(f"/api/v1/pprof/tasks/{task_id}/progress").status == 200, timeout=60)
+    targets = itertools.cycle(ingest)
+    pairs = [(next(targets), name) for name in names]
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(32) as agents:
-        replies = list(agents.map(lambda name: upload(p, task_id, name, sample), names))
-    statuses = {s: sum(1 for r in replies if r.status == s) for s in {r.status for r in replies}}
-    accepted = [n for n, r in zip(names, replies) if r.status == 202]
-    wait_until(lambda: len(progress(p, task_id)["successInstanceIds"]) == len(accepted), timeout=900, interval=0.2)
+        replies = list(agents.map(lambda pn: upload_as_agent(pn[0], task_id, pn[1], sample), pairs))
+    uploaded_s = time.perf_counter() - started
+    statuses = {s: sum(1 for r in replies if r.status == s) for s in sorted({r.status for r in replies})}
+    accepted = sum(1 for r in replies if r.status == 202)
+    wait_until(lambda: len(progress(query, task_id)["successInstanceIds"]) >= accepted, timeout=1800, interval=0.1)
     finished_s = time.perf_counter() - started
-    return emit("burst", uploads=uploads, statuses=statuses, first_upload_to_last_finished_seconds=round(finished_s, 2),
-                lost=len(accepted) - len(progress(p, task_id)["successInstanceIds"]),
-                process_peak_rss_mb=round(peak_rss_mb(p.proc.pid)))
+    stored = len(progress(query, task_id)["successInstanceIds"])
+    return emit(f"burst_{layout}", uploads=uploads, processes=[p.role for p in everyone], statuses=statuses,
+                upload_seconds=round(uploaded_s, 2), first_upload_to_last_finished_seconds=round(finished_s, 2),
+                stored=stored, lost=uploads - stored,
+                process_peak_rss_mb={f"{p.role}:{p.port}": round(peak_rss_mb(p.proc.pid)) for p in everyone},
+                process_tree_peak_rss_mb_total=round(sum(tree_peak_rss_mb(p.proc.pid) for p in everyone)))
+
+
+def burst_layout(layout: str, broker: KafkaBroker, work: pathlib.Path, uploads: int, env: dict,
+                 stages: bool) -> dict:
+    prefix = new_topic_prefix()
+    if layout == "all":
+        procs = [Proftask("all", broker, work / "burst-all", prefix, OUT, env)]
+    else:
+        procs = [Proftask(role, broker, work / f"burst-{n}-{role.replace(',', '-')}", prefix, OUT, env)
+                 for n, role in enumerate(("task", "ingest", "ingest", "processor,query"))]
+    try:
+        for p in procs:
+            p.start(wait=False)
+        for p in procs:
+            p.wait_ready()
+        if layout == "all":
+            result = bench_burst(layout, procs[0], procs[0], procs, procs, uploads)
+        else:
+            result = bench_burst(layout, procs[0], procs[3], procs[1:3], procs, uploads)
+        if stages:
+            emit(f"ingest_stages_burst_{layout}", **stage_seconds(procs))
+        return result
+    finally:
+        stop_all(procs)
 
 
 def bench_big(p: Proftask, work: pathlib.Path) -> dict:
@@ -140,37 +202,92 @@ def bench_big(p: Proftask, work: pathlib.Path) -> dict:
                 process_peak_rss_mb_before=round(rss_before), process_peak_rss_mb_after=round(peak_rss_mb(p.proc.pid)))
 
 
+STAGES = "proftask_ingest_stage_seconds"
+
+
+def stage_seconds(procs: list[Proftask]) -> dict[str, dict[str, float]]:
+    """Per ingest stage, summed over the processes: seconds spent (stages of concurrent profiles
+    overlap, so these are busy seconds, not wall time) and how many profiles passed it."""
+    out: dict[str, dict[str, float]] = {}
+    for p in procs:
+        for line in p.get("/metrics").body.decode().splitlines():
+            for suffix, field in (("_sum{", "seconds"), ("_count{", "profiles")):
+                if line.startswith(STAGES + suffix):
+                    stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                    value = float(line.rsplit(" ", 1)[1])
+                    entry = out.setdefault(stage, {"seconds": 0.0, "profiles": 0})
+                    entry[field] += value
+    return {k: {"seconds": round(v["seconds"], 3), "profiles": int(v["profiles"])} for k, v in out.items()}
+
+
+def print_table(large: list[dict], bursts: list[dict]) -> None:
+    """The issue's table, every ratio from this run."""
+    rows = []
+    if large:
+        ingest, merged, single = large
+        rows += [
+            ("ingest: first upload -> last EXECUTION_FINISHED", ingest["seconds"], ingest["ratio_vs_go"], "<= 1.0x"),
+            ("first view: cold analysis, maxNodes=5000", merged["first_view_max_nodes_5000_cold_seconds"],
+             merged["first_view_ratio_vs_go"], "<= 0.1x"),
+            ("full tree, cold (no cache)", merged["full_tree_cold_seconds"], merged["full_tree_ratio_vs_go"], "<= 0.5x"),
+            ("one large profile opened (vs go tool pprof -top)", single["analysis_max_nodes_5000_cold_seconds"],
+             single["ratio_vs_go_top"], "<= 0.2x"),
+        ]
+        print(f"\n{ingest['profiles']} x {ingest['file']}; baseline: one `go tool pprof -raw` process over all "
+              f"of them, {ingest['go_pprof_raw_one_process_seconds']} s (-top of one: "
+              f"{single['go_pprof_top_seconds']} s); warm first view {merged['first_view_warm_seconds']} s, "
+              f"warm full tree {merged['full_tree_warm_seconds']} s")
+        print(f"| {'what a user waits for':50} | {'proftask s':>10} | {'ratio':>7} | goal     |")
+        for what, seconds, ratio, goal in rows:
+            print(f"| {what:50} | {seconds:>10} | {ratio:>6}x | {goal:8} |")
+    for b in bursts:
+        print(f"burst of {b['uploads']} ({b['layout']}: {' + '.join(b['processes'])}): first upload -> last "
+              f"EXECUTION_FINISHED {b['first_upload_to_last_finished_seconds']} s (goal <= 10 s), stored "
+              f"{b['stored']}/{b['uploads']}, lost {b['lost']}, peak RSS {b['process_peak_rss_mb']} MB "
+              f"(with CPU workers, all processes: {b['process_tree_peak_rss_mb_total']} MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--instances", type=int, default=10)
     ap.add_argument("--warm-runs", type=int, default=5)
     ap.add_argument("--skip-big", action="store_true", help="skip the 30 MiB profile case")
+    ap.add_argument("--skip-large", action="store_true", help="skip the large/pprof-large.cpu.pb.gz cases")
     ap.add_argument("--burst", type=int, default=0, help="also upload go/pprof-sample.cpu.pb.gz for this many "
                                                          "instances of one task at once (e.g. 1000)")
+    ap.add_argument("--burst-layouts", default="all,split", help="all (one `serve all`), split (task, "
+                                                                 "ingest x2, processor+query), or both")
+    ap.add_argument("--stages", action="store_true", help="print where ingest time went, per stage")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
+    large: list[dict] = []
+    bursts: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="proftask-bench-") as tmp:
         work = pathlib.Path(tmp)
         broker = KafkaBroker(work / "kafka")
         broker.start()
-        procs = []
         try:
-            p = Proftask("all", broker, work / "data", new_topic_prefix(), OUT).start()
-            procs.append(p)
-            bench_large(p, args.instances, args.warm_runs)
-            if args.burst:
-                burst = Proftask("all", broker, work / "data-burst", new_topic_prefix(), OUT).start()
-                procs.append(burst)
-                bench_burst(burst, args.burst)
+            if not args.skip_large:
+                p = Proftask("all", broker, work / "data", new_topic_prefix(), OUT).start()
+                try:
+                    large = bench_large(p, args.instances, args.warm_runs)
+                    if args.stages:
+                        emit("ingest_stages_large", **stage_seconds([p]))
+                finally:
+                    p.stop()
+            for layout in filter(None, args.burst_layouts.split(",")) if args.burst else ():
+                result = burst_layout(layout, broker, work, args.burst, {}, args.stages)
+                bursts.append({"layout": layout, **result})
             if not args.skip_big:
                 big = Proftask("all", broker, work / "data-big", new_topic_prefix(), OUT,
                                {"SW_RECEIVER_PPROF_MEMORY_PARSER_ENABLED": "false"}).start()
-                procs.append(big)
-                bench_big(big, work)
+                try:
+                    bench_big(big, work)
+                finally:
+                    big.stop()
         finally:
-            for proc in procs:
-                proc.stop()
             broker.stop()
+    print_table(large, bursts)
 
 
 if __name__ == "__main__":

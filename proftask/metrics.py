@@ -18,3 +18,10 @@ DEAD_LETTERS = Counter("proftask_dead_letters_total", "Records a consumer could 
                        ["consumer", "topic", "reason_kind"])
 CONSUMER_FAILURES = Counter("proftask_consumer_failures_total",
                             "Times a consumer's loop failed and was restarted", ["consumer"])
+# Where ingest time goes, per profile: intake_receive (the body read), intake_validate (gunzip,
+# decode, validate in the CPU pool), intake_produce (on Kafka, acknowledged), processor_queued (from
+# the upload event's creation to the processor taking it: Kafka and the queue), processor_rows
+# (decode and fold in the CPU pool), processor_write (ClickHouse), processor_stored (the
+# ProfileStored event sent). Stages of concurrent profiles overlap: the sums are busy time.
+INGEST_STAGE_SECONDS = Histogram("proftask_ingest_stage_seconds", "Seconds a profile spent in each ingest stage",
+                                 ["stage"], buckets=(0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60))

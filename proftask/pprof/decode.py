@@ -1,11 +1,13 @@
 """From uploaded bytes to a validated Profile message."""
 from __future__ import annotations
 
+import functools
 import zlib
 from itertools import chain
 
 import numpy as np
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from proftask.pprof.v1 import profile_pb2
@@ -83,7 +85,7 @@ def parse_profile(raw: bytes) -> profile_pb2.Profile:
         profile.ParseFromString(raw)
     except DecodeError as e:
         raise ProfileError(f"not a pprof protobuf: {e}") from None
-    validate(profile)
+    validate(profile, raw)
     return profile
 
 
@@ -97,7 +99,123 @@ def _unique_ids(kind: str, ids: list[int]) -> set[int]:
     return unique
 
 
-def validate(p: profile_pb2.Profile) -> None:
+def validate(p: profile_pb2.Profile, raw: bytes | None = None) -> None:
+    """Raises ProfileError naming the first thing wrong, as pprof's own parser checks. `raw` is
+    the serialized profile when the caller has it (else it is serialized again).
+
+    A large profile has ~500k location references: read one by one from the decoded message they
+    cost more than decoding it. So the references are read as columns (`_Columns`) and checked
+    at once; only when those checks find something is the profile walked entry by entry
+    (`_validate_exact`), which names the first fault as before."""
+    _check_header(p)
+    n_types = len(p.sample_type)
+    values = _checked_columns(p, n_types, p.SerializeToString() if raw is None else raw)
+    if values is None:
+        _validate_exact(p)  # raises, unless a false alarm (a field written twice): then the sums
+    check_sums_fit(p, n_types, values)
+
+
+def _check_header(p: profile_pb2.Profile) -> None:
+    n_strings = len(p.string_table)
+    if n_strings == 0 or p.string_table[0] != b"":
+        raise ProfileError("string_table must start with the empty string")
+
+    def check_str(index: int, what: str) -> None:
+        if not 0 <= index < n_strings:
+            raise ProfileError(f"{what} refers to string {index}, but the string table has {n_strings}")
+
+    if not p.sample_type:
+        raise ProfileError("profile has no sample types")
+    for vt in p.sample_type:
+        check_str(vt.type, "sample_type.type")
+        check_str(vt.unit, "sample_type.unit")
+    check_str(p.default_sample_type, "default_sample_type")
+
+
+@functools.cache
+def _columns() -> "_Columns":
+    return _Columns()
+
+
+class _Columns:
+    """The wire format read with other schemas: a Profile's samples, locations and functions as
+    raw bytes, and their concatenation parsed as one message whose fields are all repeated. A
+    repeated field of concatenated messages is the concatenation of theirs, so the sample
+    references and values come out exact, in order, in one C-level parse. A singular field
+    (a function's name index, a line's function id) comes out once per occurrence on the wire:
+    zeros are left out and a field written twice shows both values, so those columns are only
+    checked for range, never aligned to their messages."""
+
+    def __init__(self):
+        f = descriptor_pb2.FieldDescriptorProto
+        proto = descriptor_pb2.FileDescriptorProto(name="proftask_pprof_columns.proto", package="proftask_columns",
+                                                   syntax="proto3")
+
+        def message(name: str, fields: list[tuple[str, int, int]]) -> None:
+            m = proto.message_type.add(name=name)
+            for field_name, number, kind in fields:
+                m.field.add(name=field_name, number=number, type=kind, label=f.LABEL_REPEATED)
+
+        message("Parts", [("sample", 2, f.TYPE_BYTES), ("location", 4, f.TYPE_BYTES), ("function", 5, f.TYPE_BYTES)])
+        message("Samples", [("location_id", 1, f.TYPE_UINT64), ("value", 2, f.TYPE_INT64), ("label", 3, f.TYPE_BYTES)])
+        message("Labels", [("key", 1, f.TYPE_INT64), ("str", 2, f.TYPE_INT64)])
+        message("Locations", [("line", 4, f.TYPE_BYTES)])
+        message("Lines", [("function_id", 1, f.TYPE_UINT64)])
+        message("Functions", [("name", 2, f.TYPE_INT64), ("system_name", 3, f.TYPE_INT64), ("filename", 4, f.TYPE_INT64)])
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(proto)
+        for name in ("Parts", "Samples", "Labels", "Locations", "Lines", "Functions"):
+            setattr(self, name, message_factory.GetMessageClass(pool.FindMessageTypeByName(f"proftask_columns.{name}")))
+
+    def parse(self, kind: str, data: bytes):
+        message = getattr(self, kind)()
+        message.ParseFromString(data)
+        return message
+
+
+def _in_range(column, n: int) -> bool:
+    if not len(column):
+        return True
+    a = np.array(column, dtype=np.int64)
+    return bool(a.min() >= 0 and a.max() < n)
+
+
+def _checked_columns(p: profile_pb2.Profile, n_types: int, raw: bytes) -> np.ndarray | None:
+    """The samples' values [n, n_types] when every reference resolves; None when some check
+    fails (or may: the exact walk decides)."""
+    n_strings = len(p.string_table)
+    c = _columns()
+    try:
+        parts = c.parse("Parts", raw)
+        samples = c.parse("Samples", b"".join(parts.sample))
+        labels = c.parse("Labels", b"".join(samples.label))
+        lines = c.parse("Lines", b"".join(c.parse("Locations", b"".join(parts.location)).line))
+        fns = c.parse("Functions", b"".join(parts.function))
+    except DecodeError:
+        return None
+    function_ids = [f.id for f in p.function]
+    location_ids = [loc.id for loc in p.location]
+    for ids in (function_ids, location_ids):
+        if 0 in ids or len(set(ids)) != len(ids):
+            return None
+    if not all(_in_range(col, n_strings) for col in (fns.name, fns.system_name, fns.filename,
+                                                     labels.key, labels.str)):
+        return None
+    line_functions = np.unique(np.array(lines.function_id, dtype=np.uint64))
+    line_functions = line_functions[line_functions != 0]
+    if not np.isin(line_functions, np.array(function_ids, dtype=np.uint64)).all():
+        return None
+    referenced = np.array(samples.location_id, dtype=np.uint64)
+    if not np.isin(referenced, np.array(location_ids, dtype=np.uint64)).all():
+        return None
+    n = len(p.sample)
+    if len(samples.value) != n * n_types or any(len(s.value) != n_types for s in p.sample):
+        return None
+    return np.array(samples.value, dtype=np.int64).reshape(n, n_types)
+
+
+def _validate_exact(p: profile_pb2.Profile) -> None:
+    """validate, entry by entry: raises naming the first fault in the profile's order."""
     n_strings = len(p.string_table)
     if n_strings == 0 or p.string_table[0] != b"":
         raise ProfileError("string_table must start with the empty string")
@@ -135,10 +253,9 @@ def validate(p: profile_pb2.Profile) -> None:
         for label in s.label:
             check_str(label.key, f"sample {i} label key")
             check_str(label.str, f"sample {i} label value")
-    check_sums_fit(p, n_types)
 
 
-def check_sums_fit(p: profile_pb2.Profile, n_types: int) -> None:
+def check_sums_fit(p: profile_pb2.Profile, n_types: int, values: np.ndarray | None = None) -> None:
     """Every node of the tree sums some of the samples' values in 64 bits, as the tables and the
     tree do. Those sums all fit when the positive values together and the negative ones together
     do; a profile where they do not is refused, since its totals would be wrong (pprof itself
@@ -146,8 +263,9 @@ def check_sums_fit(p: profile_pb2.Profile, n_types: int) -> None:
     n = len(p.sample)
     if n == 0:
         return
-    values = np.fromiter(chain.from_iterable(s.value for s in p.sample), dtype=np.int64,
-                         count=n * n_types).reshape(n, n_types)
+    if values is None:
+        values = np.fromiter(chain.from_iterable(s.value for s in p.sample), dtype=np.int64,
+                             count=n * n_types).reshape(n, n_types)
     magnitude = max(int(values.max()), -int(values.min()))
     if magnitude * n <= INT64_MAX:  # the common case: no sum can leave the range
         return

@@ -9,7 +9,7 @@ import uuid
 from typing import AsyncIterator, Iterator
 
 from proftask.spool import create_file as new_spool_file
-from proftask.pprof.decode import BoundedGunzip, ProfileTooLarge, is_gzip, parse_profile
+from proftask.pprof.decode import decompress, parse_profile
 
 CHUNK = 256 * 1024
 _PROFILE_NS = uuid.UUID("0f6b1f2e-8e63-4c55-9a2d-6c1b8f0e7a41")
@@ -109,20 +109,9 @@ def check_profile(body: bytes, decompressed_limit: int) -> list[tuple[str, str]]
     """The profile's sample types as (type, unit), in file order. Raises ProfileTooLarge (a gzip
     bomb, or an inflated size over the limit) or ProfileError.
 
-    A first pass only counts the inflated bytes, so a bomb is refused without ever holding its
-    output; a profile within the limit is then inflated and decoded."""
-    if is_gzip(body):
-        counter = BoundedGunzip(decompressed_limit)
-        for start in range(0, len(body), CHUNK):
-            counter.feed(body[start:start + CHUNK])
-        counter.finish()
-        gunzip = BoundedGunzip(decompressed_limit)
-        raw = gunzip.feed(body)
-    else:
-        if len(body) > decompressed_limit:
-            raise ProfileTooLarge(f"profile is larger than the decompressed limit of {decompressed_limit} bytes")
-        raw = body
-    profile = parse_profile(raw)
+    Inflated once: the output stops one byte past the limit, so a bomb never costs more memory
+    than a valid profile of the largest size allowed."""
+    profile = parse_profile(decompress(body, decompressed_limit))
     strings = profile.string_table
     return [(strings[vt.type].decode("utf-8", "replace"), strings[vt.unit].decode("utf-8", "replace"))
             for vt in profile.sample_type]

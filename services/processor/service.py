@@ -19,7 +19,7 @@ from proftask.events import validity
 from proftask.faust_app import create_faust_app, faust_ready
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics, task_key
-from proftask.pprof.decode import ProfileError
+from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.cpu_pool import CpuPool
 from proftask.spool import create_file as new_spool_file
 from services.processor.chunks import ChunkReader, ChunksUnreadable
@@ -30,6 +30,8 @@ from services.processor.writer import RowWriter
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
+INLINE_BYTES = 32 * 1024       # records up to this size are folded in the event loop ...
+INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
 
 
@@ -96,6 +98,9 @@ class ProcessorService:
             return
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
+        stage = metrics.INGEST_STAGE_SECONDS
+        stage.labels("processor_queued").observe(max(0.0, time.time() - env.occurred_at / 1000))
+        started = time.perf_counter()
         try:
             rows = await self._profile_rows(up, value)
         except ChunksUnreadable as e:
@@ -104,7 +109,11 @@ class ProcessorService:
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
             return
+        folded = time.perf_counter()
+        stage.labels("processor_rows").observe(folded - started)
         await self.writer.write_profile(rows)
+        written = time.perf_counter()
+        stage.labels("processor_write").observe(written - folded)
         metrics.INGEST_ROWS.inc(len(rows.stack_ids))
         stored = events.new_event(env.tenant, pb.ProfileStored(
             task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
@@ -112,10 +121,17 @@ class ProcessorService:
             event_id=derived_event_id(env.event_id, "stored"))
         await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
                                                 value=stored.SerializeToString()))
+        stage.labels("processor_stored").observe(time.perf_counter() - written)
 
     async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
         limit = self.settings.decompressed_max_size
         if not up.HasField("chunks"):
+            if len(value) <= INLINE_BYTES:  # a small profile: here, cheaper than the pool's round trip
+                try:
+                    return profile_rows_from_record(value, min(limit, INLINE_INFLATED))
+                except ProfileTooLarge:
+                    if limit <= INLINE_INFLATED:
+                        raise
             return await self.cpu.run(profile_rows_from_record, value, limit)
         # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
         fd, path = new_spool_file()
