@@ -43,13 +43,14 @@ def events_for(profile: pathlib.Path) -> dict:
             "dumpPeriod": 10 if event.needs_dump_period else None}
 
 
-def upload(p: Proftask, task_id: str, instance: str, data: bytes | pathlib.Path, key: str | None = None):
+def upload(p: Proftask, task_id: str, instance: str, data: bytes | pathlib.Path, key: str | None = None,
+           timeout: float = 60):
     body = data.read_bytes() if isinstance(data, pathlib.Path) else data
     headers = {"Content-Type": "application/octet-stream"}
     if key:
         headers["Idempotency-Key"] = key
     return p.request("POST", f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance={instance}",
-                     raw=body, headers=headers)
+                     raw=body, headers=headers, timeout=timeout)
 
 
 def progress(p: Proftask, task_id: str) -> dict:
