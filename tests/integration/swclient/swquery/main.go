@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"skywalking.apache.org/repo/goapi/query"
 )
@@ -117,7 +118,8 @@ func main() {
 		out := ask[struct {
 			Result query.PprofTaskListResult `json:"result"`
 		}]("query ($request: PprofTaskListRequest!) { result: queryPprofTaskList(request: $request) { errorReason tasks { id serviceId serviceInstanceIds createTime events duration dumpPeriod } } }",
-			map[string]any{"request": query.PprofTaskListRequest{ServiceID: sid}})
+			// swctl sends the window of the last 30 minutes, with coldStage set as query protocols 10.2+ define it
+			map[string]any{"request": query.PprofTaskListRequest{ServiceID: sid, QueryDuration: lastHalfHour()}})
 		emit(out.Result)
 	case "progress":
 		out := ask[struct {
@@ -144,6 +146,13 @@ func main() {
 	default:
 		fail("usage: swquery -base-url URL [-token T] create|list|progress|analyze [flags]")
 	}
+}
+
+func lastHalfHour() *query.Duration {
+	const minute = "2006-01-02 1504"
+	now, cold := time.Now().UTC(), false
+	return &query.Duration{Start: now.Add(-30 * time.Minute).Format(minute), End: now.Format(minute),
+		Step: query.StepMinute, ColdStage: &cold}
 }
 
 func b64(s string) string {
