@@ -15,6 +15,8 @@ SHARD_KEYS = {
     "task_logs": "cityHash64(tenant, task_id)",
     "profiles": "cityHash64(tenant, task_id)",
     "samples": "cityHash64(tenant, task_id)",
+    "nodes": "cityHash64(tenant, task_id)",
+    "functions": "cityHash64(tenant, task_id)",
     "stacks": "stack_id",
     "frame_names": "frame_id",
 }

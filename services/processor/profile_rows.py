@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
+from proftask.core.node_table import StackFold
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
@@ -48,6 +49,8 @@ class ProfileRows:
     line_frames: np.ndarray      # uint64, flat
     values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
+    nodes: pa.Table | None = None      # `nodes` rows: every sample type, both granularities
+    functions: pa.Table | None = None  # `functions` rows: likewise
 
     def stacks_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`stacks` rows, optionally only those where keep is True."""
@@ -115,9 +118,60 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
                folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
                len(stack_ids), env.event_id)
-    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
+    rows = ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
                        [(tenant, fid, *info) for fid, info in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
+    rows.nodes, rows.functions = fold_tables(rows)
+    return rows
+
+
+def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
+    """A table of n rows of this profile: its key columns, then `columns`."""
+    return pa.table({
+        "tenant": pa.repeat(pa.scalar(rows.tenant, pa.string()), n),
+        "task_id": pa.repeat(pa.scalar(rows.task_id, pa.string()), n),
+        "instance_id": pa.repeat(pa.scalar(rows.instance_id, pa.string()), n),
+        "profile_id": pa.repeat(pa.scalar(rows.profile_id, pa.string()), n),
+        **columns,
+        "uploaded_at": pa.array(np.full(n, rows.uploaded_at, dtype=np.int64), pa.int64()),
+    })
+
+
+def fold_tables(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
+    """The profile's node and function tables, for every sample type at both granularities:
+    folded here once, so that an analysis only sums them."""
+    node_parts: list[dict] = []
+    fn_parts: list[dict] = []
+    for granularity, flat in ((FUNCTION, rows.function_frames), (LINE, rows.line_frames)):
+        fold = StackFold(rows.stack_offsets, flat)
+        for type_index in range(rows.values.shape[1]):
+            v = rows.values[:, type_index]
+            n, f = fold.nodes(v), fold.functions(v)
+            node_parts.append({"granularity": granularity, "type_index": type_index, "node": n.node,
+                               "parent": n.parent, "depth": n.depth, "frame_id": n.frame_id,
+                               "self": n.self_value, "total": n.total})
+            fn_parts.append({"granularity": granularity, "type_index": type_index, "frame_id": f.frame_id,
+                             "flat": f.flat, "cum": f.cum})
+
+    def table(parts: list[dict], arrays: dict) -> pa.Table:
+        sizes = [len(p["frame_id"]) for p in parts]
+        n = sum(sizes)
+        columns = {
+            "granularity": pa.array([FUNCTION, LINE], pa.string()).take(
+                pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
+                         if parts else np.zeros(0, np.int32))),
+            "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
+                                   if parts else np.zeros(0, np.uint16), pa.uint16()),
+        }
+        for name, typ in arrays.items():
+            columns[name] = pa.array(np.concatenate([p[name] for p in parts]) if parts else np.zeros(0),
+                                     typ)
+        return _scoped(rows, n, columns)
+
+    nodes = table(node_parts, {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(),
+                               "frame_id": pa.uint64(), "self": pa.int64(), "total": pa.int64()})
+    functions = table(fn_parts, {"frame_id": pa.uint64(), "flat": pa.int64(), "cum": pa.int64()})
+    return nodes, functions
 
 
 def profile_rows_from_record(value: bytes, decompressed_limit: int) -> ProfileRows:

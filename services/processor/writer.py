@@ -12,14 +12,17 @@ import pyarrow as pa
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.migrations.m0003_retention import RETAINED
 from proftask.config import RetentionPolicy
 from services.processor.profile_rows import FRAME_NAME_COLUMNS, PROFILE_COLUMNS, ProfileRows
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 CHUNK_ROWS = 20_000  # moderate inserts keep the event loop responsive (serialisation holds the GIL)
-KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~32 bytes each)
+KNOWN_IDS = 4_000_000
+ARROW_CHUNK_ROWS = 500_000
+# Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
+# (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
+RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "nodes", "functions"})  # ids of stacks and frames this process already wrote (~32 bytes each)
 
 
 class KnownIds:
@@ -86,9 +89,9 @@ class RowWriter:
             days = self.retention.days_for(arrow_table.column("tenant")[0].as_py())
             arrow_table = arrow_table.append_column("retention_days", pa.array([days] * arrow_table.num_rows,
                                                                                 pa.uint16()))
-        if arrow_table.num_rows:
-            await self._retry(table, arrow_table.num_rows,
-                              lambda: self.clickhouse.insert_arrow(table, arrow_table))
+        for start in range(0, arrow_table.num_rows, ARROW_CHUNK_ROWS):
+            chunk = arrow_table.slice(start, ARROW_CHUNK_ROWS)
+            await self._retry(table, chunk.num_rows, lambda c=chunk: self.clickhouse.insert_arrow(table, c))
 
     async def write_profile(self, rows: ProfileRows) -> None:
         """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
@@ -103,4 +106,7 @@ class RowWriter:
             await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
         self._known_stacks.add(rows.tenant, rows.stack_ids[new_stacks])
         await self.insert_arrow("samples", rows.samples_table())
+        if rows.nodes is not None:
+            await self.insert_arrow("nodes", rows.nodes)
+            await self.insert_arrow("functions", rows.functions)
         await self.insert("profiles", [rows.profile], PROFILE_COLUMNS)

@@ -15,9 +15,11 @@ class Migration:
 
 
 def all_migrations() -> list[Migration]:
-    from proftask.clickhouse.migrations import m0001_task_tables, m0002_profile_tables, m0003_retention
+    from proftask.clickhouse.migrations import (m0001_task_tables, m0002_profile_tables, m0003_retention,
+                                              m0004_folded_tables)
 
-    migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION, m0003_retention.MIGRATION]
+    migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION, m0003_retention.MIGRATION,
+                  m0004_folded_tables.MIGRATION]
     versions = [m.version for m in migrations]
     assert versions == sorted(set(versions)), "migration versions must be unique and ordered"
     return migrations
