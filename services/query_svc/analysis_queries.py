@@ -131,7 +131,7 @@ GROUP BY profile_id
 
 FOLDED_PROFILE_NODE_TOTALS = """
 SELECT profile_id, node, any(total)""" + CHOSEN_ROWS.replace("{table}", "nodes") + """
-  AND node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
+  AND node != 0 AND node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
 GROUP BY profile_id, node
 """
 
