@@ -18,11 +18,11 @@ from services.processor.profile_rows import FRAME_NAME_COLUMNS, PROFILE_COLUMNS,
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 CHUNK_ROWS = 20_000  # moderate inserts keep the event loop responsive (serialisation holds the GIL)
-KNOWN_IDS = 4_000_000
+KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~32 bytes each)
 ARROW_CHUNK_ROWS = 500_000
 # Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
 # (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
-RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "nodes", "functions"})  # ids of stacks and frames this process already wrote (~32 bytes each)
+RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "nodes", "functions"})
 
 
 class KnownIds:
