@@ -16,10 +16,6 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
 
-PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
-                   "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
-                   "event_id")
-FRAME_NAME_COLUMNS = ("tenant", "frame_id", "name", "function", "line", "is_address")
 
 
 def hash64(data: bytes) -> int:
@@ -41,8 +37,8 @@ class ProfileRows:
     instance_id: str
     profile_id: str
     uploaded_at: int            # epoch ms of the upload event (what retention counts from)
-    profile: tuple              # the `profiles` row
-    frame_names: list[tuple]    # `frame_names` rows
+    profile: dict               # the `profiles` row
+    frame_names: list[dict]     # `frame_names` rows
     stack_ids: np.ndarray       # uint64 [n]
     stack_offsets: np.ndarray   # int64 [n + 1] into the flat frame arrays
     function_frames: np.ndarray  # uint64, flat
@@ -115,11 +111,13 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
         fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
         off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
         stack_ids, values = unique_ids, merged
-    profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
-               folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
-               len(stack_ids), env.event_id)
+    profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+                   uploaded_at=env.occurred_at, sample_types=folded.sample_types, default_index=folded.default_index,
+                   totals=folded.totals(), period_type=folded.period_type, period=folded.period, size_bytes=up.size,
+                   stack_count=len(stack_ids), event_id=env.event_id)
     rows = ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
-                       [(tenant, fid, *info) for fid, info in names.items()],
+                       [dict(tenant=tenant, frame_id=fid, name=name, function=function, line=line,
+                             is_address=is_address) for fid, (name, function, line, is_address) in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
     rows.nodes, rows.functions = fold_tables(rows)
     return rows
