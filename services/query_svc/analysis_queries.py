@@ -103,9 +103,28 @@ FROM (SELECT profile_id, node, any(parent) AS parent, any(depth) AS depth, any(f
 GROUP BY node
 """
 
+# The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
+# has and its least values: with no negative value a node is never lighter than its child, so
+# these rows hold the first max_nodes of the tree's order (flamegraph._kept_rows) and every
+# ancestor of them; with negative values (delta profiles) the caller reads the whole tree.
+HEAVIEST_NODES = """
+SELECT *, count() OVER () AS node_count, min(self) OVER () AS min_self,
+       min(if(depth = 0, 0, total)) OVER () AS min_total
+FROM (""" + MERGED_NODES + """)
+ORDER BY total DESC
+LIMIT {max_nodes:UInt64} WITH TIES
+"""
+
 NODE_FRAME_INFO = """
 SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
 WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id""" + CHOSEN_ROWS.replace("{table}", "nodes") + """)
+GROUP BY frame_id
+"""
+
+MAX_LISTED_FRAMES = 20_000  # a literal list is parsed as SQL text: beyond this a subquery is faster
+FRAME_NAMES_OF = """
+SELECT frame_id, any(name) FROM frame_names
+WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
 GROUP BY frame_id
 """
 
@@ -167,11 +186,35 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     with metrics.QUERY_SECONDS.labels("node_sums").time():
         t = await ch.arrow(MERGED_NODES, params)
+    return await _with_names(ch, t, params)
+
+
+async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                                granularity: str, max_nodes: int) -> tuple[NodeColumns, int] | None:
+    """The heaviest max_nodes nodes (and any tied with the last) with their ancestors, and how
+    many nodes the whole tree has; None when the tree has negative values (read it whole)."""
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
+              "max_nodes": max_nodes}
+    with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
+        t = await ch.arrow(HEAVIEST_NODES, params)
+    if t.num_rows == 0:
+        return NodeColumns.empty(), 1
+    if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
+        return None
+    return await _with_names(ch, t, params, heaviest=True), int(t.column("node_count")[0].as_py())
+
+
+async def _with_names(ch: ClickHouse, t, params: dict, heaviest: bool = False) -> NodeColumns:
     if t.num_rows == 0:
         return NodeColumns.empty()
-    with metrics.QUERY_SECONDS.labels("frame_names").time():
-        info = {fid: name for fid, name, *_ in await ch.rows(NODE_FRAME_INFO, params)}
     frame_ids = np.asarray(t.column("frame_id").to_numpy(), dtype=np.uint64)
+    with metrics.QUERY_SECONDS.labels("frame_names").time():
+        wanted = np.unique(frame_ids)
+        if heaviest and len(wanted) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
+            rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": wanted.tolist()})
+        else:
+            rows = await ch.rows(NODE_FRAME_INFO, params)
+        info = {fid: name for fid, name, *_ in rows}
     unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     return NodeColumns(
         node=np.asarray(t.column("node").to_numpy(), dtype=np.uint64),

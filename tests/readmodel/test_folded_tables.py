@@ -69,3 +69,23 @@ def test_two_tenants_with_the_same_profile_each_get_it_whole_and_a_redelivery_co
         root_total = int(one.total[one.depth == 0][0])
         assert roots == {"p-1": root_total, "p-2": root_total}
         assert len(totals) == 2 * len([n for n in nodes if n != 0])
+
+
+def test_the_heaviest_nodes_read_alone_make_the_same_cut_tree_as_the_whole_tree(loop, clickhouse):
+    from proftask.core.flamegraph import preorder, render_elements
+
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+    env = events.new_event("acme", pb.ProfileUploaded(task_id="task-cut", instance_id="pod-1", profile_id="c-1",
+                                                      content=content, size=len(content)))
+    loop.run_until_complete(RowWriter(clickhouse).write_profile(profile_rows(env, LIMIT)))
+    for granularity in ("function", "line"):
+        whole = loop.run_until_complete(analysis_queries.node_columns(
+            clickhouse, "acme", "task-cut", {"c-1": 1}, granularity))
+        for max_nodes in (1, 2, 7, 50, 300, 10_000_000):
+            cut, node_count = loop.run_until_complete(analysis_queries.heaviest_node_columns(
+                clickhouse, "acme", "task-cut", {"c-1": 1}, granularity, max_nodes))
+            assert node_count == len(whole.node)
+            want_order, want_parents, want_dropped = preorder(whole, max_nodes)
+            got_order, got_parents, _ = preorder(cut, max_nodes)
+            assert render_elements(cut, got_order, got_parents) == render_elements(whole, want_order, want_parents)
+            assert node_count - len(got_order) == want_dropped
