@@ -123,13 +123,18 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     return rows
 
 
+def _constant(value: str, n: int) -> pa.DictionaryArray:
+    """A string column with one value, dictionary-encoded: 4 bytes a row, not the string."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string()))
+
+
 def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
     """A table of n rows of this profile: its key columns, then `columns`."""
     return pa.table({
-        "tenant": pa.repeat(pa.scalar(rows.tenant, pa.string()), n),
-        "task_id": pa.repeat(pa.scalar(rows.task_id, pa.string()), n),
-        "instance_id": pa.repeat(pa.scalar(rows.instance_id, pa.string()), n),
-        "profile_id": pa.repeat(pa.scalar(rows.profile_id, pa.string()), n),
+        "tenant": _constant(rows.tenant, n),
+        "task_id": _constant(rows.task_id, n),
+        "instance_id": _constant(rows.instance_id, n),
+        "profile_id": _constant(rows.profile_id, n),
         **columns,
         "uploaded_at": pa.array(np.full(n, rows.uploaded_at, dtype=np.int64), pa.int64()),
     })
@@ -155,9 +160,9 @@ def fold_tables(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
         sizes = [len(p["frame_id"]) for p in parts]
         n = sum(sizes)
         columns = {
-            "granularity": pa.array([FUNCTION, LINE], pa.string()).take(
+            "granularity": pa.DictionaryArray.from_arrays(
                 pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
-                         if parts else np.zeros(0, np.int32))),
+                         if parts else np.zeros(0, np.int32)), pa.array([FUNCTION, LINE], pa.string())),
             "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
                                    if parts else np.zeros(0, np.uint16), pa.uint16()),
         }
