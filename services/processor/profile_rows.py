@@ -45,8 +45,16 @@ class ProfileRows:
     line_frames: np.ndarray      # uint64, flat
     values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
-    nodes: pa.Table | None = None      # `nodes` rows: every sample type, both granularities
-    functions: pa.Table | None = None  # `functions` rows: likewise
+    # the folded node and function tables (every sample type, both granularities) as numpy
+    # parts: what the CPU pool sends back; Arrow tables are made of them where they are written
+    node_parts: list[dict] | None = None
+    function_parts: list[dict] | None = None
+
+    def nodes_table(self) -> pa.Table:
+        return _table(self, self.node_parts or [], NODE_ARRAYS)
+
+    def functions_table(self) -> pa.Table:
+        return _table(self, self.function_parts or [], FUNCTION_ARRAYS)
 
     def stacks_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`stacks` rows, optionally only those where keep is True."""
@@ -119,7 +127,7 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
                        [dict(tenant=tenant, frame_id=fid, name=name, function=function, line=line,
                              is_address=is_address) for fid, (name, function, line, is_address) in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
-    rows.nodes, rows.functions = fold_tables(rows)
+    rows.node_parts, rows.function_parts = fold_parts(rows)
     return rows
 
 
@@ -140,7 +148,12 @@ def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
     })
 
 
-def fold_tables(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
+NODE_ARRAYS = {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(), "frame_id": pa.uint64(),
+               "self": pa.int64(), "total": pa.int64()}
+FUNCTION_ARRAYS = {"frame_id": pa.uint64(), "flat": pa.int64(), "cum": pa.int64()}
+
+
+def fold_parts(rows: ProfileRows) -> tuple[list[dict], list[dict]]:
     """The profile's node and function tables, for every sample type at both granularities:
     folded here once, so that an analysis only sums them."""
     node_parts: list[dict] = []
@@ -151,30 +164,26 @@ def fold_tables(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
             v = rows.values[:, type_index]
             n, f = fold.nodes(v), fold.functions(v)
             node_parts.append({"granularity": granularity, "type_index": type_index, "node": n.node,
-                               "parent": n.parent, "depth": n.depth, "frame_id": n.frame_id,
+                               "parent": n.parent, "depth": n.depth.astype(np.uint32), "frame_id": n.frame_id,
                                "self": n.self_value, "total": n.total})
             fn_parts.append({"granularity": granularity, "type_index": type_index, "frame_id": f.frame_id,
                              "flat": f.flat, "cum": f.cum})
+    return node_parts, fn_parts
 
-    def table(parts: list[dict], arrays: dict) -> pa.Table:
-        sizes = [len(p["frame_id"]) for p in parts]
-        n = sum(sizes)
-        columns = {
-            "granularity": pa.DictionaryArray.from_arrays(
-                pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
-                         if parts else np.zeros(0, np.int32)), pa.array([FUNCTION, LINE], pa.string())),
-            "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
-                                   if parts else np.zeros(0, np.uint16), pa.uint16()),
-        }
-        for name, typ in arrays.items():
-            columns[name] = pa.array(np.concatenate([p[name] for p in parts]) if parts else np.zeros(0),
-                                     typ)
-        return _scoped(rows, n, columns)
 
-    nodes = table(node_parts, {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(),
-                               "frame_id": pa.uint64(), "self": pa.int64(), "total": pa.int64()})
-    functions = table(fn_parts, {"frame_id": pa.uint64(), "flat": pa.int64(), "cum": pa.int64()})
-    return nodes, functions
+def _table(rows: ProfileRows, parts: list[dict], arrays: dict) -> pa.Table:
+    sizes = [len(p["frame_id"]) for p in parts]
+    n = sum(sizes)
+    columns = {
+        "granularity": pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
+                     if parts else np.zeros(0, np.int32)), pa.array([FUNCTION, LINE], pa.string())),
+        "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
+                               if parts else np.zeros(0, np.uint16), pa.uint16()),
+    }
+    for name, typ in arrays.items():
+        columns[name] = pa.array(np.concatenate([p[name] for p in parts]) if parts else np.zeros(0), typ)
+    return _scoped(rows, n, columns)
 
 
 def profile_rows_from_record(value: bytes, decompressed_limit: int) -> ProfileRows:

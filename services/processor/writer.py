@@ -112,7 +112,6 @@ class RowWriter:
             await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
         self._known_stacks.add(rows.tenant, rows.stack_ids[new_stacks])
         await self.insert_arrow("samples", rows.samples_table())
-        if rows.nodes is not None:
-            await self.insert_arrow("nodes", rows.nodes)
-            await self.insert_arrow("functions", rows.functions)
+        await self.insert_arrow("nodes", rows.nodes_table())
+        await self.insert_arrow("functions", rows.functions_table())
         await self.insert("profiles", [rows.profile])
