@@ -35,7 +35,7 @@ class NodeColumns:
 def parent_rows_of(c: NodeColumns) -> np.ndarray:
     """Each node's parent as a row index (-1 for the root)."""
     order = np.argsort(c.node)
-    pos = np.searchsorted(c.node, c.parent, sorter=order)
+    pos = np.searchsorted(c.node[order], c.parent)  # on the sorted copy: `sorter=` is ~20x slower
     parent_rows = order[np.minimum(pos, len(order) - 1)]
     root = c.depth == 0
     parent_rows[root] = -1

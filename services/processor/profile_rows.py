@@ -11,14 +11,11 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
+from proftask.core.node_table import StackFold
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
 
-PROFILE_COLUMNS = ("tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
-                   "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
-                   "event_id")
-FRAME_NAME_COLUMNS = ("tenant", "frame_id", "name", "function", "line", "is_address")
 
 
 def hash64(data: bytes) -> int:
@@ -40,14 +37,24 @@ class ProfileRows:
     instance_id: str
     profile_id: str
     uploaded_at: int            # epoch ms of the upload event (what retention counts from)
-    profile: tuple              # the `profiles` row
-    frame_names: list[tuple]    # `frame_names` rows
+    profile: dict               # the `profiles` row
+    frame_names: list[dict]     # `frame_names` rows
     stack_ids: np.ndarray       # uint64 [n]
     stack_offsets: np.ndarray   # int64 [n + 1] into the flat frame arrays
     function_frames: np.ndarray  # uint64, flat
     line_frames: np.ndarray      # uint64, flat
     values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
+    # the folded node and function tables (every sample type, both granularities) as numpy
+    # parts: what the CPU pool sends back; Arrow tables are made of them where they are written
+    node_parts: list[dict] | None = None
+    function_parts: list[dict] | None = None
+
+    def nodes_table(self) -> pa.Table:
+        return _table(self, self.node_parts or [], NODE_ARRAYS)
+
+    def functions_table(self) -> pa.Table:
+        return _table(self, self.function_parts or [], FUNCTION_ARRAYS)
 
     def stacks_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`stacks` rows, optionally only those where keep is True."""
@@ -112,12 +119,71 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
         fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
         off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
         stack_ids, values = unique_ids, merged
-    profile = (tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, folded.sample_types,
-               folded.default_index, folded.totals(), folded.period_type, folded.period, up.size,
-               len(stack_ids), env.event_id)
-    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
-                       [(tenant, fid, *info) for fid, info in names.items()],
+    profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+                   uploaded_at=env.occurred_at, sample_types=folded.sample_types, default_index=folded.default_index,
+                   totals=folded.totals(), period_type=folded.period_type, period=folded.period, size_bytes=up.size,
+                   stack_count=len(stack_ids), event_id=env.event_id)
+    rows = ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
+                       [dict(tenant=tenant, frame_id=fid, name=name, function=function, line=line,
+                             is_address=is_address) for fid, (name, function, line, is_address) in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
+    rows.node_parts, rows.function_parts = fold_parts(rows)
+    return rows
+
+
+def _constant(value: str, n: int) -> pa.DictionaryArray:
+    """A string column with one value, dictionary-encoded: 4 bytes a row, not the string."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string()))
+
+
+def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
+    """A table of n rows of this profile: its key columns, then `columns`."""
+    return pa.table({
+        "tenant": _constant(rows.tenant, n),
+        "task_id": _constant(rows.task_id, n),
+        "instance_id": _constant(rows.instance_id, n),
+        "profile_id": _constant(rows.profile_id, n),
+        **columns,
+        "uploaded_at": pa.array(np.full(n, rows.uploaded_at, dtype=np.int64), pa.int64()),
+    })
+
+
+NODE_ARRAYS = {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(), "frame_id": pa.uint64(),
+               "self": pa.int64(), "total": pa.int64()}
+FUNCTION_ARRAYS = {"frame_id": pa.uint64(), "flat": pa.int64(), "cum": pa.int64()}
+
+
+def fold_parts(rows: ProfileRows) -> tuple[list[dict], list[dict]]:
+    """The profile's node and function tables, for every sample type at both granularities:
+    folded here once, so that an analysis only sums them."""
+    node_parts: list[dict] = []
+    fn_parts: list[dict] = []
+    for granularity, flat in ((FUNCTION, rows.function_frames), (LINE, rows.line_frames)):
+        fold = StackFold(rows.stack_offsets, flat)
+        for type_index in range(rows.values.shape[1]):
+            v = rows.values[:, type_index]
+            n, f = fold.nodes(v), fold.functions(v)
+            node_parts.append({"granularity": granularity, "type_index": type_index, "node": n.node,
+                               "parent": n.parent, "depth": n.depth.astype(np.uint32), "frame_id": n.frame_id,
+                               "self": n.self_value, "total": n.total})
+            fn_parts.append({"granularity": granularity, "type_index": type_index, "frame_id": f.frame_id,
+                             "flat": f.flat, "cum": f.cum})
+    return node_parts, fn_parts
+
+
+def _table(rows: ProfileRows, parts: list[dict], arrays: dict) -> pa.Table:
+    sizes = [len(p["frame_id"]) for p in parts]
+    n = sum(sizes)
+    columns = {
+        "granularity": pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
+                     if parts else np.zeros(0, np.int32)), pa.array([FUNCTION, LINE], pa.string())),
+        "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
+                               if parts else np.zeros(0, np.uint16), pa.uint16()),
+    }
+    for name, typ in arrays.items():
+        columns[name] = pa.array(np.concatenate([p[name] for p in parts]) if parts else np.zeros(0), typ)
+    return _scoped(rows, n, columns)
 
 
 def profile_rows_from_record(value: bytes, decompressed_limit: int) -> ProfileRows:

@@ -23,7 +23,7 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 from proftask.pprof.decode import ProfileError
 from services.processor.chunks import ChunkReader, ChunksUnreadable
 from services.processor.profile_rows import profile_rows
-from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
+from services.processor.rows import task_log_rows, task_rows
 from services.processor.writer import RowWriter
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
                         except (ProfileError, ChunksUnreadable) as e:  # dead-lettered back then too
                             counts["invalid profiles skipped"] += 1
                             log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)
-            await writer.insert("tasks", task_rows_batch, TASK_COLUMNS)
-            await writer.insert("task_logs", log_rows_batch, TASK_LOG_COLUMNS)
+            await writer.insert("tasks", task_rows_batch)
+            await writer.insert("task_logs", log_rows_batch)
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)

@@ -24,7 +24,7 @@ from proftask.cpu_pool import CpuPool
 from proftask.spool import create_file as new_spool_file
 from services.processor.chunks import ChunkReader, ChunksUnreadable
 from services.processor.profile_rows import profile_rows_from_record, profile_rows_from_spool
-from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS, task_log_rows, task_rows
+from services.processor.rows import Row, task_log_rows, task_rows
 from services.processor.writer import RowWriter
 
 log = logging.getLogger(__name__)
@@ -52,16 +52,16 @@ class ProcessorService:
         self.app = create_faust_app(f"{settings.topic_prefix}processor", settings)
         self._task_events_out = self.app.topic(topics.task_events, key_type=bytes, value_type=bytes)
         self._dead_letters_out = self.app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
-        self._add_row_agent(topics.tasks, "tasks-to-clickhouse", "tasks", TASK_COLUMNS, task_rows)
-        self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs", TASK_LOG_COLUMNS,
+        self._add_row_agent(topics.tasks, "tasks-to-clickhouse", "tasks", task_rows)
+        self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs",
                             task_log_rows)
         profiles_in = self.app.topic(topics.profiles, key_type=bytes, value_type=bytes)
         # Two at a time, so both cores fold; Faust commits only offsets below the oldest one
         # still in flight, so at-least-once holds.
         self.app.agent(profiles_in, name="profiles-to-clickhouse", concurrency=cpu.workers)(self._store_profiles)
 
-    def _add_row_agent(self, topic_name: str, agent_name: str, table: str, columns: tuple[str, ...],
-                       to_rows: Callable[[pb.Envelope], list[tuple]]) -> None:
+    def _add_row_agent(self, topic_name: str, agent_name: str, table: str,
+                       to_rows: Callable[[pb.Envelope], list[Row]]) -> None:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes)
 
         async def write_rows(stream):
@@ -78,7 +78,7 @@ class ProcessorService:
                         await self._send_dead_letter(dead_letters.dead_letter(
                             agent_name, msg.topic, msg.partition, msg.offset, dead_letters.reason_kind(e),
                             str(e), event.value, env.tenant if env is not None else ""))
-                await self.writer.insert(table, rows, columns)
+                await self.writer.insert(table, rows)
 
         self.app.agent(topic, name=agent_name)(write_rows)
 

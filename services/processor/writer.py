@@ -12,14 +12,17 @@ import pyarrow as pa
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.migrations.m0003_retention import RETAINED
 from proftask.config import RetentionPolicy
-from services.processor.profile_rows import FRAME_NAME_COLUMNS, PROFILE_COLUMNS, ProfileRows
+from services.processor.profile_rows import ProfileRows
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 CHUNK_ROWS = 20_000  # moderate inserts keep the event loop responsive (serialisation holds the GIL)
 KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~32 bytes each)
+ARROW_CHUNK_ROWS = 500_000
+# Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
+# (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
+RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "nodes", "functions"})
 
 
 class KnownIds:
@@ -73,10 +76,16 @@ class RowWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def insert(self, table: str, rows: Sequence[Sequence], columns: Sequence[str]) -> None:
-        if table in RETAINED:  # every row's tenant is its first column
-            rows = [(*r, self.retention.days_for(r[0])) for r in rows]
-            columns = (*columns, "retention_days")
+    async def insert(self, table: str, named_rows: Sequence[dict]) -> None:
+        """Rows as dicts of named columns, every row with the same columns."""
+        if not named_rows:
+            return
+        columns = list(named_rows[0])
+        rows = [[r[c] for c in columns] for r in named_rows]
+        if table in RETAINED:  # each row's tenant decides its retention
+            tenant_at = columns.index("tenant")
+            rows = [[*r, self.retention.days_for(r[tenant_at])] for r in rows]
+            columns.append("retention_days")
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[start:start + CHUNK_ROWS]
             await self._retry(table, len(chunk), lambda c=chunk: self.clickhouse.insert(table, c, columns))
@@ -86,21 +95,23 @@ class RowWriter:
             days = self.retention.days_for(arrow_table.column("tenant")[0].as_py())
             arrow_table = arrow_table.append_column("retention_days", pa.array([days] * arrow_table.num_rows,
                                                                                 pa.uint16()))
-        if arrow_table.num_rows:
-            await self._retry(table, arrow_table.num_rows,
-                              lambda: self.clickhouse.insert_arrow(table, arrow_table))
+        for start in range(0, arrow_table.num_rows, ARROW_CHUNK_ROWS):
+            chunk = arrow_table.slice(start, ARROW_CHUNK_ROWS)
+            await self._retry(table, chunk.num_rows, lambda c=chunk: self.clickhouse.insert_arrow(table, c))
 
     async def write_profile(self, rows: ProfileRows) -> None:
         """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
         profile becomes visible whole or not at all."""
-        frame_ids = np.fromiter((r[1] for r in rows.frame_names), dtype=np.uint64, count=len(rows.frame_names))
+        frame_ids = np.fromiter((r["frame_id"] for r in rows.frame_names), dtype=np.uint64,
+                                count=len(rows.frame_names))
         new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids)
-        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames) if new],
-                          FRAME_NAME_COLUMNS)
+        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames) if new])
         self._known_frames.add(rows.tenant, frame_ids[new_frames])
         new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
         if new_stacks.any():
             await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
         self._known_stacks.add(rows.tenant, rows.stack_ids[new_stacks])
         await self.insert_arrow("samples", rows.samples_table())
-        await self.insert("profiles", [rows.profile], PROFILE_COLUMNS)
+        await self.insert_arrow("nodes", rows.nodes_table())
+        await self.insert_arrow("functions", rows.functions_table())
+        await self.insert("profiles", [rows.profile])

@@ -1,6 +1,6 @@
-"""SQL over the profile tables: the flame graph (per node — a path of frames from the root —
-total and self, computed in ClickHouse; shared/reference/peers.md §3.5, layout A) and the
-merged stacks the exports are made of."""
+"""SQL over the profile tables: the flame graph and the top table summed from the node and
+function tables the processor folded at ingest (m0004), and the merged stacks the exports are
+made of (samples × stacks)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +10,7 @@ import numpy as np
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import NodeColumns
+from proftask.core.top import FunctionRow
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
 JOIN_SETTINGS = "SETTINGS query_plan_optimize_join_order_limit = 0"
@@ -70,39 +71,6 @@ stack_frames AS (
     GROUP BY stack_id
 )"""
 
-# Depth 0 is the root: total = every value, self = stacks without frames.
-NODE_SUMS = """
-SELECT if(depth = 0, 0, h[depth + 1]) AS node, if(depth = 0, 0, h[depth]) AS parent, depth,
-       if(depth = 0, 0, frames[depth]) AS frame_id, sum(v) AS total, sumIf(v, depth = length(frames)) AS self
-FROM (
-    SELECT sv.v AS v, sf.frames AS frames,
-           arrayFold((acc, x) -> arrayPushBack(acc, sipHash64(acc[-1], x)), sf.frames, [toUInt64(0)]) AS h
-    FROM stack_values AS sv INNER JOIN stack_frames AS sf USING stack_id
-)
-ARRAY JOIN arrayConcat([0], arrayEnumerate(frames)) AS depth
-GROUP BY node, parent, depth, frame_id
-"""
-
-# Per instance (profile), the totals of the given nodes, and each profile's root total: how a
-# node's share spreads across the instances of a task.
-PER_PROFILE = "\nstack_values AS (SELECT profile_id, stack_id, pv AS v FROM (" + PROFILE_STACK_VALUES + "))"
-
-PROFILE_NODE_TOTALS = """
-SELECT profile_id, h[depth + 1] AS node, sum(v) AS total
-FROM (
-    SELECT sv.profile_id AS profile_id, sv.v AS v, sf.frames AS frames,
-           arrayFold((acc, x) -> arrayPushBack(acc, sipHash64(acc[-1], x)), sf.frames, [toUInt64(0)]) AS h
-    FROM stack_values AS sv INNER JOIN stack_frames AS sf USING stack_id
-)
-ARRAY JOIN arrayEnumerate(frames) AS depth
-WHERE node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
-GROUP BY profile_id, node
-"""
-
-PROFILE_ROOTS = """
-SELECT profile_id, sum(v) FROM stack_values GROUP BY profile_id
-"""
-
 STACKS = """
 SELECT sf.frames, sv.v FROM stack_values AS sv INNER JOIN stack_frames AS sf USING stack_id
 """
@@ -113,6 +81,77 @@ FRAME_INFO = """
 SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
 WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
 GROUP BY frame_id
+"""
+
+
+# The node and function tables (folded at ingest, m0004) of the chosen profiles, each at its own
+# position of the chosen sample type; one copy per (profile, key) however often it was written.
+CHOSEN_ROWS = """
+    FROM {table}
+    WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
+      AND profile_id IN {profile_ids:Array(String)}
+      AND type_index + 1 = transform(profile_id, {profile_ids:Array(String)}, {value_indexes:Array(UInt16)},
+                                     toUInt16(0))"""
+
+# One GROUP BY node: a merged node's sums are the sums of the profiles' node values.
+MERGED_NODES = """
+SELECT node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id,
+       sum(total) AS total, sum(self) AS self
+FROM (SELECT profile_id, node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id,
+             any(total) AS total, any(self) AS self""" + CHOSEN_ROWS.replace("{table}", "nodes") + """
+      GROUP BY profile_id, node)
+GROUP BY node
+"""
+
+# The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
+# has and its least values: with no negative value a node is never lighter than its child, so
+# these rows hold the first max_nodes of the tree's order (flamegraph._kept_rows) and every
+# ancestor of them; with negative values (delta profiles) the caller reads the whole tree.
+HEAVIEST_NODES = """
+SELECT *, count() OVER () AS node_count, min(self) OVER () AS min_self,
+       min(if(depth = 0, 0, total)) OVER () AS min_total
+FROM (""" + MERGED_NODES + """)
+ORDER BY total DESC
+LIMIT {max_nodes:UInt64} WITH TIES
+"""
+
+NODE_FRAME_INFO = """
+SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
+WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id""" + CHOSEN_ROWS.replace("{table}", "nodes") + """)
+GROUP BY frame_id
+"""
+
+MAX_LISTED_FRAMES = 20_000  # a literal list is parsed as SQL text: beyond this a subquery is faster
+FRAME_NAMES_OF = """
+SELECT frame_id, any(name) FROM frame_names
+WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
+GROUP BY frame_id
+"""
+
+# pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
+# per sample in each profile's function table, so the sums do too), with each function's name.
+MERGED_FUNCTIONS = """
+SELECT f.frame_id, n.name, f.flat, f.cum
+FROM (SELECT frame_id, sum(flat) AS flat, sum(cum) AS cum
+      FROM (SELECT profile_id, frame_id, any(flat) AS flat, any(cum) AS cum""" + CHOSEN_ROWS.replace(
+    "{table}", "functions") + """
+            GROUP BY profile_id, frame_id)
+      GROUP BY frame_id) AS f
+LEFT JOIN (SELECT frame_id, any(name) AS name FROM frame_names
+           WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id""" + CHOSEN_ROWS.replace(
+    "{table}", "functions") + """)
+           GROUP BY frame_id) AS n USING frame_id
+"""
+
+PROFILE_ROOT_TOTALS = """
+SELECT profile_id, any(total)""" + CHOSEN_ROWS.replace("{table}", "nodes") + """ AND node = 0
+GROUP BY profile_id
+"""
+
+FOLDED_PROFILE_NODE_TOTALS = """
+SELECT profile_id, node, any(total)""" + CHOSEN_ROWS.replace("{table}", "nodes") + """
+  AND node != 0 AND node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
+GROUP BY profile_id, node
 """
 
 
@@ -144,24 +183,60 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
                        granularity: str) -> NodeColumns:
     """Every node with its sums, the root included, as columns. value_index_by_profile: the
     1-based position of the chosen sample type in each profile's values."""
-    params = _params(tenant, task_id, value_index_by_profile)
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     with metrics.QUERY_SECONDS.labels("node_sums").time():
-        t = await ch.arrow(_sql(CHOSEN_TYPE, NODE_SUMS, granularity), params)
+        t = await ch.arrow(MERGED_NODES, params)
+    return await _with_names(ch, t, params)
+
+
+async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                                granularity: str, max_nodes: int) -> tuple[NodeColumns, int] | None:
+    """The heaviest max_nodes nodes (and any tied with the last) with their ancestors, and how
+    many nodes the whole tree has; None when the tree has negative values (read it whole)."""
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
+              "max_nodes": max_nodes}
+    with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
+        t = await ch.arrow(HEAVIEST_NODES, params)
+    if t.num_rows == 0:
+        return NodeColumns.empty(), 1
+    if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
+        return None
+    return await _with_names(ch, t, params, heaviest=True), int(t.column("node_count")[0].as_py())
+
+
+async def _with_names(ch: ClickHouse, t, params: dict, heaviest: bool = False) -> NodeColumns:
     if t.num_rows == 0:
         return NodeColumns.empty()
-    info = await _frame_info(ch, CHOSEN_TYPE, params, granularity)
     frame_ids = np.asarray(t.column("frame_id").to_numpy(), dtype=np.uint64)
+    with metrics.QUERY_SECONDS.labels("frame_names").time():
+        wanted = np.unique(frame_ids)
+        if heaviest and len(wanted) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
+            rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": wanted.tolist()})
+        else:
+            rows = await ch.rows(NODE_FRAME_INFO, params)
+        info = {fid: name for fid, name, *_ in rows}
     unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     return NodeColumns(
         node=np.asarray(t.column("node").to_numpy(), dtype=np.uint64),
         parent=np.asarray(t.column("parent").to_numpy(), dtype=np.uint64),
         depth=np.asarray(t.column("depth").to_numpy(), dtype=np.int64),
-        name=name_index.astype(np.int64),
+        name=name_index.astype(np.int64).reshape(-1),
         total=np.asarray(t.column("total").to_numpy(), dtype=np.int64),
         self_value=np.asarray(t.column("self").to_numpy(), dtype=np.int64),
-        names=[info[int(f)][0] if int(f) in info else ("root" if f == 0 else f"<frame {int(f):#x}>")
-               for f in unique_ids],
+        names=[info[int(f)] if int(f) in info else ("root" if f == 0 else f"<frame {int(f):#x}>")
+               for f in unique_ids.tolist()],
     )
+
+
+async def top_rows(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                   granularity: str) -> tuple[list[FunctionRow], int]:
+    """pprof's -top rows of the merged profiles (unsorted) and the merged root total."""
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
+    with metrics.QUERY_SECONDS.labels("top").time():
+        rows = await ch.rows(MERGED_FUNCTIONS, params)
+        roots = await ch.rows(PROFILE_ROOT_TOTALS, params)
+    out = [FunctionRow(name or f"<frame {int(fid):#x}>", int(flat), int(cum)) for fid, name, flat, cum in rows]
+    return out, sum(int(t) for _, t in roots)
 
 
 async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -188,8 +263,8 @@ async def profile_node_totals(ch: ClickHouse, tenant: str, task_id: str, value_i
                               granularity: str, nodes: list[int]
                               ) -> tuple[list[tuple[str, int, int]], dict[str, int]]:
     """(profile id, node, total) of the given nodes, and every profile's root total."""
-    params = {**_params(tenant, task_id, value_index_by_profile), "nodes": nodes}
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity, "nodes": nodes}
     with metrics.QUERY_SECONDS.labels("profile_node_totals").time():
-        rows = await ch.rows(_sql(PER_PROFILE, PROFILE_NODE_TOTALS, granularity), params)
-        roots = await ch.rows("WITH " + PER_PROFILE + PROFILE_ROOTS, params)
+        rows = await ch.rows(FOLDED_PROFILE_NODE_TOTALS, params)
+        roots = await ch.rows(PROFILE_ROOT_TOTALS, params)
     return [(p, int(n), int(t)) for p, n, t in rows], {p: int(t) for p, t in roots}

@@ -14,7 +14,7 @@ from proftask.core.echo import echo
 from proftask.core.flamegraph import NodeColumns, UnknownFocus, focus_rows, focused, preorder, render_elements
 from proftask.core.progress import derive_progress, progress_json
 from proftask.core.spread import instance_spread
-from proftask.core.top import top_json, top_table
+from proftask.core.top import sort_rows, top_json
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
@@ -98,7 +98,11 @@ class QueryRoutes:
                sel.granularity, max_nodes, with_stats, focus)
         body = self.svc.cache.get(key)
         if body is None:
-            columns = await self._columns(sel)
+            heaviest = None
+            if max_nodes and focus is None and sel.value_index:  # the cut tree: only its nodes are read
+                heaviest = await analysis_queries.heaviest_node_columns(
+                    self.svc.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, max_nodes)
+            columns, node_count = heaviest if heaviest is not None else (await self._columns(sel), None)
             if focus is not None:
                 try:
                     columns = focused(columns, await asyncio.to_thread(focus_rows, columns, list(focus)))
@@ -107,6 +111,8 @@ class QueryRoutes:
             # maxNodes counts inside a focus: the root and the ancestors on its path come on top
             kept = max_nodes + len(focus) if max_nodes and focus else max_nodes
             ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, kept)
+            if node_count is not None:  # the nodes the query left out were dropped too
+                truncated = node_count - len(ordered)
             head = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                     "instanceIds": sel.instance_ids, "truncated": truncated}
             if focus is not None:
@@ -127,11 +133,12 @@ class QueryRoutes:
                sel.granularity, limit)
         body = self.svc.cache.get(key)
         if body is None:
-            columns = await self._columns(sel)
-            rows = await asyncio.to_thread(top_table, columns, sel.granularity)
+            rows, total = ([], 0) if not sel.value_index else await analysis_queries.top_rows(
+                self.svc.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity)
+            rows = await asyncio.to_thread(sort_rows, rows, "flat", sel.granularity)
             body = json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
                                "instanceIds": sel.instance_ids, "granularity": sel.granularity,
-                               "total": int(columns.total[columns.depth == 0].sum()),
+                               "total": total,
                                "rows": top_json(rows, limit)}).encode()
             self.svc.cache.put(key, body)
         return web.Response(body=body, content_type="application/json")

@@ -6,7 +6,6 @@ import asyncio
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 from proftask.config import RetentionPolicy
-from services.processor.rows import TASK_COLUMNS, TASK_LOG_COLUMNS
 from services.processor.writer import RowWriter
 
 DAY_MS = 86_400_000
@@ -21,12 +20,14 @@ def test_a_tenants_old_rows_expire_and_others_stay(tmp_path):
             writer = RowWriter(ch, RetentionPolicy(0, (("acme", 30),)))
             now = 1_800_000_000_000
             old, recent = now - 400 * DAY_MS, 4_102_444_800_000  # a year ago; the year 2100
-            tasks = [(tenant, f"{tenant}-{age}", "svc", ["i"], "CPU", 1, 0, t, f"e-{tenant}-{age}")
+            tasks = [dict(tenant=tenant, task_id=f"{tenant}-{age}", service_id="svc", service_instance_ids=["i"],
+                          events="CPU", duration=1, dump_period=0, create_time=t, event_id=f"e-{tenant}-{age}")
                      for tenant in ("acme", "globex") for age, t in (("old", old), ("new", recent))]
-            await writer.insert("tasks", tasks, TASK_COLUMNS)
-            logs = [(tenant, f"{tenant}-old", "i", "NOTIFIED", "", old, "", f"l-{tenant}")
+            await writer.insert("tasks", tasks)
+            logs = [dict(tenant=tenant, task_id=f"{tenant}-old", instance_id="i", operation_type="NOTIFIED",
+                         dedup_key="", operation_time=old, message="", event_id=f"l-{tenant}")
                     for tenant in ("acme", "globex")]
-            await writer.insert("task_logs", logs, TASK_LOG_COLUMNS)
+            await writer.insert("task_logs", logs)
             stamped = await ch.rows("SELECT tenant, any(retention_days) FROM tasks GROUP BY tenant ORDER BY tenant")
             for table in ("tasks", "task_logs"):
                 await ch.command(f"OPTIMIZE TABLE {table} FINAL")

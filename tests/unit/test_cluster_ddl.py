@@ -3,7 +3,8 @@ the embedded engine), and each table is a Replicated local table plus a Distribu
 import clickhouse_connect
 import pytest
 
-from proftask.clickhouse.cluster_ddl import SHARD_KEYS, cluster_statements, migration_ddl
+from proftask.clickhouse.cluster_ddl import migration_ddl
+from proftask.clickhouse.migrations import AddColumn, ModifyTTL, all_migrations
 from proftask.clickhouse.migrate import migrations_table
 from proftask.config import RetentionPolicy, load_settings
 
@@ -20,7 +21,9 @@ def test_every_cluster_statement_parses(parser):
     for sql in statements:
         assert parser(sql), sql
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
-    for table in SHARD_KEYS:
+    tables = [t for m in all_migrations() for t in m.tables]
+    assert {"tasks", "task_logs", "profiles", "samples", "stacks", "frame_names", "nodes", "functions"} <= set(tables)
+    for table in tables:
         assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER proftask") and
                    "ENGINE = Replicated" in s for s in creates), table
         assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER proftask AS {table}_local") and
@@ -28,10 +31,10 @@ def test_every_cluster_statement_parses(parser):
 
 
 def test_alter_add_column_reaches_both_tables_and_ttl_only_the_local_one():
-    add = cluster_statements("ALTER TABLE samples ADD COLUMN IF NOT EXISTS x UInt8", "c")
+    add = AddColumn("samples", "x", "UInt8").cluster("c")
     assert add == ["ALTER TABLE samples_local ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8",
                    "ALTER TABLE samples ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8"]
-    ttl = cluster_statements("ALTER TABLE samples MODIFY TTL toDateTime(0)", "c")
+    ttl = ModifyTTL("samples", "toDateTime(0)").cluster("c")
     assert ttl == ["ALTER TABLE samples_local ON CLUSTER c MODIFY TTL toDateTime(0)"]
 
 
@@ -46,3 +49,18 @@ def test_retention_policy_from_the_environment():
     assert (s.retention.days_for("acme"), s.retention.days_for("globex"), s.retention.days_for("x")) == (7, 0, 90)
     with pytest.raises(ValueError):
         load_settings(env={"PROFTASK_RETENTION_TENANTS": "acme=-1"})
+
+
+def test_a_table_declaration_makes_the_same_table_on_one_server_and_on_a_cluster():
+    (_, _, single), = [d for d in migration_ddl(None) if d[0] == 4]
+    (_, _, cluster), = [d for d in migration_ddl("c") if d[0] == 4]
+    assert single[0].startswith("CREATE TABLE IF NOT EXISTS nodes (tenant LowCardinality(String), task_id String")
+    assert single[0].endswith("ENGINE = ReplacingMergeTree ORDER BY (tenant, task_id, granularity, type_index, "
+                              "profile_id, node) TTL toDateTime(intDiv(uploaded_at, 1000)) + "
+                              "toIntervalDay(retention_days) WHERE retention_days > 0")
+    local, distributed = cluster[:2]
+    assert local.replace("nodes_local ON CLUSTER c", "nodes").replace(
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/nodes_local', '{replica}')",
+        "ReplacingMergeTree") == single[0]
+    assert distributed == ("CREATE TABLE IF NOT EXISTS nodes ON CLUSTER c AS nodes_local ENGINE = "
+                           "Distributed(c, currentDatabase(), nodes_local, cityHash64(tenant, task_id))")

@@ -17,18 +17,21 @@ def test_task_created_becomes_one_task_row():
     spec = TaskSpec("svc", ("a", "b"), EventType.BLOCK, 2, 100)
     env = events.new_event("default", pb.TaskCreated(task_id="t", spec=events.spec_to_pb(spec), create_time=7))
     (row,) = task_rows(env)
-    assert row[:8] == ("default", "t", "svc", ["a", "b"], "BLOCK", 2, 100, 7)
+    assert {k: v for k, v in row.items() if k != "event_id"} == dict(
+        tenant="default", task_id="t", service_id="svc", service_instance_ids=["a", "b"], events="BLOCK",
+        duration=2, dump_period=100, create_time=7)
     assert task_rows(events.new_event("default", pb.TaskCreationRejected(task_id="x"))) == []
 
 
 def test_notified_rows_share_a_dedup_key_and_errors_do_not():
     n1 = events.new_event("default", pb.InstanceNotified(task_id="t", instance_id="a"))
     n2 = events.new_event("default", pb.InstanceNotified(task_id="t", instance_id="a"))
-    assert task_log_rows(n1)[0][4] == task_log_rows(n2)[0][4] == ""
+    assert task_log_rows(n1)[0]["dedup_key"] == task_log_rows(n2)[0]["dedup_key"] == ""
     e = events.new_event("default", pb.TaskFailedOnInstance(
         task_id="t", instance_id="a", reason=pb.TaskFailedOnInstance.PROFILE_TOO_LARGE, message="big"))
     (row,) = task_log_rows(e)
-    assert row[3] == "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR" and row[4] == e.event_id and row[6] == "big"
+    assert (row["operation_type"], row["dedup_key"], row["message"]) == (
+        "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", e.event_id, "big")
 
 
 def test_decider_state_survives_its_table_encoding():

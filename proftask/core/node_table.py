@@ -1,0 +1,144 @@
+"""Folding a profile's stacks, once, into what analyses need (pure, numpy):
+
+- its node table: per node (a path of frames from the root, named by a hash of that path) the
+  parent's hash, the frame, the depth, self and total. A merged tree's node values are the sums
+  of the profiles' node values, so a merge is one GROUP BY node;
+- its function table: per frame, flat (samples ending in it) and cum (samples holding it,
+  counted once per sample however often it recurs), pprof's `-top` columns, which sum across
+  profiles too.
+
+As the query-time fold did, a stack only makes nodes (and functions) where its value for the
+sample type is not zero, as in pprof; the root (node 0, depth 0) is always there.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+ROOT = np.uint64(0)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of uint64 that spreads every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def path_hash(parent: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """The hash of a path from its parent path's hash and its last frame id (uint64 arrays)."""
+    with np.errstate(over="ignore"):
+        return _mix(_mix(parent + _GOLDEN) ^ frame)
+
+
+@dataclasses.dataclass
+class NodeTable:
+    """One sample type's nodes of one profile, the root (node 0, depth 0) first."""
+    node: np.ndarray      # uint64
+    parent: np.ndarray    # uint64 (0 for the root and its children)
+    depth: np.ndarray     # int64
+    frame_id: np.ndarray  # uint64 (0 for the root)
+    self_value: np.ndarray  # int64
+    total: np.ndarray     # int64
+
+
+@dataclasses.dataclass
+class FunctionTable:
+    """One sample type's functions (frames) of one profile, each present in some stack."""
+    frame_id: np.ndarray  # uint64
+    flat: np.ndarray      # int64
+    cum: np.ndarray       # int64
+
+
+def _group_sums(weights: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Exact int64 sums of weights per group of the sorted order (groups begin at starts)."""
+    if len(order) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.add.reduceat(weights[order], starts).astype(np.int64)
+
+
+class StackFold:
+    """The sample-type-independent part of folding a profile's stacks at one granularity."""
+
+    def __init__(self, offsets: np.ndarray, frames: np.ndarray):
+        offsets = np.asarray(offsets, dtype=np.int64)
+        frames = np.asarray(frames, dtype=np.uint64)
+        n = len(offsets) - 1
+        lengths = np.diff(offsets)
+        self.n_stacks = n
+        self.lengths = lengths
+        self.stack_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        position = np.arange(len(frames), dtype=np.int64) - offsets[:-1][self.stack_of]
+        hashes = np.zeros(len(frames), dtype=np.uint64)
+        parents = np.zeros(len(frames), dtype=np.uint64)
+        max_len = int(lengths.max()) if n else 0
+        for d in range(max_len):  # every stack's d-th frame at once
+            idx = offsets[:-1][lengths > d] + d
+            prev = hashes[idx - 1] if d else np.zeros(len(idx), dtype=np.uint64)
+            parents[idx] = prev
+            hashes[idx] = path_hash(prev, frames[idx])
+        self.is_leaf = position == lengths[self.stack_of] - 1
+        # nodes: positions grouped by their path hash
+        self.node_order = np.argsort(hashes, kind="stable")
+        sorted_hashes = hashes[self.node_order]
+        self.node_starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]]) if len(frames) \
+            else np.zeros(0, dtype=np.int64)
+        first = self.node_order[self.node_starts]
+        self.node = sorted_hashes[self.node_starts]
+        self.parent = parents[first]
+        self.depth = position[first] + 1
+        self.frame_id = frames[first]
+        # functions: (frame, stack) pairs, each once however often the frame recurs in the stack
+        pair_order = np.lexsort((self.stack_of, frames))
+        f_sorted, s_sorted = frames[pair_order], self.stack_of[pair_order]
+        distinct = np.r_[True, (f_sorted[1:] != f_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])] if len(frames) \
+            else np.zeros(0, dtype=bool)
+        self.pair_frame, self.pair_stack = f_sorted[distinct], s_sorted[distinct]
+        self.fn_starts = np.flatnonzero(np.r_[True, self.pair_frame[1:] != self.pair_frame[:-1]]) \
+            if len(self.pair_frame) else np.zeros(0, dtype=np.int64)
+        self.fn_frame = self.pair_frame[self.fn_starts]
+        leaf_order = np.argsort(frames, kind="stable")
+        self._frames = frames
+        self._leaf_order = leaf_order
+
+    def nodes(self, values: np.ndarray) -> NodeTable:
+        """values: int64 [n_stacks], one sample type."""
+        values = np.asarray(values, dtype=np.int64)
+        nonzero = values != 0
+        v = values[self.stack_of]
+        present = _group_sums(nonzero[self.stack_of].astype(np.int64), self.node_order, self.node_starts) > 0
+        total = _group_sums(v, self.node_order, self.node_starts)
+        self_value = _group_sums(np.where(self.is_leaf, v, 0), self.node_order, self.node_starts)
+        root_total = int(values.sum())
+        root_self = int(values[self.lengths == 0].sum())
+        one = np.ones(1, dtype=np.int64)
+        return NodeTable(
+            node=np.r_[np.zeros(1, np.uint64), self.node[present]],
+            parent=np.r_[np.zeros(1, np.uint64), self.parent[present]],
+            depth=np.r_[np.zeros(1, np.int64), self.depth[present]],
+            frame_id=np.r_[np.zeros(1, np.uint64), self.frame_id[present]],
+            self_value=np.r_[one * root_self, self_value[present]],
+            total=np.r_[one * root_total, total[present]],
+        )
+
+    def functions(self, values: np.ndarray) -> FunctionTable:
+        values = np.asarray(values, dtype=np.int64)
+        nonzero = (values != 0).astype(np.int64)
+        pair_order = np.arange(len(self.pair_stack))
+        cum = _group_sums(values[self.pair_stack], pair_order, self.fn_starts)
+        present = _group_sums(nonzero[self.pair_stack], pair_order, self.fn_starts) > 0
+        leaf_v = np.where(self.is_leaf, values[self.stack_of], 0)
+        # flat per frame, aligned with fn_frame (both sorted by frame id)
+        flat_all = _group_sums(leaf_v, self._leaf_order, self.fn_starts_in_positions())
+        return FunctionTable(self.fn_frame[present], flat_all[present], cum[present])
+
+    def fn_starts_in_positions(self) -> np.ndarray:
+        sorted_frames = self._frames[self._leaf_order]
+        return np.flatnonzero(np.r_[True, sorted_frames[1:] != sorted_frames[:-1]]) if len(sorted_frames) \
+            else np.zeros(0, dtype=np.int64)

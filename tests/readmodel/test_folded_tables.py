@@ -1,0 +1,91 @@
+"""The node and function tables the processor folds at ingest, for two tenants holding the very
+same profile (same task, instance and profile ids): each tenant's analysis and top table are
+its own and whole, and a redelivered profile counts once."""
+from __future__ import annotations
+
+import pytest
+
+from proftask import events
+from proftask.core.top import sort_rows, top_table
+from proftask.events.v1 import events_pb2 as pb
+from services.processor.profile_rows import profile_rows
+from services.processor.writer import RowWriter
+from services.query_svc import analysis_queries
+from tests.conformance.oracle import require_conformance
+
+pytestmark = pytest.mark.readmodel
+
+LIMIT = 512 * 1024 * 1024
+
+
+def _env(tenant: str, content: bytes, instance: str, profile_id: str) -> pb.Envelope:
+    return events.new_event(tenant, pb.ProfileUploaded(task_id="task-same", instance_id=instance,
+                                                       profile_id=profile_id, content=content, size=len(content)))
+
+
+def _tree(c):
+    names = [c.names[i] for i in c.name.tolist()]
+    return sorted(zip(c.node.tolist(), c.parent.tolist(), c.depth.tolist(), names, c.total.tolist(),
+                      c.self_value.tolist()))
+
+
+def test_two_tenants_with_the_same_profile_each_get_it_whole_and_a_redelivery_counts_once(loop, clickhouse):
+    conformance = require_conformance()
+    cpu = (conformance / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+    writer = RowWriter(clickhouse)
+    rows = {}
+    for tenant in ("acme", "beta"):
+        for instance, profile_id, content in (("pod-1", "p-1", cpu), ("pod-2", "p-2", cpu)):
+            rows[tenant, profile_id] = r = profile_rows(_env(tenant, content, instance, profile_id), LIMIT)
+            loop.run_until_complete(writer.write_profile(r))
+    # a redelivery of acme's first profile writes its rows again
+    loop.run_until_complete(RowWriter(clickhouse).write_profile(rows["acme", "p-1"]))
+    # beta alone has a third instance
+    rows["beta", "p-3"] = r = profile_rows(_env("beta", cpu, "pod-3", "p-3"), LIMIT)
+    loop.run_until_complete(writer.write_profile(r))
+
+    def run(coro):
+        return loop.run_until_complete(coro)
+
+    for granularity in ("function", "line"):
+        one = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", {"p-1": 1}, granularity))
+        two = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", {"p-1": 1, "p-2": 1}, granularity))
+        assert len(one.node) > 10
+        # the merged tree of two copies: the same nodes, every value doubled
+        assert [(n, p, d, name, 2 * t, 2 * s) for n, p, d, name, t, s in _tree(one)] == _tree(two)
+        # beta's copy of the same profiles is whole, whatever acme's rows
+        assert _tree(run(analysis_queries.node_columns(clickhouse, "beta", "task-same", {"p-1": 1, "p-2": 1},
+                                                       granularity))) == _tree(two)
+        # the top table summed from the function tables = the one computed from the merged tree
+        for tenant in ("acme", "beta"):
+            got, total = run(analysis_queries.top_rows(clickhouse, tenant, "task-same", {"p-1": 1, "p-2": 1},
+                                                       granularity))
+            assert sort_rows(got, "flat", granularity) == top_table(two, granularity)
+            assert total == int(two.total[two.depth == 0].sum())
+        # the stats per instance read each profile's own rows
+        nodes = two.node[:50].tolist()
+        totals, roots = run(analysis_queries.profile_node_totals(clickhouse, "beta", "task-same",
+                                                                 {"p-1": 1, "p-2": 1}, granularity, nodes))
+        root_total = int(one.total[one.depth == 0][0])
+        assert roots == {"p-1": root_total, "p-2": root_total}
+        assert len(totals) == 2 * len([n for n in nodes if n != 0])
+
+
+def test_the_heaviest_nodes_read_alone_make_the_same_cut_tree_as_the_whole_tree(loop, clickhouse):
+    from proftask.core.flamegraph import preorder, render_elements
+
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+    env = events.new_event("acme", pb.ProfileUploaded(task_id="task-cut", instance_id="pod-1", profile_id="c-1",
+                                                      content=content, size=len(content)))
+    loop.run_until_complete(RowWriter(clickhouse).write_profile(profile_rows(env, LIMIT)))
+    for granularity in ("function", "line"):
+        whole = loop.run_until_complete(analysis_queries.node_columns(
+            clickhouse, "acme", "task-cut", {"c-1": 1}, granularity))
+        for max_nodes in (1, 2, 7, 50, 300, 10_000_000):
+            cut, node_count = loop.run_until_complete(analysis_queries.heaviest_node_columns(
+                clickhouse, "acme", "task-cut", {"c-1": 1}, granularity, max_nodes))
+            assert node_count == len(whole.node)
+            want_order, want_parents, want_dropped = preorder(whole, max_nodes)
+            got_order, got_parents, _ = preorder(cut, max_nodes)
+            assert render_elements(cut, got_order, got_parents) == render_elements(whole, want_order, want_parents)
+            assert node_count - len(got_order) == want_dropped
