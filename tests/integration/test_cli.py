@@ -68,8 +68,8 @@ def test_create_wait_analyze_and_export(stack, tmp_path):
 
 
 def test_wait_exit_codes_for_finished_and_timeout(stack):
-    task_id = cli(stack, "task", "create", "--service", "cli-svc2", "--instances", "pod-1", "--event", "goroutine"
-                  ).stdout.strip()
+    task_id = cli(stack, "task", "create", "--service", "cli-svc2", "--instances", "pod-1", "--event", "cpu",
+                  "--duration", "1").stdout.strip()
     timed_out = cli(stack, "task", "wait", task_id, "--timeout", "1", "--interval", "0.2")
     assert timed_out.returncode == 2 and "timed out" in timed_out.stderr
     upload(stack, task_id, "pod-1", require_conformance() / "go/pprof-sample.cpu.pb.gz")
