@@ -41,7 +41,7 @@ class ClickHouse:
     def __init__(self, dsn: str):
         self.dsn = dsn
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
-        self._client = None
+        self._client: Any = None  # a clickhouse_connect Client once open()ed
         self._outage_file = os.environ.get(OUTAGE_FILE_ENV)
 
     async def _run(self, fn, *args, **kwargs):

@@ -148,7 +148,8 @@ def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
     on_path = [current]
     for depth, name in enumerate(path, start=1):
         wanted = index.get(name)
-        found = np.flatnonzero((parent_rows == current) & (c.name == wanted)) if wanted is not None else []
+        found = (np.flatnonzero((parent_rows == current) & (c.name == wanted)) if wanted is not None
+                 else np.empty(0, dtype=np.int64))
         if len(found) == 0:
             where = echo(" > ".join(path[:depth - 1]), 300) if depth > 1 else "the root"
             raise UnknownFocus(f"focus: no frame {echo(name)} under {where}")

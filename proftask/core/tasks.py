@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 from proftask.core.echo import echo
 
@@ -74,7 +74,7 @@ def _event_names() -> str:
     return ", ".join(e.name for e in EventType)
 
 
-def _whole_number(value: Any) -> bool:
+def _whole_number(value: Any) -> TypeGuard[int]:
     # bool is an int in Python; JSON true is not a number of minutes.
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -105,8 +105,10 @@ def parse_task_request(body: Any) -> TaskSpec:
 
     events_raw = body.get("events")
     try:
-        events = EventType[events_raw.strip().upper()]
-    except (AttributeError, KeyError):
+        events = EventType[events_raw.strip().upper()] if isinstance(events_raw, str) else None
+        if events is None:
+            raise KeyError(events_raw)
+    except KeyError:
         raise TaskArgumentError(f"events must be one of {_event_names()}, got {echo(events_raw)}") from None
 
     duration = body.get("duration")

@@ -55,7 +55,7 @@ def spec_to_pb(spec: TaskSpec) -> pb.TaskSpec:
     return pb.TaskSpec(
         service_id=spec.service_id,
         service_instance_ids=list(spec.service_instance_ids),
-        events=spec.events.value,
+        events=pb.EventType.Value(spec.events.name),
         duration=spec.duration,
         dump_period=spec.dump_period,
     )
