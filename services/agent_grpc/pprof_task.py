@@ -1,5 +1,5 @@
-"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over task_svc's
-CommandDesk and ingest_svc's ProfileIntake, so an agent gets the same tasks, and its uploads the
+"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over the
+library's CommandDesk (proftask.agent_commands) and ProfileIntake (proftask.ingest.intake), so an agent gets the same tasks, and its uploads the
 same checks and events, as over HTTP (reference/skywalking-pprof.md §2)."""
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from proftask.core.tasks import Task
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.skywalking.common.v3 import Command_pb2, Common_pb2
 from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
-from services.ingest_svc.budget import UploadBusy
-from services.ingest_svc.intake import ProfileIntake, Reason, ReportRefused, UploadNotStored
-from services.ingest_svc.upload import UploadInterrupted, UploadTooLarge
-from services.task_svc.commands import CommandDesk, CommandsUnavailable
+from proftask.ingest.budget import UploadBusy
+from proftask.ingest.intake import ProfileIntake, Reason, ReportRefused, UploadNotStored
+from proftask.ingest.upload import UploadInterrupted, UploadTooLarge
+from proftask.agent_commands import CommandDesk, CommandsUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Resolvers of SkyWalking's query protocol: translate ids and shapes, call the use cases the
-REST routes call (task_svc.usecases, query_svc's selection and queries), nothing more."""
+REST routes call (proftask.task_usecases, query_svc's selection and queries), nothing more."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +18,7 @@ from proftask.core.echo import echo
 from proftask.http.errors import ApiError
 from services.query_svc import analysis_queries, progress_queries
 from services.query_svc.selection import require_task, select
-from services.task_svc import usecases
+from proftask import task_usecases as usecases
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
 VERSION = "10.3"  # swctl picks its query documents by the major version (9+: the current ones)

@@ -1,5 +1,5 @@
 """ingest_svc's HTTP routes for agents: profile uploads and error reports. What a report does
-is in intake.py, shared with the SkyWalking gRPC protocol."""
+is in proftask/ingest/intake.py, shared with the SkyWalking gRPC protocol."""
 from __future__ import annotations
 
 from typing import AsyncIterator
@@ -12,10 +12,10 @@ from proftask import metrics
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_str, read_json
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
-from services.ingest_svc.budget import UploadBusy
+from proftask.ingest.budget import UploadBusy
 from proftask.core.tasks import Task
-from services.ingest_svc.intake import ProfileIntake, ProfileMisfit, ReportRefused, UploadNotStored
-from services.ingest_svc.upload import CHUNK, UploadInterrupted, UploadTooLarge
+from proftask.ingest.intake import ProfileIntake, ProfileMisfit, ReportRefused, UploadNotStored
+from proftask.ingest.upload import CHUNK, UploadInterrupted, UploadTooLarge
 
 MAX_IDEMPOTENCY_KEY = 256
 _REFUSAL_STATUS = {"NOT_FOUND": 404, "CONFLICT": 409, "UNAVAILABLE": 503}

@@ -10,8 +10,8 @@ from proftask.core.echo import echo
 from proftask.core.tasks import Task, deliverable_until
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
-from services.task_svc import usecases
-from services.task_svc.commands import CommandsUnavailable
+from proftask import task_usecases as usecases
+from proftask.agent_commands import CommandsUnavailable
 
 MAX_LONG_POLL_S = 30
 DEFAULT_LIST_LIMIT = 200

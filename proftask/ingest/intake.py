@@ -20,8 +20,8 @@ from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import CHUNK_BYTES, Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.task_view import TaskView
-from services.ingest_svc.budget import Charge, UploadBusy, process_budget
-from services.ingest_svc.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
+from proftask.ingest.budget import Charge, UploadBusy, process_budget
+from proftask.ingest.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
                                         check_profile_file, profile_id, receive_chunks)
 
 log = logging.getLogger(__name__)
