@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# proftask's distributed deployment on one machine (DESIGN §1):
+# proftask's distributed deployment on one machine (docs/design.md §1):
 #   - a 3-node KRaft Kafka cluster (replication 3, min ISR 2; producers acks=all + idempotence),
 #   - two task_svc and two ingest_svc processes behind one address (nginx, deploy/distributed/),
 #   - the SkyWalking gRPC endpoint, the processor and query_svc. With embedded ClickHouse (chDB,

@@ -1,4 +1,4 @@
-"""Tokens, tenants and roles (DESIGN §4b), pure: which tenant a token belongs to and what its role
+"""Tokens, tenants and roles (docs/design.md §4b), pure: which tenant a token belongs to and what its role
 may do. The HTTP middleware and the gRPC service both ask this table.
 
 Roles: `agent` (commands, uploads, error reports), `user` (tasks, progress, analysis, exports),
@@ -10,18 +10,16 @@ import dataclasses
 import hashlib
 from typing import Iterable
 
+from proftask.errors import Forbidden, Unauthenticated
 from proftask.events import DEFAULT_TENANT
 
 ROLES = ("agent", "user", "admin")
 AGENT, USER, ADMIN = ROLES
 
 
-class AuthError(Exception):
-    """`code` is UNAUTHENTICATED (no or unknown token) or FORBIDDEN (the role may not do this)."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+# What authentication raises: Unauthenticated (no or unknown token) or Forbidden (the role may
+# not do this), for `except AuthError`.
+AuthError = (Unauthenticated, Forbidden)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +29,7 @@ class Principal:
 
     def require(self, needed: str) -> None:
         if self.role != ADMIN and self.role != needed:
-            raise AuthError("FORBIDDEN", f"a {self.role} token cannot do this (needs {needed} or admin)")
+            raise Forbidden(f"a {self.role} token cannot do this (needs {needed} or admin)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +77,10 @@ class TokenTable:
         if not self.enabled:
             return Principal(DEFAULT_TENANT, ADMIN)
         if not token:
-            raise AuthError("UNAUTHENTICATED", "a token is required (Authorization: Bearer <token>)")
+            raise Unauthenticated("a token is required (Authorization: Bearer <token>)")
         principal = self._by_digest.get(_digest(token))
         if principal is None:
-            raise AuthError("UNAUTHENTICATED", "unknown token")
+            raise Unauthenticated("unknown token")
         return principal
 
 

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
 from proftask.core.tasks import Task
+from proftask.errors import Unavailable
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
@@ -47,6 +48,13 @@ class TaskView:
         self._ends_next: asyncio.Future | None = None
 
     # ---- reads ----
+    def require_ready(self) -> TaskView:
+        """This view, once it holds the whole task history; until then every answer from it
+        would be a guess (a task not found that exists), so the caller is told to try again."""
+        if not self.caught_up.is_set():
+            raise Unavailable("task view is still loading the task history")
+        return self
+
     def get(self, tenant: str, task_id: str) -> Task | None:
         return self.tasks.get((tenant, task_id))
 

@@ -12,8 +12,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proftask import metrics
-from proftask.auth import AGENT, USER, AuthError, TokenTable, bearer_token
-from proftask.http.errors import ApiError, json_errors
+from proftask.auth import AGENT, USER, TokenTable, bearer_token
+from proftask.http.errors import json_errors
 
 
 class Component(Protocol):
@@ -60,11 +60,8 @@ def authenticate(tokens: TokenTable):
     @web.middleware
     async def middleware(request: web.Request, handler):
         if request.path.startswith("/api/"):
-            try:
-                principal = tokens.authenticate(bearer_token(request.headers.get("Authorization")))
-                principal.require(AGENT if request.path.startswith(AGENT_ROUTES) else USER)
-            except AuthError as e:
-                raise ApiError(401 if e.code == "UNAUTHENTICATED" else 403, e.code, e.reason) from None
+            principal = tokens.authenticate(bearer_token(request.headers.get("Authorization")))
+            principal.require(AGENT if request.path.startswith(AGENT_ROUTES) else USER)
             request["principal"] = principal
         return await handler(request)
     return middleware

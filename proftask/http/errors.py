@@ -1,4 +1,5 @@
-"""API errors: always JSON {"code", "errorReason"} with a fitting status, never a stack trace."""
+"""API errors: always JSON {"code", "errorReason"} with a fitting status, never a stack trace.
+The one place where the library's error kinds (proftask.errors) become HTTP statuses."""
 from __future__ import annotations
 
 import json
@@ -9,18 +10,40 @@ from typing import Any
 from aiohttp import web
 
 from proftask.core.echo import echo
+from proftask.errors import (Conflict, Forbidden, Invalid, NotFound, ProftaskError, TooLarge, Unauthenticated,
+                             Unavailable)
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(ProftaskError):
+    """An error of the HTTP edge itself (a malformed query parameter), with its status."""
+
     def __init__(self, status: int, code: str, reason: str, **extra: Any):
-        super().__init__(reason)
-        self.status, self.code, self.reason, self.extra = status, code, reason, extra
+        super().__init__(reason, code, **extra)
+        self.status = status
 
 
-def error_response(status: int, code: str, reason: str, **extra: Any) -> web.Response:
-    return web.json_response({"code": code, "errorReason": reason, **extra}, status=status)
+HTTP_STATUS: dict[type[ProftaskError], int] = {
+    Invalid: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413,
+    Unavailable: 503}
+
+
+def http_status(e: ProftaskError) -> int:
+    if isinstance(e, ApiError):
+        return e.status
+    return next((status for kind, status in HTTP_STATUS.items() if isinstance(e, kind)), 500)
+
+
+def error_response(status: int, code: str, reason: str, headers: dict | None = None, **extra: Any) -> web.Response:
+    return web.json_response({"code": code, "errorReason": reason, **extra}, status=status, headers=headers)
+
+
+def error_answer(e: ProftaskError) -> web.Response:
+    """The answer to an error of the library: `Retry-After` when it says when to try again."""
+    retry_after = getattr(e, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return error_response(http_status(e), e.code, e.reason, headers, **e.extra)
 
 
 _CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
@@ -31,8 +54,8 @@ _CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
 async def json_errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except ApiError as e:
-        return error_response(e.status, e.code, e.reason, **e.extra)
+    except ProftaskError as e:
+        return error_answer(e)
     except ConnectionError as e:
         if request.transport is None or request.transport.is_closing():  # the client went away
             log.info("client connection lost on %s %s: %s", request.method, request.path, e)

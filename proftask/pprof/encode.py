@@ -4,10 +4,8 @@ from __future__ import annotations
 import gzip
 from typing import Iterable, Sequence
 
+from proftask.pprof.fold import Frame  # stacks root→leaf, as proftask stores line-level frames
 from proftask.pprof.v1 import profile_pb2
-
-# (function name, line, is_address) root→leaf, as proftask stores line-level frames.
-Frame = tuple[str, int, bool]
 
 
 def encode_profile(sample_types: Sequence[str], default_type: str, period_type: str, period: int,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from itertools import chain
-from typing import Iterator
 
 import numpy as np
 
@@ -36,11 +35,6 @@ class FoldedProfile:
     @property
     def stack_count(self) -> int:
         return len(self.stack_offsets) - 1
-
-    def iter_stacks(self) -> Iterator[tuple[tuple[int, ...], list[int]]]:
-        off = self.stack_offsets
-        for i in range(self.stack_count):
-            yield tuple(self.stack_frames[off[i]:off[i + 1]].tolist()), self.values[i].tolist()
 
     def totals(self) -> list[int]:
         return self.values.sum(axis=0, dtype=np.int64).tolist() if self.stack_count else [0] * len(self.sample_types)

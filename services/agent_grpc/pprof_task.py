@@ -1,6 +1,6 @@
-"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over task_svc's
-CommandDesk and ingest_svc's ProfileIntake, so an agent gets the same tasks, and its uploads the
-same checks and events, as over HTTP (reference/skywalking-pprof.md §2)."""
+"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over the
+library's CommandDesk (proftask.agent_commands) and ProfileIntake (proftask.ingest.intake), so an agent gets the same tasks, and its uploads the
+same checks and events, as over HTTP (the protocol: docs/skywalking-protocol.md)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,16 +9,17 @@ import uuid
 
 import grpc
 
-from proftask.auth import AGENT, AuthError, Principal, TokenTable, bearer_token
+from proftask.agent_commands import CommandDesk
+from proftask.auth import AGENT, Principal, TokenTable, bearer_token
 from proftask.core.commands import COMMAND_NAME, command_args
 from proftask.core.tasks import Task
-from proftask.pprof.decode import ProfileError, ProfileTooLarge
+from proftask.errors import Forbidden, Invalid, ProftaskError, TooLarge, Unavailable
+from proftask.ingest.budget import UploadBusy
+from proftask.ingest.intake import ProfileIntake, Reason
+from proftask.ingest.upload import UploadInterrupted
 from proftask.skywalking.common.v3 import Command_pb2, Common_pb2
 from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
-from services.ingest_svc.budget import UploadBusy
-from services.ingest_svc.intake import ProfileIntake, Reason, ReportRefused, UploadNotStored
-from services.ingest_svc.upload import UploadInterrupted, UploadTooLarge
-from services.task_svc.commands import CommandDesk, CommandsUnavailable
+from services.agent_grpc.errors import collection_status, grpc_status
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class _Upload:
         if self.declared is not None and self.received < self.declared:
             raise UploadInterrupted(self.short_message())
         if self.declared is not None and self.received > self.declared:
-            raise ProfileError(f"upload carried {self.received} bytes, more than the {self.declared} declared")
+            raise Invalid(f"upload carried {self.received} bytes, more than the {self.declared} declared")
 
 
 class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
@@ -77,7 +78,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         self._background: set[asyncio.Task] = set()
 
     def resolve_principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        """Who makes this call (raises AuthError). SkyWalking agents send their token as
+        """Who makes this call (raises Unauthenticated or Forbidden). SkyWalking agents send their token as
         `Authentication` metadata (plain, or Bearer). skywalking-go sends none on its pprof calls:
         on a listener bound to a tenant a call without a token is that tenant's agent, and a call
         with one must be of that tenant."""
@@ -86,16 +87,15 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             return Principal(self.bound_tenant, AGENT)
         principal = self.tokens.authenticate(bearer_token(token) or token)
         if self.bound_tenant is not None and principal.tenant != self.bound_tenant:
-            raise AuthError("FORBIDDEN", f"this listener serves tenant {self.bound_tenant} only")
+            raise Forbidden(f"this listener serves tenant {self.bound_tenant} only")
         principal.require(AGENT)
         return principal
 
     async def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         try:
             return self.resolve_principal(context).tenant
-        except AuthError as e:
-            code = grpc.StatusCode.UNAUTHENTICATED if e.code == "UNAUTHENTICATED" else grpc.StatusCode.PERMISSION_DENIED
-            await context.abort(code, e.reason)
+        except ProftaskError as e:
+            await context.abort(grpc_status(e), e.reason)
 
     async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
                                    context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
@@ -105,8 +105,8 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         try:
             task = await self.commands.next_task(tenant, request.service, request.serviceInstance,
                                                  request.lastCommandTime)
-        except CommandsUnavailable as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        except ProftaskError as e:
+            await context.abort(grpc_status(e), e.reason)
         return commands_message(task)
 
     async def collect(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
@@ -121,9 +121,9 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         meta = first.metadata
         try:
             task = await self.intake.task_for(tenant, meta.taskId, meta.service, meta.serviceInstance)
-        except ReportRefused as e:
-            if e.code == "UNAVAILABLE":
-                await context.abort(grpc.StatusCode.UNAVAILABLE, e.reason)
+        except Unavailable as e:
+            await context.abort(grpc_status(e), e.reason)
+        except ProftaskError as e:  # no such task, or not this instance's
             log.info("collect refused: %s", e.reason)
             await self._reply(context, EXECUTION_TASK_ERROR, e.reason)
             return
@@ -133,24 +133,21 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         declared = meta.contentSize if meta.contentSize >= 0 else None  # int32 wraps past 2 GiB
         try:
             await self.intake.check_declared_size(tenant, meta.taskId, meta.serviceInstance, declared)
-        except UploadTooLarge as e:
-            await self._reply(context, OVERSIZE, str(e))
+        except TooLarge as e:
+            await self._reply(context, collection_status(e), e.reason)
             return
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
         upload = _Upload(context, first, declared)
         try:
             await self.intake.accept(tenant, task, meta.serviceInstance, upload.chunks(), "",
                                      declared=declared, budget_wait_s=BUDGET_WAIT_S)
-        except (UploadTooLarge, ProfileTooLarge) as e:
-            await self._reply(context, OVERSIZE, str(e))
-            return
         except UploadBusy as e:
             # Waited BUDGET_WAIT_S in vain; the agent will not retry, so the task says why.
             await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.NOT_STORED, str(e))
             await self._reply(context, EXECUTION_TASK_ERROR, str(e))
             return
-        except (ProfileError, UploadInterrupted, UploadNotStored) as e:
-            await self._reply(context, EXECUTION_TASK_ERROR, str(e))
+        except ProftaskError as e:  # too large, invalid, interrupted, not stored: as the kind says
+            await self._reply(context, collection_status(e), e.reason)
             return
         except asyncio.CancelledError:
             # The agent went away mid-upload (cancelled, deadline, connection lost): the task's

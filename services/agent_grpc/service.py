@@ -17,8 +17,8 @@ from proftask.task_view import TaskView
 from proftask.skywalking.management.v3 import Management_pb2_grpc
 from services.agent_grpc.management import ManagementServicer
 from services.agent_grpc.pprof_task import PprofTaskServicer
-from services.ingest_svc.intake import ProfileIntake
-from services.task_svc.commands import CommandDesk
+from proftask.ingest.intake import ProfileIntake
+from proftask.agent_commands import CommandDesk
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Resolvers of SkyWalking's query protocol: translate ids and shapes, call the use cases the
-REST routes call (task_svc.usecases, query_svc's selection and queries), nothing more."""
+REST routes call (proftask.task_usecases, query_svc's selection and queries), nothing more."""
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +15,11 @@ from proftask.core import skywalking_ids as ids
 from proftask.core.flamegraph import NodeColumns, preorder, render_elements
 from proftask.core.progress import derive_progress
 from proftask.core.echo import echo
-from proftask.http.errors import ApiError
+from proftask.errors import ProftaskError
+from proftask.http.errors import http_status
 from services.query_svc import analysis_queries, progress_queries
 from services.query_svc.selection import require_task, select
-from services.task_svc import usecases
+from proftask import task_usecases as usecases
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
 VERSION = "10.3"  # swctl picks its query documents by the major version (9+: the current ones)
@@ -44,7 +45,7 @@ def _parse_long(value) -> int:
     return value
 
 
-def graphql_error(e: ApiError) -> GraphQLError:
+def graphql_error(e: ProftaskError) -> GraphQLError:
     return GraphQLError(e.reason, extensions={"code": e.code})
 
 
@@ -156,7 +157,7 @@ async def resolve_create(_, info, pprofTaskCreationRequest):
             "events": req["events"], "duration": req.get("duration"), "dumpPeriod": req.get("dumpPeriod")}
     try:
         _status, answer = await usecases.create_task(svc.tasks, tenant, body)
-    except ApiError as e:
+    except ProftaskError as e:
         raise graphql_error(e) from None
     return {"code": answer["code"], "errorReason": answer["errorReason"], "id": answer["id"],
             "warnings": answer.get("warnings")}
@@ -193,7 +194,7 @@ def resolve_task_list(_, info, request):
     start, end = _duration_ms(request.get("queryDuration"))
     try:
         view = usecases.ready_view(svc.tasks)
-    except ApiError as e:
+    except ProftaskError as e:
         raise graphql_error(e) from None
     tasks = usecases.list_tasks(view, tenant, ids.service_name(request["serviceId"]), start, end, limit)
     return {"errorReason": None, "tasks": [task_answer(t) for t in tasks]}
@@ -202,7 +203,7 @@ def resolve_task_list(_, info, request):
 async def _task(svc, tenant: str, task_id: str):
     try:
         task = await usecases.ready_view(svc.tasks).find(tenant, task_id)
-    except ApiError as e:
+    except ProftaskError as e:
         raise graphql_error(e) from None
     if task is None:
         raise GraphQLError(f"task {echo(task_id)} not found", extensions={"code": "NOT_FOUND"})
@@ -217,8 +218,8 @@ async def resolve_progress(_, info, taskId):
     try:
         await require_task(svc.clickhouse, svc.tasks.view, tenant, taskId)
         logs = await progress_queries.task_logs(svc.clickhouse, tenant, taskId)
-    except ApiError as e:
-        if e.status == 404:  # created, but the processor has not written it yet: nothing happened
+    except ProftaskError as e:
+        if http_status(e) == 404:  # created, but the processor has not written it yet: nothing happened
             logs = []
         else:
             raise graphql_error(e) from None
@@ -241,7 +242,7 @@ async def resolve_analyze(_, info, request):
         columns = (await analysis_queries.node_columns(svc.clickhouse, tenant, task.task_id, sel.value_index,
                                                        sel.granularity)
                    if sel.value_index else NodeColumns.empty())
-    except ApiError as e:
+    except ProftaskError as e:
         raise graphql_error(e) from None
     ordered, parent_pos, _ = await asyncio.to_thread(preorder, columns, 0)
     elements = json.loads(await asyncio.to_thread(render_elements, columns, ordered, parent_pos))

@@ -9,9 +9,9 @@ from ariadne import graphql
 from graphql import OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLSyntaxError
 
-from proftask.auth import USER, AuthError, TokenTable, bearer_token
+from proftask.auth import USER, TokenTable, bearer_token
 from proftask.http.app import RoutesComponent
-from proftask.http.errors import ApiError, read_json
+from proftask.http.errors import read_json
 from services.graphql_svc.resolvers import build_schema
 
 
@@ -28,11 +28,8 @@ class GraphqlService(RoutesComponent):
         app.router.add_get("/graphql", self.handle)
 
     def _tenant(self, request: web.Request) -> str:
-        try:
-            principal = self.tokens.authenticate(bearer_token(request.headers.get("Authorization")))
-            principal.require(USER)
-        except AuthError as e:
-            raise ApiError(401 if e.code == "UNAUTHENTICATED" else 403, e.code, e.reason) from None
+        principal = self.tokens.authenticate(bearer_token(request.headers.get("Authorization")))
+        principal.require(USER)  # an error of either answers 401 or 403 (proftask.http.errors)
         return principal.tenant
 
     async def handle(self, request: web.Request) -> web.Response:

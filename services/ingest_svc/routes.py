@@ -1,24 +1,21 @@
 """ingest_svc's HTTP routes for agents: profile uploads and error reports. What a report does
-is in intake.py, shared with the SkyWalking gRPC protocol."""
+is in proftask/ingest/intake.py, shared with the SkyWalking gRPC protocol; its refusals become
+HTTP answers in proftask/http/errors.py."""
 from __future__ import annotations
 
 from typing import AsyncIterator
 
-from proftask.core.echo import echo
 from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
 
 from proftask import metrics
+from proftask.core.echo import echo
 from proftask.http.app import tenant_of
-from proftask.http.errors import ApiError, query_str, read_json
-from proftask.pprof.decode import ProfileError, ProfileTooLarge
-from services.ingest_svc.budget import UploadBusy
-from proftask.core.tasks import Task
-from services.ingest_svc.intake import ProfileIntake, ProfileMisfit, ReportRefused, UploadNotStored
-from services.ingest_svc.upload import CHUNK, UploadInterrupted, UploadTooLarge
+from proftask.http.errors import ApiError, error_answer, query_str, read_json
+from proftask.ingest.intake import ProfileIntake
+from proftask.ingest.upload import CHUNK, UploadInterrupted
 
 MAX_IDEMPOTENCY_KEY = 256
-_REFUSAL_STATUS = {"NOT_FOUND": 404, "CONFLICT": 409, "UNAVAILABLE": 503}
 
 
 def _field(body: dict, name: str, required: bool = True) -> str:
@@ -28,11 +25,6 @@ def _field(body: dict, name: str, required: bool = True) -> str:
     if not isinstance(value, str) or (required and not value):
         raise ApiError(400, "ARGUMENT_ERROR", f"{name} must be a non-empty string, got {echo(value)}")
     return value
-
-
-def _retry_later(reason: str, retry_after: int) -> web.Response:
-    return web.json_response({"code": "UNAVAILABLE", "errorReason": reason}, status=503,
-                             headers={"Retry-After": str(retry_after)})
 
 
 async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
@@ -67,8 +59,7 @@ class IngestRoutes:
         declared = request.content_length
         if declared is not None and declared <= self.intake.settings.pprof_max_size and not budget.fits(declared):
             metrics.UPLOADS_REFUSED_BUSY.inc()
-            busy = budget.busy(declared)
-            return _retry_later(str(busy), busy.retry_after)
+            return error_answer(budget.busy(declared))
         expect = request.headers.get("Expect", "")
         if request.version == HttpVersion11 and expect.lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -78,12 +69,6 @@ class IngestRoutes:
         return web.json_response({"code": "EXPECTATION_FAILED", "errorReason": f"unknown Expect: {expect}"},
                                  status=417)
 
-    async def _task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
-        try:
-            return await self.intake.task_for(tenant, task_id, service, instance)
-        except ReportRefused as e:
-            raise ApiError(_REFUSAL_STATUS[e.code], e.code, e.reason) from None
-
     async def upload_profile(self, request: web.Request) -> web.Response:
         task_id = query_str(request, "taskId")
         service = query_str(request, "service", required=False)
@@ -92,21 +77,14 @@ class IngestRoutes:
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters, got {echo(idempotency_key)}")
         tenant = tenant_of(request)
-        task = await self._task_for(tenant, task_id, service, instance)
-        try:
-            await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
-            pid, duplicate = await self.intake.accept(tenant, task, instance, _request_body(request),
-                                                      idempotency_key, declared=request.content_length)
-        except (UploadBusy, UploadNotStored) as e:  # the agent sends it again after Retry-After
-            return _retry_later(str(e), e.retry_after)
-        except UploadInterrupted as e:  # logged; the client is most likely gone already
-            raise ApiError(400, "UPLOAD_INTERRUPTED", str(e)) from None
-        except (UploadTooLarge, ProfileTooLarge) as e:
-            raise ApiError(413, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR", str(e)) from None
-        except ProfileMisfit as e:
-            raise ApiError(400, "PROFILE_EVENT_MISMATCH", str(e)) from None
-        except ProfileError as e:
-            raise ApiError(400, "INVALID_PROFILE", f"invalid profile: {e}") from None
+        # Refusals answer as their kind says (proftask/http/errors.py): UploadBusy and
+        # UploadNotStored 503 with Retry-After (the agent sends it again), UploadTooLarge 413,
+        # UploadInterrupted (logged; the client is most likely gone), InvalidProfile and
+        # ProfileMisfit 400.
+        task = await self.intake.task_for(tenant, task_id, service, instance)
+        await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
+        pid, duplicate = await self.intake.accept(tenant, task, instance, _request_body(request),
+                                                  idempotency_key, declared=request.content_length)
         return web.json_response({"code": "SUCCESS", "profileId": pid, "duplicate": duplicate,
                                   "errorReason": None}, status=202)
 
@@ -119,6 +97,6 @@ class IngestRoutes:
         instance = _field(body, "serviceInstance")
         message = _field(body, "message", required=False)
         tenant = tenant_of(request)
-        await self._task_for(tenant, task_id, service, instance)
+        await self.intake.task_for(tenant, task_id, service, instance)
         await self.intake.record_agent_error(tenant, task_id, instance, message)
         return web.json_response({"code": "SUCCESS", "errorReason": None}, status=202)

@@ -9,7 +9,7 @@ from proftask.http.app import RoutesComponent
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
-from services.ingest_svc.intake import ProfileIntake
+from proftask.ingest.intake import ProfileIntake
 from services.ingest_svc.routes import IngestRoutes
 
 

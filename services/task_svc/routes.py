@@ -10,8 +10,7 @@ from proftask.core.echo import echo
 from proftask.core.tasks import Task, deliverable_until
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_int, query_str, read_json
-from services.task_svc import usecases
-from services.task_svc.commands import CommandsUnavailable
+from proftask import task_usecases as usecases
 
 MAX_LONG_POLL_S = 30
 DEFAULT_LIST_LIMIT = 200
@@ -69,11 +68,8 @@ class TaskRoutes:
         instance = query_str(request, "serviceInstance")
         last_command_time = query_int(request, "lastCommandTime", 0)
         wait_s = query_int(request, "wait", 0, lo=0, hi=MAX_LONG_POLL_S)
-        try:
-            task = await self.svc.commands.next_task(tenant_of(request), service, instance,
-                                                     last_command_time, wait_s)
-        except CommandsUnavailable as e:
-            raise ApiError(503, "UNAVAILABLE", str(e)) from None
+        task = await self.svc.commands.next_task(tenant_of(request), service, instance,
+                                                 last_command_time, wait_s)
         if task is None:
             return web.json_response({"commands": []})
         return web.json_response({"commands": [encode_command_json(task, str(uuid.uuid4()))]})

@@ -8,7 +8,7 @@ from proftask.faust_app import faust_ready
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
 from proftask.task_view import TaskView
-from services.task_svc.commands import CommandDesk
+from proftask.agent_commands import CommandDesk
 from services.task_svc.decider import create_decider_app
 from services.task_svc.agents_routes import AgentsRoutes
 from services.task_svc.routes import TaskRoutes

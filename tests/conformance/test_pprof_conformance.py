@@ -14,13 +14,20 @@ def load(path: pathlib.Path) -> FoldedProfile:
     return fold_stacks(parse_profile(decompress(path.read_bytes(), LIMIT)))
 
 
+def _stacks(fp):
+    """Each folded stack (frame indexes root→leaf) with its values."""
+    off = fp.stack_offsets
+    for i in range(fp.stack_count):
+        yield tuple(fp.stack_frames[off[i]:off[i + 1]].tolist()), fp.values[i].tolist()
+
+
 def tree_from_folded(profiles, sample_type, granularity):
     """Per node path: [total, self] — the oracle's shape, from our folded stacks."""
     nodes, grand, chosen = {}, 0, None
     for fp in profiles:
         idx = select_sample_type(fp.sample_types, fp.default_index, sample_type)
         chosen = chosen or fp.sample_types[idx]
-        for frames, values in fp.iter_stacks():
+        for frames, values in _stacks(fp):
             v = values[idx]
             if v == 0:
                 continue

@@ -35,7 +35,7 @@ def events_for(profile: pathlib.Path) -> dict:
     profile of another event): the first event the profile fits, with the fields it needs."""
     from proftask.core.profile_fit import misfit
     from proftask.core.tasks import EventType
-    from services.ingest_svc.upload import check_profile
+    from proftask.ingest.upload import check_profile
 
     types = check_profile(profile.read_bytes(), 1 << 30)
     event = next(e for e in EventType if misfit(e, types) is None)

@@ -1,4 +1,4 @@
-"""Hostile but valid profiles (DESIGN §3 limits): each is accepted and analysed exactly, or
+"""Hostile but valid profiles (docs/design.md §3 limits): each is accepted and analysed exactly, or
 refused with a clear error; nothing else already accepted is disturbed."""
 import gzip
 import random

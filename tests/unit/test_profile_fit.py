@@ -6,7 +6,7 @@ import pytest
 
 from proftask.core.profile_fit import misfit
 from proftask.core.tasks import EventType
-from services.ingest_svc.upload import check_profile
+from proftask.ingest.upload import check_profile
 from tests.conformance.oracle import CONFORMANCE, require_conformance
 
 E = EventType

@@ -1,7 +1,7 @@
 """What an agent's report does, whatever carried it (the HTTP routes or SkyWalking's gRPC
 protocol): check the task and instance, admit the upload by the upload budget, receive and
 validate a profile, put it on Kafka (large ones as chunks), and record every refusal as a task
-log."""
+log. Refusals are the kinds of proftask.errors, which each transport maps in one place."""
 from __future__ import annotations
 
 import asyncio
@@ -15,13 +15,14 @@ from proftask.core.echo import echo
 from proftask.core.profile_fit import misfit
 from proftask.core.tasks import EventType, Task
 from proftask.cpu_pool import CpuPool
+from proftask.errors import Conflict, Invalid, NotFound, Unavailable
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import CHUNK_BYTES, Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.task_view import TaskView
-from services.ingest_svc.budget import Charge, UploadBusy, process_budget
-from services.ingest_svc.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
+from proftask.ingest.budget import Charge, UploadBusy, process_budget
+from proftask.ingest.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
                                         check_profile_file, profile_id, receive_chunks)
 
 log = logging.getLogger(__name__)
@@ -34,26 +35,22 @@ INLINE_INFLATED = 512 * 1024      # ... unless they inflate past this
 Reason = pb.TaskFailedOnInstance
 
 
-class ReportRefused(Exception):
-    """The task or instance named by a report does not fit. `code` is NOT_FOUND (no such task),
-    CONFLICT (the instance or service is not the task's) or UNAVAILABLE (still loading)."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+class InvalidProfile(Invalid):
+    """The upload is not a pprof profile (proftask.pprof.decode's ProfileError)."""
+    code = "INVALID_PROFILE"
 
 
-class ProfileMisfit(ProfileError):
+class ProfileMisfit(Invalid):
     """A valid profile of another kind than the task's event (a CPU profile for a HEAP task)."""
+    code = "PROFILE_EVENT_MISMATCH"
 
 
-class UploadNotStored(Exception):
+class UploadNotStored(Unavailable):
     """The upload arrived whole and valid but could not be put on Kafka; it was logged, and the
     agent may send it again (same Idempotency-Key, same profile)."""
 
     def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class ProfileIntake:
@@ -63,16 +60,16 @@ class ProfileIntake:
         self.budget = process_budget(settings.upload_budget_bytes)
 
     async def task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
-        if not self.view.caught_up.is_set():
-            raise ReportRefused("UNAVAILABLE", "task view is still loading the task history")
-        task = await self.view.find(tenant, task_id)
+        """The task a report names; Unavailable (still loading), NotFound (no such task) or
+        Conflict (the instance or service is not the task's) when it does not fit."""
+        task = await self.view.require_ready().find(tenant, task_id)
         if task is None:
-            raise ReportRefused("NOT_FOUND", f"task {echo(task_id)} not found")
+            raise NotFound(f"task {echo(task_id)} not found")
         if service and service != task.spec.service_id:
-            raise ReportRefused("CONFLICT", f"task {echo(task_id)} belongs to service {echo(task.spec.service_id)}, "
-                                            f"not {echo(service)}")
+            raise Conflict(f"task {echo(task_id)} belongs to service {echo(task.spec.service_id)}, "
+                           f"not {echo(service)}")
         if instance not in task.spec.service_instance_ids:
-            raise ReportRefused("CONFLICT", f"instance {echo(instance)} is not an instance of task {echo(task_id)}")
+            raise Conflict(f"instance {echo(instance)} is not an instance of task {echo(task_id)}")
         return task
 
     async def record_failure(self, tenant: str, task_id: str, instance: str, reason: int, message: str) -> None:
@@ -116,8 +113,8 @@ class ProfileIntake:
         Admission charges `declared` bytes (else the bytes as they arrive) to the upload budget,
         refusing at once (budget_wait_s None) or after waiting that long: UploadBusy, not logged
         (the agent retries). Every other refusal is recorded as a task log and then raised:
-        UploadTooLarge/ProfileTooLarge, ProfileError (ProfileMisfit: a profile of another event),
-        UploadInterrupted, UploadNotStored."""
+        UploadTooLarge (over pprofMaxSize or the decompressed limit), InvalidProfile,
+        ProfileMisfit (a profile of another event), UploadInterrupted, UploadNotStored."""
         settings = self.settings
         task_id = task.task_id
         charge = Charge(self.budget, budget_wait_s)
@@ -133,7 +130,7 @@ class ProfileIntake:
             except UploadBusy:
                 metrics.UPLOADS_REFUSED_BUSY.inc()
                 raise
-            except (UploadTooLarge, ProfileTooLarge) as e:
+            except UploadTooLarge as e:
                 await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
                 raise
             except UploadInterrupted as e:
@@ -170,10 +167,11 @@ class ProfileIntake:
                 raise
             except ProfileTooLarge as e:
                 await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
-                raise
+                raise UploadTooLarge(str(e)) from e
             except ProfileError as e:
-                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, f"invalid profile: {e}")
-                raise
+                message = f"invalid profile: {e}"
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, message)
+                raise InvalidProfile(message) from e
             validated = time.perf_counter()
             metrics.INGEST_STAGE_SECONDS.labels("intake_validate").observe(validated - started)
             pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)

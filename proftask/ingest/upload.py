@@ -8,6 +8,7 @@ import os
 import uuid
 from typing import AsyncIterator, Iterator
 
+from proftask.errors import Invalid, TooLarge
 from proftask.spool import create_file as new_spool_file
 from proftask.pprof.decode import decompress, parse_profile
 
@@ -15,12 +16,14 @@ CHUNK = 256 * 1024
 _PROFILE_NS = uuid.UUID("0f6b1f2e-8e63-4c55-9a2d-6c1b8f0e7a41")
 
 
-class UploadTooLarge(Exception):
-    pass
+class UploadTooLarge(TooLarge):
+    """The upload is over pprofMaxSize, or its profile inflates past the decompressed limit."""
+    code = "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR"  # SkyWalking's code
 
 
-class UploadInterrupted(Exception):
+class UploadInterrupted(Invalid):
     """The upload stream ended before the size its sender declared."""
+    code = "UPLOAD_INTERRUPTED"
 
 
 class Spool:

@@ -9,6 +9,7 @@ import asyncio
 import math
 
 from proftask import metrics
+from proftask.errors import Unavailable
 
 RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S = 1, 30
 # About what a process takes in per second; it only spreads the retries of a crowd of agents
@@ -16,12 +17,11 @@ RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S = 1, 30
 DRAIN_BYTES_PER_S = 64 * 1024 * 1024
 
 
-class UploadBusy(Exception):
+class UploadBusy(Unavailable):
     """The upload budget is full; try again after `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class UploadBudget:

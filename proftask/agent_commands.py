@@ -8,14 +8,11 @@ from proftask import events
 from proftask.config import Settings
 from proftask.core.commands import select_task_for_instance
 from proftask.core.tasks import Task
+from proftask.errors import Unavailable
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics, task_key
 from proftask.task_view import TaskView
-
-
-class CommandsUnavailable(Exception):
-    """The poll cannot be answered now (task history loading, Kafka unreachable); poll again."""
 
 
 class CommandDesk:
@@ -26,12 +23,12 @@ class CommandDesk:
 
     async def next_task(self, tenant: str, service: str, instance: str, last_command_time: int,
                         wait_s: float = 0) -> Task | None:
-        """The task this instance should run next, waiting up to wait_s for one to appear."""
+        """The task this instance should run next, waiting up to wait_s for one to appear.
+        Raises Unavailable (task history loading, Kafka unreachable): poll again."""
         view = self.view
         if self.agents is not None:
             self.agents.seen(tenant, service, instance, self.via)
-        if not view.caught_up.is_set():
-            raise CommandsUnavailable("task view is still loading the task history")
+        view.require_ready()
         deadline = time.monotonic() + wait_s
         while True:
             task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,
@@ -56,4 +53,4 @@ class CommandDesk:
             await self.producer.send(self.topics.task_events, task_key(tenant, task.task_id), event)
         except Exception as e:
             view.release_notification(tenant, task.task_id, instance)
-            raise CommandsUnavailable(f"could not record the delivery: {e}") from None
+            raise Unavailable(f"could not record the delivery: {e}") from None

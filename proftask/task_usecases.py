@@ -8,15 +8,12 @@ import uuid
 from proftask import events
 from proftask.core.tasks import Task, TaskArgumentError, TaskSpec, parse_task_request
 from proftask.events.v1 import events_pb2 as pb
-from proftask.http.errors import ApiError
+from proftask.errors import Unavailable
 from proftask.kafka.topics import service_key
 
 
 def ready_view(svc):
-    view = svc.view
-    if not view.caught_up.is_set():
-        raise ApiError(503, "UNAVAILABLE", "task view is still loading the task history")
-    return view
+    return svc.view.require_ready()
 
 
 def missing_agents(svc, tenant: str, spec: TaskSpec) -> list[str]:
@@ -37,7 +34,7 @@ def missing_agents(svc, tenant: str, spec: TaskSpec) -> list[str]:
 
 async def create_task(svc, tenant: str, body) -> tuple[int, dict]:
     """(HTTP status, answer) of a creation request: 201 SUCCESS with the id (and `warnings`),
-    400 ARGUMENT_ERROR, 409 the decider's rejection; 503 (ApiError) when undecided in time."""
+    400 ARGUMENT_ERROR, 409 the decider's rejection; raises Unavailable when undecided in time."""
     try:
         spec = parse_task_request(body)
     except TaskArgumentError as e:
@@ -50,9 +47,9 @@ async def create_task(svc, tenant: str, body) -> tuple[int, dict]:
         await svc.producer.send(svc.topics.task_requests, service_key(tenant, spec.service_id), event)
         decision = await asyncio.wait_for(decided, svc.settings.decision_timeout_s)
     except asyncio.TimeoutError:
-        raise ApiError(503, "UNAVAILABLE", f"task {task_id} was requested but not decided within "
-                       f"{svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
-                       "tells whether it was created", id=task_id) from None
+        raise Unavailable(f"task {task_id} was requested but not decided within "
+                          f"{svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
+                          "tells whether it was created", id=task_id) from None
     finally:
         view.forget_decision(task_id)
     if isinstance(decision, pb.TaskCreationRejected):

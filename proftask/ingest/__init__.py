@@ -1,0 +1,1 @@
+"""What an agent's profile upload goes through, whatever transport carried it (HTTP, gRPC)."""
