@@ -11,7 +11,7 @@ HTTP_PORT ?= 8080
 DEMO ?= 1
 PROTOS := $(shell find schemas -name '*.proto')
 
-.PHONY: install kafka-jars chromium up down replay status test unit readmodel conformance integration browser chaos
+.PHONY: install kafka-jars chromium up down replay status lint test unit readmodel conformance integration browser chaos
 
 # The venv is rebuilt when the pins or the schemas change (setup.py generates the protobuf modules).
 $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
@@ -91,7 +91,13 @@ chaos: install kafka-jars
 
 # The suite starts its own broker and proftask processes on free ports in its own directories,
 # so it runs beside a `make up` stack without touching it.
-test: install kafka-jars chromium
-	cd agents/go && go vet ./... && go test ./...
-	cd tests/integration/swclient && go vet ./...
+test: lint kafka-jars chromium
+	cd agents/go && go test ./...
 	$(PYTEST) $(PARALLEL)
+
+# ruff and mypy (configured in pyproject.toml), gofmt and go vet for the Go modules
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
+	cd agents/go && test -z "$$(gofmt -l .)" && go vet ./...
+	cd tests/integration/swclient && test -z "$$(gofmt -l .)" && go vet ./...

@@ -58,7 +58,8 @@ def main() -> None:
         try:
             time.sleep(5)
             print(json.dumps({"case": "agent_idle", "load": args.load, **measure(procs, args.seconds)}))
-            req = urllib.request.Request(args.server + "/api/v1/pprof/tasks", headers={"Content-Type": "application/json"},
+            req = urllib.request.Request(args.server + "/api/v1/pprof/tasks",
+                                         headers={"Content-Type": "application/json"},
                                          data=json.dumps({"serviceId": "overhead", "serviceInstanceIds": ["with-agent"],
                                                           "events": "CPU", "duration": 1}).encode())
             urllib.request.urlopen(req).read()

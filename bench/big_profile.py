@@ -30,7 +30,7 @@ def _profile(n: int, seed: int) -> bytes:
         p.string_table.append(b"main.f_" + os.urandom(56).hex().encode())
         p.function.add(id=i, name=len(p.string_table) - 1, system_name=len(p.string_table) - 1)
         p.location.add(id=i, address=0x400000 + i).line.add(function_id=i, line=i % 5000)
-    for s in range(n // 8):
+    for _ in range(n // 8):
         depth = rnd.randint(4, 24)
         p.sample.add(location_id=[rnd.randint(1, n) for _ in range(depth)], value=[1, 10_000_000])
     data = gzip.compress(p.SerializeToString(), 6)

@@ -171,7 +171,8 @@ def main() -> None:
                 "attempts": sum(len(a) for a in answers),
                 "stored": len(stored), "failed_instances": sorted(set(failed) - set(stored)),
                 "upload_seconds": round(uploaded, 1), "until_all_stored_seconds": round(finished, 1),
-                "server_peak_rss_mb": round(server_kb / 1024), "worker_peak_rss_mb": [round(k / 1024) for k in workers_kb],
+                "server_peak_rss_mb": round(server_kb / 1024),
+                "worker_peak_rss_mb": [round(k / 1024) for k in workers_kb],
                 "server_rss_after_mb": round(status_kb(p.proc.pid, "VmRSS") / 1024),
             }), flush=True)
         finally:

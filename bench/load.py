@@ -153,8 +153,8 @@ def run_uploads(stack: Proftask, rates: list[float], duration: float, batch: int
         sent_s = time.monotonic() - t0
 
         def stored():
-            return {(t, l["instanceId"]): l["operationTime"] for t, _ in tasks
-                    for l in logs_of(stack, t, "EXECUTION_FINISHED")}
+            return {(t, entry["instanceId"]): entry["operationTime"] for t, _ in tasks
+                    for entry in logs_of(stack, t, "EXECUTION_FINISHED")}
         try:
             done = wait_until(lambda: (lambda s: s if len(s) >= len(accepted) else None)(stored()), timeout=300,
                               interval=1)

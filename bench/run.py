@@ -229,7 +229,8 @@ def print_table(large: list[dict], bursts: list[dict]) -> None:
             ("ingest: first upload -> last EXECUTION_FINISHED", ingest["seconds"], ingest["ratio_vs_go"], "<= 1.0x"),
             ("first view: cold analysis, maxNodes=5000", merged["first_view_max_nodes_5000_cold_seconds"],
              merged["first_view_ratio_vs_go"], "<= 0.1x"),
-            ("full tree, cold (no cache)", merged["full_tree_cold_seconds"], merged["full_tree_ratio_vs_go"], "<= 0.5x"),
+            ("full tree, cold (no cache)", merged["full_tree_cold_seconds"], merged["full_tree_ratio_vs_go"],
+             "<= 0.5x"),
             ("one large profile opened (vs go tool pprof -top)", single["analysis_max_nodes_5000_cold_seconds"],
              single["ratio_vs_go_top"], "<= 0.2x"),
         ]

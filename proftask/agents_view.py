@@ -11,7 +11,6 @@ import dataclasses
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
@@ -87,6 +86,7 @@ class AgentsView:
         task.add_done_callback(self._pending.discard)
 
     async def _send(self, key, event: pb.Envelope) -> None:
+        assert self._producer is not None, "an AgentsView that records polls has a producer"
         try:
             await self._producer.send(self._topic, agent_key(*key), event)
         except Exception as e:  # noqa: BLE001 - the next poll tries again

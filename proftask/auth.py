@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from proftask.errors import Forbidden, Unauthenticated
 from proftask.events import DEFAULT_TENANT

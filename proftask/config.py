@@ -152,9 +152,9 @@ def _tenant_listeners(raw: Any, tokens: list[TokenGrant]) -> tuple[tuple[str, st
             raise ValueError(f"gRPC tenant listener {item!r}: expected tenant=host:port")
         listeners.append((tenant, host, int(port)))
     known = {g.tenant for g in tokens}
-    for tenant, host, port in listeners:
+    for tenant, host, number in listeners:
         if tenant not in known:
-            raise ValueError(f"gRPC tenant listener {host}:{port} is bound to tenant {tenant!r}, which no token "
+            raise ValueError(f"gRPC tenant listener {host}:{number} is bound to tenant {tenant!r}, which no token "
                              "has (tenant listeners need auth on: PROFTASK_TOKENS)")
     return tuple(listeners)
 

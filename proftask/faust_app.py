@@ -39,4 +39,5 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
 
 def faust_ready(app: faust.App, started: bool) -> bool:
     """Started, assigned, and its tables recovered."""
-    return started and not app.rebalancing and app.tables.recovery.completed.is_set()
+    # faust's TableManagerT protocol omits `recovery`, which its TableManager has
+    return started and not app.rebalancing and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]

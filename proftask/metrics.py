@@ -8,7 +8,8 @@ EVENTS_CONSUMED = Counter("proftask_events_consumed_total", "Events consumed fro
 CONSUMER_LAG = Gauge("proftask_consumer_lag", "Records behind the end of the topic", ["consumer"])
 INGEST_BYTES = Counter("proftask_ingest_bytes_total", "Profile bytes accepted")
 UPLOAD_BYTES_IN_FLIGHT = Gauge("proftask_upload_bytes_in_flight", "Upload bytes charged to the upload budget")
-UPLOADS_REFUSED_BUSY = Counter("proftask_uploads_refused_busy_total", "Uploads refused because the upload budget was full")
+UPLOADS_REFUSED_BUSY = Counter("proftask_uploads_refused_busy_total",
+                               "Uploads refused because the upload budget was full")
 ROWS_WRITTEN = Counter("proftask_clickhouse_rows_written_total", "Rows written to ClickHouse", ["table"])
 QUERY_SECONDS = Histogram("proftask_query_seconds", "ClickHouse query latency", ["query"])
 HTTP_SECONDS = Histogram("proftask_http_request_seconds", "HTTP request latency", ["route"])

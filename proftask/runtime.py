@@ -69,7 +69,10 @@ async def serve(role: str, settings: Settings) -> None:
 
     resources: list = []  # started in order, stopped in reverse
     components: list = []
-    producer = view = clickhouse = agents = None
+    producer: EventProducer | None = None
+    view: TaskView | None = None
+    clickhouse: ClickHouse | None = None
+    agents: AgentsView | None = None
     cpu = CpuPool() if {"ingest", "processor", "grpc"} & set(parts) else None
     if cpu is not None:
         resources.append(cpu)
@@ -85,16 +88,22 @@ async def serve(role: str, settings: Settings) -> None:
     if {"query", "processor"} & set(parts):
         clickhouse = ClickHouse(settings.clickhouse_dsn)
     task_service = None
+    # Each role below finds what the sets above started for it.
     if "task" in parts:
+        assert producer is not None and view is not None
         task_service = TaskService(settings, topics, producer, view, agents)
         components.append(task_service)
     if "ingest" in parts:
+        assert producer is not None and view is not None and cpu is not None
         components.append(IngestService(settings, topics, producer, view, cpu))
     if "query" in parts:
+        assert clickhouse is not None and view is not None
         components.append(QueryService(clickhouse, view))
     if "processor" in parts:
+        assert clickhouse is not None and cpu is not None
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
     if "grpc" in parts:
+        assert producer is not None and view is not None and cpu is not None
         components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens, agents))
     if task_service is not None and "query" in parts:
         # SkyWalking's query protocol needs both the task API and the read models.
@@ -123,7 +132,7 @@ async def serve(role: str, settings: Settings) -> None:
     limits = settings.http_limits
     runner: web.AppRunner | None = None
     # Wraps each connection's aiohttp protocol (runner.server, there once the runner is set up).
-    guard = ConnectionGuard(limits, lambda: runner.server())
+    guard = ConnectionGuard(limits, lambda: runner.server())  # type: ignore[union-attr,misc]
     app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens,
                     connection_phase=guard.middleware())
     # Request lines and header fields up to 32 KiB reach proftask (and get its JSON errors);

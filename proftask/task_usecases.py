@@ -46,7 +46,7 @@ async def create_task(svc, tenant: str, body) -> tuple[int, dict]:
         event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
         await svc.producer.send(svc.topics.task_requests, service_key(tenant, spec.service_id), event)
         decision = await asyncio.wait_for(decided, svc.settings.decision_timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Unavailable(f"task {task_id} was requested but not decided within "
                           f"{svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
                           "tells whether it was created", id=task_id) from None

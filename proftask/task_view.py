@@ -107,13 +107,13 @@ class TaskView:
         deadline = loop.time() + timeout
         try:
             ends = await asyncio.wait_for(asyncio.shield(self._ends_as_of_now()), timeout)
-        except (asyncio.TimeoutError, KafkaError) as e:
+        except (TimeoutError, KafkaError) as e:
             log.warning("%s: the end offsets of %s are unknown: %r", self._name, self._topics.tasks, e)
             return False
 
         async def behind() -> bool:
             for tp, end in ends.items():
-                if await self._consumer.position(tp) < end:
+                if await self._running.position(tp) < end:
                     return True
             return False
 
@@ -124,7 +124,7 @@ class TaskView:
                     return False
                 try:
                     await asyncio.wait_for(self._advanced.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return False
         return True
 
@@ -145,8 +145,14 @@ class TaskView:
                 self._start_ends_lookup()
         return result
 
+    @property
+    def _running(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "the view's consumer is started before it is read"
+        return self._consumer
+
     def _start_ends_lookup(self) -> None:
         result, self._ends_next = self._ends_next, None
+        assert result is not None  # started only for a waiting lookup
         self._ends_lookup = asyncio.create_task(self._look_up_ends(result), name=f"{self._name}-ends")
 
     async def _look_up_ends(self, result: asyncio.Future) -> None:
@@ -156,7 +162,7 @@ class TaskView:
                                            enable_auto_commit=False)
                 await offsets.start()
                 self._offsets = offsets
-            parts = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.tasks]
+            parts = [tp for tp in self._running.assignment() if tp.topic == self._topics.tasks]
             ends = await self._offsets.end_offsets(parts)
             if not result.done():
                 result.set_result(ends)
@@ -175,7 +181,7 @@ class TaskView:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # ---- lifecycle ----
@@ -279,7 +285,7 @@ class TaskView:
         if self.caught_up.is_set():
             return
         for tp, end in self._end_at_start.items():
-            if await self._consumer.position(tp) < end:
+            if await self._running.position(tp) < end:
                 return
         self.caught_up.set()
         log.info("%s caught up: %d tasks", self._name, len(self.tasks))

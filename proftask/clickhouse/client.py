@@ -11,7 +11,8 @@ import concurrent.futures
 import functools
 import os
 import pathlib
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError

@@ -12,7 +12,8 @@ SUFFIX = {"folded": "folded", "pprof": "pb.gz", "speedscope": "speedscope.json",
 
 
 def format_value(value: int, unit: str) -> str:
-    steps = {"nanoseconds": [(1e9, "s"), (1e6, "ms"), (1e3, "µs")], "bytes": [(2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")]}
+    steps: dict[str, list[tuple[float, str]]] = {"nanoseconds": [(1e9, "s"), (1e6, "ms"), (1e3, "µs")],
+                                                 "bytes": [(2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")]}
     for div, suffix in steps.get(unit, []):
         if abs(value) >= div:
             return f"{value / div:.2f} {suffix}"
@@ -33,7 +34,8 @@ def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
     pct = lambda v: f"{100 * v / root:6.2f}%" if root else "     -"  # noqa: E731
     lines = [f"{top.get('sampleType')}: {value(root)} over {len(top['instanceIds'])} "
              f"instance(s): {', '.join(top['instanceIds'])}",
-             f"{'FLAT':>14} {'FLAT%':>7} {'CUM':>14} {'CUM%':>7}  {'LINE' if top.get('granularity') == 'line' else 'FUNCTION'}"]
+             f"{'FLAT':>14} {'FLAT%':>7} {'CUM':>14} {'CUM%':>7}  "
+             f"{'LINE' if top.get('granularity') == 'line' else 'FUNCTION'}"]
     for r in shown:
         lines.append(f"{value(r['flat']):>14} {pct(r['flat'])} {value(r['cum']):>14} {pct(r['cum'])}  {r['name']}")
     if len(ordered) > len(shown):

@@ -5,7 +5,7 @@ in a fixed order, shared by the HTTP route and the gRPC protocol.
 """
 from __future__ import annotations
 
-from typing import Collection, Iterable
+from collections.abc import Collection, Iterable
 
 from proftask.core.tasks import Task, deliverable_until
 

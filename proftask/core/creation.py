@@ -62,7 +62,7 @@ def decide_creation(state: ServiceState, task_id: str, spec: TaskSpec,
 
 
 def iso_utc(epoch_ms: int) -> str:
-    return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.timezone.utc) \
+    return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.UTC) \
         .isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

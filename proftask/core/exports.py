@@ -1,7 +1,7 @@
 """Text exports of merged stacks: folded lines and speedscope JSON. Pure."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 _SPEEDSCOPE_UNITS = {"nanoseconds": "nanoseconds", "microseconds": "microseconds",

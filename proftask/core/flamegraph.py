@@ -27,7 +27,7 @@ class NodeColumns:
     names: list[str]
 
     @classmethod
-    def empty(cls) -> "NodeColumns":
+    def empty(cls) -> NodeColumns:
         z = np.zeros(1, dtype=np.int64)
         return cls(np.zeros(1, np.uint64), np.zeros(1, np.uint64), z.copy(), z.copy(), z.copy(), z.copy(), ["root"])
 
@@ -130,9 +130,9 @@ def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     template = '{"id":"%d","parentId":"%d","codeSignature":%s,"total":%d,"self":%d'
     for key, values in (extra or {}).items():
         columns.append([json.dumps(v) for v in values.tolist()])
-        template += ',"%s":%%s' % key
+        template += ',"' + key + '":%s'
     template += "}"
-    return "[" + ",".join(template % row for row in zip(*columns)) + "]"
+    return "[" + ",".join(template % row for row in zip(*columns, strict=False)) + "]"
 
 
 class UnknownFocus(ValueError):

@@ -18,7 +18,7 @@ runtimes' own (Node's wall/microseconds or objects/count and space/bytes) stay a
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from proftask.core.tasks import EventType
 

@@ -6,7 +6,7 @@ event; this module turns deduplicated rows into the progress answer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 NOTIFIED = "NOTIFIED"
 EXECUTION_FINISHED = "EXECUTION_FINISHED"
@@ -37,7 +37,7 @@ def derive_progress(logs: Iterable[TaskLog]) -> Progress:
     every analysis, so progress says what the analysis shows; an error reported later, e.g. by
     an agent that gave up on an upload that did land, stays in the logs); else an error once it
     has an error log. Each id appears once in its list."""
-    ordered = sorted(logs, key=lambda l: (-l.operation_time, l.instance_id, l.operation_type))
+    ordered = sorted(logs, key=lambda entry: (-entry.operation_time, entry.instance_id, entry.operation_type))
     success = {log.instance_id for log in ordered if log.operation_type == EXECUTION_FINISHED}
     error = {log.instance_id for log in ordered if log.operation_type in ERROR_TYPES} - success
     return Progress(ordered, sorted(success), sorted(error))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Mapping, TypeGuard
+from typing import Any, TypeGuard
+from collections.abc import Mapping
 
 from proftask.core.echo import echo
 

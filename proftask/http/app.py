@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import pathlib
 import time
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
+from collections.abc import Callable, Iterable
 
 import yaml
 from aiohttp import web

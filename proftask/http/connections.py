@@ -15,7 +15,8 @@ import json
 import logging
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -104,9 +105,10 @@ class GuardedConnection(asyncio.Protocol):
 
     # ---- asyncio.Protocol, forwarded to aiohttp ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        stream = cast(asyncio.Transport, transport)  # a TCP server's transports are stream transports
+        self._transport = stream
         if len(self._guard.open) >= self._guard.limits.max_connections:
-            self._guard.refuse(self._transport)
+            self._guard.refuse(stream)
             return
         self._inner = self._guard._aiohttp_protocol()
         self._guard.open[self._inner] = self
@@ -199,4 +201,5 @@ class GuardedConnection(asyncio.Protocol):
         log.info("HTTP: closing the connection of %s: %s", peer, why)
         # Abort, not close: nothing useful can be sent to a client stuck mid-request, and the
         # handler reading the body sees the connection lost at once.
-        self._transport.abort()
+        if self._transport is not None:
+            self._transport.abort()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -117,6 +117,12 @@ def _first_non_unicode_string(value: Any) -> str | None:
     return None
 
 
+@overload
+def query_int(request: web.Request, name: str, default: int, lo: int | None = None,
+              hi: int | None = None) -> int: ...
+@overload
+def query_int(request: web.Request, name: str, default: None = None, lo: int | None = None,
+              hi: int | None = None) -> int | None: ...
 def query_int(request: web.Request, name: str, default: int | None = None,
               lo: int | None = None, hi: int | None = None) -> int | None:
     raw = request.query.get(name)

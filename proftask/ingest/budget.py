@@ -57,7 +57,7 @@ class UploadBudget:
                 return False
             try:
                 await asyncio.wait_for(self._released.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True
 

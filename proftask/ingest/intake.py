@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from proftask import events, metrics
 from proftask.config import Settings
@@ -72,7 +72,8 @@ class ProfileIntake:
             raise Conflict(f"instance {echo(instance)} is not an instance of task {echo(task_id)}")
         return task
 
-    async def record_failure(self, tenant: str, task_id: str, instance: str, reason: int, message: str) -> None:
+    async def record_failure(self, tenant: str, task_id: str, instance: str, reason: pb.TaskFailedOnInstance.Reason,
+                             message: str) -> None:
         if len(message) > MAX_AGENT_MESSAGE:
             message = message[:MAX_AGENT_MESSAGE] + "… (truncated)"
         event = events.new_event(tenant, pb.TaskFailedOnInstance(task_id=task_id, instance_id=instance,
@@ -156,6 +157,7 @@ class ProfileIntake:
                 if spool.path is not None:
                     sample_types = await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
                 else:
+                    assert spool.buffer is not None  # memory mode: no path, the bytes in the buffer
                     sample_types = _checked_inline(spool.buffer, settings.decompressed_max_size)
                     if sample_types is None:
                         sample_types = await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)

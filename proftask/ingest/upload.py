@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import BinaryIO
 
 from proftask.errors import Invalid, TooLarge
 from proftask.spool import create_file as new_spool_file
@@ -34,7 +35,7 @@ class Spool:
         self.size, self._sha256 = 0, hashlib.sha256()
         self.buffer: bytearray | None = bytearray() if in_memory else None
         self.path: str | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
         if not in_memory:
             fd, self.path = new_spool_file()
             self._file = os.fdopen(fd, "wb")
@@ -45,6 +46,7 @@ class Spool:
         if self.buffer is not None:
             self.buffer += chunk
         else:
+            assert self._file is not None, "written after finish()"
             self._file.write(chunk)
 
     def finish(self) -> None:
@@ -63,6 +65,7 @@ class Spool:
             for start in range(0, self.size, size):
                 yield bytes(view[start:start + size])
             return
+        assert self.path is not None, "read after close()"
         with open(self.path, "rb") as f:
             while piece := f.read(size):
                 yield piece
@@ -70,6 +73,7 @@ class Spool:
     def content(self) -> bytes:
         if self.buffer is not None:
             return bytes(self.buffer)
+        assert self.path is not None, "read after close()"
         with open(self.path, "rb") as f:
             return f.read()
 

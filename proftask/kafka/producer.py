@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -50,7 +50,12 @@ class EventProducer:
         log.warning("Kafka producer renewed after a failed send")
         retire = asyncio.get_running_loop().create_task(asyncio.wait_for(failed.stop(), OLD_PRODUCER_STOP_S))
         self._retired.add(retire)
-        retire.add_done_callback(lambda t: (self._retired.discard(t), t.cancelled() or t.exception()))
+        retire.add_done_callback(self._forget_retired)
+
+    def _forget_retired(self, retire: asyncio.Task) -> None:
+        self._retired.discard(retire)
+        if not retire.cancelled():
+            retire.exception()  # read, so an old producer's failed stop is not logged as unhandled
 
     async def start(self) -> None:
         await self._producer.start()

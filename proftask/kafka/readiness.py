@@ -15,7 +15,7 @@ class BrokerUnavailable(TimeoutError):
 async def _port_open(host: str, port: int) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True
@@ -26,7 +26,8 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 90) -> None:
     host, port = bootstrap.split(",")[0].rsplit(":", 1)
     while not await _port_open(host, int(port)):
         if time.monotonic() > deadline:
-            raise BrokerUnavailable(f"no Kafka broker at {bootstrap}: port {host}:{port} not open after {timeout_s:.0f}s")
+            raise BrokerUnavailable(
+                f"no Kafka broker at {bootstrap}: port {host}:{port} not open after {timeout_s:.0f}s")
         await asyncio.sleep(0.2)
     last_error: Exception | None = None
     while time.monotonic() < deadline:

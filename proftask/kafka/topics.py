@@ -39,7 +39,7 @@ class Topics:
     agents: str = "proftask.agents"  # live agents: AgentSeen per (tenant, service, instance)
 
     @classmethod
-    def with_prefix(cls, prefix: str) -> "Topics":
+    def with_prefix(cls, prefix: str) -> Topics:
         return cls(
             task_requests=f"{prefix}task-requests",
             tasks=f"{prefix}tasks",

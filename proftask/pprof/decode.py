@@ -133,7 +133,7 @@ def _check_header(p: profile_pb2.Profile) -> None:
 
 
 @functools.cache
-def _columns() -> "_Columns":
+def _columns() -> _Columns:
     return _Columns()
 
 
@@ -161,7 +161,8 @@ class _Columns:
         message("Labels", [("key", 1, f.TYPE_INT64), ("str", 2, f.TYPE_INT64)])
         message("Locations", [("line", 4, f.TYPE_BYTES)])
         message("Lines", [("function_id", 1, f.TYPE_UINT64)])
-        message("Functions", [("name", 2, f.TYPE_INT64), ("system_name", 3, f.TYPE_INT64), ("filename", 4, f.TYPE_INT64)])
+        message("Functions", [("name", 2, f.TYPE_INT64), ("system_name", 3, f.TYPE_INT64),
+                              ("filename", 4, f.TYPE_INT64)])
         pool = descriptor_pool.DescriptorPool()
         pool.Add(proto)
         for name in ("Parts", "Samples", "Labels", "Locations", "Lines", "Functions"):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import gzip
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from proftask.pprof.fold import Frame  # stacks root→leaf, as proftask stores line-level frames
 from proftask.pprof.v1 import profile_pb2

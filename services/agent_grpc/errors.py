@@ -22,7 +22,7 @@ def grpc_status(e: ProftaskError) -> grpc.StatusCode:
     return next((code for kind, code in GRPC_STATUS.items() if isinstance(e, kind)), grpc.StatusCode.UNKNOWN)
 
 
-def collection_status(e: ProftaskError) -> int:
+def collection_status(e: ProftaskError) -> Pprof_pb2.PprofProfilingStatus:
     """What SkyWalking's agent reads of a refused upload: OVERSIZE for a profile too large,
     EXECUTION_TASK_ERROR for every other refusal (the reason goes with it as trailing metadata)."""
     return Status.PPROF_TERMINATED_BY_OVERSIZE if isinstance(e, TooLarge) else Status.PPROF_EXECUTION_TASK_ERROR

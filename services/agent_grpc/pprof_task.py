@@ -1,6 +1,7 @@
-"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over the
-library's CommandDesk (proftask.agent_commands) and ProfileIntake (proftask.ingest.intake), so an agent gets the same tasks, and its uploads the
-same checks and events, as over HTTP (the protocol: docs/skywalking-protocol.md)."""
+"""skywalking.v10.PprofTask: SkyWalking's agent protocol as a thin adapter over the library's
+CommandDesk (proftask.agent_commands) and ProfileIntake (proftask.ingest.intake), so an agent gets
+the same tasks, and its uploads the same checks and events, as over HTTP (the protocol:
+docs/skywalking-protocol.md)."""
 from __future__ import annotations
 
 import asyncio
@@ -96,6 +97,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             return self.resolve_principal(context).tenant
         except ProftaskError as e:
             await context.abort(grpc_status(e), e.reason)
+            raise  # abort() raises; this line only tells a reader (and mypy) that nothing returns
 
     async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
                                    context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
@@ -191,11 +193,11 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
                     return message
                 if item.WhichOneof("result") == "errorMessage":
                     message = message or item.errorMessage
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return message
 
     @staticmethod
-    async def _reply(context, status: int, reason: str) -> None:
+    async def _reply(context, status: Pprof_pb2.PprofProfilingStatus, reason: str) -> None:
         # The status is all SkyWalking's agent reads; the reason travels as trailing metadata.
         context.set_trailing_metadata((("proftask-reason", reason.encode("ascii", "backslashreplace").decode()),))
         await context.write(Pprof_pb2.PprofCollectionResponse(status=status))

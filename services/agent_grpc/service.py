@@ -48,7 +48,8 @@ class AgentGrpcService:
                                   *self.listeners]:
             server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
             Pprof_pb2_grpc.add_PprofTaskServicer_to_server(servicer, server)
-            Management_pb2_grpc.add_ManagementServiceServicer_to_server(ManagementServicer(servicer, self.agents), server)
+            Management_pb2_grpc.add_ManagementServiceServicer_to_server(ManagementServicer(servicer, self.agents),
+                                                                        server)
             server.add_insecure_port(address)
             await server.start()
             self.servers.append(server)

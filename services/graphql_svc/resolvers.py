@@ -168,6 +168,8 @@ def _duration_ms(duration: dict | None) -> tuple[int | None, int | None]:
         return None, None
     fmt = DURATION_FORMATS.get(duration["step"])
     try:
+        if fmt is None:
+            raise ValueError(f"unknown step {duration['step']}")
         start = datetime.datetime.strptime(duration["start"], fmt).astimezone()
         end = datetime.datetime.strptime(duration["end"], fmt).astimezone()
     except (TypeError, ValueError):

@@ -3,7 +3,7 @@ is in proftask/ingest/intake.py, shared with the SkyWalking gRPC protocol; its r
 HTTP answers in proftask/http/errors.py."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
@@ -36,7 +36,7 @@ async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
         async for chunk in request.content.iter_chunked(CHUNK):
             received += len(chunk)
             yield chunk
-    except (ConnectionError, ContentLengthError, TransferEncodingError) as e:
+    except (ConnectionError, ContentLengthError, TransferEncodingError):
         of = f" of {declared}" if declared is not None else ""
         raise UploadInterrupted(f"upload interrupted after {received}{of} bytes") from None
     if declared is not None and received < declared:
@@ -75,7 +75,8 @@ class IngestRoutes:
         instance = query_str(request, "serviceInstance")
         idempotency_key = request.headers.get("Idempotency-Key", "")
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters, got {echo(idempotency_key)}")
+            raise ApiError(400, "ARGUMENT_ERROR", f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters, "
+                                                  f"got {echo(idempotency_key)}")
         tenant = tenant_of(request)
         # Refusals answer as their kind says (proftask/http/errors.py): UploadBusy and
         # UploadNotStored 503 with Retry-After (the agent sends it again), UploadTooLarge 413,

@@ -43,7 +43,7 @@ class ChunkReader:
                 self._started = True
             try:
                 return await asyncio.wait_for(self._read(up, out), READ_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
                                        f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?)") from None
 

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -149,8 +149,8 @@ class ProcessorService:
 
     async def _send_dead_letter(self, letter: pb.Envelope) -> None:
         source = letter.dead_letter
-        await (await self._dead_letters_out.send(key=dead_letters.dead_letter_key(source.source_topic, source.partition),
-                                                 value=letter.SerializeToString()))
+        key = dead_letters.dead_letter_key(source.source_topic, source.partition)
+        await (await self._dead_letters_out.send(key=key, value=letter.SerializeToString()))
 
     async def _dead_letter(self, topic: str, partition: int, offset: int, reason: str, value: bytes,
                            env: pb.Envelope | None, kind: str | None = None) -> None:

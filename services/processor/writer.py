@@ -2,10 +2,11 @@
 them (an outage pauses the caller instead of losing events)."""
 from __future__ import annotations
 
+import functools
 import asyncio
 import collections
 import logging
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -55,9 +56,9 @@ class KnownIds:
 
 
 class RowWriter:
-    def __init__(self, clickhouse: ClickHouse, retention: RetentionPolicy = RetentionPolicy()):
+    def __init__(self, clickhouse: ClickHouse, retention: RetentionPolicy | None = None):
         self.clickhouse = clickhouse
-        self.retention = retention
+        self.retention = retention or RetentionPolicy()
         self.healthy = True
         self._known_stacks = KnownIds(KNOWN_IDS)
         self._known_frames = KnownIds(KNOWN_IDS)
@@ -88,7 +89,7 @@ class RowWriter:
             columns.append("retention_days")
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[start:start + CHUNK_ROWS]
-            await self._retry(table, len(chunk), lambda c=chunk: self.clickhouse.insert(table, c, columns))
+            await self._retry(table, len(chunk), functools.partial(self.clickhouse.insert, table, chunk, columns))
 
     async def insert_arrow(self, table: str, arrow_table) -> None:
         if table in RETAINED and arrow_table.num_rows:  # one tenant per table: one profile's rows
@@ -97,7 +98,7 @@ class RowWriter:
                                                                                 pa.uint16()))
         for start in range(0, arrow_table.num_rows, ARROW_CHUNK_ROWS):
             chunk = arrow_table.slice(start, ARROW_CHUNK_ROWS)
-            await self._retry(table, chunk.num_rows, lambda c=chunk: self.clickhouse.insert_arrow(table, c))
+            await self._retry(table, chunk.num_rows, functools.partial(self.clickhouse.insert_arrow, table, chunk))
 
     async def write_profile(self, rows: ProfileRows) -> None:
         """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
@@ -105,7 +106,7 @@ class RowWriter:
         frame_ids = np.fromiter((r["frame_id"] for r in rows.frame_names), dtype=np.uint64,
                                 count=len(rows.frame_names))
         new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids)
-        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames) if new])
+        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames, strict=False) if new])
         self._known_frames.add(rows.tenant, frame_ids[new_frames])
         new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
         if new_stacks.any():

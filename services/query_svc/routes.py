@@ -210,4 +210,5 @@ class QueryRoutes:
                            "and cannot be merged into one pprof; choose them with instanceIds")
         stacks = await analysis_queries.stacks_all_values(self.svc.clickhouse, sel.tenant, sel.task_id,
                                                           [p.profile_id for p in sel.profiles])
+        assert sel.sample_type is not None  # a selection with profiles has its sample type
         return encode_profile(first.sample_types, sel.sample_type, first.period_type, first.period, stacks)

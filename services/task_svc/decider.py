@@ -32,7 +32,8 @@ def state_from_bytes(raw: bytes | None) -> ServiceState:
 
 def state_to_bytes(state: ServiceState) -> bytes:
     return pb.ServiceTaskState(last_create_time=state.last_create_time, recent=[
-        pb.ServiceTaskState.Decided(task_id=d.task_id, events=d.events.value, create_time=d.create_time,
+        pb.ServiceTaskState.Decided(task_id=d.task_id, events=pb.EventType.Value(d.events.name),
+                                    create_time=d.create_time,
                                     duration=d.duration, created=d.created,
                                     conflicting_task_id=d.conflicting_task_id,
                                     conflicting_until=d.conflicting_until)

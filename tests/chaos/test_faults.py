@@ -31,7 +31,7 @@ def assert_counted_once(stack, task_id, instances, profile_path, sample_type="cp
     done = wait_finished(stack, task_id, instances, timeout=180)
     assert done["errorInstanceIds"] == []
     finished = logs_of(stack, task_id, "EXECUTION_FINISHED")
-    assert sorted(l["instanceId"] for l in finished) == sorted(instances)  # once per instance
+    assert sorted(entry["instanceId"] for entry in finished) == sorted(instances)  # once per instance
     want = oracle_tree([profile_path], sample_type=sample_type)["total"] * len(instances)
     assert analysis(stack, task_id, sampleType=sample_type, maxNodes=10)["tree"]["elements"][0]["total"] == want
 

@@ -32,7 +32,7 @@ def require_conformance() -> pathlib.Path:
     return CONFORMANCE
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _raw(path: str) -> bytes:
     return subprocess.run(["go", "tool", "pprof", "-raw", path], capture_output=True, check=True).stdout
 

@@ -40,7 +40,7 @@ def test_ten_parca_many_profiles_merge_as_ten_instances(stack):
     files = sorted((require_conformance() / "go").glob("parca-many-*"))
     instances = [f"pod-{n}" for n in range(len(files))]
     task_id = create_task(stack, instances)
-    for instance, path in zip(instances, files):
+    for instance, path in zip(instances, files, strict=False):
         assert upload(stack, task_id, instance, path).status == 202
     wait_finished(stack, task_id, instances)
     for sample_type in (None, "alloc_objects/count", "alloc_space", "inuse_objects"):
@@ -59,7 +59,7 @@ def test_large_profile_merged_with_others_of_its_kind(stack):
              base / "go" / "parca-fib.pb.gz"]
     instances = ["a", "b", "c"]
     task_id = create_task(stack, instances, events="CPU", duration=1)
-    for instance, path in zip(instances, files):
+    for instance, path in zip(instances, files, strict=False):
         assert upload(stack, task_id, instance, path).status == 202
     wait_finished(stack, task_id, instances)
     for sample_type in (None, "samples"):

@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
@@ -165,7 +166,7 @@ class Proftask(HttpClient):
                     PROFTASK_HTTP_PORT=str(self.port), PROFTASK_GRPC_PORT=str(self.grpc_port),
                     PROFTASK_KAFKA_PARTITIONS="4", **self.extra_env)
 
-    def start(self, wait: bool = True) -> "Proftask":
+    def start(self, wait: bool = True) -> Proftask:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PROFTASK, "serve", self.role], env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, cwd=ROOT)
@@ -213,7 +214,7 @@ class Proftask(HttpClient):
         return self.proc is not None and self.proc.poll() is None
 
 
-def stop_all(procs: list["Proftask"], grace: float = 30) -> None:
+def stop_all(procs: list[Proftask], grace: float = 30) -> None:
     """SIGTERM to all at once, then wait: shutting down one after the other cost minutes."""
     for p in procs:
         p.terminate()

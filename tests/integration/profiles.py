@@ -65,7 +65,7 @@ def wait_finished(p: Proftask, task_id: str, instances, timeout: float = 120) ->
 
 
 def logs_of(p: Proftask, task_id: str, operation_type: str) -> list[dict]:
-    return [l for l in progress(p, task_id)["logs"] if l["operationType"] == operation_type]
+    return [entry for entry in progress(p, task_id)["logs"] if entry["operationType"] == operation_type]
 
 
 def analysis(p: Proftask, task_id: str, **params) -> dict:

@@ -41,14 +41,14 @@ def test_command_has_the_six_args_and_notifies_once(stack):
                                                   "Duration": "2", "CreateTime": str(task["createTime"]),
                                                   "DumpPeriod": "5"}
     assert commands(stack, service, "i-1")  # polling again still returns it...
-    notified = wait_until(lambda: [l for l in (progress(stack, task["id"]) or {"logs": []})["logs"]
-                                   if l["operationType"] == "NOTIFIED"], message="NOTIFIED in progress")
-    assert [(l["instanceId"], l["id"]) for l in notified] == [("i-1", task["id"])]
+    notified = wait_until(lambda: [entry for entry in (progress(stack, task["id"]) or {"logs": []})["logs"]
+                                   if entry["operationType"] == "NOTIFIED"], message="NOTIFIED in progress")
+    assert [(entry["instanceId"], entry["id"]) for entry in notified] == [("i-1", task["id"])]
     # ...but the log has exactly one NOTIFIED for i-1, even after everything is processed
     assert commands(stack, service, "i-2")
-    wait_until(lambda: len([l for l in progress(stack, task["id"])["logs"] if l["operationType"] == "NOTIFIED"]) == 2)
+    wait_until(lambda: len([entry for entry in progress(stack, task["id"])["logs"] if entry["operationType"] == "NOTIFIED"]) == 2)
     logs = progress(stack, task["id"])["logs"]
-    assert sorted(l["instanceId"] for l in logs if l["operationType"] == "NOTIFIED") == ["i-1", "i-2"]
+    assert sorted(entry["instanceId"] for entry in logs if entry["operationType"] == "NOTIFIED") == ["i-1", "i-2"]
 
 
 def test_no_command_for_other_instance_or_at_create_time(stack):
@@ -98,7 +98,7 @@ def test_agent_error_is_kept_with_its_message(stack):
     p = wait_until(lambda: (lambda p: p if p and p["errorInstanceIds"] else None)(progress(stack, task["id"])),
                    message="error in progress")
     assert p["errorInstanceIds"] == ["i-2"] and p["successInstanceIds"] == []
-    (err,) = [l for l in p["logs"] if l["operationType"] == "EXECUTION_TASK_ERROR"]
+    (err,) = [entry for entry in p["logs"] if entry["operationType"] == "EXECUTION_TASK_ERROR"]
     assert err["message"] == "cpu profiling already in use" and err["instanceId"] == "i-2"
 
 

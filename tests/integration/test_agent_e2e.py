@@ -68,7 +68,7 @@ SCENARIOS = {
 
 def test_every_event_end_to_end_on_two_instances(stack, demos):
     tasks, services, early = {}, {}, []
-    for event, (load, params, *_rest) in SCENARIOS.items():
+    for event, (load, _params, *_rest) in SCENARIOS.items():
         service = f"demo-{event.lower()}-{uuid.uuid4().hex[:6]}"
         services[event] = service
         flags = ["-load", load]
@@ -81,15 +81,15 @@ def test_every_event_end_to_end_on_two_instances(stack, demos):
     busy_service = f"demo-busy-{uuid.uuid4().hex[:6]}"
     demos(stack, busy_service, "busy-1", "-load", "", "-own-cpu-profile")
     for demo in early:  # their agents start after the early contention
-        wait_until(lambda: "early contention done" in demo.output(), message="early contention")
-    for event, (load, params, *_rest) in SCENARIOS.items():
+        wait_until(lambda: "early contention done" in demo.output(), message="early contention")  # noqa: B023 - awaited within the iteration
+    for event, (_load, params, *_rest) in SCENARIOS.items():
         tasks[event] = create_task(stack, ["demo-1", "demo-2"], events=event, service=services[event], **params)
     busy_task = create_task(stack, ["busy-1"], events="CPU", service=busy_service, duration=1)
 
     # A task reaches a waiting agent in well under a second (long poll), not SkyWalking's ~30 s.
     heap_created = stack.get(f"/api/v1/pprof/tasks/{tasks['HEAP']}").json()["createTime"]
     notified = wait_until(lambda: (lambda ls: ls if len(ls) == 2 else None)(logs_of(stack, tasks["HEAP"], "NOTIFIED")))
-    assert max(l["operationTime"] for l in notified) - heap_created < 1000, notified
+    assert max(entry["operationTime"] for entry in notified) - heap_created < 1000, notified
 
     (busy_error,) = wait_until(lambda: logs_of(stack, busy_task, "EXECUTION_TASK_ERROR"), timeout=30)
     assert "cpu profiling already in use" in busy_error["message"], busy_error

@@ -11,11 +11,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-CHUNK_BYTES = 1024 * 1024  # the largest piece of a profile a record may carry
 from proftask.pprof.decode import decompress, parse_profile
 from tests.integration.harness import wait_until
 from tests.integration.profiles import (analysis, cached_profile, create_task, logs_of, progress, upload,
                                         wait_finished)
+
+CHUNK_BYTES = 1024 * 1024  # the largest piece of a profile a record may carry
 
 
 UPLOADS = 12
@@ -155,7 +156,7 @@ def test_a_full_budget_answers_503_before_the_body_to_expect_100_continue(budget
     path = f"/api/v1/pprof/agent/profiles?taskId={task_id}&serviceInstance="
     holders = [socket.create_connection(("127.0.0.1", budgeted.port)) for _ in range(2)]
     try:  # two uploads of 29 MiB declared, sent slowly: 58 of the 64 MiB budget
-        for instance, holder in zip(("i-1", "i-2"), holders):
+        for instance, holder in zip(("i-1", "i-2"), holders, strict=False):
             holder.sendall(f"POST {path}{instance} HTTP/1.1\r\nHost: x\r\nContent-Length: {29 * 1024 * 1024}"
                            f"\r\n\r\n".encode() + bytes(1000))
         wait_until(lambda: _metric(budgeted, "proftask_upload_bytes_in_flight") == 58 * 1024 * 1024,

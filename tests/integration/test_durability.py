@@ -91,6 +91,6 @@ def test_poison_events_go_to_the_dead_letter_topic_and_never_stall(stack):
     (error,) = wait_until(lambda: logs_of(stack, task_id, "EXECUTION_TASK_ERROR"), message="error log")
     assert error["instanceId"] == "i-1" and "could not be processed" in error["message"]
     letters = asyncio.run(_read_all(stack.broker.bootstrap, f"{stack.topic_prefix}dead-letters", 2))
-    reasons = sorted(l.dead_letter.reason for l in letters)
+    reasons = sorted(entry.dead_letter.reason for entry in letters)
     assert reasons[0].startswith("invalid profile") and reasons[1].startswith("undecodable event")
-    assert any(l.dead_letter.original == bogus.SerializeToString() for l in letters)
+    assert any(entry.dead_letter.original == bogus.SerializeToString() for entry in letters)

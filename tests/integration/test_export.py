@@ -13,7 +13,7 @@ def merged_task(stack):
     base = require_conformance()
     files = [base / "go" / "pyroscope-heap.pb.gz", base / "go" / "parca-many-1644509296350592000.pb.gz"]
     task_id = create_task(stack, ["a", "b"])
-    for instance, path in zip(["a", "b"], files):
+    for instance, path in zip(["a", "b"], files, strict=False):
         assert upload(stack, task_id, instance, path).status == 202
     wait_finished(stack, task_id, ["a", "b"])
     return task_id, files

@@ -143,7 +143,7 @@ def test_a_task_created_by_ids_is_the_rest_task_and_its_analysis_equals_rest(sec
         return p if p["successInstanceIds"] else None
     progress = wait_until(finished)
     assert progress["successInstanceIds"] == [ids.instance_id(service, "pod-1")] and progress["errorInstanceIds"] == []
-    assert {(l["instanceName"], l["operationType"]) for l in progress["logs"]} >= {("pod-1", "EXECUTION_FINISHED")}
+    assert {(entry["instanceName"], entry["operationType"]) for entry in progress["logs"]} >= {("pod-1", "EXECUTION_FINISHED")}
 
     tree = gql(secured, "acme-user", ANALYZE, {"r": {"taskId": task_id, "instanceIds": [ids.instance_id(service, "pod-1")]}})
     elements = tree["data"]["queryPprofAnalyze"]["tree"]["elements"]

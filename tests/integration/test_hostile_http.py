@@ -36,7 +36,7 @@ def closed_by_server(s: socket.socket, within: float) -> float | None:
         try:
             if s.recv(65536) == b"":
                 return time.monotonic() - started
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:  # reset: closed too
             return time.monotonic() - started

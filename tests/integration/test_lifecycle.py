@@ -147,7 +147,7 @@ def test_the_readme_replay_procedure_rebuilds_every_table(tmp_path):
         sh(f"make up {make_vars}")
         task_id = create_task(api, ["pod-1", "pod-2"])
         for instance in ("pod-1", "pod-2"):
-            wait_until(lambda: upload(api, task_id, instance, profile).status == 202, timeout=30,
+            wait_until(lambda: upload(api, task_id, instance, profile).status == 202, timeout=30,  # noqa: B023 - awaited within the iteration
                        message="upload accepted")
         wait_finished(api, task_id, ["pod-1", "pod-2"])
 

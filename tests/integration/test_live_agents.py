@@ -34,7 +34,7 @@ def test_polls_over_http_grpc_and_keepalive_are_live_agents_on_every_replica_and
 
     expected = {"http-1": "http", "grpc-1": "grpc", "sw-1": "keepAlive"}
     for stack in (main, replica):
-        seen = wait_until(lambda: (lambda i: i if set(i) == set(expected) else None)(instances_of(stack, service)))
+        seen = wait_until(lambda: (lambda i: i if set(i) == set(expected) else None)(instances_of(stack, service)))  # noqa: B023 - awaited within the iteration
         assert {name: a["via"] for name, a in seen.items()} == expected
         assert all(0 < a["firstSeen"] <= a["lastSeen"] for a in seen.values())
     (summary,) = [s for s in main.get("/api/v1/pprof/services").json()["services"] if s["service"] == service]

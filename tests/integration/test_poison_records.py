@@ -97,7 +97,7 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_lifecycle_goes_on(spawn,
 
     # Every consumer in a group published each record it skipped, once, with reason and offset.
     letters = asyncio.run(_read(p.broker.bootstrap, p.topic_prefix + "dead-letters", len(poison)))
-    by_record = {(l.dead_letter.source_topic, l.dead_letter.partition, l.dead_letter.offset): l for l in letters}
+    by_record = {(entry.dead_letter.source_topic, entry.dead_letter.partition, entry.dead_letter.offset): entry for entry in letters}
     assert set(by_record) == poison and len(letters) == len(poison)
     for (topic, _, _), letter in by_record.items():
         d = letter.dead_letter

@@ -19,7 +19,7 @@ def test_fifty_tasks_are_readable_on_both_replicas_right_after_the_201(spawn):
     # the creation decider's consumer group settles once both replicas joined (until then a
     # create may answer 503 "not decided"); what is measured here is reading after a 201
     for n, proc in enumerate((standalone, replica)):
-        wait_until(lambda: proc.post("/api/v1/pprof/tasks", {"serviceId": f"{service}-warm-{n}", "events": "HEAP",
+        wait_until(lambda: proc.post("/api/v1/pprof/tasks", {"serviceId": f"{service}-warm-{n}", "events": "HEAP",  # noqa: B023 - awaited within the iteration
                                                              "serviceInstanceIds": ["i-1"]}).status == 201,
                    timeout=120, interval=0.5, message="the decider answers")
 

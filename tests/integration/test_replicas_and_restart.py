@@ -59,8 +59,8 @@ def test_everything_survives_a_restart_without_duplicates(spawn, tmp_path):
     assert second.post("/api/v1/pprof/agent/errors",
                        {"taskId": cpu, "serviceInstance": "i-1", "message": "marker"}).status == 202
     after = wait_until(lambda: progress_with_logs(second, cpu, 4), message="marker processed")
-    assert [l for l in after["logs"] if l["message"] != "marker"] == before_progress["logs"]
-    assert sum(l["operationType"] == "NOTIFIED" for l in after["logs"]) == 2
+    assert [entry for entry in after["logs"] if entry["message"] != "marker"] == before_progress["logs"]
+    assert sum(entry["operationType"] == "NOTIFIED" for entry in after["logs"]) == 2
     metrics = second.get("/metrics").body.decode()
     assert 'proftask_events_produced_total{type="InstanceNotified"}' not in metrics
     assert 'proftask_events_produced_total{type="TaskFailedOnInstance"} 1.0' in metrics

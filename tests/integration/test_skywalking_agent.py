@@ -170,5 +170,5 @@ def test_an_agent_failure_without_error_text_points_at_the_agents_log(acme, inst
         pr = wait_until(failed, timeout=60, interval=0.5, message="the agent's failure recorded")
     finally:
         demo.stop()
-    (error,) = [l for l in pr["logs"] if l["operationType"] == "EXECUTION_TASK_ERROR"]
+    (error,) = [entry for entry in pr["logs"] if entry["operationType"] == "EXECUTION_TASK_ERROR"]
     assert "gave no error text" in error["message"] and f"log of instance {instance}" in error["message"]

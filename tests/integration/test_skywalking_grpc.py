@@ -83,8 +83,8 @@ def test_full_sequence_matches_the_http_path(stack, swclient):
     assert wait_until(lambda: progress(stack, task_id)["errorInstanceIds"] == ["pod-c"] or None)
     (error,) = logs_of(stack, task_id, "EXECUTION_TASK_ERROR")
     assert error["instanceId"] == "pod-c" and error["message"] == "CPU profiling is already running"
-    finished = {l["instanceId"] for l in done["logs"] if l["operationType"] == "EXECUTION_FINISHED"}
-    notified = {l["instanceId"] for l in done["logs"] if l["operationType"] == "NOTIFIED"}
+    finished = {entry["instanceId"] for entry in done["logs"] if entry["operationType"] == "EXECUTION_FINISHED"}
+    notified = {entry["instanceId"] for entry in done["logs"] if entry["operationType"] == "NOTIFIED"}
     assert finished == {"pod-a", "pod-b"} and notified == {"pod-a", "pod-b", "pod-c"}
     over_grpc = analysis(stack, task_id, instanceIds="pod-a", maxNodes=5000)
     over_http = analysis(stack, task_id, instanceIds="pod-b", maxNodes=5000)

@@ -32,7 +32,7 @@ def test_overlapping_cpu_conflicts_but_heap_does_not(stack):
     r = create(stack, service, events="cpu", instances=["other"], duration=1)
     assert r.status == 409 and r.json()["code"] == "ALREADY_PROFILING_ERROR", r
     ends = stack.get(f"/api/v1/pprof/tasks/{first}").json()["createTime"] + 5 * 60_000
-    ends_iso = datetime.datetime.fromtimestamp(ends / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    ends_iso = datetime.datetime.fromtimestamp(ends / 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     assert r.json()["errorReason"] == (
         f'service "{service}" already has a CPU task running: task {first} runs until {ends_iso[:-3]}Z '
         f"({ends} epoch ms); a service runs one task per event type at a time"), r

@@ -26,7 +26,7 @@ def _env(tenant: str, content: bytes, instance: str, profile_id: str) -> pb.Enve
 def _tree(c):
     names = [c.names[i] for i in c.name.tolist()]
     return sorted(zip(c.node.tolist(), c.parent.tolist(), c.depth.tolist(), names, c.total.tolist(),
-                      c.self_value.tolist()))
+                      c.self_value.tolist(), strict=False))
 
 
 def test_two_tenants_with_the_same_profile_each_get_it_whole_and_a_redelivery_counts_once(loop, clickhouse):

@@ -64,7 +64,7 @@ def test_the_function_table_is_pprofs_flat_and_cum_counting_recursion_once():
         fold, values = _fold(stacks)
         table = fold.functions(values)
         names = {v: k for k, v in FRAME_IDS.items()}
-        got = {names[int(f)]: (int(fl), int(c)) for f, fl, c in zip(table.frame_id, table.flat, table.cum)}
+        got = {names[int(f)]: (int(fl), int(c)) for f, fl, c in zip(table.frame_id, table.flat, table.cum, strict=False)}
         assert got == pprof_top([(s, v) for s, v in stacks if v != 0 and s])
 
 

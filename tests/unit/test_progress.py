@@ -12,7 +12,7 @@ def test_logs_newest_first_and_outcomes():
         log("a", NOTIFIED, 1), log("b", NOTIFIED, 2),
         log("a", EXECUTION_FINISHED, 5), log("b", EXECUTION_TASK_ERROR, 6, "CPU profiling already in use"),
     ])
-    assert [l.operation_time for l in p.logs] == [6, 5, 2, 1]
+    assert [entry.operation_time for entry in p.logs] == [6, 5, 2, 1]
     assert p.success_instance_ids == ["a"] and p.error_instance_ids == ["b"]
 
 
@@ -38,7 +38,7 @@ def test_an_instance_has_one_final_state_and_a_stored_profile_wins():
     p = derive_progress([log("a", NOTIFIED, 1), log("a", EXECUTION_FINISHED, 5),
                          log("a", EXECUTION_TASK_ERROR, 9, "upload timed out")])
     assert p.success_instance_ids == ["a"] and p.error_instance_ids == []
-    assert [l.operation_type for l in p.logs] == [EXECUTION_TASK_ERROR, EXECUTION_FINISHED, NOTIFIED]
+    assert [entry.operation_type for entry in p.logs] == [EXECUTION_TASK_ERROR, EXECUTION_FINISHED, NOTIFIED]
     # and one reported before it
     p = derive_progress([log("b", EXECUTION_TASK_ERROR, 3), log("b", EXECUTION_FINISHED, 4)])
     assert p.success_instance_ids == ["b"] and p.error_instance_ids == []

@@ -34,7 +34,7 @@ def test_diff_is_the_union_with_both_sides_sums():
 
 def test_diff_layout_weight_is_the_sum_of_shares_and_keeps_ancestors():
     d, nodes, _ = decoded_diff(BASE, COMPARE)
-    weights = dict(zip(d.tree.node.tolist(), d.tree.total.tolist()))
+    weights = dict(zip(d.tree.node.tolist(), d.tree.total.tolist(), strict=False))
     root_weight = weights[0]
     assert root_weight == pytest.approx(2 * 10**12)
     # maxNodes keeps the heaviest by combined share, never a child without its parent

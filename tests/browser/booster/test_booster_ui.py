@@ -6,7 +6,6 @@ import base64
 import os
 import re
 import subprocess
-import time
 import urllib.request
 
 import pytest
