@@ -35,7 +35,7 @@ INLINE_BYTES = 32 * 1024       # records up to this size are folded in the event
 INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
 PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
-PROFILE_BATCH_BYTES = 16 << 20  # ... or their records this many bytes (a large profile goes alone)
+PROFILE_BATCH_BYTES = 1 << 20  # ... or their uploads this many bytes (a large profile goes alone)
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
 
 
@@ -102,7 +102,7 @@ class ProcessorService:
     async def store_profiles(self, records: list[tuple[str, int, int, bytes, bytes]]) -> None:
         """Folds each record's profile, and writes the folded rows of several profiles in one
         insert per table (an insert costs ClickHouse far more than its rows), at most
-        PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of records at a time."""
+        PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time."""
         pending: list = []  # (envelope, rows, fold seconds)
         n_rows = n_bytes = 0
         for topic, partition, offset, _key, value in records:
@@ -111,7 +111,7 @@ class ProcessorService:
                 continue
             pending.append(folded)
             n_rows += _row_count(folded[1])
-            n_bytes += len(value)
+            n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
             if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
                 await self._write_batch(pending)
                 pending, n_rows, n_bytes = [], 0, 0
