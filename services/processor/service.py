@@ -3,6 +3,7 @@ ClickHouse rows. At-least-once: a batch is acknowledged only after its rows are 
 every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -32,6 +33,9 @@ BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
 INLINE_BYTES = 32 * 1024       # records up to this size are folded in the event loop ...
 INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
+PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
+PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
+PROFILE_BATCH_BYTES = 1 << 20  # ... or their uploads this many bytes (a large profile goes alone)
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
 
 
@@ -39,6 +43,10 @@ def derived_event_id(source_event_id: str, kind: str) -> str:
     """Events the processor emits are named after the event they come from, so reprocessing
     after a crash emits the very same event (sinks fold it)."""
     return str(uuid.uuid5(_DERIVED_NS, f"{kind}/{source_event_id}"))
+
+
+def _row_count(rows) -> int:
+    return len(rows.stack_ids) + sum(len(p["frame_id"]) for p in (rows.node_parts or []) + (rows.function_parts or []))
 
 
 class ProcessorService:
@@ -83,11 +91,34 @@ class ProcessorService:
         self.app.agent(topic, name=agent_name)(write_rows)
 
     async def _store_profiles(self, stream):
-        async for event in stream.events():
-            await self.store_profile(event.message.topic, event.message.partition, event.message.offset,
-                                     event.key, event.value)
+        # Faust acks a batch's events when the next batch is taken: after their rows are written.
+        async for batch in stream.take_events(PROFILE_BATCH, within=BATCH_WINDOW_S):
+            await self.store_profiles([(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                                       for e in batch])
 
     async def store_profile(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
+        await self.store_profiles([(topic, partition, offset, key, value)])
+
+    async def store_profiles(self, records: list[tuple[str, int, int, bytes, bytes]]) -> None:
+        """Folds each record's profile, and writes the folded rows of several profiles in one
+        insert per table (an insert costs ClickHouse far more than its rows), at most
+        PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time."""
+        pending: list = []  # (envelope, rows, fold seconds)
+        n_rows = n_bytes = 0
+        for topic, partition, offset, _key, value in records:
+            folded = await self._fold(topic, partition, offset, value)
+            if folded is None:
+                continue
+            pending.append(folded)
+            n_rows += _row_count(folded[1])
+            n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
+            if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
+                await self._write_batch(pending)
+                pending, n_rows, n_bytes = [], 0, 0
+        await self._write_batch(pending)
+
+    async def _fold(self, topic: str, partition: int, offset: int, value: bytes):
+        """(envelope, rows) of a ProfileUploaded record, or None when it went to the dead letters."""
         try:
             env = events.read_event(value)
             if env.WhichOneof("payload") != "profile_uploaded":
@@ -95,7 +126,7 @@ class ProcessorService:
         except Exception as e:  # noqa: BLE001 - not even an envelope: dead letter, move on
             await self._dead_letter(topic, partition, offset, f"undecodable event: {e}", value, None,
                                     getattr(e, "kind", None))
-            return
+            return None
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         stage = metrics.INGEST_STAGE_SECONDS
@@ -105,22 +136,34 @@ class ProcessorService:
             rows = await self._profile_rows(up, value)
         except ChunksUnreadable as e:
             await self._dead_letter(topic, partition, offset, str(e), value, env, dead_letters.UNPROCESSABLE)
-            return
+            return None
         except ProfileError as e:
             await self._dead_letter(topic, partition, offset, f"invalid profile: {e}", value, env)
+            return None
+        stage.labels("processor_rows").observe(time.perf_counter() - started)
+        return env, rows
+
+    async def _write_batch(self, pending: list) -> None:
+        """Writes the profiles' rows, then tells each task its profile is stored (after the write,
+        so a task never finishes before its profiles can be read)."""
+        if not pending:
             return
-        folded = time.perf_counter()
-        stage.labels("processor_rows").observe(folded - started)
-        await self.writer.write_profile(rows)
+        stage = metrics.INGEST_STAGE_SECONDS
+        started = time.perf_counter()
+        await self.writer.write_profiles([rows for _env, rows in pending])
         written = time.perf_counter()
-        stage.labels("processor_write").observe(written - folded)
-        metrics.INGEST_ROWS.inc(len(rows.stack_ids))
-        stored = events.new_event(env.tenant, pb.ProfileStored(
-            task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
-            stack_count=len(rows.stack_ids), sample_types=rows.sample_types),
-            event_id=derived_event_id(env.event_id, "stored"))
-        await (await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
-                                                value=stored.SerializeToString()))
+        sent = []
+        for env, rows in pending:
+            stage.labels("processor_write").observe(written - started)
+            metrics.INGEST_ROWS.inc(len(rows.stack_ids))
+            up = env.profile_uploaded
+            stored = events.new_event(env.tenant, pb.ProfileStored(
+                task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+                stack_count=len(rows.stack_ids), sample_types=rows.sample_types),
+                event_id=derived_event_id(env.event_id, "stored"))
+            sent.append(await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
+                                                         value=stored.SerializeToString()))
+        await asyncio.gather(*sent)  # every event delivered before the batch is acknowledged
         stage.labels("processor_stored").observe(time.perf_counter() - written)
 
     async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):

@@ -91,28 +91,70 @@ class RowWriter:
             chunk = rows[start:start + CHUNK_ROWS]
             await self._retry(table, len(chunk), functools.partial(self.clickhouse.insert, table, chunk, columns))
 
-    async def insert_arrow(self, table: str, arrow_table) -> None:
-        if table in RETAINED and arrow_table.num_rows:  # one tenant per table: one profile's rows
+    def _stamped(self, table: str, arrow_table: pa.Table) -> pa.Table:
+        """A task-scoped table of ONE tenant's rows with that tenant's retention_days."""
+        if table in RETAINED and arrow_table.num_rows:
             days = self.retention.days_for(arrow_table.column("tenant")[0].as_py())
             arrow_table = arrow_table.append_column("retention_days", pa.array([days] * arrow_table.num_rows,
                                                                                 pa.uint16()))
+        return arrow_table
+
+    async def insert_arrow(self, table: str, arrow_table: pa.Table | Sequence[pa.Table]) -> None:
+        """One Arrow table, or several (each of one tenant, e.g. one per profile) inserted as one:
+        a ClickHouse insert costs far more than its rows do, so a batch goes in at once."""
+        parts = [self._stamped(table, t) for t in ([arrow_table] if isinstance(arrow_table, pa.Table)
+                                                    else arrow_table) if t.num_rows]
+        if not parts:
+            return
+        # the Arrow file format allows one dictionary per column: unify the profiles' ones
+        arrow_table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).unify_dictionaries().combine_chunks()
         for start in range(0, arrow_table.num_rows, ARROW_CHUNK_ROWS):
             chunk = arrow_table.slice(start, ARROW_CHUNK_ROWS)
             await self._retry(table, chunk.num_rows, functools.partial(self.clickhouse.insert_arrow, table, chunk))
 
     async def write_profile(self, rows: ProfileRows) -> None:
-        """The profile row goes last: analysis only reads profiles listed in `profiles`, so a
-        profile becomes visible whole or not at all."""
-        frame_ids = np.fromiter((r["frame_id"] for r in rows.frame_names), dtype=np.uint64,
-                                count=len(rows.frame_names))
-        new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids)
-        await self.insert("frame_names", [r for r, new in zip(rows.frame_names, new_frames, strict=False) if new])
-        self._known_frames.add(rows.tenant, frame_ids[new_frames])
-        new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
-        if new_stacks.any():
-            await self.insert_arrow("stacks", rows.stacks_table(new_stacks))
-        self._known_stacks.add(rows.tenant, rows.stack_ids[new_stacks])
-        await self.insert_arrow("samples", rows.samples_table())
-        await self.insert_arrow("nodes", rows.nodes_table())
-        await self.insert_arrow("functions", rows.functions_table())
-        await self.insert("profiles", [rows.profile])
+        await self.write_profiles([rows])
+
+    async def write_profiles(self, batch: Sequence[ProfileRows]) -> None:
+        """A batch of profiles, each table in one insert. The profile rows go last: analysis only
+        reads profiles listed in `profiles`, so a profile becomes visible whole or not at all.
+        Stacks and frames this process wrote before, or another profile of the batch carries,
+        are written once."""
+        if not batch:
+            return
+        frames: list[dict] = []
+        stacks: list[pa.Table] = []
+        written_frames: list[tuple[str, np.ndarray]] = []
+        written_stacks: list[tuple[str, np.ndarray]] = []
+        in_batch: dict[str, tuple[set, set]] = {}  # tenant -> (frame ids, stack ids) of this batch
+        for rows in batch:
+            seen_frames, seen_stacks = in_batch.setdefault(rows.tenant, (set(), set()))
+            frame_ids = np.fromiter((r["frame_id"] for r in rows.frame_names), dtype=np.uint64,
+                                    count=len(rows.frame_names))
+            new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids) & _unseen(seen_frames, frame_ids)
+            frames.extend(r for r, new in zip(rows.frame_names, new_frames, strict=True) if new)
+            written_frames.append((rows.tenant, frame_ids[new_frames]))
+            new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids) & _unseen(seen_stacks,
+                                                                                                rows.stack_ids)
+            if new_stacks.any():
+                stacks.append(rows.stacks_table(new_stacks))
+            written_stacks.append((rows.tenant, rows.stack_ids[new_stacks]))
+        await self.insert("frame_names", frames)
+        for tenant, ids in written_frames:
+            self._known_frames.add(tenant, ids)
+        await self.insert_arrow("stacks", stacks)
+        for tenant, ids in written_stacks:
+            self._known_stacks.add(tenant, ids)
+        await self.insert_arrow("samples", [rows.samples_table() for rows in batch])
+        await self.insert_arrow("nodes", [rows.nodes_table() for rows in batch])
+        await self.insert_arrow("functions", [rows.functions_table() for rows in batch])
+        await self.insert("profiles", [rows.profile for rows in batch])
+
+
+def _unseen(seen: set, ids: np.ndarray) -> np.ndarray:
+    """True where an id is not in `seen` (nor earlier in ids); adds them to `seen`."""
+    mask = np.empty(len(ids), dtype=bool)
+    for i, value in enumerate(ids.tolist()):
+        mask[i] = value not in seen
+        seen.add(value)
+    return mask
