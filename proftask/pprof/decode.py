@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Callable
 from itertools import chain
 
 import numpy as np
@@ -115,7 +116,8 @@ def validate(p: profile_pb2.Profile, raw: bytes | None = None) -> None:
     check_sums_fit(p, n_types, values)
 
 
-def _check_header(p: profile_pb2.Profile) -> None:
+def _check_header(p: profile_pb2.Profile) -> Callable[[int, str], None]:
+    """Checks the string table and the sample types; answers the check of a string index."""
     n_strings = len(p.string_table)
     if n_strings == 0 or p.string_table[0] != b"":
         raise ProfileError("string_table must start with the empty string")
@@ -130,6 +132,7 @@ def _check_header(p: profile_pb2.Profile) -> None:
         check_str(vt.type, "sample_type.type")
         check_str(vt.unit, "sample_type.unit")
     check_str(p.default_sample_type, "default_sample_type")
+    return check_str
 
 
 @functools.cache
@@ -217,20 +220,8 @@ def _checked_columns(p: profile_pb2.Profile, n_types: int, raw: bytes) -> np.nda
 
 def _validate_exact(p: profile_pb2.Profile) -> None:
     """validate, entry by entry: raises naming the first fault in the profile's order."""
+    check_str = _check_header(p)
     n_strings = len(p.string_table)
-    if n_strings == 0 or p.string_table[0] != b"":
-        raise ProfileError("string_table must start with the empty string")
-
-    def check_str(index: int, what: str) -> None:
-        if not 0 <= index < n_strings:
-            raise ProfileError(f"{what} refers to string {index}, but the string table has {n_strings}")
-
-    if not p.sample_type:
-        raise ProfileError("profile has no sample types")
-    for vt in p.sample_type:
-        check_str(vt.type, "sample_type.type")
-        check_str(vt.unit, "sample_type.unit")
-    check_str(p.default_sample_type, "default_sample_type")
     # Checked column-wise: a large profile has tens of thousands of functions and locations.
     functions = _unique_ids("function", [f.id for f in p.function])
     for what, indexes in (("name", [f.name for f in p.function]), ("system_name", [f.system_name for f in p.function]),
