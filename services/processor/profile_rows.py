@@ -45,16 +45,31 @@ class ProfileRows:
     line_frames: np.ndarray      # uint64, flat
     values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
-    # the folded node and function tables (every sample type, both granularities) as numpy
-    # parts: what the CPU pool sends back; Arrow tables are made of them where they are written
+    # the folded profile as numpy (what the CPU pool sends back; Arrow tables are made of it
+    # where it is written): every node's place in the tree at both granularities, the root
+    # once, and per (granularity, sample type) the node and function values
+    node_paths: dict[str, np.ndarray] | None = None
     node_parts: list[dict] | None = None
     function_parts: list[dict] | None = None
 
-    def nodes_table(self) -> pa.Table:
-        return _table(self, self.node_parts or [], NODE_ARRAYS)
+    def node_paths_table(self, keep: np.ndarray | None = None) -> pa.Table:
+        """`node_paths` rows, optionally only those where keep is True."""
+        paths = self.node_paths or _no_paths()
+        if keep is not None:
+            paths = {name: column[keep] for name, column in paths.items()}
+        return pa.table({"tenant": _constant(self.tenant, len(paths["node"])),
+                         **{name: pa.array(paths[name], typ) for name, typ in PATH_ARRAYS.items()}})
 
-    def functions_table(self) -> pa.Table:
-        return _table(self, self.function_parts or [], FUNCTION_ARRAYS)
+    def node_values_table(self) -> pa.Table:
+        return _packed(self, self.node_parts or [], NODE_VALUE_ARRAYS)
+
+    def function_values_table(self) -> pa.Table:
+        return _packed(self, self.function_parts or [], FUNCTION_VALUE_ARRAYS)
+
+    def folded_size(self) -> int:
+        """How many values the folded tables hold (what a batch of profiles is bounded by)."""
+        parts = (self.node_parts or []) + (self.function_parts or [])
+        return len((self.node_paths or _no_paths())["node"]) + sum(len(p["values"][0]) for p in parts)
 
     def stacks_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`stacks` rows, optionally only those where keep is True."""
@@ -127,7 +142,7 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
                        [dict(tenant=tenant, frame_id=fid, name=name, function=function, line=line,
                              is_address=is_address) for fid, (name, function, line, is_address) in names.items()],
                        stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
-    rows.node_parts, rows.function_parts = fold_parts(rows)
+    rows.node_paths, rows.node_parts, rows.function_parts = fold_parts(rows)
     return rows
 
 
@@ -148,41 +163,50 @@ def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
     })
 
 
-NODE_ARRAYS = {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(), "frame_id": pa.uint64(),
-               "self": pa.int64(), "total": pa.int64()}
-FUNCTION_ARRAYS = {"frame_id": pa.uint64(), "flat": pa.int64(), "cum": pa.int64()}
+PATH_ARRAYS = {"node": pa.uint64(), "parent": pa.uint64(), "depth": pa.uint32(), "frame_id": pa.uint64()}
+# each part's arrays, as (column, Arrow type of an element), in the order of part["values"]
+NODE_VALUE_ARRAYS = (("node_ids", pa.uint64()), ("self_values", pa.int64()), ("total_values", pa.int64()))
+FUNCTION_VALUE_ARRAYS = (("frame_ids", pa.uint64()), ("flat_values", pa.int64()), ("cum_values", pa.int64()))
 
 
-def fold_parts(rows: ProfileRows) -> tuple[list[dict], list[dict]]:
-    """The profile's node and function tables, for every sample type at both granularities:
-    folded here once, so that an analysis only sums them."""
+def _no_paths() -> dict[str, np.ndarray]:
+    return {name: np.zeros(0, dtype=np.uint32 if name == "depth" else np.uint64) for name in PATH_ARRAYS}
+
+
+def fold_parts(rows: ProfileRows) -> tuple[dict[str, np.ndarray], list[dict], list[dict]]:
+    """The profile folded once, so that an analysis only sums: its nodes' paths, and its node
+    and function values for every sample type at both granularities."""
+    paths = [{"node": np.zeros(1, np.uint64), "parent": np.zeros(1, np.uint64), "depth": np.zeros(1, np.uint32),
+              "frame_id": np.zeros(1, np.uint64)}]  # the root
     node_parts: list[dict] = []
     fn_parts: list[dict] = []
     for granularity, flat in ((FUNCTION, rows.function_frames), (LINE, rows.line_frames)):
         fold = StackFold(rows.stack_offsets, flat)
+        paths.append({"node": fold.node, "parent": fold.parent, "depth": fold.depth.astype(np.uint32),
+                      "frame_id": fold.frame_id})
         for type_index in range(rows.values.shape[1]):
             v = rows.values[:, type_index]
             n, f = fold.nodes(v), fold.functions(v)
-            node_parts.append({"granularity": granularity, "type_index": type_index, "node": n.node,
-                               "parent": n.parent, "depth": n.depth.astype(np.uint32), "frame_id": n.frame_id,
-                               "self": n.self_value, "total": n.total})
-            fn_parts.append({"granularity": granularity, "type_index": type_index, "frame_id": f.frame_id,
-                             "flat": f.flat, "cum": f.cum})
-    return node_parts, fn_parts
+            node_parts.append({"granularity": granularity, "type_index": type_index,
+                               "values": (n.node, n.self_value, n.total)})
+            fn_parts.append({"granularity": granularity, "type_index": type_index,
+                             "values": (f.frame_id, f.flat, f.cum)})
+    node_paths = {name: np.concatenate([p[name] for p in paths]) for name in PATH_ARRAYS}
+    return node_paths, node_parts, fn_parts
 
 
-def _table(rows: ProfileRows, parts: list[dict], arrays: dict) -> pa.Table:
-    sizes = [len(p["frame_id"]) for p in parts]
-    n = sum(sizes)
-    columns = {
-        "granularity": pa.DictionaryArray.from_arrays(
-            pa.array(np.repeat([int(p["granularity"] == LINE) for p in parts], sizes).astype(np.int32)
-                     if parts else np.zeros(0, np.int32)), pa.array([FUNCTION, LINE], pa.string())),
-        "type_index": pa.array(np.repeat([p["type_index"] for p in parts], sizes).astype(np.uint16)
-                               if parts else np.zeros(0, np.uint16), pa.uint16()),
+def _packed(rows: ProfileRows, parts: list[dict], arrays: tuple) -> pa.Table:
+    """One row per part (granularity, sample type): the profile's key and the part's arrays."""
+    n = len(parts)
+    columns: dict = {
+        "granularity": pa.array([p["granularity"] for p in parts], pa.string()),
+        "type_index": pa.array([p["type_index"] for p in parts], pa.uint16()),
     }
-    for name, typ in arrays.items():
-        columns[name] = pa.array(np.concatenate([p[name] for p in parts]) if parts else np.zeros(0), typ)
+    for position, (name, typ) in enumerate(arrays):
+        values = [p["values"][position] for p in parts]
+        offsets = np.r_[0, np.cumsum([len(v) for v in values])].astype(np.int32)
+        flat = np.concatenate(values) if values else np.zeros(0)
+        columns[name] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, typ))
     return _scoped(rows, n, columns)
 
 

@@ -4,6 +4,7 @@ every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -46,7 +47,7 @@ def derived_event_id(source_event_id: str, kind: str) -> str:
 
 
 def _row_count(rows) -> int:
-    return len(rows.stack_ids) + sum(len(p["frame_id"]) for p in (rows.node_parts or []) + (rows.function_parts or []))
+    return len(rows.stack_ids) + rows.folded_size()
 
 
 class ProcessorService:
@@ -105,16 +106,35 @@ class ProcessorService:
         PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time."""
         pending: list = []  # (envelope, rows, fold seconds)
         n_rows = n_bytes = 0
-        for topic, partition, offset, _key, value in records:
-            folded = await self._fold(topic, partition, offset, value)
-            if folded is None:
-                continue
-            pending.append(folded)
-            n_rows += _row_count(folded[1])
-            n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
-            if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
-                await self._write_batch(pending)
-                pending, n_rows, n_bytes = [], 0, 0
+        # Fold ahead, as many profiles as the CPU pool has workers, while the ones before are
+        # written; results are taken in offset order, and no more are held than that.
+        ahead: collections.deque = collections.deque()
+        upcoming = iter(records)
+
+        def fold_next() -> None:
+            record = next(upcoming, None)
+            if record is not None:
+                topic, partition, offset, _key, value = record
+                ahead.append((value, asyncio.ensure_future(self._fold(topic, partition, offset, value))))
+
+        for _ in range(self.cpu.workers):
+            fold_next()
+        try:
+            while ahead:
+                value, folding = ahead.popleft()
+                folded = await folding
+                fold_next()
+                if folded is None:
+                    continue
+                pending.append(folded)
+                n_rows += _row_count(folded[1])
+                n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
+                if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
+                    await self._write_batch(pending)
+                    pending, n_rows, n_bytes = [], 0, 0
+        finally:
+            for _, folding in ahead:  # a failed write: the batch is taken again from its offsets
+                folding.cancel()
         await self._write_batch(pending)
 
     async def _fold(self, topic: str, partition: int, offset: int, value: bytes):

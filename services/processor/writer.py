@@ -23,7 +23,8 @@ KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~3
 ARROW_CHUNK_ROWS = 500_000
 # Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
 # (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
-RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "nodes", "functions"})
+RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "node_values", "function_values"})
+KNOWN_NODES = 8_000_000  # node paths this process already wrote (8 bytes each)
 
 
 class KnownIds:
@@ -55,6 +56,31 @@ class KnownIds:
             self._keys.popitem(last=False)
 
 
+class KnownNodes:
+    """Node paths already written by this process, per tenant, as a sorted numpy array: a large
+    profile has ~10^6 nodes, too many to look up one by one. Past the capacity the oldest
+    tenants are forgotten, which only costs a rewrite (node_paths folds it)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._nodes: dict[str, np.ndarray] = {}  # tenant -> sorted unique node hashes
+
+    def unknown_mask(self, tenant: str, nodes: np.ndarray) -> np.ndarray:
+        known = self._nodes.get(tenant)
+        if known is None or len(known) == 0:
+            return np.ones(len(nodes), dtype=bool)
+        at = np.minimum(np.searchsorted(known, nodes), len(known) - 1)
+        return known[at] != nodes
+
+    def add(self, tenant: str, nodes: np.ndarray) -> None:
+        if len(nodes) == 0:
+            return
+        merged = np.union1d(self._nodes.pop(tenant, np.zeros(0, np.uint64)), nodes)
+        while self._nodes and sum(map(len, self._nodes.values())) + len(merged) > self.capacity:
+            self._nodes.pop(next(iter(self._nodes)))
+        self._nodes[tenant] = merged[-self.capacity:]
+
+
 class RowWriter:
     def __init__(self, clickhouse: ClickHouse, retention: RetentionPolicy | None = None):
         self.clickhouse = clickhouse
@@ -62,6 +88,7 @@ class RowWriter:
         self.healthy = True
         self._known_stacks = KnownIds(KNOWN_IDS)
         self._known_frames = KnownIds(KNOWN_IDS)
+        self._known_nodes = KnownNodes(KNOWN_NODES)
 
     async def _retry(self, table: str, n_rows: int, write: Callable[[], Awaitable[None]]) -> None:
         backoff = 0.2
@@ -145,10 +172,30 @@ class RowWriter:
         await self.insert_arrow("stacks", stacks)
         for tenant, ids in written_stacks:
             self._known_stacks.add(tenant, ids)
+        new_paths = self._new_node_paths(batch)
+        await self.insert_arrow("node_paths", [table for _, table in new_paths])
+        for tenant, table in new_paths:
+            self._known_nodes.add(tenant, table.column("node").to_numpy())
         await self.insert_arrow("samples", [rows.samples_table() for rows in batch])
-        await self.insert_arrow("nodes", [rows.nodes_table() for rows in batch])
-        await self.insert_arrow("functions", [rows.functions_table() for rows in batch])
+        await self.insert_arrow("node_values", [rows.node_values_table() for rows in batch])
+        await self.insert_arrow("function_values", [rows.function_values_table() for rows in batch])
         await self.insert("profiles", [rows.profile for rows in batch])
+
+    def _new_node_paths(self, batch: Sequence[ProfileRows]) -> list[tuple[str, pa.Table]]:
+        """The batch's node paths this process has not written (a path both granularities share
+        may come twice: node_paths folds it)."""
+        out = []
+        seen: dict[str, np.ndarray] = {}  # tenant -> nodes taken from earlier profiles of the batch
+        for rows in batch:
+            nodes = (rows.node_paths or {}).get("node", np.zeros(0, np.uint64))
+            keep = self._known_nodes.unknown_mask(rows.tenant, nodes)
+            taken = seen.get(rows.tenant)
+            if taken is not None:
+                keep &= ~np.isin(nodes, taken)
+            if keep.any():
+                out.append((rows.tenant, rows.node_paths_table(keep)))
+                seen[rows.tenant] = nodes[keep] if taken is None else np.concatenate([taken, nodes[keep]])
+        return out
 
 
 def _unseen(seen: set, ids: np.ndarray) -> np.ndarray:

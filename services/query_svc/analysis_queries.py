@@ -84,40 +84,63 @@ GROUP BY frame_id
 """
 
 
-# The node and function tables (folded at ingest, m0004) of the chosen profiles, each at its own
-# position of the chosen sample type; one copy per (profile, key) however often it was written.
-CHOSEN_ROWS = """
-    FROM {table}
+# The node and function values (folded at ingest, m0005) of the chosen profiles, each at its own
+# position of the chosen sample type; FINAL reads one copy of a profile however often it was written.
+CHOSEN_PARTS = """
+    FROM {table} FINAL
     WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
       AND profile_id IN {profile_ids:Array(String)}
       AND type_index + 1 = transform(profile_id, {profile_ids:Array(String)}, {value_indexes:Array(UInt16)},
                                      toUInt16(0))"""
+CHOSEN_NODE_VALUES = "SELECT profile_id, node_ids, self_values, total_values" + CHOSEN_PARTS.replace(
+    "{table}", "node_values")
+CHOSEN_FUNCTION_VALUES = "SELECT frame_ids, flat_values, cum_values" + CHOSEN_PARTS.replace(
+    "{table}", "function_values")
 
 # One GROUP BY node: a merged node's sums are the sums of the profiles' node values.
-MERGED_NODES = """
-SELECT node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id,
-       sum(total) AS total, sum(self) AS self
-FROM (SELECT profile_id, node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id,
-             any(total) AS total, any(self) AS self""" + CHOSEN_ROWS.replace("{table}", "nodes") + """
-      GROUP BY profile_id, node)
+MERGED_SUMS = """
+SELECT node, sum(node_total) AS total, sum(node_self) AS self
+FROM (""" + CHOSEN_NODE_VALUES + """)
+ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
 GROUP BY node
+"""
+
+# Each node's place in the tree: node_paths holds the tenant's nodes (any copy of a node's row is
+# the same, so any() takes one; GROUP BY costs less here than FINAL).
+MERGED_NODES = """
+SELECT s.node AS node, p.parent AS parent, p.depth AS depth, p.frame_id AS frame_id, s.total AS total,
+       s.self AS self
+FROM (""" + MERGED_SUMS + """) AS s
+LEFT JOIN (SELECT node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id FROM node_paths
+           WHERE tenant = {tenant:String} GROUP BY node) AS p
+USING node
 """
 
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
 # has and its least values: with no negative value a node is never lighter than its child, so
 # these rows hold the first max_nodes of the tree's order (flamegraph._kept_rows) and every
 # ancestor of them; with negative values (delta profiles) the caller reads the whole tree.
-HEAVIEST_NODES = """
-SELECT *, count() OVER () AS node_count, min(self) OVER () AS min_self,
-       min(if(depth = 0, 0, total)) OVER () AS min_total
-FROM (""" + MERGED_NODES + """)
+HEAVIEST_SUMS = """
+SELECT node, total, self, count() OVER () AS node_count, min(self) OVER () AS min_self,
+       min(if(node = 0, 0, total)) OVER () AS min_total
+FROM (""" + MERGED_SUMS + """)
 ORDER BY total DESC
 LIMIT {max_nodes:UInt64} WITH TIES
 """
 
+# A literal list is parsed as SQL text, in a time that grows faster than its length (10k node
+# ids: 0.04 s, 50k: 0.5 s): beyond this a join is faster.
+MAX_LISTED_NODES = 20_000
+PATHS_OF = """
+SELECT node, parent, depth, frame_id FROM node_paths
+WHERE tenant = {tenant:String} AND node IN {nodes:Array(UInt64)}
+"""
+
 NODE_FRAME_INFO = """
 SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
-WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id""" + CHOSEN_ROWS.replace("{table}", "nodes") + """)
+WHERE tenant = {tenant:String} AND frame_id IN (
+    SELECT frame_id FROM node_paths FINAL
+    WHERE tenant = {tenant:String} AND node IN (SELECT arrayJoin(node_ids) FROM (""" + CHOSEN_NODE_VALUES + """)))
 GROUP BY frame_id
 """
 
@@ -129,29 +152,28 @@ GROUP BY frame_id
 """
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
-# per sample in each profile's function table, so the sums do too), with each function's name.
+# per sample in each profile's function values, so the sums do too), with each function's name.
 MERGED_FUNCTIONS = """
+WITH merged AS (
+    SELECT frame_id, sum(function_flat) AS flat, sum(function_cum) AS cum
+    FROM (""" + CHOSEN_FUNCTION_VALUES + """)
+    ARRAY JOIN frame_ids AS frame_id, flat_values AS function_flat, cum_values AS function_cum
+    GROUP BY frame_id)
 SELECT f.frame_id, n.name, f.flat, f.cum
-FROM (SELECT frame_id, sum(flat) AS flat, sum(cum) AS cum
-      FROM (SELECT profile_id, frame_id, any(flat) AS flat, any(cum) AS cum""" + CHOSEN_ROWS.replace(
-    "{table}", "functions") + """
-            GROUP BY profile_id, frame_id)
-      GROUP BY frame_id) AS f
+FROM merged AS f
 LEFT JOIN (SELECT frame_id, any(name) AS name FROM frame_names
-           WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id""" + CHOSEN_ROWS.replace(
-    "{table}", "functions") + """)
+           WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id FROM merged)
            GROUP BY frame_id) AS n USING frame_id
 """
 
 PROFILE_ROOT_TOTALS = """
-SELECT profile_id, any(total)""" + CHOSEN_ROWS.replace("{table}", "nodes") + """ AND node = 0
-GROUP BY profile_id
+SELECT profile_id, total_values[indexOf(node_ids, toUInt64(0))] FROM (""" + CHOSEN_NODE_VALUES + """)
 """
 
 FOLDED_PROFILE_NODE_TOTALS = """
-SELECT profile_id, node, any(total)""" + CHOSEN_ROWS.replace("{table}", "nodes") + """
-  AND node != 0 AND node IN (SELECT arrayJoin({nodes:Array(UInt64)}))
-GROUP BY profile_id, node
+SELECT profile_id, node, node_total FROM (""" + CHOSEN_NODE_VALUES + """)
+ARRAY JOIN node_ids AS node, total_values AS node_total
+WHERE node != 0 AND node IN {nodes:Array(UInt64)}
 """
 
 
@@ -186,7 +208,7 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     with metrics.QUERY_SECONDS.labels("node_sums").time():
         t = await ch.arrow(MERGED_NODES, params)
-    return await _with_names(ch, t, params)
+    return await _with_names(ch, _columns(t), params)
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -196,33 +218,53 @@ async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
               "max_nodes": max_nodes}
     with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
-        t = await ch.arrow(HEAVIEST_NODES, params)
-    if t.num_rows == 0:
-        return NodeColumns.empty(), 1
-    if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
-        return None
-    return await _with_names(ch, t, params, heaviest=True), int(t.column("node_count")[0].as_py())
+        t = await ch.arrow(HEAVIEST_SUMS, params)
+        if t.num_rows == 0:
+            return NodeColumns.empty(), 1
+        if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
+            return None
+        columns = _columns(t)
+        if len(columns["node"]) <= MAX_LISTED_NODES:
+            paths = _columns(await ch.arrow(PATHS_OF, {"tenant": tenant, "nodes": columns["node"].tolist()}))
+        else:  # as many nodes as a whole tree: join them all
+            paths = _columns(await ch.arrow(MERGED_NODES, params))
+        columns.update(_placed(columns["node"], paths))
+    return await _with_names(ch, columns, params), int(t.column("node_count")[0].as_py())
 
 
-async def _with_names(ch: ClickHouse, t, params: dict, heaviest: bool = False) -> NodeColumns:
-    if t.num_rows == 0:
+def _columns(t) -> dict[str, np.ndarray]:
+    return {name: t.column(name).to_numpy() for name in t.column_names}
+
+
+def _placed(nodes: np.ndarray, paths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """parent, depth and frame_id of each of `nodes` from rows of node_paths (the root, and any
+    node without a row, at 0)."""
+    order = np.argsort(paths["node"], kind="stable")
+    at = np.minimum(np.searchsorted(paths["node"], nodes, sorter=order), max(len(order) - 1, 0))
+    found = order[at] if len(order) else np.zeros(len(nodes), dtype=np.int64)
+    hit = paths["node"][found] == nodes if len(order) else np.zeros(len(nodes), dtype=bool)
+    return {name: np.where(hit, paths[name][found], 0) for name in ("parent", "depth", "frame_id")}
+
+
+async def _with_names(ch: ClickHouse, c: dict[str, np.ndarray], params: dict) -> NodeColumns:
+    if len(c["node"]) == 0:
         return NodeColumns.empty()
-    frame_ids = np.asarray(t.column("frame_id").to_numpy(), dtype=np.uint64)
+    frame_ids = np.asarray(c["frame_id"], dtype=np.uint64)
     with metrics.QUERY_SECONDS.labels("frame_names").time():
         wanted = np.unique(frame_ids)
-        if heaviest and len(wanted) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
+        if len(wanted) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
             rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": wanted.tolist()})
         else:
             rows = await ch.rows(NODE_FRAME_INFO, params)
         info = {fid: name for fid, name, *_ in rows}
     unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     return NodeColumns(
-        node=np.asarray(t.column("node").to_numpy(), dtype=np.uint64),
-        parent=np.asarray(t.column("parent").to_numpy(), dtype=np.uint64),
-        depth=np.asarray(t.column("depth").to_numpy(), dtype=np.int64),
+        node=np.asarray(c["node"], dtype=np.uint64),
+        parent=np.asarray(c["parent"], dtype=np.uint64),
+        depth=np.asarray(c["depth"], dtype=np.int64),
         name=name_index.astype(np.int64).reshape(-1),
-        total=np.asarray(t.column("total").to_numpy(), dtype=np.int64),
-        self_value=np.asarray(t.column("self").to_numpy(), dtype=np.int64),
+        total=np.asarray(c["total"], dtype=np.int64),
+        self_value=np.asarray(c["self"], dtype=np.int64),
         names=[info[int(f)] if int(f) in info else ("root" if f == 0 else f"<frame {int(f):#x}>")
                for f in unique_ids.tolist()],
     )

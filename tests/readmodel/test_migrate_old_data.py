@@ -1,15 +1,37 @@
-"""m0004 applies to a data directory the earlier migrations made, rows and all."""
+"""Migrations apply to a data directory an older proftask made, rows and all: m0004 to one of
+the first three, m0005 to one whose profiles m0004 folded (their rows are copied into the
+packed tables, and the analyses read the same)."""
 from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
+from proftask import events
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.cluster_ddl import migration_ddl
 from proftask.clickhouse.migrate import MIGRATIONS_TABLE, migrate
+from proftask.events.v1 import events_pb2 as pb
+from services.processor.profile_rows import ProfileRows, profile_rows
+from services.processor.writer import RowWriter
+from services.query_svc import analysis_queries
+from tests.conformance.oracle import require_conformance
 
 pytestmark = pytest.mark.readmodel
+
+LIMIT = 512 * 1024 * 1024
+
+
+async def _older_proftask(ch: ClickHouse, last_version: int) -> None:
+    """The tables and the record of migrations up to last_version, as an older proftask left them."""
+    await ch.command(MIGRATIONS_TABLE)
+    for version, name, statements in migration_ddl():
+        if version <= last_version:
+            for statement in statements:
+                await ch.command(statement)
+            await ch.insert("proftask_migrations", [(version, name)], ["version", "name"])
 
 
 def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(tmp_path):
@@ -17,22 +39,102 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
         ch = ClickHouse(f"chdb://{tmp_path}")
         await ch.open()
         try:
-            await ch.command(MIGRATIONS_TABLE)
-            for version, name, statements in migration_ddl():  # what an older proftask applied
-                if version <= 3:
-                    for statement in statements:
-                        await ch.command(statement)
-                    await ch.insert("proftask_migrations", [(version, name)], ["version", "name"])
+            await _older_proftask(ch, 3)
             await ch.insert("profiles", [("acme", "t-1", "pod-1", "p-1", 1, ["samples/count"], 0, [5], "", 0, 1, 1,
                                           "e-1")],
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4]
+            assert await migrate(ch) == [4, 5]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
-            assert await ch.rows("SELECT count() FROM nodes") == [(0,)]
-            assert await ch.rows("SELECT count() FROM functions") == [(0,)]
+            assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
+            assert await ch.rows("SELECT count() FROM function_values") == [(0,)]
+        finally:
+            await ch.close()
+
+    asyncio.run(run())
+
+
+def _m0004_rows(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
+    """The rows m0004's processor wrote for a profile: one per node (or function) per sample
+    type and granularity, each node with its parent, depth and frame."""
+    paths = rows.node_paths
+    order = np.argsort(paths["node"], kind="stable")
+    nodes, functions = [], []
+    for part, fn_part in zip(rows.node_parts, rows.function_parts, strict=True):
+        node, self_value, total = part["values"]
+        at = order[np.searchsorted(paths["node"], node, sorter=order)]
+        key = {"tenant": rows.tenant, "task_id": rows.task_id, "instance_id": rows.instance_id,
+               "profile_id": rows.profile_id, "granularity": part["granularity"], "type_index": part["type_index"]}
+        nodes.append(pa.table({**{k: [v] * len(node) for k, v in key.items()}, "node": node,
+                               "parent": paths["parent"][at], "depth": paths["depth"][at],
+                               "frame_id": paths["frame_id"][at], "self": self_value, "total": total,
+                               "uploaded_at": np.full(len(node), rows.uploaded_at)}))
+        frame_id, flat, cum = fn_part["values"]
+        functions.append(pa.table({**{k: [v] * len(frame_id) for k, v in key.items()}, "frame_id": frame_id,
+                                   "flat": flat, "cum": cum, "uploaded_at": np.full(len(frame_id), rows.uploaded_at)}))
+    return pa.concat_tables(nodes), pa.concat_tables(functions)
+
+
+def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int], granularity: str):
+    async def run():
+        whole = await analysis_queries.node_columns(ch, tenant, task_id, chosen, granularity)
+        cut, count = await analysis_queries.heaviest_node_columns(ch, tenant, task_id, chosen, granularity, 40)
+        top, total = await analysis_queries.top_rows(ch, tenant, task_id, chosen, granularity)
+        spread = await analysis_queries.profile_node_totals(ch, tenant, task_id, chosen, granularity,
+                                                            whole.node[:30].tolist())
+
+        def tree(c):
+            return sorted(zip(c.node.tolist(), c.parent.tolist(), c.depth.tolist(),
+                              [c.names[i] for i in c.name.tolist()], c.total.tolist(), c.self_value.tolist(),
+                              strict=True))
+
+        return (tree(whole), tree(cut), count, sorted((r.name, r.flat, r.cum) for r in top), total,
+                sorted(spread[0]), spread[1])
+
+    return run()
+
+
+def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+
+    def env(tenant, task_id, instance, profile_id):
+        return events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance,
+                                                           profile_id=profile_id, content=content, size=len(content)))
+
+    async def run():
+        ch = ClickHouse(f"chdb://{tmp_path}")
+        await ch.open()
+        try:
+            await _older_proftask(ch, 4)
+            writer = RowWriter(ch)
+            # what m0004's processor wrote: two tenants, two instances each, one profile redelivered
+            for tenant in ("acme", "beta"):
+                for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
+                    rows = profile_rows(env(tenant, "old-task", instance, profile_id), LIMIT)
+                    nodes, functions = _m0004_rows(rows)
+                    for _ in range(2 if profile_id == "p-1" else 1):
+                        await writer.insert_arrow("nodes", nodes)
+                        await writer.insert_arrow("functions", functions)
+                    await writer.insert("frame_names", rows.frame_names)
+                    await writer.insert_arrow("stacks", rows.stacks_table())
+                    await writer.insert_arrow("samples", rows.samples_table())
+                    await writer.insert("profiles", [rows.profile])
+            assert await migrate(ch) == [5]
+            assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
+            # the same profiles written by today's processor, in another task
+            for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
+                await writer.write_profile(profile_rows(env("acme", "new-task", instance, profile_id), LIMIT))
+            for granularity in ("function", "line"):
+                new = await _analyses(ch, "acme", "new-task", {"n-1": 1, "n-2": 2}, granularity)
+                for tenant in ("acme", "beta"):
+                    old = await _analyses(ch, tenant, "old-task", {"p-1": 1, "p-2": 2}, granularity)
+                    assert len(old[0]) > 10
+                    # the same trees and tables; only the profile ids of the spread differ
+                    assert old[:5] == new[:5], (tenant, granularity)
+                    assert [(n, t) for _, n, t in old[5]] == [(n, t) for _, n, t in new[5]]
+                    assert sorted(old[6].values()) == sorted(new[6].values())
         finally:
             await ch.close()
 

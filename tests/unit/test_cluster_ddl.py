@@ -4,7 +4,7 @@ import clickhouse_connect
 import pytest
 
 from proftask.clickhouse.cluster_ddl import migration_ddl
-from proftask.clickhouse.migrations import AddColumn, ModifyTTL, all_migrations
+from proftask.clickhouse.migrations import AddColumn, CopyRows, DropTable, ModifyTTL, all_migrations
 from proftask.clickhouse.migrate import migrations_table
 from proftask.config import RetentionPolicy, load_settings
 
@@ -22,7 +22,8 @@ def test_every_cluster_statement_parses(parser):
         assert parser(sql), sql
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
     tables = [t for m in all_migrations() for t in m.tables]
-    assert {"tasks", "task_logs", "profiles", "samples", "stacks", "frame_names", "nodes", "functions"} <= set(tables)
+    assert {"tasks", "task_logs", "profiles", "samples", "stacks", "frame_names", "node_paths", "node_values",
+            "function_values"} <= set(tables)
     for table in tables:
         assert any(s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER proftask") and
                    "ENGINE = Replicated" in s for s in creates), table
@@ -36,6 +37,13 @@ def test_alter_add_column_reaches_both_tables_and_ttl_only_the_local_one():
                    "ALTER TABLE samples ON CLUSTER c ADD COLUMN IF NOT EXISTS x UInt8"]
     ttl = ModifyTTL("samples", "toDateTime(0)").cluster("c")
     assert ttl == ["ALTER TABLE samples_local ON CLUSTER c MODIFY TTL toDateTime(0)"]
+
+
+def test_a_backfill_reads_and_writes_the_distributed_tables_and_a_drop_removes_both():
+    copy = CopyRows("b", ("x", "y"), "SELECT x, y FROM a")
+    assert copy.single() == copy.cluster("c") == ["INSERT INTO b (x, y) SELECT x, y FROM a"]
+    assert DropTable("a").cluster("c") == ["DROP TABLE IF EXISTS a ON CLUSTER c",
+                                           "DROP TABLE IF EXISTS a_local ON CLUSTER c"]
 
 
 def test_single_server_ddl_is_the_migrations_as_written():

@@ -68,7 +68,36 @@ class ModifyTTL:
         return [f"ALTER TABLE {self.table}_local ON CLUSTER {cluster} MODIFY TTL {self.ttl}"]
 
 
-Operation = CreateTable | AddColumn | ModifyTTL
+@dataclasses.dataclass(frozen=True)
+class CopyRows:
+    """Fill a table from a query over others (a backfill when a migration changes a table's
+    shape). Queries name `<name>`, which on a cluster is the Distributed table, so the same SQL
+    serves both layouts. Run again (a migration cut short), it copies the rows again: give it a
+    ReplacingMergeTree target whose key makes the copies one row."""
+    table: str
+    columns: tuple[str, ...]
+    select: str
+
+    def single(self) -> list[str]:
+        return [f"INSERT INTO {self.table} ({', '.join(self.columns)}) {self.select}"]
+
+    def cluster(self, cluster: str) -> list[str]:
+        return self.single()
+
+
+@dataclasses.dataclass(frozen=True)
+class DropTable:
+    name: str
+
+    def single(self) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.name}"]
+
+    def cluster(self, cluster: str) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.name} ON CLUSTER {cluster}",
+                f"DROP TABLE IF EXISTS {self.name}_local ON CLUSTER {cluster}"]
+
+
+Operation = CreateTable | AddColumn | ModifyTTL | CopyRows | DropTable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +124,10 @@ def retention_ttl(time_column: str) -> str:
 
 def all_migrations() -> list[Migration]:
     from proftask.clickhouse.migrations import (m0001_task_tables, m0002_profile_tables, m0003_retention,
-                                              m0004_folded_tables)
+                                              m0004_folded_tables, m0005_packed_folds)
 
     migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION, m0003_retention.MIGRATION,
-                  m0004_folded_tables.MIGRATION]
+                  m0004_folded_tables.MIGRATION, m0005_packed_folds.MIGRATION]
     versions = [m.version for m in migrations]
     assert versions == sorted(set(versions)), "migration versions must be unique and ordered"
     return migrations
