@@ -30,10 +30,6 @@ class LiveAgent:
     last_seen: int
     via: str
 
-    def json(self) -> dict:
-        return {"service": self.service, "instance": self.instance, "firstSeen": self.first_seen,
-                "lastSeen": self.last_seen, "via": self.via}
-
 
 class AgentsView:
     def __init__(self, bootstrap: str, topics: Topics, producer: EventProducer | None = None,
@@ -54,15 +50,6 @@ class AgentsView:
     def instances(self, tenant: str, service: str) -> list[LiveAgent]:
         return sorted((a for (t, s, _), a in self._agents.items() if t == tenant and s == service),
                       key=lambda a: a.instance)
-
-    def service_summaries(self, tenant: str) -> list[dict]:
-        out = []
-        for service in self.services(tenant):
-            agents = self.instances(tenant, service)
-            out.append({"service": service, "instances": len(agents),
-                        "firstSeen": min(a.first_seen for a in agents),
-                        "lastSeen": max(a.last_seen for a in agents)})
-        return out
 
     # ---- writes ----
     def seen(self, tenant: str, service: str, instance: str, via: str) -> None:

@@ -108,7 +108,8 @@ async def serve(role: str, settings: Settings) -> None:
     if task_service is not None and "query" in parts:
         # SkyWalking's query protocol needs both the task API and the read models.
         from services.graphql_svc.service import GraphqlService
-        components.append(GraphqlService(task_service, clickhouse, tokens, agents, max_body=settings.max_json_body))
+        components.append(GraphqlService(task_service.desk, clickhouse, tokens, agents,
+                                         max_body=settings.max_json_body))
 
     def readiness() -> dict[str, bool]:
         checks: dict[str, bool] = {"kafka": kafka_ready}

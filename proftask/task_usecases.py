@@ -3,7 +3,9 @@ through the decider, list a service's tasks."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from typing import TYPE_CHECKING
 
 from proftask import events
 from proftask.core.tasks import Task, TaskArgumentError, TaskSpec, parse_task_request
@@ -11,15 +13,33 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.errors import Unavailable
 from proftask.kafka.topics import service_key
 
+if TYPE_CHECKING:
+    from proftask.agents_view import AgentsView
+    from proftask.config import Settings
+    from proftask.kafka.producer import EventProducer
+    from proftask.kafka.topics import Topics
+    from proftask.task_view import TaskView
 
-def ready_view(svc):
-    return svc.view.require_ready()
+
+@dataclasses.dataclass
+class TaskDesk:
+    """What the task API works with: the task requests go to the decider through the producer,
+    the task view answers, the live agents (None: not known here) warn of a task no agent waits for."""
+    settings: Settings
+    topics: Topics
+    producer: EventProducer
+    view: TaskView
+    agents: AgentsView | None = None
 
 
-def missing_agents(svc, tenant: str, spec: TaskSpec) -> list[str]:
+def ready_view(desk: TaskDesk) -> TaskView:
+    return desk.view.require_ready()
+
+
+def missing_agents(desk: TaskDesk, tenant: str, spec: TaskSpec) -> list[str]:
     """Warnings for the service or instances no live agent polls for: the task is created all
     the same (agents may come later), but a mistyped name should not wait in silence."""
-    agents = getattr(svc, "agents", None)
+    agents = desk.agents
     if agents is None or not agents.caught_up.is_set():
         return []
     if not agents.instances(tenant, spec.service_id):
@@ -32,33 +52,33 @@ def missing_agents(svc, tenant: str, spec: TaskSpec) -> list[str]:
     return []
 
 
-async def create_task(svc, tenant: str, body) -> tuple[int, dict]:
+async def create_task(desk: TaskDesk, tenant: str, body) -> tuple[int, dict]:
     """(HTTP status, answer) of a creation request: 201 SUCCESS with the id (and `warnings`),
     400 ARGUMENT_ERROR, 409 the decider's rejection; raises Unavailable when undecided in time."""
     try:
         spec = parse_task_request(body)
     except TaskArgumentError as e:
         return 400, {"code": "ARGUMENT_ERROR", "id": None, "errorReason": str(e)}
-    view = ready_view(svc)
+    view = ready_view(desk)
     task_id = str(uuid.uuid4())
     decided = view.expect_decision(task_id)
     try:
         event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
-        await svc.producer.send(svc.topics.task_requests, service_key(tenant, spec.service_id), event)
-        decision = await asyncio.wait_for(decided, svc.settings.decision_timeout_s)
+        await desk.producer.send(desk.topics.task_requests, service_key(tenant, spec.service_id), event)
+        decision = await asyncio.wait_for(decided, desk.settings.decision_timeout_s)
     except TimeoutError:
         raise Unavailable(f"task {task_id} was requested but not decided within "
-                          f"{svc.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
+                          f"{desk.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "
                           "tells whether it was created", id=task_id) from None
     finally:
         view.forget_decision(task_id)
     if isinstance(decision, pb.TaskCreationRejected):
         return 409, {"code": decision.code, "id": None, "errorReason": decision.reason}
     return 201, {"code": "SUCCESS", "id": task_id, "errorReason": None,
-                 "warnings": missing_agents(svc, tenant, spec)}
+                 "warnings": missing_agents(desk, tenant, spec)}
 
 
-def list_tasks(view, tenant: str, service_id: str | None, start: int | None, end: int | None,
+def list_tasks(view: TaskView, tenant: str, service_id: str | None, start: int | None, end: int | None,
                limit: int) -> list[Task]:
     """Newest first."""
     tasks = view.tasks_of_service(tenant, service_id) if service_id else view.all_tasks(tenant)

@@ -1,7 +1,7 @@
 """Agent commands: which task an agent gets when it polls, and how it is spelt on the wire.
 
 The wire form is SkyWalking's PprofTaskQuery command (PprofTaskCommand.java): six string args
-in a fixed order, shared by the HTTP route and the gRPC protocol.
+in a fixed order, shared by the HTTP route (its JSON in services/task_svc/views.py) and the gRPC protocol.
 """
 from __future__ import annotations
 
@@ -38,11 +38,3 @@ def command_args(task: Task, serial_number: str) -> list[tuple[str, str]]:
         ("CreateTime", str(task.create_time)),
         ("DumpPeriod", str(task.spec.dump_period)),
     ]
-
-
-def encode_command_json(task: Task, serial_number: str) -> dict:
-    """The command as the HTTP commands route returns it."""
-    return {
-        "command": COMMAND_NAME,
-        "args": [{"key": k, "value": v} for k, v in command_args(task, serial_number)],
-    }

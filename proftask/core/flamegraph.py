@@ -110,13 +110,6 @@ def preorder(c: NodeColumns, max_nodes: int = 0) -> tuple[np.ndarray, np.ndarray
     return ordered, parent_pos, dropped
 
 
-def elements_json(c: NodeColumns, max_nodes: int = 0) -> tuple[str, int, int]:
-    """The elements array as JSON text ([{id, parentId, codeSignature, total, self}, ...]),
-    the number of elements, and how many nodes max_nodes dropped."""
-    ordered, parent_pos, dropped = preorder(c, max_nodes)
-    return render_elements(c, ordered, parent_pos), len(ordered), dropped
-
-
 def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
                     extra: dict[str, np.ndarray] | None = None) -> str:
     """Pre-ordered rows as JSON text; `extra` adds per-element fields (aligned with `ordered`).

@@ -43,30 +43,12 @@ def derive_progress(logs: Iterable[TaskLog]) -> Progress:
     return Progress(ordered, sorted(success), sorted(error))
 
 
-def progress_json(progress: Progress) -> dict:
-    return {
-        "logs": [
-            {
-                "id": log.task_id,
-                "instanceId": log.instance_id,
-                "instanceName": log.instance_id,  # instances are named by their ids here
-                "operationType": log.operation_type,
-                "operationTime": log.operation_time,
-                "message": log.message,
-            }
-            for log in progress.logs
-        ],
-        "successInstanceIds": progress.success_instance_ids,
-        "errorInstanceIds": progress.error_instance_ids,
-    }
-
-
 WAITING, RUNNING, FINISHED, FAILED = "waiting", "running", "finished", "failed"
 
 
 def task_status(instance_ids: Iterable[str], progress: dict, deadline_ms: int, now_ms: int) -> str:
-    """One word for a task, from its progress answer (progress_json's shape) — the CLI's `task
-    list` and the web UI use this same rule:
+    """One word for a task, from its progress answer (the shape of progress_json in
+    services/query_svc/views.py) — the CLI's `task list` and the web UI use this same rule:
 
     - finished: every instance finished;
     - failed: every instance settled (finished or failed) and some failed, or the task's deadline

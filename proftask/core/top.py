@@ -69,7 +69,3 @@ def sort_rows(rows: list[FunctionRow], by: str = "flat", granularity: str = "fun
     if by == "cum":
         return sorted(rows, key=lambda r: (-abs(r.cum), pprof_name_key(r.name, granularity), -abs(r.flat)))
     return sorted(rows, key=lambda r: (-abs(r.flat), pprof_name_key(r.name, granularity), -abs(r.cum)))
-
-
-def top_json(rows: list[FunctionRow], limit: int = 0) -> list[dict]:
-    return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in (rows[:limit] if limit else rows)]

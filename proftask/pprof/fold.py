@@ -6,10 +6,13 @@ frame by frame in Python would cost more than decoding the protobuf.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from itertools import chain
 
 import numpy as np
 
+from proftask.core.echo import echo
+from proftask.errors import Invalid
 from proftask.pprof.names import display_name
 from proftask.pprof.v1 import profile_pb2
 
@@ -143,11 +146,19 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period)
 
 
-def select_sample_type(sample_types: list[str], default_index: int, requested: str | None) -> int:
-    """`type/unit` or just `type`; none: the default. Raises KeyError naming the choices."""
+class UnknownSampleType(Invalid):
+    """A requested sample type that none of the profiles has; `sampleTypes` lists the choices."""
+
+
+def select_sample_type(sample_types: Sequence[str], default_index: int, requested: str | None) -> int:
+    """pprof's rule for `-sample_index`: `type/unit` or just `type`, the first that matches;
+    none requested: the default. The one home of the rule, for a profile (its own types and
+    default) and for a merge of several (query_svc's selection: their types in order of
+    appearance, the first profile's default). Raises UnknownSampleType naming the choices."""
     if not requested:
         return default_index
     for i, t in enumerate(sample_types):
         if requested == t or requested == t.split("/")[0]:
             return i
-    raise KeyError(f"unknown sample type {requested!r}; available: {', '.join(sample_types)}")
+    raise UnknownSampleType(f"unknown sample type {echo(requested)}; available: {', '.join(sample_types)}",
+                            sampleTypes=list(sample_types))

@@ -1,6 +1,6 @@
 """ingest_svc's HTTP routes for agents: profile uploads and error reports. What a report does
 is in proftask/ingest/intake.py, shared with the SkyWalking gRPC protocol; its refusals become
-HTTP answers in proftask/http/errors.py."""
+HTTP answers in proftask/http/errors.py, its other answers' shapes are in views.py."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -14,6 +14,7 @@ from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, error_answer, query_str, read_json
 from proftask.ingest.intake import ProfileIntake
 from proftask.ingest.upload import CHUNK, UploadInterrupted
+from services.ingest_svc import views
 
 MAX_IDEMPOTENCY_KEY = 256
 
@@ -65,9 +66,7 @@ class IngestRoutes:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
             return None
-        # This runs before the middlewares: answer in their JSON shape ourselves.
-        return web.json_response({"code": "EXPECTATION_FAILED", "errorReason": f"unknown Expect: {expect}"},
-                                 status=417)
+        return views.expectation_failed(expect)
 
     async def upload_profile(self, request: web.Request) -> web.Response:
         task_id = query_str(request, "taskId")
@@ -86,8 +85,7 @@ class IngestRoutes:
         await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
         pid, duplicate = await self.intake.accept(tenant, task, instance, _request_body(request),
                                                   idempotency_key, declared=request.content_length)
-        return web.json_response({"code": "SUCCESS", "profileId": pid, "duplicate": duplicate,
-                                  "errorReason": None}, status=202)
+        return views.upload_accepted(pid, duplicate)
 
     async def agent_error(self, request: web.Request) -> web.Response:
         body = await read_json(request, self.intake.settings.max_json_body)
@@ -100,4 +98,4 @@ class IngestRoutes:
         tenant = tenant_of(request)
         await self.intake.task_for(tenant, task_id, service, instance)
         await self.intake.record_agent_error(tenant, task_id, instance, message)
-        return web.json_response({"code": "SUCCESS", "errorReason": None}, status=202)
+        return views.error_recorded()

@@ -9,7 +9,7 @@ import dataclasses
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.echo import echo
 from proftask.http.errors import ApiError
-from proftask.pprof.fold import GRANULARITIES
+from proftask.pprof.fold import GRANULARITIES, select_sample_type
 from services.query_svc import analysis_queries, progress_queries
 from services.query_svc.analysis_queries import StoredProfile
 
@@ -97,16 +97,12 @@ async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: s
     return Selection(tenant, task_id, profiles, sample_types, chosen, granularity)
 
 
-def resolve_sample_type(profiles, sample_types: list[str], requested: str | None) -> str | None:
-    """`type/unit` or `type`; by default the first profile's default sample type (pprof's rule)."""
+def resolve_sample_type(profiles: list[StoredProfile], sample_types: list[str], requested: str | None) -> str | None:
+    """The sample type of a merge of `profiles` whose types are `sample_types` (in order of
+    appearance): pprof's rule (proftask.pprof.fold.select_sample_type) with the first profile's
+    default. Without profiles, whatever was requested."""
     if not profiles:
         return requested
-    if not requested:
-        first = profiles[0]
-        return first.sample_types[first.default_index]
-    for t in sample_types:
-        if requested == t or requested == t.split("/")[0]:
-            return t
-    raise ApiError(400, "ARGUMENT_ERROR",
-                   f"unknown sample type {echo(requested)}; available: {', '.join(sample_types)}",
-                   sampleTypes=sample_types)
+    first = profiles[0]
+    default = sample_types.index(first.sample_types[first.default_index])
+    return sample_types[select_sample_type(sample_types, default, requested)]

@@ -1,4 +1,5 @@
-"""query_svc as a component of `proftask serve`."""
+"""query_svc as a component of `proftask serve`: the analysis use case over one ClickHouse
+client, one task view and one cache, and the routes given each of them."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -6,6 +7,7 @@ from aiohttp import web
 from proftask.clickhouse.client import ClickHouse
 from proftask.http.app import RoutesComponent
 from proftask.task_view import TaskView
+from services.query_svc.analysis import Analyses
 from services.query_svc.analysis_cache import AnalysisCache
 from services.query_svc.routes import QueryRoutes
 
@@ -16,7 +18,7 @@ class QueryService(RoutesComponent):
     def __init__(self, clickhouse: ClickHouse, tasks: TaskView | None = None):
         self.clickhouse = clickhouse
         self.tasks = tasks  # the Kafka truth for tasks ClickHouse has no row of yet
-        self.cache = AnalysisCache()
+        self.analyses = Analyses(clickhouse, tasks, AnalysisCache())
 
     def add_routes(self, app: web.Application) -> None:
-        QueryRoutes(self).add_to(app)
+        QueryRoutes(self.clickhouse, self.tasks, self.analyses).add_to(app)

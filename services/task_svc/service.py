@@ -7,8 +7,10 @@ from proftask.config import Settings
 from proftask.faust_app import faust_ready
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics
-from proftask.task_view import TaskView
 from proftask.agent_commands import CommandDesk
+from proftask.agents_view import AgentsView
+from proftask.task_usecases import TaskDesk
+from proftask.task_view import TaskView
 from services.task_svc.decider import create_decider_app
 from services.task_svc.agents_routes import AgentsRoutes
 from services.task_svc.routes import TaskRoutes
@@ -18,9 +20,9 @@ class TaskService:
     name = "task_svc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView,
-                 agents=None):
-        self.settings, self.topics, self.producer, self.view = settings, topics, producer, view
-        self.agents = agents  # proftask.agents_view.AgentsView (live agents), or None
+                 agents: AgentsView | None = None):
+        self.agents = agents  # the live agents, or None
+        self.desk = TaskDesk(settings, topics, producer, view, agents)  # the task API's use cases work on it
         self.commands = CommandDesk(settings, topics, producer, view, agents)
         self.decider = create_decider_app(settings, topics)
         self._decider_started = False
@@ -38,6 +40,6 @@ class TaskService:
         return {"task_svc.decider": faust_ready(self.decider, self._decider_started)}
 
     def add_routes(self, app: web.Application) -> None:
-        TaskRoutes(self).add_to(app)
+        TaskRoutes(self.desk, self.commands).add_to(app)
         if self.agents is not None:
             AgentsRoutes(self.agents).add_to(app)

@@ -4,7 +4,7 @@ import pathlib
 import pytest
 
 from proftask.pprof.decode import ProfileError, decompress, parse_profile
-from proftask.pprof.fold import FoldedProfile, fold_stacks, frame_name, select_sample_type
+from proftask.pprof.fold import FoldedProfile, UnknownSampleType, fold_stacks, frame_name, select_sample_type
 from tests.conformance.oracle import CONFORMANCE, oracle_files, oracle_tree, raw_sample_types, require_conformance
 
 LIMIT = 512 * 1024 * 1024
@@ -92,8 +92,9 @@ def test_invalid_utf8_is_replaced():
 
 def test_unknown_sample_type_lists_the_available():
     folded = load(require_conformance() / "go" / "pprof-sample.cpu.pb.gz")
-    with pytest.raises(KeyError, match="samples/count, cpu/nanoseconds"):
+    with pytest.raises(UnknownSampleType, match="samples/count, cpu/nanoseconds") as refused:
         select_sample_type(folded.sample_types, folded.default_index, "wall")
+    assert refused.value.extra == {"sampleTypes": ["samples/count", "cpu/nanoseconds"]}
 
 
 def test_values_whose_sums_leave_64_bits_are_refused_not_wrapped():

@@ -1,4 +1,4 @@
-from proftask.core.commands import command_args, encode_command_json, select_task_for_instance
+from proftask.core.commands import command_args, select_task_for_instance
 from proftask.core.tasks import EventType, Task, TaskSpec
 
 GRACE = 10 * 60_000
@@ -35,7 +35,6 @@ def test_args_are_skywalkings_six_in_order():
         ("SerialNumber", "serial"), ("TaskId", "t-1"), ("Events", "mutex"),
         ("Duration", "5"), ("CreateTime", "1716000000000"), ("DumpPeriod", "10"),
     ]
-    assert encode_command_json(t, "serial")["command"] == "PprofTaskQuery"
 
 
 def test_a_restarted_agent_polling_from_zero_never_gets_a_task_it_settled():

@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 
-from proftask.core.flamegraph import NodeColumns, elements_json
+from proftask.core.flamegraph import NodeColumns, preorder, render_elements
 
 
 def columns_from_paths(paths: dict[tuple[str, ...], tuple[int, int]]) -> NodeColumns:
@@ -40,9 +40,9 @@ def reference(paths):
 
 
 def decoded(c, max_nodes=0):
-    text, n, dropped = elements_json(c, max_nodes)
-    elements = json.loads(text)
-    assert len(elements) == n
+    ordered, parent_pos, dropped = preorder(c, max_nodes)
+    elements = json.loads(render_elements(c, ordered, parent_pos))
+    assert len(elements) == len(ordered)
     by_id, out = {}, []
     for e in elements:
         path = () if e["parentId"] == "-1" else by_id[e["parentId"]] + (e["codeSignature"],)
@@ -105,7 +105,7 @@ def test_names_are_escaped_json():
 def test_focus_keeps_the_path_and_the_whole_subtree_and_names_a_missing_frame():
     import pytest
 
-    from proftask.core.flamegraph import UnknownFocus, focus_rows, focused, preorder
+    from proftask.core.flamegraph import UnknownFocus, focus_rows, focused
 
     paths = {(): (20, 0), ("main",): (20, 2), ("main", "a"): (10, 1), ("main", "a", "x"): (9, 9),
              ("main", "b"): (8, 2), ("main", "b", "x"): (6, 6)}

@@ -1,6 +1,5 @@
 from proftask.core.progress import (EXECUTION_FINISHED, EXECUTION_TASK_ERROR, NOTIFIED,
-                                    PPROF_UPLOAD_FILE_TOO_LARGE_ERROR, TaskLog, derive_progress,
-                                    progress_json)
+                                    PPROF_UPLOAD_FILE_TOO_LARGE_ERROR, TaskLog, derive_progress)
 
 
 def log(instance, op, t, msg=""):
@@ -24,13 +23,6 @@ def test_a_later_success_supersedes_an_error():
 def test_ids_are_not_repeated():
     p = derive_progress([log("a", EXECUTION_TASK_ERROR, 3, "x"), log("a", EXECUTION_TASK_ERROR, 4, "y")])
     assert p.error_instance_ids == ["a"] and len(p.logs) == 2
-
-
-def test_json_shape_is_skywalkings():
-    body = progress_json(derive_progress([log("a", NOTIFIED, 1)]))
-    assert body == {"logs": [{"id": "task", "instanceId": "a", "instanceName": "a",
-                              "operationType": "NOTIFIED", "operationTime": 1, "message": ""}],
-                    "successInstanceIds": [], "errorInstanceIds": []}
 
 
 def test_an_instance_has_one_final_state_and_a_stored_profile_wins():

@@ -1,0 +1,118 @@
+"""query_svc's answers as HTTP sees them: every JSON shape (and every download's headers) of
+its routes, in one place. The routes and the analysis use case compute; these spell.
+
+A tree's elements arrive as JSON text already (proftask.core.flamegraph.render_elements): a
+merged tree is too large to go through json.dumps as objects.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from proftask.core.diff import DiffColumns
+from proftask.core.exports import to_folded, to_speedscope
+from proftask.core.progress import Progress
+from proftask.core.top import FunctionRow
+from services.query_svc.selection import Selection
+
+# Nothing from the server is ever parsed as HTML by the UI; the policy makes sure.
+UI_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+              "Cache-Control": "no-cache"}
+
+
+def json_body(body: bytes) -> web.Response:
+    """An answer already rendered to JSON bytes (a cached analysis, a tree)."""
+    return web.Response(body=body, content_type="application/json")
+
+
+def ui_index(path: pathlib.Path) -> web.FileResponse:
+    return web.FileResponse(path, headers=UI_HEADERS)
+
+
+def with_tree(head: dict, elements_json: str) -> bytes:
+    """`head` with "tree": {"elements": …} added, the elements being JSON text already."""
+    return (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements_json + "}}").encode()
+
+
+def progress_json(progress: Progress) -> dict:
+    """A task's progress in SkyWalking's shape (PprofTaskProgress)."""
+    return {
+        "logs": [
+            {
+                "id": log.task_id,
+                "instanceId": log.instance_id,
+                "instanceName": log.instance_id,  # instances are named by their ids here
+                "operationType": log.operation_type,
+                "operationTime": log.operation_time,
+                "message": log.message,
+            }
+            for log in progress.logs
+        ],
+        "successInstanceIds": progress.success_instance_ids,
+        "errorInstanceIds": progress.error_instance_ids,
+    }
+
+
+def progress(p: Progress) -> web.Response:
+    return web.json_response(progress_json(p))
+
+
+def analysis_body(sel: Selection, truncated: int, focus: tuple[str, ...] | None, instance_count: int | None,
+                  elements_json: str) -> bytes:
+    """The flame-graph analysis: the selection, how many nodes maxNodes dropped, the focus and
+    (with instanceStats) the instance count, then the tree."""
+    head: dict = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
+                  "instanceIds": sel.instance_ids, "truncated": truncated}
+    if focus is not None:
+        head["focus"] = list(focus)
+    if instance_count is not None:
+        head["instanceCount"] = instance_count
+    return with_tree(head, elements_json)
+
+
+def top_json(rows: Sequence[FunctionRow], limit: int = 0) -> list[dict]:
+    return [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in (rows[:limit] if limit else rows)]
+
+
+def top_body(sel: Selection, total: int, rows: Sequence[FunctionRow], limit: int) -> bytes:
+    """pprof's -top: the selection, the total and the first `limit` rows (all with 0)."""
+    return json.dumps({"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
+                       "instanceIds": sel.instance_ids, "granularity": sel.granularity,
+                       "total": total,
+                       "rows": top_json(rows, limit)}).encode()
+
+
+def diff(base: Selection, compare: Selection, columns: DiffColumns, truncated: int,
+         elements_json: str) -> web.Response:
+    head = {"sampleType": base.sample_type, "truncated": truncated,
+            "base": {"taskId": base.task_id, "instanceIds": base.instance_ids, "total": columns.base_root},
+            "compare": {"taskId": compare.task_id, "instanceIds": compare.instance_ids,
+                        "total": columns.compare_root}}
+    return json_body(with_tree(head, elements_json))
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def export_filename(task_id: str) -> str:
+    return f"proftask-{task_id}"
+
+
+def pprof_download(task_id: str, body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/octet-stream",
+                        headers=_attachment(f"{export_filename(task_id)}.pb.gz"))
+
+
+def folded_download(task_id: str, stacks) -> web.Response:
+    return web.Response(text=to_folded(stacks), content_type="text/plain",
+                        headers=_attachment(f"{export_filename(task_id)}.folded"))
+
+
+def speedscope_download(task_id: str, sample_type: str | None, stacks) -> web.Response:
+    doc = to_speedscope(f"proftask task {task_id}", sample_type or "", stacks)
+    return web.Response(text=json.dumps(doc), content_type="application/json",
+                        headers=_attachment(f"{export_filename(task_id)}.speedscope.json"))
