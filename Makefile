@@ -32,9 +32,11 @@ up: install kafka-jars
 	DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) KAFKA_PORT=$(KAFKA_PORT) deploy/standalone.sh up
 	[ "$(DEMO)" = 0 ] || DATA=$(DATA) HTTP_PORT=$(HTTP_PORT) deploy/demo.sh up
 	@echo
-	@echo "proftask web UI: http://127.0.0.1:$(HTTP_PORT)/   (gRPC for SkyWalking agents on 127.0.0.1:$${PROFTASK_GRPC_PORT:-11800}; demo service 'demo', instances demo-1 and demo-2, agents running)"
-	@echo "try:  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"
-	@echo "        -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"
+	@echo "proftask web UI: http://127.0.0.1:$(HTTP_PORT)/   (gRPC for SkyWalking agents on 127.0.0.1:$${PROFTASK_GRPC_PORT:-11800})"
+	@if [ "$(DEMO)" = 0 ]; then echo "no demo service (DEMO=0): point your own agents at proftask"; else \
+	  echo "demo service 'demo', instances demo-1 and demo-2, agents running; try:"; \
+	  echo "  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"; \
+	  echo "    -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"; fi
 
 down:
 	DATA=$(DATA) deploy/demo.sh down
