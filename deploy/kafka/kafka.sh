@@ -104,6 +104,18 @@ stop() {
   rm -f "$data_dir/kafka.pid"
 }
 
+# Every node at once: one by one, the last nodes wait out their shutdown timeout for a quorum
+# that the first ones took away (and a caller's own timeout could leave them running).
+cluster_stop() {
+  local node waits=()
+  for node in "$1"/node-*; do
+    [ -d "$node" ] || continue
+    stop "$node" &
+    waits+=("$!")
+  done
+  for pid in "${waits[@]}"; do wait "$pid" || true; done
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
   resolve) resolve ;;
@@ -111,7 +123,7 @@ case "$cmd" in
   stop) stop "$@" ;;
   status) pid_of "$1" >/dev/null ;;
   cluster-start) cluster_start "$@" ;;
-  cluster-stop) for node in "$1"/node-*; do [ -d "$node" ] && stop "$node"; done ;;
+  cluster-stop) cluster_stop "$1" ;;
   kill) if pid=$(pid_of "$1"); then kill -9 "$pid"; rm -f "$1/kafka.pid"; fi ;;
   *) echo "usage: $0 resolve | start DATA_DIR PORT CTRL_PORT | stop DATA_DIR | status DATA_DIR" \
           "| cluster-start DATA_DIR P1,P2,P3 C1,C2,C3 | cluster-stop DATA_DIR | kill DATA_DIR" >&2; exit 2 ;;
