@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def _kept_rows(c: NodeColumns, name_rank: np.ndarray, max_nodes: int) -> np.ndar
         # Non-negative values: a parent's total is at least its child's, and on a tie it sorts
         # first, so the first max_nodes are ancestor-closed. Those above the max_nodes-th total
         # are in; of those equal to it, the first by (depth, name, row) fill the rest.
-        threshold = np.partition(c.total, len(c.total) - max_nodes)[len(c.total) - max_nodes]
+        threshold = -np.partition(-c.total, max_nodes - 1)[max_nodes - 1]
         above = c.total > threshold
         tied = np.flatnonzero(c.total == threshold)
         tied = tied[np.lexsort((name_rank[c.name[tied]], c.depth[tied]))][:max_nodes - int(above.sum())]
@@ -167,7 +167,7 @@ def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
                     extra: dict[str, np.ndarray] | None = None) -> str:
     """Pre-ordered rows as JSON text; `extra` adds per-element fields (aligned with `ordered`).
     Built as text: one dict per node would cost more than the query."""
-    return str(memoryview(elements_buffer(c, ordered, parent_pos, extra)), "utf-8", "surrogatepass")
+    return str(elements_buffer(c, ordered, parent_pos, extra).data, "utf-8", "surrogatepass")
 
 
 def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
@@ -193,17 +193,19 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
         else:
             fields.append((lit, _Texts([json.dumps(v).encode() for v in values.tolist()], np.arange(n))))
     width = sum(len(lit) + f.width for lit, f in fields) + 2
+    chunk = np.empty((min(n, _CHUNK_ROWS), width), dtype=np.uint8)
+    col, spans = 0, []
+    for lit, f in fields:  # the literals once: each chunk overwrites only the values
+        chunk[:, col:col + len(lit)] = np.frombuffer(lit, dtype=np.uint8)
+        spans.append((f, col + len(lit), col + len(lit) + f.width))
+        col += len(lit) + f.width
+    chunk[:, col:] = np.frombuffer(b"},", dtype=np.uint8)
     parts = [np.frombuffer(b"[", dtype=np.uint8)]
     for lo in range(0, n, _CHUNK_ROWS):
         hi = min(n, lo + _CHUNK_ROWS)
-        rows = np.empty((hi - lo, width), dtype=np.uint8)
-        col = 0
-        for lit, f in fields:
-            rows[:, col:col + len(lit)] = np.frombuffer(lit, dtype=np.uint8)
-            col += len(lit)
-            f.fill(rows[:, col:col + f.width], lo, hi)
-            col += f.width
-        rows[:, col:] = np.frombuffer(b"},", dtype=np.uint8)
+        rows = chunk[:hi - lo]
+        for f, start, end in spans:
+            f.fill(rows[:, start:end], lo, hi)
         flat = rows.reshape(-1)
         parts.append(flat[flat != 0])
     parts[-1] = parts[-1][:-1]  # no comma after the last element
