@@ -62,6 +62,17 @@ def heaviest_cut(c: NodeColumns, max_nodes: int) -> NodeColumns:
                        c.total[rows], c.self_value[rows], [c.names[i] for i in used.tolist()])
 
 
+def heavy_path(c: NodeColumns, depth: int) -> list[str]:
+    """The frames down to the heaviest node at `depth` (a focus a user would click)."""
+    ordered, parent_pos, _ = flamegraph.preorder(c)
+    pos = int(np.flatnonzero(c.depth[ordered] == depth)[0])
+    path = []
+    while parent_pos[pos] >= 0:
+        path.append(c.names[c.name[ordered[pos]]])
+        pos = int(parent_pos[pos])
+    return path[::-1]
+
+
 def module_at(ref: str) -> types.ModuleType:
     text = subprocess.run(["git", "show", f"{ref}:proftask/core/flamegraph.py"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
@@ -75,15 +86,30 @@ def module_at(ref: str) -> types.ModuleType:
     return mod
 
 
-def response(mod, c: NodeColumns, max_nodes: int) -> bytes:
-    """preorder + render_elements + the body as query_svc's with_tree makes it."""
-    ordered, parent_pos, truncated = mod.preorder(c, max_nodes)
-    head = {"taskId": "task", "sampleType": "cpu/nanoseconds", "sampleTypes": ["samples/count", "cpu/nanoseconds"],
+def head(truncated: int) -> dict:
+    return {"taskId": "task", "sampleType": "cpu/nanoseconds", "sampleTypes": ["samples/count", "cpu/nanoseconds"],
             "instanceIds": [f"pod-{i}" for i in range(COPIES)], "truncated": truncated}
+
+
+def response(mod, c: NodeColumns, max_nodes: int, focus: list[str] | None = None) -> bytes:
+    """preorder (after focus_rows, as query_svc does) + render_elements + the body as
+    query_svc's with_tree makes it (str)."""
+    if focus:
+        c = mod.focused(c, mod.focus_rows(c, focus))
+        max_nodes = max_nodes + len(focus) if max_nodes else 0
+    ordered, parent_pos, truncated = mod.preorder(c, max_nodes)
     elements = mod.render_elements(c, ordered, parent_pos)
-    if isinstance(elements, str):
-        return (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
-    return json.dumps(head)[:-1].encode() + b', "tree": {"elements": ' + elements + b"}}"
+    return (json.dumps(head(truncated))[:-1] + ', "tree": {"elements": ' + elements + "}}").encode()
+
+
+def response_bytes(c: NodeColumns, max_nodes: int, focus: list[str] | None = None) -> bytes:
+    """The same body from elements_buffer, never a str: what query_svc could send."""
+    if focus:
+        c = flamegraph.focused(c, flamegraph.focus_rows(c, focus))
+        max_nodes = max_nodes + len(focus) if max_nodes else 0
+    ordered, parent_pos, truncated = flamegraph.preorder(c, max_nodes)
+    elements = flamegraph.elements_buffer(c, ordered, parent_pos)
+    return b"".join((json.dumps(head(truncated))[:-1].encode(), b', "tree": {"elements": ', elements.data, b"}}"))
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:
@@ -106,16 +132,19 @@ def main() -> None:
     print(f"{args.profile.name} ×{COPIES}: {len(whole.node):,} nodes; maxNodes={FIRST_VIEW} cut: {len(cut.node):,} "
           f"(best of {args.repeat}; timings are noisy on a shared machine)")
     before = module_at(args.ref)
-    cases = [("whole tree, maxNodes=0", whole, 0),
-             (f"first view, maxNodes={FIRST_VIEW} (cut columns)", cut, FIRST_VIEW),
-             (f"maxNodes={FIRST_VIEW} over the whole columns", whole, FIRST_VIEW)]
-    for label, c, max_nodes in cases:
-        t_old, old = best_of(args.repeat, lambda c=c, m=max_nodes: response(before, c, m))
-        t_new, new = best_of(args.repeat, lambda c=c, m=max_nodes: response(flamegraph, c, m))
-        same = "same bytes" if old == new else "DIFFERENT BYTES"
-        print(f"{label:48s} before ({args.ref}) {t_old:6.3f} s   after {t_new:6.3f} s   "
-              f"{len(new) / 1e6:6.1f} MB  {same}")
-        if old != new:
+    focus = heavy_path(whole, 6)
+    cases = [("whole tree, maxNodes=0", whole, 0, None),
+             (f"first view, maxNodes={FIRST_VIEW} (cut columns)", cut, FIRST_VIEW, None),
+             (f"maxNodes={FIRST_VIEW} over the whole columns", whole, FIRST_VIEW, None),
+             (f"focus {len(focus)} deep, maxNodes={FIRST_VIEW}", whole, FIRST_VIEW, focus)]
+    for label, c, max_nodes, path in cases:
+        t_old, old = best_of(args.repeat, lambda c=c, m=max_nodes, f=path: response(before, c, m, f))
+        t_new, new = best_of(args.repeat, lambda c=c, m=max_nodes, f=path: response(flamegraph, c, m, f))
+        t_bytes, raw = best_of(args.repeat, lambda c=c, m=max_nodes, f=path: response_bytes(c, m, f))
+        same = "same bytes" if old == new == raw else "DIFFERENT BYTES"
+        print(f"{label:46s} before ({args.ref}) {t_old:6.3f} s   after {t_new:6.3f} s   "
+              f"after, bytes body {t_bytes:6.3f} s   {len(new) / 1e6:5.1f} MB  {same}")
+        if same != "same bytes":
             sys.exit(1)
 
 

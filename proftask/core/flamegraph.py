@@ -96,11 +96,12 @@ def _levels(depth: np.ndarray) -> list[np.ndarray]:
     return [order[bounds[d]:bounds[d + 1]] for d in range(max_depth + 1)]
 
 
-def _parent_rows_by_level(node: np.ndarray, parent: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
+def _parent_rows_by_level(node: np.ndarray, parent: np.ndarray, levels: list[np.ndarray],
+                          below: int = 0) -> np.ndarray:
     """parent_rows_of, looking each node's parent up among the nodes one level up (small sorted
-    arrays: the binary searches stay in cache)."""
+    arrays: the binary searches stay in cache); only for the levels below depth `below`."""
     parent_rows = np.full(len(node), -1, dtype=np.int64)
-    for d in range(1, len(levels)):
+    for d in range(below + 1, len(levels)):
         up, here = levels[d - 1], levels[d]
         if len(here) == 0:
             continue
@@ -285,13 +286,14 @@ class UnknownFocus(ValueError):
 def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
     """The rows of a focus on `path` (frame names from the root's child down): the root, the
     ancestors on the path, the focused node and its whole subtree. Raises UnknownFocus."""
-    parent_rows = parent_rows_of(c)
+    levels = _levels(c.depth)
     index = {name: i for i, name in enumerate(c.names)}
-    current = int(np.flatnonzero(c.depth == 0)[0])
+    current = int(levels[0][0])
     on_path = [current]
     for depth, name in enumerate(path, start=1):
         wanted = index.get(name)
-        found = (np.flatnonzero((parent_rows == current) & (c.name == wanted)) if wanted is not None
+        level = levels[depth] if depth < len(levels) else np.empty(0, dtype=np.int64)
+        found = (level[(c.parent[level] == c.node[current]) & (c.name[level] == wanted)] if wanted is not None
                  else np.empty(0, dtype=np.int64))
         if len(found) == 0:
             where = echo(" > ".join(path[:depth - 1]), 300) if depth > 1 else "the root"
@@ -302,8 +304,8 @@ def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
     keep[on_path] = True
     inside = np.zeros(len(c.node), dtype=bool)
     inside[current] = True
-    for depth in range(int(c.depth[current]) + 1, int(c.depth.max()) + 1):
-        level = np.flatnonzero(c.depth == depth)
+    parent_rows = _parent_rows_by_level(c.node, c.parent, levels, below=int(c.depth[current]))
+    for level in levels[int(c.depth[current]) + 1:]:
         inside[level] = inside[parent_rows[level]]
     return np.flatnonzero(keep | inside)
 
