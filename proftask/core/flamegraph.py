@@ -183,9 +183,13 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
     name_index = c.name[ordered]
     name_index[0] = len(names) - 1  # the first element is the root, named "root" whatever it is
+    # a name longer than _NAME_WIDTH would widen every row: such names are spliced in afterwards
+    long_names = np.fromiter(map(len, names), dtype=np.int64, count=len(names)) > _NAME_WIDTH
+    long_rows = np.flatnonzero(long_names[name_index])
+    in_matrix = [b"" if long else name for name, long in zip(names, long_names.tolist(), strict=True)]
     fields: list[tuple[bytes, _Ints | _Texts]] = [
         (b'{"id":"', _Ints(np.arange(n))), (b'","parentId":"', _Ints(parent_pos)),
-        (b'","codeSignature":', _Texts(names, name_index)), (b',"total":', _Ints(c.total[ordered])),
+        (b'","codeSignature":', _Texts(in_matrix, name_index)), (b',"total":', _Ints(c.total[ordered])),
         (b',"self":', _Ints(c.self_value[ordered]))]
     for key, values in (extra or {}).items():
         lit = b',"' + key.encode() + b'":'
@@ -201,19 +205,40 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
         spans.append((f, col + len(lit), col + len(lit) + f.width))
         col += len(lit) + f.width
     chunk[:, col:] = np.frombuffer(b"},", dtype=np.uint8)
+    name_column = spans[2][1]
     parts = [np.frombuffer(b"[", dtype=np.uint8)]
+    offset = 1
+    splices: list[tuple[int, int]] = []  # (byte offset in the output without the long names, row)
     for lo in range(0, n, _CHUNK_ROWS):
         hi = min(n, lo + _CHUNK_ROWS)
         rows = chunk[:hi - lo]
         for f, start, end in spans:
             f.fill(rows[:, start:end], lo, hi)
         flat = rows.reshape(-1)
-        parts.append(flat[flat != 0])
+        text = flat != 0
+        here = long_rows[(long_rows >= lo) & (long_rows < hi)]
+        if len(here):
+            by_row = text.reshape(rows.shape)
+            row_start = np.cumsum(by_row.sum(axis=1))
+            local = here - lo
+            at = offset + row_start[local] - by_row[local].sum(axis=1) + by_row[local, :name_column].sum(axis=1)
+            splices.extend(zip(at.tolist(), here.tolist(), strict=True))
+        parts.append(flat[text])
+        offset += len(parts[-1])
     parts[-1] = parts[-1][:-1]  # no comma after the last element
     parts.append(np.frombuffer(b"]", dtype=np.uint8))
-    return np.concatenate(parts)
+    body = np.concatenate(parts)
+    if not splices:
+        return body
+    pieces, previous = [], 0
+    for at, row in splices:
+        pieces += [body[previous:at].data, names[name_index[row]]]
+        previous = at
+    pieces.append(body[previous:].data)
+    return np.frombuffer(b"".join(pieces), dtype=np.uint8)
 
 
+_NAME_WIDTH = 256  # bytes of a name in the matrix: longer ones are spliced into the text
 _CHUNK_ROWS = 1 << 16  # rows of the byte matrix at a time: bounded memory, fewer numpy calls
 
 

@@ -135,7 +135,7 @@ def expected_text(c, ordered, parent_pos, extra=None):
 
 
 NAMES = ["main", 'q"uote', "back\\slash", "nul\x00byte", "tab\tnew\nline", "\x1f", "ünïcödé", "日本語",
-         "emoji \U0001F525", "", "a" * 300, "</script>", "\u2028"]
+         "emoji \U0001F525", "", "a" * 300, "</script>", "\u2028", "é" * 200 + "\n", "x" * 5000]
 
 
 def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
@@ -144,11 +144,13 @@ def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
 
     big = np.iinfo(np.int64)
     rnd = np.random.default_rng(3)
-    for chunk in (1 << 16, 7, 1):  # one chunk, several, a chunk a row
+    for chunk, name_width in ((1 << 16, 256), (7, 256), (1, 256), (5, 0), (1 << 16, 10**6)):
+        # one chunk, several, a chunk a row; long names spliced in (every name when the width is 0)
         monkeypatch.setattr(flamegraph, "_CHUNK_ROWS", chunk)
+        monkeypatch.setattr(flamegraph, "_NAME_WIDTH", name_width)
         for seed in range(8):
             c = columns_from_paths(random_tree(seed, negative=seed % 2 == 1))
-            c.names = [NAMES[i % len(NAMES)] for i in range(len(c.names))]
+            c.names = [NAMES[(i + 5 * seed) % len(NAMES)] for i in range(len(c.names))]  # all of them, over the seeds
             n = len(c.node)
             if seed == 3:  # the extremes of int64
                 c.total[1:4] = [big.min, big.max, -1]
