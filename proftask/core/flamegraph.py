@@ -168,25 +168,41 @@ def render_elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
                     extra: dict[str, np.ndarray] | None = None) -> str:
     """Pre-ordered rows as JSON text; `extra` adds per-element fields (aligned with `ordered`).
     Built as text: one dict per node would cost more than the query."""
-    return str(elements_buffer(c, ordered, parent_pos, extra).data, "utf-8", "surrogatepass")
+    text = _elements(c, ordered, parent_pos, extra)
+    return text if isinstance(text, str) else str(text.data, "utf-8", "surrogatepass")
 
 
 def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
                     extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """render_elements' text as UTF-8 bytes (uint8), for a response body without a round trip
-    through str. The elements are laid out as rows of a byte matrix, one column range per field,
-    NUL where a field is shorter than its range (JSON text has no raw NUL), then flattened
-    without the NULs: numpy's speed, not one Python format per node."""
+    through str."""
+    text = _elements(c, ordered, parent_pos, extra)
+    return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8) if isinstance(text, str) else text
+
+
+def _elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
+              extra: dict[str, np.ndarray] | None) -> np.ndarray | str:
+    """The elements text as UTF-8 bytes, or as str when it was formatted by Python (_text). The
+    elements are laid out as rows of a byte matrix, one column range per field, NUL where a
+    field is shorter than its range (JSON text has no raw NUL), then flattened without the
+    NULs: numpy's speed, not one Python format per node."""
     n = len(ordered)
     if n == 0:
         return np.frombuffer(b"[]", dtype=np.uint8)
     names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
     name_index = c.name[ordered]
     name_index[0] = len(names) - 1  # the first element is the root, named "root" whatever it is
-    # a name longer than _NAME_WIDTH would widen every row: such names are spliced in afterwards
-    long_names = np.fromiter(map(len, names), dtype=np.int64, count=len(names)) > _NAME_WIDTH
-    long_rows = np.flatnonzero(long_names[name_index])
-    in_matrix = [b"" if long else name for name, long in zip(names, long_names.tolist(), strict=True)]
+    # The name column is as wide as 99 % of the rows' names need (at most _NAME_WIDTH bytes);
+    # longer names are spliced into the text afterwards, or, when they are many, the plain
+    # Python formatting is faster than a wide matrix.
+    name_length = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    row_name_length = name_length[name_index]
+    k = n - 1 - n // 100
+    name_width = min(_NAME_WIDTH, int(np.partition(row_name_length, k)[k]))
+    long_rows = np.flatnonzero(row_name_length > name_width)
+    if len(long_rows) > n * _SPLICED_SHARE:
+        return _text(c, ordered, parent_pos, extra)
+    in_matrix = [b"" if length > name_width else name for name, length in zip(names, name_length.tolist(), strict=True)]
     fields: list[tuple[bytes, _Ints | _Texts]] = [
         (b'{"id":"', _Ints(np.arange(n))), (b'","parentId":"', _Ints(parent_pos)),
         (b'","codeSignature":', _Texts(in_matrix, name_index)), (b',"total":', _Ints(c.total[ordered])),
@@ -208,7 +224,7 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     name_column = spans[2][1]
     parts = [np.frombuffer(b"[", dtype=np.uint8)]
     offset = 1
-    splices: list[tuple[int, int]] = []  # (byte offset in the output without the long names, row)
+    splices: list[tuple[int, int]] = []  # (byte offset in the text without the long names, name)
     for lo in range(0, n, _CHUNK_ROWS):
         hi = min(n, lo + _CHUNK_ROWS)
         rows = chunk[:hi - lo]
@@ -222,7 +238,7 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
             row_start = np.cumsum(by_row.sum(axis=1))
             local = here - lo
             at = offset + row_start[local] - by_row[local].sum(axis=1) + by_row[local, :name_column].sum(axis=1)
-            splices.extend(zip(at.tolist(), here.tolist(), strict=True))
+            splices.extend(zip(at.tolist(), name_index[here].tolist(), strict=True))
         parts.append(flat[text])
         offset += len(parts[-1])
     parts[-1] = parts[-1][:-1]  # no comma after the last element
@@ -230,15 +246,32 @@ def elements_buffer(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     body = np.concatenate(parts)
     if not splices:
         return body
-    pieces, previous = [], 0
-    for at, row in splices:
-        pieces += [body[previous:at].data, names[name_index[row]]]
+    text, pieces, previous = body.data, [], 0
+    for at, name in splices:
+        pieces += [text[previous:at], names[name]]
         previous = at
-    pieces.append(body[previous:].data)
+    pieces.append(text[previous:])
     return np.frombuffer(b"".join(pieces), dtype=np.uint8)
 
 
-_NAME_WIDTH = 256  # bytes of a name in the matrix: longer ones are spliced into the text
+def _text(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray, extra: dict[str, np.ndarray] | None) -> str:
+    """render_elements one Python format per element: for trees of mostly very long names."""
+    escaped = [json.dumps(n, ensure_ascii=False) for n in c.names]
+    names = [escaped[i] for i in c.name[ordered].tolist()]
+    if names:
+        names[0] = '"root"'
+    columns = [range(len(ordered)), parent_pos.tolist(), names, c.total[ordered].tolist(),
+               c.self_value[ordered].tolist()]
+    template = '{"id":"%d","parentId":"%d","codeSignature":%s,"total":%d,"self":%d'
+    for key, values in (extra or {}).items():
+        columns.append([json.dumps(v) for v in values.tolist()])
+        template += ',"' + key + '":%s'
+    template += "}"
+    return "[" + ",".join(template % row for row in zip(*columns, strict=False)) + "]"
+
+
+_NAME_WIDTH = 256  # the widest name column of the matrix, in bytes
+_SPLICED_SHARE = 0.05  # of the rows, at most, whose names are spliced in; else _text
 _CHUNK_ROWS = 1 << 16  # rows of the byte matrix at a time: bounded memory, fewer numpy calls
 
 

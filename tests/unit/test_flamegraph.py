@@ -144,10 +144,13 @@ def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
 
     big = np.iinfo(np.int64)
     rnd = np.random.default_rng(3)
-    for chunk, name_width in ((1 << 16, 256), (7, 256), (1, 256), (5, 0), (1 << 16, 10**6)):
-        # one chunk, several, a chunk a row; long names spliced in (every name when the width is 0)
+    for chunk, name_width, spliced in ((1 << 16, 256, 0.05), (7, 256, 0.05), (1, 256, 0.05), (5, 0, 1.0),
+                                       (1 << 16, 12, 1.0), (3, 0, 0.0)):
+        # one chunk, several, a chunk a row; names spliced in (every one when the width is 0);
+        # the Python formatting when too many would be
         monkeypatch.setattr(flamegraph, "_CHUNK_ROWS", chunk)
         monkeypatch.setattr(flamegraph, "_NAME_WIDTH", name_width)
+        monkeypatch.setattr(flamegraph, "_SPLICED_SHARE", spliced)
         for seed in range(8):
             c = columns_from_paths(random_tree(seed, negative=seed % 2 == 1))
             c.names = [NAMES[(i + 5 * seed) % len(NAMES)] for i in range(len(c.names))]  # all of them, over the seeds
@@ -161,7 +164,9 @@ def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
             extra = {"baseTotal": rnd.integers(-10**12, 10**12, k), "count": rnd.integers(0, 5, k).astype(np.uint64),
                      "shareMin": np.round(rnd.random(k) / 3, 6), "flag": rnd.random(k) < 0.5,
                      "tiny": np.full(k, 1e-7), "none": np.zeros(k, dtype=np.int64)}
-            assert render_elements(c, ordered, parent_pos, extra) == expected_text(c, ordered, parent_pos, extra)
+            want = expected_text(c, ordered, parent_pos, extra)
+            assert render_elements(c, ordered, parent_pos, extra) == want
+            assert flamegraph.elements_buffer(c, ordered, parent_pos, extra).tobytes() == want.encode()
             assert n >= k
 
 
