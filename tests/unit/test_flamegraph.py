@@ -119,3 +119,69 @@ def test_focus_keeps_the_path_and_the_whole_subtree_and_names_a_missing_frame():
     assert len(ordered) == 4 and dropped == 0
     with pytest.raises(UnknownFocus, match='no frame "zz" under "main > b"'):
         focus_rows(c, ["main", "b", "zz"])
+
+
+def expected_text(c, ordered, parent_pos, extra=None):
+    """The elements as json.dumps writes each one (compact, in field order)."""
+    out = []
+    for i, row in enumerate(ordered.tolist()):
+        e = {"id": str(i), "parentId": str(int(parent_pos[i])),
+             "codeSignature": "root" if i == 0 else c.names[c.name[row]],
+             "total": int(c.total[row]), "self": int(c.self_value[row])}
+        for key, values in (extra or {}).items():
+            e[key] = values[i].item()
+        out.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+    return "[" + ",".join(out) + "]"
+
+
+NAMES = ["main", 'q"uote', "back\\slash", "nul\x00byte", "tab\tnew\nline", "\x1f", "ünïcödé", "日本語",
+         "emoji \U0001F525", "", "a" * 300, "</script>", "\u2028", "é" * 200 + "\n", "x" * 5000]
+
+
+def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
+    import proftask.core.flamegraph as flamegraph
+    from proftask.core.flamegraph import preorder, render_elements
+
+    big = np.iinfo(np.int64)
+    rnd = np.random.default_rng(3)
+    for chunk, name_width, spliced in ((1 << 16, 256, 0.05), (7, 256, 0.05), (1, 256, 0.05), (5, 0, 1.0),
+                                       (1 << 16, 12, 1.0), (3, 0, 0.0)):
+        # one chunk, several, a chunk a row; names spliced in (every one when the width is 0);
+        # the Python formatting when too many would be
+        monkeypatch.setattr(flamegraph, "_CHUNK_ROWS", chunk)
+        monkeypatch.setattr(flamegraph, "_NAME_WIDTH", name_width)
+        monkeypatch.setattr(flamegraph, "_SPLICED_SHARE", spliced)
+        for seed in range(8):
+            c = columns_from_paths(random_tree(seed, negative=seed % 2 == 1))
+            c.names = [NAMES[(i + 5 * seed) % len(NAMES)] for i in range(len(c.names))]  # all of them, over the seeds
+            n = len(c.node)
+            if seed == 3:  # the extremes of int64
+                c.total[1:4] = [big.min, big.max, -1]
+                c.self_value[1:4] = [big.max, big.min, 10**15]
+            ordered, parent_pos, _ = preorder(c, 0 if seed < 4 else 9)
+            assert render_elements(c, ordered, parent_pos) == expected_text(c, ordered, parent_pos)
+            k = len(ordered)
+            extra = {"baseTotal": rnd.integers(-10**12, 10**12, k), "count": rnd.integers(0, 5, k).astype(np.uint64),
+                     "shareMin": np.round(rnd.random(k) / 3, 6), "flag": rnd.random(k) < 0.5,
+                     "tiny": np.full(k, 1e-7), "none": np.zeros(k, dtype=np.int64)}
+            want = expected_text(c, ordered, parent_pos, extra)
+            assert render_elements(c, ordered, parent_pos, extra) == want
+            assert flamegraph.elements_buffer(c, ordered, parent_pos, extra).tobytes() == want.encode()
+            assert n >= k
+
+
+def test_preorder_does_not_depend_on_the_row_order():
+    from proftask.core.flamegraph import NodeColumns
+
+    rnd = np.random.default_rng(5)
+    for seed in range(10):
+        paths = random_tree(seed, negative=seed % 3 == 0)
+        c = columns_from_paths(paths)
+        for _ in range(3):
+            p = rnd.permutation(len(c.node))
+            shuffled = NodeColumns(c.node[p], c.parent[p], c.depth[p], c.name[p], c.total[p], c.self_value[p],
+                                   c.names)
+            got, dropped = decoded(shuffled)
+            assert got == reference(paths) and dropped == 0
+            if seed % 3:  # non-negative: the same heaviest whatever the order
+                assert decoded(shuffled, 25) == decoded(c, 25)
