@@ -1,5 +1,5 @@
 """Resolvers of SkyWalking's query protocol: translate ids and shapes, call the use cases the
-REST routes call (proftask.task_usecases, query_svc's selection and queries), nothing more."""
+REST routes call (proftask.task_usecases, proftask.analysis: the selection and the queries), nothing more."""
 from __future__ import annotations
 
 import asyncio

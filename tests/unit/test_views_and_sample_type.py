@@ -1,5 +1,5 @@
 """The response shapes of views.py (what a client reads, pinned) and pprof's sample-type rule,
-for one profile and for a merge of several (query_svc's selection)."""
+for one profile and for a merge of several (proftask.analysis.selection)."""
 from __future__ import annotations
 
 import json
