@@ -99,7 +99,7 @@ def cmd_migrate(args) -> int:
 
 def cmd_replay(args) -> int:
     from proftask.kafka.readiness import BrokerUnavailable
-    from services.processor.replay import replay
+    from proftask.replay import replay
 
     try:
         asyncio.run(replay(_settings(args), broker_timeout_s=args.kafka_timeout))

@@ -34,7 +34,7 @@ def _exit_when_parent_dies(parent_alive: multiprocessing.connection.Connection) 
 def _init_worker(parent_alive: multiprocessing.connection.Connection) -> None:
     _exit_when_parent_dies(parent_alive)
     import proftask.pprof.fold  # noqa: F401 - import numpy and the generated protobuf once
-    import services.processor.profile_rows  # noqa: F401
+    import proftask.processing.profile_rows  # noqa: F401
 
 
 class CpuPool:

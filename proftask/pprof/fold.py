@@ -153,7 +153,7 @@ class UnknownSampleType(Invalid):
 def select_sample_type(sample_types: Sequence[str], default_index: int, requested: str | None) -> int:
     """pprof's rule for `-sample_index`: `type/unit` or just `type`, the first that matches;
     none requested: the default. The one home of the rule, for a profile (its own types and
-    default) and for a merge of several (query_svc's selection: their types in order of
+    default) and for a merge of several (proftask.analysis.selection: their types in order of
     appearance, the first profile's default). Raises UnknownSampleType naming the choices."""
     if not requested:
         return default_index

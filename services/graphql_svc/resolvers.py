@@ -1,5 +1,5 @@
 """Resolvers of SkyWalking's query protocol: translate ids and shapes, call the use cases the
-REST routes call (proftask.task_usecases, query_svc's selection and queries), nothing more."""
+REST routes call (proftask.task_usecases, proftask.analysis: the selection and the queries), nothing more."""
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +17,8 @@ from proftask.core.progress import derive_progress
 from proftask.core.echo import echo
 from proftask.errors import ProftaskError
 from proftask.http.errors import http_status
-from services.query_svc import analysis_queries, progress_queries
-from services.query_svc.selection import require_task, select
+from proftask.analysis import analysis_queries, progress_queries
+from proftask.analysis.selection import require_task, select
 from proftask import task_usecases as usecases
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"

@@ -24,10 +24,10 @@ from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.cpu_pool import CpuPool
 from proftask.spool import create_file as new_spool_file
-from services.processor.chunks import ChunkReader, ChunksUnreadable
-from services.processor.profile_rows import profile_rows_from_record, profile_rows_from_spool
-from services.processor.rows import Row, task_log_rows, task_rows
-from services.processor.writer import RowWriter
+from proftask.processing.chunks import ChunkReader, ChunksUnreadable
+from proftask.processing.profile_rows import profile_rows_from_record, profile_rows_from_spool
+from proftask.processing.rows import Row, task_log_rows, task_rows
+from proftask.processing.writer import RowWriter
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500

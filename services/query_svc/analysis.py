@@ -19,9 +19,10 @@ from proftask.core.flamegraph import NodeColumns, UnknownFocus, focus_rows, focu
 from proftask.core.spread import instance_spread
 from proftask.core.top import sort_rows
 from proftask.errors import Invalid
-from services.query_svc import analysis_queries, views
+from proftask.analysis import analysis_queries
+from services.query_svc import views
 from services.query_svc.analysis_cache import AnalysisCache
-from services.query_svc.selection import Selection, select
+from proftask.analysis.selection import Selection, select
 
 if TYPE_CHECKING:
     from proftask.task_view import TaskView

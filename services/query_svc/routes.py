@@ -17,9 +17,10 @@ from proftask.core.progress import derive_progress
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import encode_profile
-from services.query_svc import analysis_queries, progress_queries, views
+from proftask.analysis import analysis_queries, progress_queries
+from services.query_svc import views
 from services.query_svc.analysis import Analyses, Question
-from services.query_svc.selection import Selection, parse_granularity, parse_instance_ids, require_task
+from proftask.analysis.selection import Selection, parse_granularity, parse_instance_ids, require_task
 
 if TYPE_CHECKING:
     from proftask.task_view import TaskView

@@ -16,7 +16,7 @@ from proftask.core.diff import DiffColumns
 from proftask.core.exports import to_folded, to_speedscope
 from proftask.core.progress import Progress
 from proftask.core.top import FunctionRow
-from services.query_svc.selection import Selection
+from proftask.analysis.selection import Selection
 
 # Nothing from the server is ever parsed as HTML by the UI; the policy makes sure.
 UI_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",

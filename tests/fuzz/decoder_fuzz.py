@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.decode import ProfileError, decompress
-from services.processor.profile_rows import profile_rows
+from proftask.processing.profile_rows import profile_rows
 from tests.conformance.oracle import oracle_files
 
 DECOMPRESSED_LIMIT = 64 * 1024 * 1024

@@ -6,7 +6,7 @@ import asyncio
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 from proftask.config import RetentionPolicy
-from services.processor.writer import RowWriter
+from proftask.processing.writer import RowWriter
 
 DAY_MS = 86_400_000
 

@@ -1,4 +1,4 @@
-"""The read-model tier: processor rows → RowWriter → embedded ClickHouse → query_svc's SQL,
+"""The read-model tier: processor rows → RowWriter → embedded ClickHouse → the analysis SQL (proftask/analysis/),
 in this process, without Kafka or HTTP. chDB serves one data directory per process at a time,
 so each module opens its own and closes it before the next module (or another tier) opens one."""
 from __future__ import annotations

@@ -14,9 +14,9 @@ from proftask.errors import Invalid
 from proftask.events.v1 import events_pb2 as pb
 from proftask.http.errors import ApiError
 from proftask.pprof.encode import encode_profile
-from services.processor.profile_rows import profile_rows
-from services.processor.rows import task_rows
-from services.processor.writer import RowWriter
+from proftask.processing.profile_rows import profile_rows
+from proftask.processing.rows import task_rows
+from proftask.processing.writer import RowWriter
 from services.query_svc.analysis import Analyses, Question
 from services.query_svc.analysis_cache import AnalysisCache
 

@@ -14,9 +14,9 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.cluster_ddl import migration_ddl
 from proftask.clickhouse.migrate import MIGRATIONS_TABLE, migrate
 from proftask.events.v1 import events_pb2 as pb
-from services.processor.profile_rows import ProfileRows, profile_rows
-from services.processor.writer import RowWriter
-from services.query_svc import analysis_queries
+from proftask.processing.profile_rows import ProfileRows, profile_rows
+from proftask.processing.writer import RowWriter
+from proftask.analysis import analysis_queries
 from tests.conformance.oracle import require_conformance
 
 pytestmark = pytest.mark.readmodel

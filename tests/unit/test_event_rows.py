@@ -1,7 +1,7 @@
 from proftask import events
 from proftask.core.tasks import EventType, TaskSpec
 from proftask.events.v1 import events_pb2 as pb
-from services.processor.rows import task_log_rows, task_rows
+from proftask.processing.rows import task_log_rows, task_rows
 from services.task_svc.decider import state_from_bytes, state_to_bytes
 from proftask.core.creation import ServiceState, decide_creation
 

@@ -1,5 +1,5 @@
 """The response shapes of views.py (what a client reads, pinned) and pprof's sample-type rule,
-for one profile and for a merge of several (query_svc's selection)."""
+for one profile and for a merge of several (proftask.analysis.selection)."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from proftask.core.top import FunctionRow
 from proftask.http.errors import error_answer
 from proftask.pprof.fold import UnknownSampleType, select_sample_type
 from services.query_svc import views as query_views
-from services.query_svc.analysis_queries import StoredProfile
-from services.query_svc.selection import Selection, resolve_sample_type
+from proftask.analysis.analysis_queries import StoredProfile
+from proftask.analysis.selection import Selection, resolve_sample_type
 from services.task_svc import views as task_views
 
 CPU = ["samples/count", "cpu/nanoseconds"]

@@ -10,8 +10,8 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.core.echo import echo
 from proftask.http.errors import ApiError
 from proftask.pprof.fold import GRANULARITIES, select_sample_type
-from services.query_svc import analysis_queries, progress_queries
-from services.query_svc.analysis_queries import StoredProfile
+from proftask.analysis import analysis_queries, progress_queries
+from proftask.analysis.analysis_queries import StoredProfile
 
 if TYPE_CHECKING:
     from proftask.task_view import TaskView

@@ -21,10 +21,10 @@ from proftask.config import Settings
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 from proftask.pprof.decode import ProfileError
-from services.processor.chunks import ChunkReader, ChunksUnreadable
-from services.processor.profile_rows import profile_rows
-from services.processor.rows import task_log_rows, task_rows
-from services.processor.writer import RowWriter
+from proftask.processing.chunks import ChunkReader, ChunksUnreadable
+from proftask.processing.profile_rows import profile_rows
+from proftask.processing.rows import task_log_rows, task_rows
+from proftask.processing.writer import RowWriter
 
 log = logging.getLogger(__name__)
 

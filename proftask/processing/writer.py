@@ -14,7 +14,7 @@ import pyarrow as pa
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.config import RetentionPolicy
-from services.processor.profile_rows import ProfileRows
+from proftask.processing.profile_rows import ProfileRows
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
