@@ -8,9 +8,9 @@ import json
 from proftask import events
 from proftask.core.flamegraph import preorder, render_elements
 from proftask.events.v1 import events_pb2 as pb
-from services.processor.profile_rows import profile_rows
-from services.processor.writer import RowWriter
-from services.query_svc import analysis_queries
+from proftask.processing.profile_rows import profile_rows
+from proftask.processing.writer import RowWriter
+from proftask.analysis import analysis_queries
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import as_oracle_shape
 
