@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from proftask.clickhouse.client import ClickHouse
-from proftask.core.flamegraph import NodeColumns, UnknownFocus, focus_rows, focused, preorder, render_elements
+from proftask.core.flamegraph import NodeColumns, UnknownFocus, elements_buffer, focus_rows, focused, preorder
 from proftask.core.spread import instance_spread
 from proftask.core.top import sort_rows
 from proftask.errors import Invalid
@@ -92,7 +92,7 @@ class Analyses:
         extra, instance_count = None, None
         if with_stats:
             extra, instance_count = await self._instance_stats(sel, columns.node[ordered])
-        elements = await asyncio.to_thread(render_elements, columns, ordered, parent_pos, extra)
+        elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
         return views.analysis_body(sel, truncated, focus, instance_count, elements)
 
     async def _instance_stats(self, sel: Selection, nodes: np.ndarray) -> tuple[dict[str, np.ndarray], int]:

@@ -10,6 +10,8 @@ import json
 import pathlib
 from collections.abc import Sequence
 
+import numpy as np
+
 from aiohttp import web
 
 from proftask.core.diff import DiffColumns
@@ -32,9 +34,12 @@ def ui_index(path: pathlib.Path) -> web.FileResponse:
     return web.FileResponse(path, headers=UI_HEADERS)
 
 
-def with_tree(head: dict, elements_json: str) -> bytes:
-    """`head` with "tree": {"elements": …} added, the elements being JSON text already."""
-    return (json.dumps(head)[:-1] + ', "tree": {"elements": ' + elements_json + "}}").encode()
+def with_tree(head: dict, elements_json: str | bytes | np.ndarray) -> bytes:
+    """`head` with "tree": {"elements": …} added, the elements being JSON text already (as str,
+    or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back)."""
+    text = (elements_json.encode() if isinstance(elements_json, str)
+            else elements_json.data if isinstance(elements_json, np.ndarray) else elements_json)
+    return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', text, b"}}"))
 
 
 def progress_json(progress: Progress) -> dict:
@@ -61,7 +66,7 @@ def progress(p: Progress) -> web.Response:
 
 
 def analysis_body(sel: Selection, truncated: int, focus: tuple[str, ...] | None, instance_count: int | None,
-                  elements_json: str) -> bytes:
+                  elements_json: str | bytes | np.ndarray) -> bytes:
     """The flame-graph analysis: the selection, how many nodes maxNodes dropped, the focus and
     (with instanceStats) the instance count, then the tree."""
     head: dict = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
