@@ -4,8 +4,7 @@ from __future__ import annotations
 import logging
 
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.cluster_ddl import migration_ddl
-from proftask.clickhouse.migrations import all_migrations
+from proftask.clickhouse.migrations import CopyRows, all_migrations, op_statements
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,28 @@ async def migrate(ch: ClickHouse, cluster: str | None = None) -> list[int]:
     """Apply the pending migrations (to one server, or ON CLUSTER `cluster`); returns their versions."""
     done = await applied_versions(ch, cluster)
     applied = []
-    for version, name, statements in migration_ddl(cluster):
-        if version in done:
+    for migration in all_migrations():
+        if migration.version in done:
             continue
-        for statement in statements:
-            await ch.command(statement)
-        await ch.insert("proftask_migrations", [(version, name)], ["version", "name"])
-        log.info("applied migration %04d_%s", version, name)
-        applied.append(version)
+        for op in migration.forwards:
+            if isinstance(op, CopyRows) and not await _all_exist(ch, op.reads):
+                # a run cut short after it dropped what this copy reads: the copy was done
+                log.info("migration %04d_%s: %s already copied (%s dropped)", migration.version, migration.name,
+                         op.table, ", ".join(op.reads))
+                continue
+            for statement in op_statements(op, cluster):
+                await ch.command(statement)
+        await ch.insert("proftask_migrations", [(migration.version, migration.name)], ["version", "name"])
+        log.info("applied migration %04d_%s", migration.version, migration.name)
+        applied.append(migration.version)
     return applied
+
+
+async def _all_exist(ch: ClickHouse, tables: tuple[str, ...]) -> bool:
+    for table in tables:
+        if not (await ch.rows(f"EXISTS TABLE {table}"))[0][0]:
+            return False
+    return True
 
 
 async def drop_read_models(ch: ClickHouse, cluster: str | None = None) -> list[str]:

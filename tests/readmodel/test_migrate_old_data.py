@@ -139,3 +139,45 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
             await ch.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("done", ["copies", "first drop"])
+def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
+    """proftask stopped (killed, `make down`) in the middle of m0005, after its copies or after it
+    dropped `nodes`: the next start completes it, and the old profiles read as before."""
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+
+    def env(task_id, instance, profile_id):
+        return events.new_event("acme", pb.ProfileUploaded(task_id=task_id, instance_id=instance,
+                                                           profile_id=profile_id, content=content, size=len(content)))
+
+    async def run():
+        ch = ClickHouse(f"chdb://{tmp_path}")
+        await ch.open()
+        try:
+            await _older_proftask(ch, 4)
+            writer = RowWriter(ch)
+            rows = profile_rows(env("old-task", "pod-1", "p-1"), LIMIT)
+            nodes, functions = _m0004_rows(rows)
+            await writer.insert_arrow("nodes", nodes)
+            await writer.insert_arrow("functions", functions)
+            await writer.insert("frame_names", rows.frame_names)
+            await writer.insert("profiles", [rows.profile])
+            # m0005's statements up to where it stopped, not recorded as applied
+            statements = dict((v, s) for v, _, s in migration_ddl())[5]
+            first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
+            for statement in statements[:first_drop + (done == "first drop")]:
+                await ch.command(statement)
+            assert await migrate(ch) == [5]
+            assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
+            assert await ch.rows("EXISTS TABLE functions") == [(0,)]
+            await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
+            for granularity in ("function", "line"):
+                old = await _analyses(ch, "acme", "old-task", {"p-1": 1}, granularity)
+                new = await _analyses(ch, "acme", "new-task", {"n-1": 1}, granularity)
+                assert len(old[0]) > 10
+                assert old[:5] == new[:5], granularity
+        finally:
+            await ch.close()
+
+    asyncio.run(run())

@@ -40,7 +40,7 @@ def test_alter_add_column_reaches_both_tables_and_ttl_only_the_local_one():
 
 
 def test_a_backfill_reads_and_writes_the_distributed_tables_and_a_drop_removes_both():
-    copy = CopyRows("b", ("x", "y"), "SELECT x, y FROM a")
+    copy = CopyRows("b", ("x", "y"), "SELECT x, y FROM a", reads=("a",))
     assert copy.single() == copy.cluster("c") == ["INSERT INTO b (x, y) SELECT x, y FROM a"]
     assert DropTable("a").cluster("c") == ["DROP TABLE IF EXISTS a ON CLUSTER c",
                                            "DROP TABLE IF EXISTS a_local ON CLUSTER c"]

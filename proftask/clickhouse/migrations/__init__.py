@@ -73,10 +73,13 @@ class CopyRows:
     """Fill a table from a query over others (a backfill when a migration changes a table's
     shape). Queries name `<name>`, which on a cluster is the Distributed table, so the same SQL
     serves both layouts. Run again (a migration cut short), it copies the rows again: give it a
-    ReplacingMergeTree target whose key makes the copies one row."""
+    ReplacingMergeTree target whose key makes the copies one row. `reads` names the tables the
+    query reads: when one of them is gone, the migration dropped it after this copy (it was cut
+    short after a DropTable), so the runner skips the copy rather than fail on the missing table."""
     table: str
     columns: tuple[str, ...]
     select: str
+    reads: tuple[str, ...]
 
     def single(self) -> list[str]:
         return [f"INSERT INTO {self.table} ({', '.join(self.columns)}) {self.select}"]
@@ -104,7 +107,7 @@ Operation = CreateTable | AddColumn | ModifyTTL | CopyRows | DropTable
 class Migration:
     version: int
     name: str
-    forwards: tuple[Operation, ...]  # applied in order; each is re-runnable
+    forwards: tuple[Operation, ...]  # applied in order; each is re-runnable (see CopyRows.reads)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -112,7 +115,11 @@ class Migration:
         return tuple(op.name for op in self.forwards if isinstance(op, CreateTable))
 
     def statements(self, cluster: str | None = None) -> list[str]:
-        return [s for op in self.forwards for s in (op.cluster(cluster) if cluster else op.single())]
+        return [s for op in self.forwards for s in op_statements(op, cluster)]
+
+
+def op_statements(op: Operation, cluster: str | None = None) -> list[str]:
+    return op.cluster(cluster) if cluster else op.single()
 
 
 def retention_ttl(time_column: str) -> str:
