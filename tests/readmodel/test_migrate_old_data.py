@@ -77,6 +77,24 @@ def _m0004_rows(rows: ProfileRows) -> tuple[pa.Table, pa.Table]:
     return pa.concat_tables(nodes), pa.concat_tables(functions)
 
 
+def _env(tenant: str, task_id: str, instance: str, profile_id: str) -> pb.Envelope:
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+    return events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance,
+                                                       profile_id=profile_id, content=content, size=len(content)))
+
+
+async def _write_as_m0004_did(writer: RowWriter, rows: ProfileRows, copies: int = 1) -> None:
+    """A profile as m0004's processor stored it (`copies` > 1: redelivered)."""
+    nodes, functions = _m0004_rows(rows)
+    for _ in range(copies):
+        await writer.insert_arrow("nodes", nodes)
+        await writer.insert_arrow("functions", functions)
+    await writer.insert("frame_names", rows.frame_names)
+    await writer.insert_arrow("stacks", rows.stacks_table())
+    await writer.insert_arrow("samples", rows.samples_table())
+    await writer.insert("profiles", [rows.profile])
+
+
 def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int], granularity: str):
     async def run():
         whole = await analysis_queries.node_columns(ch, tenant, task_id, chosen, granularity)
@@ -97,12 +115,6 @@ def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int],
 
 
 def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
-    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
-
-    def env(tenant, task_id, instance, profile_id):
-        return events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance,
-                                                           profile_id=profile_id, content=content, size=len(content)))
-
     async def run():
         ch = ClickHouse(f"chdb://{tmp_path}")
         await ch.open()
@@ -112,20 +124,13 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
             # what m0004's processor wrote: two tenants, two instances each, one profile redelivered
             for tenant in ("acme", "beta"):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
-                    rows = profile_rows(env(tenant, "old-task", instance, profile_id), LIMIT)
-                    nodes, functions = _m0004_rows(rows)
-                    for _ in range(2 if profile_id == "p-1" else 1):
-                        await writer.insert_arrow("nodes", nodes)
-                        await writer.insert_arrow("functions", functions)
-                    await writer.insert("frame_names", rows.frame_names)
-                    await writer.insert_arrow("stacks", rows.stacks_table())
-                    await writer.insert_arrow("samples", rows.samples_table())
-                    await writer.insert("profiles", [rows.profile])
+                    rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
+                    await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
             assert await migrate(ch) == [5]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
-                await writer.write_profile(profile_rows(env("acme", "new-task", instance, profile_id), LIMIT))
+                await writer.write_profile(profile_rows(_env("acme", "new-task", instance, profile_id), LIMIT))
             for granularity in ("function", "line"):
                 new = await _analyses(ch, "acme", "new-task", {"n-1": 1, "n-2": 2}, granularity)
                 for tenant in ("acme", "beta"):
@@ -145,11 +150,8 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
 def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
     """proftask stopped (killed, `make down`) in the middle of m0005, after its copies or after it
     dropped `nodes`: the next start completes it, and the old profiles read as before."""
-    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
-
     def env(task_id, instance, profile_id):
-        return events.new_event("acme", pb.ProfileUploaded(task_id=task_id, instance_id=instance,
-                                                           profile_id=profile_id, content=content, size=len(content)))
+        return _env("acme", task_id, instance, profile_id)
 
     async def run():
         ch = ClickHouse(f"chdb://{tmp_path}")
@@ -157,12 +159,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
         try:
             await _older_proftask(ch, 4)
             writer = RowWriter(ch)
-            rows = profile_rows(env("old-task", "pod-1", "p-1"), LIMIT)
-            nodes, functions = _m0004_rows(rows)
-            await writer.insert_arrow("nodes", nodes)
-            await writer.insert_arrow("functions", functions)
-            await writer.insert("frame_names", rows.frame_names)
-            await writer.insert("profiles", [rows.profile])
+            await _write_as_m0004_did(writer, profile_rows(env("old-task", "pod-1", "p-1"), LIMIT))
             # m0005's statements up to where it stopped, not recorded as applied
             statements = dict((v, s) for v, _, s in migration_ddl())[5]
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
