@@ -250,14 +250,13 @@ async def _with_names(ch: ClickHouse, c: dict[str, np.ndarray], params: dict) ->
     if len(c["node"]) == 0:
         return NodeColumns.empty()
     frame_ids = np.asarray(c["frame_id"], dtype=np.uint64)
+    unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     with metrics.QUERY_SECONDS.labels("frame_names").time():
-        wanted = np.unique(frame_ids)
-        if len(wanted) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
-            rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": wanted.tolist()})
+        if len(unique_ids) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
+            rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": unique_ids.tolist()})
         else:
             rows = await ch.rows(NODE_FRAME_INFO, params)
         info = {fid: name for fid, name, *_ in rows}
-    unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
     return NodeColumns(
         node=np.asarray(c["node"], dtype=np.uint64),
         parent=np.asarray(c["parent"], dtype=np.uint64),
