@@ -52,8 +52,8 @@ def _name_ranks(names: list[str]) -> np.ndarray:
 
 
 def _kept_rows(c: NodeColumns, name_rank: np.ndarray, max_nodes: int) -> np.ndarray:
-    """Heaviest first, shallower first on ties, then by name (then row); a node only when its
-    parent is kept. The kept rows, ascending."""
+    """The root, then the heaviest, shallower first on ties, then by name (then row); a node only
+    when its parent is kept. The kept rows, ascending."""
     if not (c.total[c.depth > 0] < 0).any() and not (c.self_value < 0).any():
         # Non-negative values: a parent's total is at least its child's, and on a tie it sorts
         # first, so the first max_nodes are ancestor-closed. Those above the max_nodes-th total
@@ -63,18 +63,21 @@ def _kept_rows(c: NodeColumns, name_rank: np.ndarray, max_nodes: int) -> np.ndar
         tied = np.flatnonzero(c.total == threshold)
         tied = tied[np.lexsort((name_rank[c.name[tied]], c.depth[tied]))][:max_nodes - int(above.sum())]
         above[tied] = True
-        return np.flatnonzero(above)
+        rows = np.flatnonzero(above)
+        # inside a focus, the root and the path keep their real totals, which values outside the
+        # focus (a delta profile's negative ones) can leave below the focused subtree's
+        if (c.depth[rows] == 0).any() and np.isin(c.parent[rows][c.depth[rows] > 0], c.node[rows]).all():
+            return rows
+    # Negative values (delta profiles), or ancestors lighter than their descendants: a node
+    # weighs at most its lightest ancestor below the root, so that a parent sorts before its
+    # children and the first max_nodes, the root first, are ancestor-closed.
     parent_rows = parent_rows_of(c)
-    order = np.lexsort((name_rank[c.name], c.depth, -c.total))  # the root has the largest total, depth 0
-    keep = np.zeros(len(c.node), dtype=bool)
-    count = 0
-    for row in order:  # negative values (delta profiles): check each node's parent
-        if count >= max_nodes:
-            break
-        if c.depth[row] == 0 or keep[parent_rows[row]]:
-            keep[row] = True
-            count += 1
-    return np.flatnonzero(keep)
+    weight = c.total.copy()
+    levels = _levels(c.depth)
+    for level in levels[2:]:
+        weight[level] = np.minimum(weight[level], weight[parent_rows[level]])
+    order = np.lexsort((name_rank[c.name], c.depth, -weight, c.depth > 0))
+    return np.sort(order[:max_nodes])
 
 
 def _stable_order_of_small_ints(values: np.ndarray) -> np.ndarray:

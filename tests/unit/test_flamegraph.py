@@ -185,3 +185,22 @@ def test_preorder_does_not_depend_on_the_row_order():
             assert got == reference(paths) and dropped == 0
             if seed % 3:  # non-negative: the same heaviest whatever the order
                 assert decoded(shuffled, 25) == decoded(c, 25)
+
+
+def test_focus_in_a_delta_profile_whose_ancestors_are_lighter_than_the_focus_keeps_the_path():
+    """A delta profile: outside the focus a frame shrank (negative), so the root and the focus's
+    ancestors weigh less than the focused subtree, whose values are all positive. maxNodes inside
+    that focus keeps the root and the path on top, as with any other tree (it raised "a node's
+    parent is missing": a 500 for ?focus=…&maxNodes=…)."""
+    from proftask.core.flamegraph import focus_rows, focused
+
+    paths = {(): (-3, 0), ("main",): (1, 0), ("main", "a"): (5, 0), ("main", "a", "x"): (3, 3),
+             ("main", "a", "y"): (2, 2), ("main", "z"): (-4, -4), ("gc",): (-4, -4)}
+    c = columns_from_paths(paths)
+    for focus in (["main"], ["main", "a"]):
+        f = focused(c, focus_rows(c, focus))
+        ordered, parent_pos, dropped = preorder(f, len(focus) + 2)
+        got = [(p, t, s) for p, t, s in decoded(f, len(focus) + 2)[0]]
+        assert [p for p, _, _ in got][:len(focus) + 1] == [(), *[tuple(focus[:i + 1]) for i in range(len(focus))]]
+        assert got[0][1:] == (-3, 0) and len(ordered) == len(focus) + 2 and dropped == len(f.node) - len(ordered)
+        assert parent_pos[0] == -1 and all(0 <= parent_pos[i] < i for i in range(1, len(ordered)))
