@@ -51,7 +51,7 @@ def cmd_kafka_wait(args) -> int:
 
     settings = _settings(args)
     try:
-        asyncio.run(wait_for_broker(settings.kafka_bootstrap, args.timeout))
+        asyncio.run(wait_for_broker(settings.kafka_bootstrap, args.timeout, every_broker=True))
     except TimeoutError as e:
         print(f"proftask: {e}", file=sys.stderr)
         return 1
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     kafka = sub.add_parser("kafka", help="Kafka utilities").add_subparsers(dest="kafka_command", required=True)
-    wait = kafka.add_parser("wait", help="wait until the broker answers a metadata call")
+    wait = kafka.add_parser("wait", help="wait until every listed broker is up and in the cluster's metadata")
     wait.add_argument("--timeout", type=float, default=90)
     common(wait)
     wait.set_defaults(func=cmd_kafka_wait)

@@ -21,21 +21,38 @@ async def _port_open(host: str, port: int) -> bool:
     return True
 
 
-async def wait_for_broker(bootstrap: str, timeout_s: float = 90) -> None:
+async def wait_for_broker(bootstrap: str, timeout_s: float = 90, every_broker: bool = False) -> None:
+    """A listed broker's port open, then a metadata call. With every_broker (a deployment
+    waiting for the cluster it just started), every listed broker's port, and a metadata call
+    that lists them all: a worker that bootstraps while a node is still starting crashes on
+    the first request routed to that node (NodeNotReadyError). A process starting later waits
+    for any broker only, so that it starts while a node is down."""
     deadline = time.monotonic() + timeout_s
-    host, port = bootstrap.split(",")[0].rsplit(":", 1)
-    while not await _port_open(host, int(port)):
-        if time.monotonic() > deadline:
+    addresses = [address.rsplit(":", 1) for address in bootstrap.split(",")]
+    waiting = list(addresses)
+    while waiting:
+        waiting = [(host, port) for host, port in waiting if not await _port_open(host, int(port))]
+        if not every_broker and len(waiting) < len(addresses):
+            break
+        if waiting and time.monotonic() > deadline:
+            host, port = waiting[0]
             raise BrokerUnavailable(
                 f"no Kafka broker at {bootstrap}: port {host}:{port} not open after {timeout_s:.0f}s")
-        await asyncio.sleep(0.2)
-    last_error: Exception | None = None
+        if waiting:
+            await asyncio.sleep(0.2)
+    last_error: Exception | str | None = None
     while time.monotonic() < deadline:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
         try:
             await admin.start()
             await admin.list_topics()
-            return
+            if not every_broker:
+                return
+            brokers = (await admin.describe_cluster()).get("brokers", [])
+            if len(brokers) >= len(addresses):
+                return
+            last_error = f"{len(brokers)} of {len(addresses)} brokers in the cluster's metadata"
+            await asyncio.sleep(0.5)
         except Exception as exc:  # the broker may accept connections before it serves metadata
             last_error = exc
             await asyncio.sleep(0.5)
