@@ -28,10 +28,10 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 90, every_broker: b
     the first request routed to that node (NodeNotReadyError). A process starting later waits
     for any broker only, so that it starts while a node is down."""
     deadline = time.monotonic() + timeout_s
-    addresses = [address.rsplit(":", 1) for address in bootstrap.split(",")]
+    addresses = [(address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1])) for address in bootstrap.split(",")]
     waiting = list(addresses)
     while waiting:
-        waiting = [(host, port) for host, port in waiting if not await _port_open(host, int(port))]
+        waiting = [(host, port) for host, port in waiting if not await _port_open(host, port)]
         if not every_broker and len(waiting) < len(addresses):
             break
         if waiting and time.monotonic() > deadline:
