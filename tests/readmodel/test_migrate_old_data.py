@@ -4,6 +4,7 @@ packed tables, and the analyses read the same)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pyarrow as pa
@@ -34,12 +35,21 @@ async def _older_proftask(ch: ClickHouse, last_version: int) -> None:
             await ch.insert("proftask_migrations", [(version, name)], ["version", "name"])
 
 
+@contextlib.asynccontextmanager
+async def _older_data_dir(path, last_version: int):
+    """An embedded ClickHouse over `path` as a proftask of migrations up to last_version left it."""
+    ch = ClickHouse(f"chdb://{path}")
+    await ch.open()
+    try:
+        await _older_proftask(ch, last_version)
+        yield ch
+    finally:
+        await ch.close()
+
+
 def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(tmp_path):
     async def run():
-        ch = ClickHouse(f"chdb://{tmp_path}")
-        await ch.open()
-        try:
-            await _older_proftask(ch, 3)
+        async with _older_data_dir(tmp_path, 3) as ch:
             await ch.insert("profiles", [("acme", "t-1", "pod-1", "p-1", 1, ["samples/count"], 0, [5], "", 0, 1, 1,
                                           "e-1")],
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
@@ -50,8 +60,6 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
             assert await ch.rows("SELECT count() FROM function_values") == [(0,)]
-        finally:
-            await ch.close()
 
     asyncio.run(run())
 
@@ -116,10 +124,7 @@ def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int],
 
 def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
     async def run():
-        ch = ClickHouse(f"chdb://{tmp_path}")
-        await ch.open()
-        try:
-            await _older_proftask(ch, 4)
+        async with _older_data_dir(tmp_path, 4) as ch:
             writer = RowWriter(ch)
             # what m0004's processor wrote: two tenants, two instances each, one profile redelivered
             for tenant in ("acme", "beta"):
@@ -140,8 +145,6 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                     assert old[:5] == new[:5], (tenant, granularity)
                     assert [(n, t) for _, n, t in old[5]] == [(n, t) for _, n, t in new[5]]
                     assert sorted(old[6].values()) == sorted(new[6].values())
-        finally:
-            await ch.close()
 
     asyncio.run(run())
 
@@ -154,10 +157,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
         return _env("acme", task_id, instance, profile_id)
 
     async def run():
-        ch = ClickHouse(f"chdb://{tmp_path}")
-        await ch.open()
-        try:
-            await _older_proftask(ch, 4)
+        async with _older_data_dir(tmp_path, 4) as ch:
             writer = RowWriter(ch)
             await _write_as_m0004_did(writer, profile_rows(env("old-task", "pod-1", "p-1"), LIMIT))
             # m0005's statements up to where it stopped, not recorded as applied
@@ -174,7 +174,5 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
                 new = await _analyses(ch, "acme", "new-task", {"n-1": 1}, granularity)
                 assert len(old[0]) > 10
                 assert old[:5] == new[:5], granularity
-        finally:
-            await ch.close()
 
     asyncio.run(run())
