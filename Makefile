@@ -21,7 +21,13 @@ $(VENV)/.installed: pyproject.toml setup.py $(PROTOS)
 	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# The Go fold (native/, proftask/pprof/native.py): a C shared library beside its Python loader.
+NATIVE_LIB := proftask/pprof/libproftask_fold.so
+$(NATIVE_LIB): $(shell find native -name '*.go') native/go.mod native/go.sum
+	cd native && go build -buildmode=c-shared -o ../$(NATIVE_LIB) ./cmd/libfold
+	rm -f $(NATIVE_LIB:.so=.h)
+
+install: $(VENV)/.installed $(NATIVE_LIB)
 
 kafka-jars:
 	deploy/kafka/kafka.sh resolve
@@ -95,6 +101,7 @@ chaos: install kafka-jars
 # so it runs beside a `make up` stack without touching it.
 test: lint kafka-jars chromium
 	cd agents/go && go test ./...
+	cd native && go test ./...
 	$(PYTEST) $(PARALLEL)
 
 # ruff and mypy (configured in pyproject.toml), gofmt and go vet for the Go modules
@@ -102,4 +109,5 @@ lint: install
 	$(BIN)/ruff check
 	$(BIN)/mypy
 	cd agents/go && test -z "$$(gofmt -l .)" && go vet ./...
+	cd native && test -z "$$(gofmt -l .)" && go vet ./...
 	cd tests/integration/swclient && test -z "$$(gofmt -l .)" && go vet ./...

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from proftask.errors import Invalid, TooLarge
 from proftask.spool import create_file as new_spool_file
+from proftask.pprof import native
 from proftask.pprof.decode import decompress, parse_profile
 
 CHUNK = 256 * 1024
@@ -118,7 +119,11 @@ def check_profile(body: bytes, decompressed_limit: int) -> list[tuple[str, str]]
 
     Inflated once: the output stops one byte past the limit, so a bomb never costs more memory
     than a valid profile of the largest size allowed."""
-    profile = parse_profile(decompress(body, decompressed_limit))
+    raw = decompress(body, decompressed_limit)
+    checked = native.sample_types(raw)
+    if checked is not None:
+        return checked
+    profile = parse_profile(raw)  # declined by the Go check: this raises, or takes what it was unsure of
     strings = profile.string_table
     return [(strings[vt.type].decode("utf-8", "replace"), strings[vt.unit].decode("utf-8", "replace"))
             for vt in profile.sample_type]

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from proftask.core.node_table import StackFold
 from proftask.events.v1 import events_pb2 as pb
+from proftask.pprof import native
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
 
@@ -103,11 +104,34 @@ class ProfileRows:
 
 def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | None = None) -> ProfileRows:
     """Raises proftask.pprof.decode.ProfileError when the bytes are not a valid profile. `content`
-    is the profile's bytes when they are not inline (read back from its chunks)."""
-    up = env.profile_uploaded
-    tenant = env.tenant
-    folded = fold_stacks(parse_profile(decompress(up.content if content is None else content, decompressed_limit)))
+    is the profile's bytes when they are not inline (read back from its chunks). Folded by Go
+    (proftask.pprof.native) when it takes the profile, else in Python: the same rows."""
+    raw = decompress(env.profile_uploaded.content if content is None else content, decompressed_limit)
+    folded = native.fold(raw)
+    if folded is None:
+        return _python_rows(env, raw)
+    arrays, strings = folded.numbers, folded.strings
+    n_types = len(strings["sample_types"])
+    frame_names = [dict(tenant=env.tenant, frame_id=fid, name=name, function=function, line=line,
+                        is_address=is_address)
+                   for fid, name, function, line, is_address in zip(
+                       arrays["frame_id"].tolist(), strings["frame_name"], strings["function"],
+                       arrays["line"].tolist(), arrays["is_address"].tolist(), strict=True)]
+    rows = _rows(env, strings["sample_types"], int(arrays["default_index"][0]), strings["period_type"][0],
+                 int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
+                 arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types))
+    rows.node_paths = {name: arrays[f"path.{name}"] for name in PATH_ARRAYS}
+    parts = [(granularity, type_index) for granularity in (FUNCTION, LINE) for type_index in range(n_types)]
+    rows.node_parts, rows.function_parts = (
+        [{"granularity": granularity, "type_index": type_index,
+          "values": (arrays[f"{kind}.{i}.id"], arrays[f"{kind}.{i}.a"], arrays[f"{kind}.{i}.b"])}
+         for i, (granularity, type_index) in enumerate(parts)]
+        for kind in ("node", "function"))
+    return rows
 
+
+def _python_rows(env: pb.Envelope, raw: bytes) -> ProfileRows:
+    folded = fold_stacks(parse_profile(raw))
     names: dict[int, tuple] = {}
 
     def ids_for(granularity: str) -> np.ndarray:
@@ -134,16 +158,25 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
         fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
         off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
         stack_ids, values = unique_ids, merged
-    profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
-                   uploaded_at=env.occurred_at, sample_types=folded.sample_types, default_index=folded.default_index,
-                   totals=folded.totals(), period_type=folded.period_type, period=folded.period, size_bytes=up.size,
-                   stack_count=len(stack_ids), event_id=env.event_id)
-    rows = ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile,
-                       [dict(tenant=tenant, frame_id=fid, name=name, function=function, line=line,
-                             is_address=is_address) for fid, (name, function, line, is_address) in names.items()],
-                       stack_ids, off, fn_flat, line_flat, values, folded.sample_types)
+    frame_names = [dict(tenant=env.tenant, frame_id=fid, name=name, function=function, line=line,
+                        is_address=is_address) for fid, (name, function, line, is_address) in names.items()]
+    rows = _rows(env, folded.sample_types, folded.default_index, folded.period_type, folded.period, frame_names,
+                 stack_ids, off, fn_flat, line_flat, values)
     rows.node_paths, rows.node_parts, rows.function_parts = fold_parts(rows)
     return rows
+
+
+def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_type: str, period: int,
+          frame_names: list[dict], stack_ids: np.ndarray, offsets: np.ndarray, fn_flat: np.ndarray,
+          line_flat: np.ndarray, values: np.ndarray) -> ProfileRows:
+    up, tenant = env.profile_uploaded, env.tenant
+    totals = values.sum(axis=0, dtype=np.int64).tolist() if len(stack_ids) else [0] * len(sample_types)
+    profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+                   uploaded_at=env.occurred_at, sample_types=sample_types, default_index=default_index,
+                   totals=totals, period_type=period_type, period=period, size_bytes=up.size,
+                   stack_count=len(stack_ids), event_id=env.event_id)
+    return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile, frame_names,
+                       stack_ids, offsets, fn_flat, line_flat, values, sample_types)
 
 
 def _constant(value: str, n: int) -> pa.DictionaryArray:

@@ -1,0 +1,367 @@
+package fold
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"slices"
+	"strconv"
+
+	"golang.org/x/crypto/blake2b"
+	"google.golang.org/protobuf/proto"
+
+	"proftask.dev/native/profilepb"
+)
+
+// Part is one (granularity, sample type) of the folded profile: its node values
+// (ID=node, A=self, B=total) or its function values (ID=frame, A=flat, B=cum).
+type Part struct {
+	ID   []uint64
+	A, B []int64
+}
+
+// Result is what profile_rows makes of a profile, in the same order.
+type Result struct {
+	SampleTypes  []string
+	DefaultIndex int64
+	PeriodType   string
+	Period       int64
+
+	// frame_names rows, in the order of the Python dict they come from
+	FrameID   []uint64
+	FrameName []string
+	Function  []string
+	Line      []int64
+	IsAddress []int64
+
+	StackID        []uint64
+	StackOffsets   []int64
+	FunctionFrames []uint64
+	LineFrames     []uint64
+	Values         []int64 // [stack][type]
+
+	PathNode, PathParent, PathFrame []uint64
+	PathDepth                       []uint32
+	NodeParts, FunctionParts        []Part // granularity (function, line) major, sample type minor
+}
+
+// Decode reads a profile as the Python side does (upb and the official Go runtime agree on
+// the wire) and reports whether proftask would accept it, folded by Go.
+func Decode(raw []byte) (*profilepb.Profile, bool) {
+	if len(raw) == 0 {
+		return nil, false
+	}
+	p := &profilepb.Profile{}
+	if err := proto.Unmarshal(raw, p); err != nil {
+		return nil, false
+	}
+	if !valid(p) || !allUTF8(p) {
+		return nil, false
+	}
+	return p, true
+}
+
+// SampleTypes are the profile's (type, unit) pairs, for the intake's check.
+func SampleTypes(p *profilepb.Profile) (types, units []string) {
+	strs := p.GetStringTable()
+	for _, vt := range p.GetSampleType() {
+		types = append(types, string(strs[vt.GetType()]))
+		units = append(units, string(strs[vt.GetUnit()]))
+	}
+	return types, units
+}
+
+type frame struct {
+	function  string
+	line      int64
+	isAddress bool
+}
+
+func (f frame) name(lineGranularity bool) string {
+	if f.isAddress || !lineGranularity {
+		return f.function
+	}
+	return f.function + ":" + strconv.FormatInt(f.line, 10)
+}
+
+// hasher is blake2b with an 8-byte digest (profile_rows.hash64), reused.
+type hasher struct {
+	h   hash.Hash
+	sum []byte
+}
+
+func newHasher() *hasher {
+	h, _ := blake2b.New(8, nil)
+	return &hasher{h: h, sum: make([]byte, 0, 8)}
+}
+
+func (h *hasher) hash64(data []byte) uint64 {
+	h.h.Reset()
+	h.h.Write(data)
+	return binary.LittleEndian.Uint64(h.h.Sum(h.sum[:0]))
+}
+
+// Fold is profile_rows' fold of a decoded, accepted profile.
+func Fold(p *profilepb.Profile) *Result {
+	strs := p.GetStringTable()
+	text := func(i int64) string {
+		if i >= 0 && i < int64(len(strs)) {
+			return string(strs[i])
+		}
+		return ""
+	}
+	r := &Result{Period: p.GetPeriod()}
+	defaultName := text(p.GetDefaultSampleType())
+	r.DefaultIndex = -1
+	for i, vt := range p.GetSampleType() {
+		r.SampleTypes = append(r.SampleTypes, text(vt.GetType())+"/"+text(vt.GetUnit()))
+		if r.DefaultIndex < 0 && text(vt.GetType()) == defaultName {
+			r.DefaultIndex = int64(i)
+		}
+	}
+	if r.DefaultIndex < 0 {
+		r.DefaultIndex = int64(len(r.SampleTypes) - 1)
+	}
+	if pt := p.GetPeriodType(); pt != nil {
+		r.PeriodType = text(pt.GetType()) + "/" + text(pt.GetUnit())
+	}
+	nTypes := len(r.SampleTypes)
+
+	functionNames := make(map[uint64]string, len(p.GetFunction()))
+	for _, f := range p.GetFunction() {
+		functionNames[f.GetId()] = displayName(text(f.GetName()), text(f.GetSystemName()))
+	}
+	frameIndex := map[frame]int64{}
+	var frames []frame
+	intern := func(f frame) int64 {
+		i, ok := frameIndex[f]
+		if !ok {
+			i = int64(len(frames))
+			frameIndex[f] = i
+			frames = append(frames, f)
+		}
+		return i
+	}
+	// per location, its frames caller first (fold.fold_stacks says why)
+	locFrames := make([][]int64, len(p.GetLocation()))
+	locations := newIndex(p.GetLocation())
+	for k, loc := range p.GetLocation() {
+		address := frame{fmt.Sprintf("%#x", loc.GetAddress()), 0, true}
+		lines := loc.GetLine()
+		if len(lines) == 0 {
+			locFrames[k] = []int64{intern(address)}
+			continue
+		}
+		out := make([]int64, 0, len(lines))
+		for j := len(lines) - 1; j >= 0; j-- {
+			name, ok := functionNames[lines[j].GetFunctionId()]
+			if !ok {
+				name = "??"
+			}
+			if name == "" {
+				out = append(out, intern(address))
+			} else {
+				out = append(out, intern(frame{name, lines[j].GetLine(), false}))
+			}
+		}
+		locFrames[k] = out
+	}
+
+	// samples with the same location list, then stacks with the same frames, summed in order
+	// of first appearance
+	byLocations := map[string]int{}
+	byFrames := map[string]int{}
+	var stackFrames [][]int64
+	var values []int64
+	var key []byte
+	for _, s := range p.GetSample() {
+		key = key[:0]
+		for _, id := range s.GetLocationId() {
+			key = binary.LittleEndian.AppendUint64(key, id)
+		}
+		target, seen := byLocations[string(key)]
+		if !seen {
+			ids := s.GetLocationId()
+			size := 0
+			for _, id := range ids {
+				size += len(locFrames[locations.of(id)])
+			}
+			fs := make([]int64, 0, size)
+			for j := len(ids) - 1; j >= 0; j-- {
+				fs = append(fs, locFrames[locations.of(ids[j])]...)
+			}
+			fkey := make([]byte, 0, 8*len(fs))
+			for _, f := range fs {
+				fkey = binary.LittleEndian.AppendUint64(fkey, uint64(f))
+			}
+			target, seen = byFrames[string(fkey)]
+			if !seen {
+				target = len(stackFrames)
+				byFrames[string(fkey)] = target
+				stackFrames = append(stackFrames, fs)
+				values = append(values, make([]int64, nTypes)...)
+			}
+			byLocations[string(key)] = target
+		}
+		for t, v := range s.GetValue() {
+			values[target*nTypes+t] += v
+		}
+	}
+
+	// frame ids at both granularities; frame_names in the Python dict's order
+	rowOf := map[uint64]int{}
+	h := newHasher()
+	ids := func(lineGranularity bool) []uint64 {
+		out := make([]uint64, len(frames))
+		for i, f := range frames {
+			name := f.name(lineGranularity)
+			fid := h.hash64([]byte(name))
+			line := int64(0)
+			if lineGranularity {
+				line = f.line
+			}
+			isAddress := int64(0)
+			if f.isAddress {
+				isAddress = 1
+			}
+			if at, ok := rowOf[fid]; ok {
+				r.FrameName[at], r.Function[at], r.Line[at], r.IsAddress[at] = name, f.function, line, isAddress
+			} else {
+				rowOf[fid] = len(r.FrameID)
+				r.FrameID = append(r.FrameID, fid)
+				r.FrameName = append(r.FrameName, name)
+				r.Function = append(r.Function, f.function)
+				r.Line = append(r.Line, line)
+				r.IsAddress = append(r.IsAddress, isAddress)
+			}
+			out[i] = fid
+		}
+		return out
+	}
+	functionIDs, lineIDs := ids(false), ids(true)
+
+	// a stack is named by its line-level frames; two frame lists that render alike are one
+	// stack, and then the stacks go in the order of their ids (as numpy's unique leaves them)
+	n := len(stackFrames)
+	stackIDs := make([]uint64, n)
+	buf := []byte{}
+	for i, fs := range stackFrames {
+		buf = buf[:0]
+		for _, f := range fs {
+			buf = binary.LittleEndian.AppendUint64(buf, lineIDs[f])
+		}
+		stackIDs[i] = h.hash64(buf)
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	unique := map[uint64]int{}
+	for i, id := range stackIDs {
+		if _, ok := unique[id]; !ok {
+			unique[id] = i
+		}
+	}
+	if len(unique) != n {
+		firsts := make([]int, 0, len(unique))
+		for _, i := range unique {
+			firsts = append(firsts, i)
+		}
+		slices.SortFunc(firsts, func(a, b int) int { return cmpUint(stackIDs[a], stackIDs[b]) })
+		merged := make([]int64, len(firsts)*nTypes)
+		place := map[uint64]int{}
+		for j, i := range firsts {
+			place[stackIDs[i]] = j
+		}
+		for i, id := range stackIDs {
+			j := place[id]
+			for t := 0; t < nTypes; t++ {
+				merged[j*nTypes+t] += values[i*nTypes+t]
+			}
+		}
+		order, values = firsts, merged
+	}
+	r.Values = values
+	r.StackOffsets = make([]int64, 1, len(order)+1)
+	nPos := 0
+	for _, i := range order {
+		nPos += len(stackFrames[i])
+	}
+	posFrame := make([]int32, 0, nPos)
+	r.StackID = make([]uint64, 0, len(order))
+	r.FunctionFrames, r.LineFrames = make([]uint64, 0, nPos), make([]uint64, 0, nPos)
+	for _, i := range order {
+		r.StackID = append(r.StackID, stackIDs[i])
+		for _, f := range stackFrames[i] {
+			posFrame = append(posFrame, int32(f))
+			r.FunctionFrames = append(r.FunctionFrames, functionIDs[f])
+			r.LineFrames = append(r.LineFrames, lineIDs[f])
+		}
+		r.StackOffsets = append(r.StackOffsets, int64(len(r.FunctionFrames)))
+	}
+
+	// the root once, then each granularity's nodes and parts
+	r.PathNode, r.PathParent = make([]uint64, 1, 2*nPos+1), make([]uint64, 1, 2*nPos+1)
+	r.PathFrame, r.PathDepth = make([]uint64, 1, 2*nPos+1), make([]uint32, 1, 2*nPos+1)
+	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
+		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g])
+		r.PathNode = append(r.PathNode, sf.node...)
+		r.PathParent = append(r.PathParent, sf.parent...)
+		r.PathFrame = append(r.PathFrame, sf.frameID...)
+		for _, d := range sf.depth {
+			r.PathDepth = append(r.PathDepth, uint32(d))
+		}
+		column := make([]int64, len(order))
+		for t := 0; t < nTypes; t++ {
+			for s := range column {
+				column[s] = values[s*nTypes+t]
+			}
+			r.NodeParts = append(r.NodeParts, sf.nodes(column))
+			r.FunctionParts = append(r.FunctionParts, sf.functions(column))
+		}
+	}
+	return r
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// index finds a location's position by its id: through a slice when the ids are small (Go
+// numbers them 1..n), else a map.
+type index struct {
+	dense  []int32
+	sparse map[uint64]int
+}
+
+func newIndex(locations []*profilepb.Location) index {
+	maxID := uint64(0)
+	for _, loc := range locations {
+		maxID = max(maxID, loc.GetId())
+	}
+	if maxID <= uint64(4*len(locations)+1024) {
+		dense := make([]int32, maxID+1)
+		for k, loc := range locations {
+			dense[loc.GetId()] = int32(k)
+		}
+		return index{dense: dense}
+	}
+	sparse := make(map[uint64]int, len(locations))
+	for k, loc := range locations {
+		sparse[loc.GetId()] = k
+	}
+	return index{sparse: sparse}
+}
+
+func (x index) of(id uint64) int {
+	if x.dense != nil {
+		return int(x.dense[id])
+	}
+	return x.sparse[id]
+}

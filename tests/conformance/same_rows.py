@@ -1,0 +1,34 @@
+"""One assertion shared by the tests of the Go fold: its rows are the Python fold's rows.
+
+Nodes are compared as sets of (node, values): the Go fold lists a profile's nodes in the order
+of its sorted stacks, the Python fold by hash, and nothing reads them in order."""
+from __future__ import annotations
+
+import numpy as np
+
+from proftask.processing.profile_rows import ProfileRows
+
+
+def _by_node(part: dict) -> tuple:
+    ids, *columns = part["values"]
+    order = np.argsort(ids, kind="stable")
+    return (part["granularity"], part["type_index"], ids[order].tolist(), *(c[order].tolist() for c in columns))
+
+
+def _paths(rows: ProfileRows) -> list[tuple]:
+    paths = rows.node_paths or {}
+    return sorted(zip(*(paths[name].tolist() for name in ("node", "parent", "depth", "frame_id")), strict=True))
+
+
+def assert_same_rows(native: ProfileRows, python: ProfileRows) -> None:
+    assert native.profile == python.profile
+    assert native.sample_types == python.sample_types
+    assert native.frame_names == python.frame_names
+    for name in ("stack_ids", "stack_offsets", "function_frames", "line_frames", "values"):
+        a, b = getattr(native, name), getattr(python, name)
+        assert a.shape == b.shape and np.array_equal(a, b), name
+        assert a.dtype.kind == b.dtype.kind, name
+    assert _paths(native) == _paths(python)
+    for native_parts, python_parts in ((native.node_parts, python.node_parts),
+                                       (native.function_parts, python.function_parts)):
+        assert [_by_node(p) for p in native_parts or []] == [_by_node(p) for p in python_parts or []]

@@ -1,0 +1,84 @@
+"""The Go fold declines what it must leave to Python, and the rows stay those of the Python
+fold: a line without a function (`??` in both), a sum past 64 bits (refused, with Python's
+words), a reference to no location."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from proftask import events
+from proftask.events.v1 import events_pb2 as pb
+from proftask.pprof import native
+from proftask.pprof.decode import ProfileError, decompress
+from proftask.pprof.v1 import profile_pb2
+from proftask.processing.profile_rows import _python_rows, profile_rows
+from tests.conformance.same_rows import assert_same_rows
+
+LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def library():
+    assert native.available(), "the Go fold is not built: `make install` builds it"
+
+
+def profile(values=((3, 30), (4, 40)), line_function=1, locations=((1,), (2, 1))) -> profile_pb2.Profile:
+    p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"cpu", b"nanoseconds", b"main.f", b"main.g"])
+    p.sample_type.add(type=1, unit=2)
+    p.sample_type.add(type=3, unit=4)
+    p.default_sample_type = 3
+    p.function.add(id=1, name=5, system_name=5)
+    p.function.add(id=2, name=6, system_name=6)
+    p.location.add(id=1, address=0x1000).line.add(function_id=line_function, line=10)
+    p.location.add(id=2, address=0x2000).line.add(function_id=2, line=20)
+    for ids, value in zip(locations, values, strict=True):
+        p.sample.add(location_id=ids, value=value)
+    return p
+
+
+def rows_both_ways(p: profile_pb2.Profile):
+    body = gzip.compress(p.SerializeToString())
+    env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=body,
+                                                   size=len(body)))
+    return profile_rows(env, LIMIT), lambda: _python_rows(env, decompress(body, LIMIT))
+
+
+def test_a_plain_profile_is_folded_by_go_into_the_python_rows():
+    p = profile()
+    assert native.fold(p.SerializeToString()) is not None
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+    assert rows.profile["totals"] == [7, 70]
+    assert rows.profile["default_index"] == 1
+
+
+def test_a_line_without_a_function_is_shown_as_unknown_by_both():
+    p = profile(line_function=0)  # pprof's own parser refuses this; proftask shows `??`
+    assert native.fold(p.SerializeToString()) is not None
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+    assert "??" in {r["function"] for r in rows.frame_names}
+
+
+def test_values_summing_past_64_bits_are_refused_with_the_python_reason():
+    big = 2**62
+    p = profile(values=((big, 1), (big, 1), (big, 1)), locations=((1,), (2, 1), (1,)))
+    assert native.fold(p.SerializeToString()) is None
+    with pytest.raises(ProfileError, match="beyond the 64-bit range"):
+        rows_both_ways(p)
+
+
+def test_the_most_negative_value_alone_still_fits():
+    p = profile(values=((-(2**63), 1), (0, 1)))
+    assert native.fold(p.SerializeToString()) is not None
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+
+
+def test_a_sample_of_an_unknown_location_is_refused_with_the_python_reason():
+    p = profile(locations=((1,), (9,)))
+    assert native.fold(p.SerializeToString()) is None
+    assert native.sample_types(p.SerializeToString()) is None
+    with pytest.raises(ProfileError, match="unknown location 9"):
+        rows_both_ways(p)
