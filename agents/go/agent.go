@@ -45,8 +45,9 @@ type Config struct {
 	MaxBackoff time.Duration
 	// UploadAttempts bounds the retries of one upload (each with the same Idempotency-Key).
 	UploadAttempts int
-	// StateDir keeps what the agent has already run, so a restarted process never runs a task
-	// twice. Default: <os.TempDir()>/proftask-agent/<service>/<instance>.
+	// StateDir keeps what the agent has begun and finished, so a restarted process never runs a
+	// task twice and reports a task its predecessor was cut short in (killed or stopped mid-task).
+	// Default: <os.TempDir()>/proftask-agent/<service>/<instance>.
 	StateDir string
 	// HTTPClient to use; default: a client without overall timeout (long polls) on its own transport.
 	HTTPClient *http.Client
