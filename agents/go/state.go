@@ -82,11 +82,10 @@ func (s *state) markStarted(taskID string) {
 func (s *state) markFinished(taskID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.Index(s.data.Running, taskID)
-	if i < 0 {
+	if !slices.Contains(s.data.Running, taskID) {
 		return
 	}
-	s.data.Running = slices.Delete(s.data.Running, i, i+1)
+	s.data.Running = slices.DeleteFunc(s.data.Running, func(id string) bool { return id == taskID })
 	s.saveLocked()
 }
 

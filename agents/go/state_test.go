@@ -16,6 +16,7 @@ func TestStartedNotFinishedSurvivesAReload(t *testing.T) {
 	}
 	s.markStarted("a")
 	s.markStarted("b")
+	s.markStarted("b") // twice (a hand-edited file): finished once is enough
 	s.markFinished("b")
 	s.markFinished("unknown") // no effect
 	again, err := loadState(dir)
