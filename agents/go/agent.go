@@ -10,9 +10,10 @@
 // HEAP, ALLOCS, GOROUTINE and THREADCREATE snapshot at once), and uploads the profile. Unlike
 // SkyWalking's agent it reports every failure with its message, uploads BLOCK/MUTEX as the delta
 // over the task window and restores the application's sampling rates, retries uploads under one
-// idempotency key, never runs a task twice (also across a restart), and never harms its host: no
-// panic escapes, memory and goroutines are bounded, it backs off while the server is down, and
-// Stop returns promptly.
+// idempotency key, never runs a task twice (also across a restart), reports a task its process
+// was killed or stopped in when it starts again, and never harms its host: no panic escapes,
+// memory and goroutines are bounded, it backs off while the server is down, and Stop returns
+// promptly.
 package agent
 
 import (
@@ -44,8 +45,9 @@ type Config struct {
 	MaxBackoff time.Duration
 	// UploadAttempts bounds the retries of one upload (each with the same Idempotency-Key).
 	UploadAttempts int
-	// StateDir keeps what the agent has already run, so a restarted process never runs a task
-	// twice. Default: <os.TempDir()>/proftask-agent/<service>/<instance>.
+	// StateDir keeps what the agent has begun and finished, so a restarted process never runs a
+	// task twice and reports a task its predecessor was cut short in (killed or stopped mid-task).
+	// Default: <os.TempDir()>/proftask-agent/<service>/<instance>.
 	StateDir string
 	// HTTPClient to use; default: a client without overall timeout (long polls) on its own transport.
 	HTTPClient *http.Client
@@ -104,7 +106,8 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	tasks  *runner
-	rnd    *rand.Rand
+	rndMu  sync.Mutex
+	rnd    *rand.Rand // guarded by rndMu: the poller, tasks and the restart report all back off
 
 	pollMu     sync.Mutex
 	pollCancel context.CancelFunc // ends the poll in flight
@@ -132,6 +135,13 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, client: newClient(cfg), state: st, cancel: cancel,
 		rnd: rand.New(rand.NewSource(time.Now().UnixNano()))}
 	a.tasks = newRunner(ctx, a)
+	if cut := st.unfinished(); len(cut) > 0 { // taken before polling begins: only the predecessor's
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.reportCutShort(ctx, cut)
+		}()
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -156,6 +166,8 @@ func (a *Agent) backoff(n int) time.Duration {
 	if d > a.cfg.MaxBackoff {
 		d = a.cfg.MaxBackoff
 	}
+	a.rndMu.Lock()
+	defer a.rndMu.Unlock()
 	return d/2 + time.Duration(a.rnd.Int63n(int64(d/2)+1))
 }
 
@@ -228,11 +240,50 @@ func (a *Agent) handle(ctx context.Context, cmd *command) {
 	if err != nil {
 		a.logf("task %s refused: %v", cmd.taskID, err)
 		if cmd.taskID != "" {
-			a.state.markRan(cmd.taskID)
-			a.tasks.reportError(ctx, cmd.taskID, err.Error())
+			a.state.markStarted(cmd.taskID)
+			a.tasks.finish(cmd.taskID, a.tasks.reportError(ctx, cmd.taskID, err.Error()))
 		}
 		return
 	}
-	a.state.markRan(t.id)
+	a.state.markStarted(t.id)
 	a.tasks.run(t)
+}
+
+// cutShortMessage is reported for a task the previous process began and never finished.
+const cutShortMessage = "the agent restarted while profiling (process killed or stopped?); " +
+	"the task was not finished on this instance"
+
+// reportCutShort tells proftask about each task a previous process of this instance began and
+// never finished (killed, or stopped mid-task), so the task's progress shows why instead of
+// waiting on the instance until its deadline. Each report is retried until proftask answers, as
+// long as this agent runs (it stays unfinished in the state otherwise, and the next start sends
+// it); an answer, or a refusal (e.g. the task is gone), marks it finished: never reported twice.
+func (a *Agent) reportCutShort(ctx context.Context, taskIDs []string) {
+	for _, id := range taskIDs {
+		a.logf("task %s was not finished by the previous process of this instance; reporting it", id)
+		for attempt := 0; ; attempt++ {
+			err := a.client.reportError(ctx, id, cutShortMessage)
+			var perm *permanentError
+			if errors.As(err, &perm) {
+				a.logf("report on task %s refused: %v", id, err)
+			}
+			if err == nil || perm != nil {
+				a.state.markFinished(id)
+				break
+			}
+			var d time.Duration
+			var full *busyError
+			if errors.As(err, &full) {
+				d = full.after
+			} else {
+				d = a.backoff(attempt)
+			}
+			if ctx.Err() == nil && (attempt == 0 || attempt%10 == 9) {
+				a.logf("report on task %s failed (%v); retrying in %s", id, err, d.Round(time.Millisecond))
+			}
+			if !sleep(ctx, d) {
+				return
+			}
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,11 @@ type fakeServer struct {
 	uploads     []upload
 	errors      []string
 	failUploads int // answer 503 to this many uploads first
+	failErrors  int // answer 503 to this many error reports first
 	polls       atomic.Int64
 	ignoreLast  bool // keep handing out tasks whatever lastCommandTime says
+
+	errorAttempts int // error reports received, refused ones included
 }
 
 type upload struct {
@@ -85,8 +89,14 @@ func (f *fakeServer) handler() http.Handler {
 		var body map[string]string
 		json.NewDecoder(r.Body).Decode(&body)
 		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.errorAttempts++
+		if f.failErrors > 0 {
+			f.failErrors--
+			http.Error(w, "down for a moment", http.StatusServiceUnavailable)
+			return
+		}
 		f.errors = append(f.errors, body["taskId"]+": "+body["message"])
-		f.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	})
 	return mux
@@ -358,5 +368,102 @@ func TestRetryAfterParsing(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("Retry-After %q: %s %v, want %s %v", c.header, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// killedMidTask leaves dir as a process killed while it ran taskID leaves it.
+func killedMidTask(t *testing.T, dir, taskID string, createTime int64) {
+	t.Helper()
+	s, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sawCommand(createTime)
+	s.markStarted(taskID)
+}
+
+func TestATaskCutShortByAKillIsReportedOnceByTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	killedMidTask(t, dir, "cpu-killed", 1000)
+	// The server is down for the first reports, and still offers the task.
+	f := &fakeServer{tasks: []map[string]string{cmd("cpu-killed", "cpu", 1000)}, ignoreLast: true, failErrors: 2}
+	a, srv := start(t, f, dir)
+	eventually(t, "the report", func() bool { _, e := f.snapshot(); return len(e) == 1 })
+	_, errs := f.snapshot()
+	if errs[0] != "cpu-killed: "+cutShortMessage {
+		t.Fatalf("report %q", errs[0])
+	}
+	eventually(t, "the task finished in the state", func() bool {
+		s, _ := loadState(dir)
+		return len(s.unfinished()) == 0
+	})
+	a.Stop()
+	srv.Close()
+
+	b, srv2 := start(t, f, dir) // again: nothing to report, nothing to run
+	defer srv2.Close()
+	before := f.polls.Load()
+	eventually(t, "more polls", func() bool { return f.polls.Load() > before+3 })
+	b.Stop()
+	uploads, errs := f.snapshot()
+	if len(errs) != 1 || len(uploads) != 0 {
+		t.Fatalf("errors %v, %d uploads: reported or run again", errs, len(uploads))
+	}
+}
+
+func TestAReportNotDeliveredBeforeStopIsSentByTheStartAfter(t *testing.T) {
+	dir := t.TempDir()
+	killedMidTask(t, dir, "heap-killed", 1000)
+	f := &fakeServer{failErrors: 1 << 30} // proftask never takes it
+	a, srv := start(t, f, dir)
+	eventually(t, "an attempt", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.errorAttempts > 0 })
+	a.Stop()
+	srv.Close()
+	if s, _ := loadState(dir); !slices.Equal(s.unfinished(), []string{"heap-killed"}) {
+		t.Fatalf("unfinished %v: an undelivered report must stay to be sent", s.unfinished())
+	}
+	f.mu.Lock()
+	f.failErrors = 0
+	f.mu.Unlock()
+	b, srv2 := start(t, f, dir)
+	defer srv2.Close()
+	defer b.Stop()
+	eventually(t, "the report", func() bool { _, e := f.snapshot(); return len(e) == 1 })
+}
+
+func TestATaskCutShortByStopIsReportedByTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeServer{tasks: []map[string]string{cmd("cpu-stopped", "cpu", 1000)}} // a minute of CPU
+	a, srv := start(t, f, dir)
+	eventually(t, "the task running", func() bool { return cpuBusy.Load() })
+	a.Stop() // mid-task: uploads nothing
+	srv.Close()
+	if uploads, errs := f.snapshot(); len(uploads) != 0 || len(errs) != 0 {
+		t.Fatalf("uploads %d errors %v", len(uploads), errs)
+	}
+	b, srv2 := start(t, f, dir)
+	defer srv2.Close()
+	defer b.Stop()
+	eventually(t, "the report", func() bool { _, e := f.snapshot(); return len(e) == 1 })
+	if _, errs := f.snapshot(); errs[0] != "cpu-stopped: "+cutShortMessage {
+		t.Fatalf("report %q", errs[0])
+	}
+}
+
+func TestAFinishedTaskIsNotReportedByTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeServer{tasks: []map[string]string{cmd("heap-done", "heap", 1000), cmd("bad-done", "wallclock", 2000)}}
+	a, srv := start(t, f, dir)
+	eventually(t, "the upload and the error", func() bool { u, e := f.snapshot(); return len(u) == 1 && len(e) == 1 })
+	eventually(t, "both finished in the state", func() bool { s, _ := loadState(dir); return len(s.unfinished()) == 0 })
+	a.Stop()
+	srv.Close()
+	b, srv2 := start(t, f, dir)
+	defer srv2.Close()
+	before := f.polls.Load()
+	eventually(t, "more polls", func() bool { return f.polls.Load() > before+3 })
+	b.Stop()
+	if uploads, errs := f.snapshot(); len(uploads) != 1 || len(errs) != 1 {
+		t.Fatalf("uploads %d errors %v", len(uploads), errs)
 	}
 }

@@ -38,7 +38,7 @@ func (r *runner) run(t *task) {
 	r.mu.Lock()
 	if other, busy := r.running[t.event]; busy {
 		r.mu.Unlock()
-		r.reportError(r.ctx, t.id, fmt.Sprintf("a %s task (%s) is still running in this process", t.event, other))
+		r.finish(t.id, r.reportError(r.ctx, t.id, fmt.Sprintf("a %s task (%s) is still running in this process", t.event, other)))
 		return
 	}
 	r.running[t.event] = t.id
@@ -54,19 +54,27 @@ func (r *runner) run(t *task) {
 		defer func() { // never let a panic reach the host program
 			if p := recover(); p != nil {
 				r.a.logf("task %s panicked: %v\n%s", t.id, p, debug.Stack())
-				r.reportError(r.ctx, t.id, fmt.Sprintf("agent panic: %v", p))
+				r.finish(t.id, r.reportError(r.ctx, t.id, fmt.Sprintf("agent panic: %v", p)))
 			}
 		}()
 		data, err := r.profile(t)
 		switch {
 		case r.ctx.Err() != nil:
-			return // stopped: a task cut short uploads nothing
+			return // stopped: a task cut short uploads nothing; the next start reports it
 		case err != nil:
-			r.reportError(r.ctx, t.id, err.Error())
+			r.finish(t.id, r.reportError(r.ctx, t.id, err.Error()))
 		default:
-			r.upload(t, data)
+			r.finish(t.id, r.upload(t, data))
 		}
 	}()
+}
+
+// finish records the task as finished once its outcome was settled (not when the agent stopped
+// first: the task then stays unfinished in the state, and the next start reports it).
+func (r *runner) finish(taskID string, settled bool) {
+	if settled {
+		r.a.state.markFinished(taskID)
+	}
 }
 
 // profile runs the task and returns the gzip-compressed pprof bytes.
@@ -139,22 +147,22 @@ func (r *runner) contention(t *task) ([]byte, error) {
 // upload sends the profile, retrying with backoff under one Idempotency-Key, so a retry that
 // reaches the server twice still counts once. A server that is busy (503/429 with Retry-After:
 // its upload budget is full) is retried after the time it asks for; such answers do not use up
-// UploadAttempts, up to maxBusyRetries of them.
-func (r *runner) upload(t *task, data []byte) {
+// UploadAttempts, up to maxBusyRetries of them. It returns false when the agent stopped first.
+func (r *runner) upload(t *task, data []byte) bool {
 	key := t.id + "/" + r.a.cfg.Instance
 	busy := 0
 	for attempt := 0; attempt < r.a.cfg.UploadAttempts; {
 		err := r.a.client.uploadProfile(r.ctx, t.id, data, key)
 		if err == nil {
-			return
+			return true
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) { // the server refused it and logged why (too large, invalid…)
 			r.a.logf("upload of task %s refused: %v", t.id, err)
-			return
+			return true
 		}
 		if r.ctx.Err() != nil {
-			return
+			return false
 		}
 		var d time.Duration
 		var full *busyError
@@ -167,25 +175,31 @@ func (r *runner) upload(t *task, data []byte) {
 		}
 		r.a.logf("upload of task %s failed (%v); retrying in %s", t.id, err, d.Round(time.Millisecond))
 		if !sleep(r.ctx, d) {
-			return
+			return false
 		}
 	}
 	r.a.logf("upload of task %s given up after %d attempts", t.id, r.a.cfg.UploadAttempts)
+	return true
 }
 
 // maxBusyRetries bounds the retries of one upload a busy server asks for (Retry-After).
 const maxBusyRetries = 100
 
-// reportError tells the server why a task failed on this instance (a few attempts).
-func (r *runner) reportError(ctx context.Context, taskID, message string) {
+// reportError tells the server why a task failed on this instance (a few attempts); false
+// when the agent stopped first.
+func (r *runner) reportError(ctx context.Context, taskID, message string) bool {
 	for attempt := 0; attempt < 3; attempt++ {
 		err := r.a.client.reportError(ctx, taskID, message)
 		var perm *permanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil {
-			return
+		if err == nil || errors.As(err, &perm) {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		if !sleep(ctx, r.a.backoff(attempt)) {
-			return
+			return false
 		}
 	}
+	return true
 }

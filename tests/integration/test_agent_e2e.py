@@ -122,3 +122,30 @@ def test_upload_waits_out_a_server_outage_and_counts_once(spawn, demos, tmp_path
     assert len(logs_of(server, task_id, "EXECUTION_FINISHED")) == 1
     result = analysis(server, task_id)
     assert share(result, "main.burnCPU") >= 0.5
+
+
+RESTART_MESSAGE = "the agent restarted while profiling (process killed or stopped?); the task was not finished on this instance"
+
+
+def test_a_task_cut_short_by_a_killed_process_is_reported_by_the_restarted_agent(stack, demos, tmp_path):
+    """SIGKILL mid-task, then a restart: the operator reads why the instance failed at once, not
+    a pending instance until the task's deadline; the task is not run again."""
+    service = f"demo-killed-{uuid.uuid4().hex[:6]}"
+    demo = demos(stack, service, "demo-1", "-load", "")
+    task_id = create_task(stack, ["demo-1"], events="CPU", service=service, duration=1)  # a minute
+    created = stack.get(f"/api/v1/pprof/tasks/{task_id}").json()["createTime"]
+    state_file = tmp_path / f"state-{service}-demo-1" / "state.json"
+    wait_until(lambda: state_file.exists() and task_id in state_file.read_text(), timeout=20,
+               message="the agent started the task")
+    demo.proc.kill()
+    demo.proc.wait(10)
+
+    demos(stack, service, "demo-1", "-load", "")  # the same instance and state directory
+    pr = wait_until(lambda: (lambda p: p if p["errorInstanceIds"] else None)(progress(stack, task_id)),
+                    timeout=30, interval=0.2, message="the instance's error in the task's progress")
+    assert pr["errorInstanceIds"] == ["demo-1"] and pr["successInstanceIds"] == [], pr
+    (error,) = logs_of(stack, task_id, "EXECUTION_TASK_ERROR")
+    assert error["instanceId"] == "demo-1" and RESTART_MESSAGE in error["message"], error
+    # Well before the deadline: even before the minute of profiling would have ended.
+    assert error["operationTime"] < created + 60_000, (error, created)
+    assert len(logs_of(stack, task_id, "NOTIFIED")) == 1  # not handed out, nor run, again
