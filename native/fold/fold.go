@@ -305,12 +305,11 @@ func Fold(p *profilepb.Profile) *Result {
 	r.PathFrame, r.PathDepth = make([]uint64, 1, 2*nPos+1), make([]uint32, 1, 2*nPos+1)
 	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
 		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g])
-		r.PathNode = append(r.PathNode, sf.node...)
-		r.PathParent = append(r.PathParent, sf.parent...)
-		r.PathFrame = append(r.PathFrame, sf.frameID...)
-		for _, d := range sf.depth {
-			r.PathDepth = append(r.PathDepth, uint32(d))
-		}
+		node, parent, depth, frameID := sf.sortedPaths()
+		r.PathNode = append(r.PathNode, node...)
+		r.PathParent = append(r.PathParent, parent...)
+		r.PathDepth = append(r.PathDepth, depth...)
+		r.PathFrame = append(r.PathFrame, frameID...)
 		column := make([]int64, len(order))
 		for t := 0; t < nTypes; t++ {
 			for s := range column {

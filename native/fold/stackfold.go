@@ -110,6 +110,24 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 	return sf
 }
 
+// sortedPaths are the nodes' paths (node, parent, depth, frame) in the order of their hashes,
+// as the Python fold has them: the writer looks them up in its sorted memory of the nodes it
+// wrote, ~8x faster for sorted queries. (The parts keep the stacks' order: nothing reads them
+// in order.)
+func (sf *stackFold) sortedPaths() (node, parent []uint64, depth []uint32, frameID []uint64) {
+	byHash := make([]keyed, len(sf.node))
+	for i, h := range sf.node {
+		byHash[i] = keyed{h, int32(i)}
+	}
+	byHash = sortKeyed(byHash)
+	node, parent = make([]uint64, len(sf.node)), make([]uint64, len(sf.node))
+	depth, frameID = make([]uint32, len(sf.node)), make([]uint64, len(sf.node))
+	for to, k := range byHash {
+		node[to], parent[to], depth[to], frameID[to] = k.key, sf.parent[k.at], uint32(sf.depth[k.at]), sf.frameID[k.at]
+	}
+	return node, parent, depth, frameID
+}
+
 // nodes is StackFold.nodes: the root, then every node some stack with a non-zero value makes.
 func (sf *stackFold) nodes(values []int64) Part {
 	n := len(sf.node)
