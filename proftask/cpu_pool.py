@@ -8,16 +8,29 @@ Workers exit when the server dies, even by SIGKILL: each holds the read end of a
 write end is the server's, and a thread waiting on it sees EOF the moment the kernel closes the
 server's descriptors. (PR_SET_PDEATHSIG would fire on the death of whichever thread spawned the
 worker, and ProcessPoolExecutor spawns from the thread that submits; the pipe follows the
-process, needs no ctypes and no polling.)"""
+process, needs no ctypes and no polling.)
+
+A large result (a folded profile is ~80 MB of numpy arrays) does not come back through the
+pool's pipe, which costs a pickle, a pipe and an unpickle, each a copy, and the unpickle holds
+the server's GIL: its arrays go out of band (pickle protocol 5) into one file in /dev/shm, which
+the server maps and unlinks, and the arrays it gets are views of that mapping."""
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
+import contextlib
+import dataclasses
+import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
+import tempfile
 import threading
+
+SHARED_MIN_BYTES = 1 << 20  # smaller results come back through the pipe
+_ALIGN = 64
+_PREFIX = "proftask-result-"
 
 
 def _exit_when_parent_dies(parent_alive: multiprocessing.connection.Connection) -> None:
@@ -37,6 +50,77 @@ def _init_worker(parent_alive: multiprocessing.connection.Connection) -> None:
     import proftask.processing.profile_rows  # noqa: F401
 
 
+def _shared_dir() -> str:
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+@dataclasses.dataclass
+class _Shared:
+    """A result whose buffers are in the file at `path`, each at an aligned offset."""
+    head: bytes          # the pickle, without its buffers
+    path: str
+    lengths: list[int]
+
+
+def _run_in_worker(fn, *args):
+    result = fn(*args)
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    if sum(r.nbytes for r in raws) < SHARED_MIN_BYTES:
+        return result
+    fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getppid()}-", dir=_shared_dir())
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            for raw in raws:
+                f.write(raw)
+                f.write(bytes(_aligned(raw.nbytes) - raw.nbytes))
+    except OSError:  # /dev/shm full (a container's is 64 MB): through the pipe, then
+        os.unlink(path)
+        return result
+    return _Shared(head, path, [r.nbytes for r in raws])
+
+
+def _received(result):
+    if not isinstance(result, _Shared):
+        return result
+    with open(result.path, "rb") as f:
+        # private copy-on-write: the arrays are writable, and nothing is copied unless written
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    os.unlink(result.path)  # the mapping keeps the pages until its last view is gone
+    view = memoryview(mapped)
+    buffers, at = [], 0
+    for n in result.lengths:
+        buffers.append(view[at:at + n])
+        at += _aligned(n)
+    return pickle.loads(result.head, buffers=buffers)
+
+
+def _discard(future: concurrent.futures.Future) -> None:
+    if not future.cancelled() and future.exception() is None and isinstance(future.result(), _Shared):
+        with contextlib.suppress(OSError):
+            os.unlink(future.result().path)
+
+
+def _remove_orphans() -> None:
+    """Result files of servers that died between a worker writing one and the server mapping it."""
+    directory = _shared_dir()
+    for name in os.listdir(directory):
+        if not name.startswith(_PREFIX):
+            continue
+        try:
+            os.kill(int(name[len(_PREFIX):].split("-")[0]), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+        except (ValueError, PermissionError):
+            pass
+
+
 class CpuPool:
     def __init__(self, workers: int | None = None):
         self.workers = workers or min(2, os.cpu_count() or 1)
@@ -44,6 +128,7 @@ class CpuPool:
         self._parent_alive: multiprocessing.connection.Connection | None = None
 
     async def start(self) -> None:
+        _remove_orphans()
         context = multiprocessing.get_context("spawn")
         reader, self._parent_alive = context.Pipe(duplex=False)  # we keep the write end, never write
         self._pool = concurrent.futures.ProcessPoolExecutor(
@@ -55,5 +140,11 @@ class CpuPool:
 
     async def run(self, fn, *args):
         """fn and args must be picklable (module-level functions, bytes, numbers)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        assert self._pool is not None, "start() the pool first"
+        future = self._pool.submit(_run_in_worker, fn, *args)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_discard)  # a result still on its way leaves no file behind
+            raise
+        return _received(result)

@@ -1,0 +1,94 @@
+"""A large result of the CPU pool comes back through a file in /dev/shm (proftask/cpu_pool.py),
+not the pipe: the arrays arrive whole and writable, and no file is left behind, whether the
+result was taken, its caller gave up waiting, or the server that should have taken it died."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import numpy as np
+
+from proftask import cpu_pool
+from proftask.cpu_pool import CpuPool
+
+
+def big_result(seed: int, delay: float = 0.0, started: str = "") -> dict:
+    if started:
+        open(started, "w").close()
+    time.sleep(delay)  # the worker is busy: the caller's wait is what the test cancels
+    rng = np.random.default_rng(seed)
+    return {"ids": rng.integers(0, 2**63, 400_000, dtype=np.int64).astype(np.uint64),
+            "values": np.arange(300_001, dtype=np.int64), "name": "large", "seed": seed}
+
+
+def result_files() -> list[str]:
+    prefix = f"proftask-result-{os.getpid()}-"
+    return [n for n in os.listdir(cpu_pool._shared_dir()) if n.startswith(prefix)]
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def test_a_large_result_arrives_whole_and_leaves_no_file():
+    async def main():
+        pool = CpuPool(workers=2)
+        await pool.start()
+        try:
+            results = await asyncio.gather(*(pool.run(big_result, seed) for seed in (1, 2, 3)))
+        finally:
+            await pool.stop()
+        return results
+
+    for seed, result in zip((1, 2, 3), asyncio.run(main()), strict=True):
+        expected = big_result(seed)
+        assert result["name"] == "large" and result["seed"] == seed
+        assert np.array_equal(result["ids"], expected["ids"]) and result["ids"].dtype == np.uint64
+        assert np.array_equal(result["values"], expected["values"])
+        result["values"][0] = 7  # writable: a private mapping
+    assert result_files() == []
+
+
+def test_a_result_nobody_waits_for_any_more_leaves_no_file(tmp_path):
+    started = tmp_path / "started"
+
+    async def main():
+        pool = CpuPool(workers=1)
+        await pool.start()
+        try:
+            waiting = asyncio.ensure_future(pool.run(big_result, 4, 0.5, str(started)))
+            await until(started.exists)  # the worker has taken it: cancelling cannot stop it
+            waiting.cancel()
+            await until(lambda: waiting.done())
+            assert await pool.run(big_result, 5) is not None  # the worker is free again: the first is back
+            await until(lambda: result_files() == [])
+        finally:
+            await pool.stop()
+
+    asyncio.run(main())
+
+
+def test_files_of_a_dead_server_are_removed_when_a_pool_starts():
+    directory = cpu_pool._shared_dir()
+    dead = os.path.join(directory, "proftask-result-999999999-abc")
+    alive = os.path.join(directory, f"proftask-result-{os.getpid()}-keep")
+    for path in (dead, alive):
+        with open(path, "wb") as f:
+            f.write(b"x")
+    try:
+        async def main():
+            pool = CpuPool(workers=1)
+            await pool.start()
+            await pool.stop()
+
+        asyncio.run(main())
+        assert not os.path.exists(dead)
+        assert os.path.exists(alive)
+    finally:
+        for path in (dead, alive):
+            if os.path.exists(path):
+                os.unlink(path)
