@@ -41,7 +41,8 @@ def merged_columns(path: pathlib.Path, copies: int) -> NodeColumns:
     default = rows.profile["default_index"]
     part = next(p for p in rows.node_parts or []
                 if p["granularity"] == FUNCTION and p["type_index"] == default)
-    names = {r["frame_id"]: r["name"] for r in rows.frame_names}
+    names = dict(zip(rows.frame_names.column("frame_id").to_pylist(), rows.frame_names.column("name").to_pylist(),
+                     strict=True))
     unique_ids, name_index = np.unique(part["frame_id"], return_inverse=True)
     rows = np.random.default_rng(0).permutation(len(part["node"]))  # GROUP BY's order: none in particular
     return NodeColumns(node=part["node"][rows], parent=part["parent"][rows], depth=part["depth"][rows].astype(np.int64),

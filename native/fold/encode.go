@@ -3,16 +3,18 @@ package fold
 import (
 	"encoding/binary"
 	"strconv"
+	"unsafe"
 
 	"proftask.dev/native/profilepb"
 )
 
-// The buffer handed to Python is a sequence of named arrays, each
+// The answer handed to Python is a sequence of named arrays, each
 //
 //	u8 kind | u8 name length | name | zero padding to 8 | u64 count | count elements | padding to 8
 //
 // kind 1: u64, 2: i64, 3: u32, 4: strings (count+1 i64 offsets, then the UTF-8 bytes).
-// Everything is little-endian and 8-aligned, so numpy reads the arrays in place.
+// Little-endian (as amd64 and arm64 are, so arrays are copied as they are in memory) and
+// 8-aligned, so numpy reads the arrays in place.
 const (
 	kindU64 = 1
 	kindI64 = 2
@@ -20,75 +22,113 @@ const (
 	kindStr = 4
 )
 
-type encoder struct{ buf []byte }
+type entry struct {
+	kind  byte
+	name  string
+	count int
+	data  []byte   // the elements as bytes (numbers)
+	texts []string // kind 4
+}
 
-func (e *encoder) pad() {
-	for len(e.buf)%8 != 0 {
-		e.buf = append(e.buf, 0)
+// Encoder is an answer laid out: first measured (Size), then written where the caller wants.
+type Encoder struct {
+	entries []entry
+	size    int
+}
+
+func bytesOf[T uint64 | int64 | uint32](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))
+}
+
+func pad8(n int) int { return (n + 7) &^ 7 }
+
+func (e *Encoder) add(x entry) {
+	e.entries = append(e.entries, x)
+	e.size += pad8(2+len(x.name)) + 8
+	if x.kind == kindStr {
+		e.size += 8 * (len(x.texts) + 1)
+		n := 0
+		for _, s := range x.texts {
+			n += len(s)
+		}
+		e.size += pad8(n)
+	} else {
+		e.size += pad8(len(x.data))
 	}
 }
 
-func (e *encoder) head(kind byte, name string, count int) {
-	e.buf = append(e.buf, kind, byte(len(name)))
-	e.buf = append(e.buf, name...)
-	e.pad()
-	e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(count))
+func (e *Encoder) u64(name string, v []uint64) {
+	e.add(entry{kind: kindU64, name: name, count: len(v), data: bytesOf(v)})
+}
+func (e *Encoder) i64(name string, v []int64) {
+	e.add(entry{kind: kindI64, name: name, count: len(v), data: bytesOf(v)})
+}
+func (e *Encoder) u32(name string, v []uint32) {
+	e.add(entry{kind: kindU32, name: name, count: len(v), data: bytesOf(v)})
+}
+func (e *Encoder) strs(name string, v []string) {
+	e.add(entry{kind: kindStr, name: name, count: len(v), texts: v})
 }
 
-func (e *encoder) u64(name string, v []uint64) {
-	e.head(kindU64, name, len(v))
-	for _, x := range v {
-		e.buf = binary.LittleEndian.AppendUint64(e.buf, x)
-	}
-}
+// Size is the number of bytes WriteTo writes.
+func (e *Encoder) Size() int { return e.size }
 
-func (e *encoder) i64(name string, v []int64) {
-	e.head(kindI64, name, len(v))
-	for _, x := range v {
-		e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(x))
-	}
-}
-
-func (e *encoder) u32(name string, v []uint32) {
-	e.head(kindU32, name, len(v))
-	for _, x := range v {
-		e.buf = binary.LittleEndian.AppendUint32(e.buf, x)
-	}
-	e.pad()
-}
-
-func (e *encoder) strs(name string, v []string) {
-	e.head(kindStr, name, len(v))
+// WriteTo lays the answer out in dst (Size bytes; padding is zeroed).
+func (e *Encoder) WriteTo(dst []byte) {
 	at := 0
-	e.buf = binary.LittleEndian.AppendUint64(e.buf, 0)
-	for _, s := range v {
-		at += len(s)
-		e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(at))
+	zero := func(to int) {
+		clear(dst[at:to])
+		at = to
 	}
-	for _, s := range v {
-		e.buf = append(e.buf, s...)
+	for _, x := range e.entries {
+		dst[at], dst[at+1] = x.kind, byte(len(x.name))
+		copy(dst[at+2:], x.name)
+		at += 2 + len(x.name)
+		zero(pad8(at))
+		binary.LittleEndian.PutUint64(dst[at:], uint64(x.count))
+		at += 8
+		if x.kind != kindStr {
+			at += copy(dst[at:], x.data)
+			zero(pad8(at))
+			continue
+		}
+		offset := 0
+		binary.LittleEndian.PutUint64(dst[at:], 0)
+		at += 8
+		for _, s := range x.texts {
+			offset += len(s)
+			binary.LittleEndian.PutUint64(dst[at:], uint64(offset))
+			at += 8
+		}
+		for _, s := range x.texts {
+			at += copy(dst[at:], s)
+		}
+		zero(pad8(at))
 	}
-	e.pad()
 }
 
-// EncodeSampleTypes: the intake's answer, the profile's sample types and units.
-func EncodeSampleTypes(p *profilepb.Profile) []byte {
+// Bytes is the answer in a new buffer (for tests and benchmarks).
+func (e *Encoder) Bytes() []byte {
+	b := make([]byte, e.size)
+	e.WriteTo(b)
+	return b
+}
+
+// SampleTypesEncoder: the intake's answer, the profile's sample types and units.
+func SampleTypesEncoder(p *profilepb.Profile) *Encoder {
 	types, units := SampleTypes(p)
-	e := &encoder{}
+	e := &Encoder{}
 	e.strs("types", types)
 	e.strs("units", units)
-	return e.buf
+	return e
 }
 
-// Encode lays a Result out for proftask/pprof/native.py.
-func Encode(r *Result) []byte {
-	size := 8 * (len(r.Values) + 2*len(r.FunctionFrames) + 5*len(r.PathNode))
-	for _, parts := range [][]Part{r.NodeParts, r.FunctionParts} {
-		for _, part := range parts {
-			size += 24 * len(part.ID)
-		}
-	}
-	e := &encoder{buf: make([]byte, 0, size+1<<20)}
+// NewEncoder lays a Result out for proftask/pprof/native.py.
+func NewEncoder(r *Result) *Encoder {
+	e := &Encoder{}
 	e.strs("sample_types", r.SampleTypes)
 	e.i64("default_index", []int64{r.DefaultIndex})
 	e.strs("period_type", []string{r.PeriodType})
@@ -107,13 +147,16 @@ func Encode(r *Result) []byte {
 	e.u64("path.parent", r.PathParent)
 	e.u32("path.depth", r.PathDepth)
 	e.u64("path.frame_id", r.PathFrame)
-	for kind, parts := range map[string][]Part{"node": r.NodeParts, "function": r.FunctionParts} {
-		for i, part := range parts {
-			prefix := kind + "." + strconv.Itoa(i) + "."
+	for _, kind := range []struct {
+		name  string
+		parts []Part
+	}{{"node", r.NodeParts}, {"function", r.FunctionParts}} {
+		for i, part := range kind.parts {
+			prefix := kind.name + "." + strconv.Itoa(i) + "."
 			e.u64(prefix+"id", part.ID)
 			e.i64(prefix+"a", part.A)
 			e.i64(prefix+"b", part.B)
 		}
 	}
-	return e.buf
+	return e
 }

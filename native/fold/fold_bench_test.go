@@ -31,6 +31,6 @@ func BenchmarkFoldLarge(b *testing.B) {
 		if !ok {
 			b.Fatal("declined")
 		}
-		Encode(Fold(p))
+		NewEncoder(Fold(p)).Bytes()
 	}
 }

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,10 @@ def _library() -> ctypes.CDLL | None:
         log.warning("the Go fold is not built (%s): profiles are folded in Python, several times slower; "
                     "`make install` builds it", e)
         return None
-    lib.proftask_fold.argtypes = [ctypes.c_char_p, ctypes.c_longlong, ctypes.c_int,
-                                  ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_longlong)]
-    lib.proftask_fold.restype = ctypes.c_int
-    lib.proftask_free.argtypes = [ctypes.c_void_p]
-    lib.proftask_free.restype = None
+    lib.proftask_fold.argtypes = [ctypes.c_char_p, ctypes.c_longlong, ctypes.c_int, ctypes.POINTER(ctypes.c_longlong)]
+    lib.proftask_fold.restype = ctypes.c_longlong
+    lib.proftask_take.argtypes = [ctypes.c_longlong, ctypes.c_void_p]
+    lib.proftask_take.restype = ctypes.c_int
     return lib
 
 
@@ -53,44 +53,54 @@ def available() -> bool:
 
 @dataclasses.dataclass
 class Arrays:
-    """What the library answers: named numpy arrays (views of one buffer) and string lists."""
+    """What the library answers: named numpy arrays and Arrow string arrays, all views of one
+    buffer."""
     numbers: dict[str, np.ndarray]
-    strings: dict[str, list[str]]
+    texts: dict[str, pa.LargeStringArray]
+
+    def strings(self, name: str) -> list[str]:
+        return self.texts[name].to_pylist()
 
 
 def _call(raw: bytes, check_only: bool) -> Arrays | None:
     lib = _library()
     if lib is None or not raw:
         return None
-    out, out_len = ctypes.c_void_p(), ctypes.c_longlong()
-    if not lib.proftask_fold(raw, len(raw), int(check_only), ctypes.byref(out), ctypes.byref(out_len)):
+    size = ctypes.c_longlong()
+    handle = lib.proftask_fold(raw, len(raw), int(check_only), ctypes.byref(size))
+    if not handle:
         return None
     try:
-        buffer = ctypes.string_at(out, out_len.value)  # one copy, then the arrays are views of it
-    finally:
-        lib.proftask_free(out)
+        buffer = np.empty(size.value, dtype=np.uint8)  # the one copy of the answer: Go writes it here
+    except BaseException:
+        lib.proftask_take(handle, None)  # forgotten, not leaked
+        raise
+    if not lib.proftask_take(handle, buffer.ctypes.data):
+        return None
     return _arrays(buffer)
 
 
-def _arrays(buffer: bytes) -> Arrays:
+def _arrays(buffer: np.ndarray) -> Arrays:
     """The named arrays of the buffer (layout: native/fold/encode.go)."""
     out = Arrays({}, {})
+    data = buffer.data
     at = 0
     while at < len(buffer):
-        kind, name_len = buffer[at], buffer[at + 1]
-        name = buffer[at + 2:at + 2 + name_len].decode()
+        kind, name_len = int(buffer[at]), int(buffer[at + 1])
+        name = bytes(data[at + 2:at + 2 + name_len]).decode()
         at = _aligned(at + 2 + name_len)
-        count = int.from_bytes(buffer[at:at + 8], "little")
+        count = int(buffer[at:at + 8].view("<u8")[0])
         at += 8
         if kind == _STRINGS:
-            offsets = np.frombuffer(buffer, dtype="<i8", count=count + 1, offset=at).tolist()
+            offsets = buffer[at:at + 8 * (count + 1)]
             at += 8 * (count + 1)
-            blob = buffer[at:at + offsets[-1]]
-            out.strings[name] = [blob[offsets[i]:offsets[i + 1]].decode() for i in range(count)]
-            at = _aligned(at + offsets[-1])
+            end = int(offsets.view("<i8")[-1])
+            out.texts[name] = pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets),
+                                                               pa.py_buffer(buffer[at:at + end]))
+            at = _aligned(at + end)
         else:
             dtype = _KINDS[kind]
-            out.numbers[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=at)
+            out.numbers[name] = buffer[at:at + count * dtype.itemsize].view(dtype)
             at = _aligned(at + count * dtype.itemsize)
     return out
 
@@ -105,7 +115,7 @@ def sample_types(raw: bytes) -> list[tuple[str, str]] | None:
     arrays = _call(raw, check_only=True)
     if arrays is None:
         return None
-    return list(zip(arrays.strings["types"], arrays.strings["units"], strict=True))
+    return list(zip(arrays.strings("types"), arrays.strings("units"), strict=True))
 
 
 def fold(raw: bytes) -> Arrays | None:

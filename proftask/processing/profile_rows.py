@@ -39,7 +39,7 @@ class ProfileRows:
     profile_id: str
     uploaded_at: int            # epoch ms of the upload event (what retention counts from)
     profile: dict               # the `profiles` row
-    frame_names: list[dict]     # `frame_names` rows
+    frame_names: pa.Table       # `frame_names` rows
     stack_ids: np.ndarray       # uint64 [n]
     stack_offsets: np.ndarray   # int64 [n + 1] into the flat frame arrays
     function_frames: np.ndarray  # uint64, flat
@@ -110,14 +110,12 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     folded = native.fold(raw)
     if folded is None:
         return _python_rows(env, raw)
-    arrays, strings = folded.numbers, folded.strings
-    n_types = len(strings["sample_types"])
-    frame_names = [dict(tenant=env.tenant, frame_id=fid, name=name, function=function, line=line,
-                        is_address=is_address)
-                   for fid, name, function, line, is_address in zip(
-                       arrays["frame_id"].tolist(), strings["frame_name"], strings["function"],
-                       arrays["line"].tolist(), arrays["is_address"].tolist(), strict=True)]
-    rows = _rows(env, strings["sample_types"], int(arrays["default_index"][0]), strings["period_type"][0],
+    arrays, texts = folded.numbers, folded.texts
+    sample_types = folded.strings("sample_types")
+    n_types = len(sample_types)
+    frame_names = _frame_names_table(env.tenant, arrays["frame_id"], texts["frame_name"], texts["function"],
+                                     arrays["line"], arrays["is_address"])
+    rows = _rows(env, sample_types, int(arrays["default_index"][0]), folded.strings("period_type")[0],
                  int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
                  arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types))
     rows.node_paths = {name: arrays[f"path.{name}"] for name in PATH_ARRAYS}
@@ -158,16 +156,25 @@ def _python_rows(env: pb.Envelope, raw: bytes) -> ProfileRows:
         fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
         off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
         stack_ids, values = unique_ids, merged
-    frame_names = [dict(tenant=env.tenant, frame_id=fid, name=name, function=function, line=line,
-                        is_address=is_address) for fid, (name, function, line, is_address) in names.items()]
+    texts, functions, lines, is_address = list(zip(*names.values(), strict=True)) or [(), (), (), ()]
+    frame_names = _frame_names_table(env.tenant, np.fromiter(names, dtype=np.uint64, count=len(names)),
+                                     pa.array(texts, pa.string()), pa.array(functions, pa.string()),
+                                     np.array(lines, dtype=np.int64), np.array(is_address, dtype=np.int64))
     rows = _rows(env, folded.sample_types, folded.default_index, folded.period_type, folded.period, frame_names,
                  stack_ids, off, fn_flat, line_flat, values)
     rows.node_paths, rows.node_parts, rows.function_parts = fold_parts(rows)
     return rows
 
 
+def _frame_names_table(tenant: str, frame_ids: np.ndarray, names: pa.Array, functions: pa.Array, lines: np.ndarray,
+                       is_address: np.ndarray) -> pa.Table:
+    return pa.table({"tenant": _constant(tenant, len(frame_ids)), "frame_id": pa.array(frame_ids, pa.uint64()),
+                     "name": names.cast(pa.string()), "function": functions.cast(pa.string()),
+                     "line": pa.array(lines, pa.int64()), "is_address": pa.array(is_address.astype(np.uint8))})
+
+
 def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_type: str, period: int,
-          frame_names: list[dict], stack_ids: np.ndarray, offsets: np.ndarray, fn_flat: np.ndarray,
+          frame_names: pa.Table, stack_ids: np.ndarray, offsets: np.ndarray, fn_flat: np.ndarray,
           line_flat: np.ndarray, values: np.ndarray) -> ProfileRows:
     up, tenant = env.profile_uploaded, env.tenant
     totals = values.sum(axis=0, dtype=np.int64).tolist() if len(stack_ids) else [0] * len(sample_types)

@@ -152,24 +152,24 @@ class RowWriter:
         are written once."""
         if not batch:
             return
-        frames: list[dict] = []
+        frames: list[pa.Table] = []
         stacks: list[pa.Table] = []
         written_frames: list[tuple[str, np.ndarray]] = []
         written_stacks: list[tuple[str, np.ndarray]] = []
         in_batch: dict[str, tuple[set, set]] = {}  # tenant -> (frame ids, stack ids) of this batch
         for rows in batch:
             seen_frames, seen_stacks = in_batch.setdefault(rows.tenant, (set(), set()))
-            frame_ids = np.fromiter((r["frame_id"] for r in rows.frame_names), dtype=np.uint64,
-                                    count=len(rows.frame_names))
+            frame_ids = rows.frame_names.column("frame_id").to_numpy()
             new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids) & _unseen(seen_frames, frame_ids)
-            frames.extend(r for r, new in zip(rows.frame_names, new_frames, strict=True) if new)
+            if new_frames.any():
+                frames.append(rows.frame_names.filter(pa.array(new_frames)))
             written_frames.append((rows.tenant, frame_ids[new_frames]))
             new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids) & _unseen(seen_stacks,
                                                                                                 rows.stack_ids)
             if new_stacks.any():
                 stacks.append(rows.stacks_table(new_stacks))
             written_stacks.append((rows.tenant, rows.stack_ids[new_stacks]))
-        await self.insert("frame_names", frames)
+        await self.insert_arrow("frame_names", frames)
         for tenant, ids in written_frames:
             self._known_frames.add(tenant, ids)
         await self.insert_arrow("stacks", stacks)

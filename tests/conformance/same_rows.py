@@ -23,7 +23,7 @@ def _paths(rows: ProfileRows) -> list[tuple]:
 def assert_same_rows(native: ProfileRows, python: ProfileRows) -> None:
     assert native.profile == python.profile
     assert native.sample_types == python.sample_types
-    assert native.frame_names == python.frame_names
+    assert native.frame_names.equals(python.frame_names)
     for name in ("stack_ids", "stack_offsets", "function_frames", "line_frames", "values"):
         a, b = getattr(native, name), getattr(python, name)
         assert a.shape == b.shape and np.array_equal(a, b), name

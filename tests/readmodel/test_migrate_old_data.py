@@ -97,7 +97,7 @@ async def _write_as_m0004_did(writer: RowWriter, rows: ProfileRows, copies: int 
     for _ in range(copies):
         await writer.insert_arrow("nodes", nodes)
         await writer.insert_arrow("functions", functions)
-    await writer.insert("frame_names", rows.frame_names)
+    await writer.insert_arrow("frame_names", rows.frame_names)
     await writer.insert_arrow("stacks", rows.stacks_table())
     await writer.insert_arrow("samples", rows.samples_table())
     await writer.insert("profiles", [rows.profile])

@@ -58,7 +58,7 @@ def test_a_line_without_a_function_is_shown_as_unknown_by_both():
     assert native.fold(p.SerializeToString()) is not None
     rows, python = rows_both_ways(p)
     assert_same_rows(rows, python())
-    assert "??" in {r["function"] for r in rows.frame_names}
+    assert "??" in set(rows.frame_names.column("function").to_pylist())
 
 
 def test_values_summing_past_64_bits_are_refused_with_the_python_reason():

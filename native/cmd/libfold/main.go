@@ -1,47 +1,68 @@
 // Command libfold is the fold as a C shared library, loaded by proftask/pprof/native.py with
-// ctypes: bytes in, one buffer of named arrays out (the layout is documented there).
+// ctypes: bytes in, one buffer of named arrays out (the layout: fold/encode.go), written straight
+// into memory the caller allocates, so the arrays are copied once.
 package main
 
-/*
-#include <stdlib.h>
-*/
 import "C"
 
 import (
+	"sync"
 	"unsafe"
 
 	"proftask.dev/native/fold"
 )
 
+// results waits between proftask_fold, which folds and says how large the answer is, and
+// proftask_take, which writes it where the caller wants it.
+var (
+	mu      sync.Mutex
+	results = map[int64]*fold.Encoder{}
+	next    int64
+)
+
 // proftask_fold folds (check_only: only decodes and checks) the serialized profile at data.
-// It answers 1 with *out, *out_len set to a buffer the caller frees with proftask_free, or 0
-// when proftask's Python fold must take the profile (refused, or anything unexpected).
+// It answers a handle (> 0) with *size set, for proftask_take, or 0 when proftask's Python fold
+// must take the profile (refused, or anything unexpected).
 //
 //export proftask_fold
-func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, out *unsafe.Pointer, outLen *C.longlong) (ok C.int) {
+func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.longlong) (handle C.longlong) {
 	defer func() {
 		if recover() != nil {
-			ok = 0
+			handle = 0
 		}
 	}()
-	p, accepted := fold.Decode(C.GoBytes(data, C.int(n)))
+	p, accepted := fold.Decode(unsafe.Slice((*byte)(data), int(n))) // read only during the call
 	if !accepted {
 		return 0
 	}
-	var buf []byte
+	var e *fold.Encoder
 	if checkOnly != 0 {
-		buf = fold.EncodeSampleTypes(p)
+		e = fold.SampleTypesEncoder(p)
 	} else {
-		buf = fold.Encode(fold.Fold(p))
+		e = fold.NewEncoder(fold.Fold(p))
 	}
-	*out = C.CBytes(buf)
-	*outLen = C.longlong(len(buf))
-	return 1
+	mu.Lock()
+	defer mu.Unlock()
+	next++
+	results[next] = e
+	*size = C.longlong(e.Size())
+	return C.longlong(next)
 }
 
-//export proftask_free
-func proftask_free(p unsafe.Pointer) {
-	C.free(p)
+// proftask_take writes the answer of a handle into dst (its size bytes), or only forgets it
+// when dst is NULL. It answers 1 when it wrote.
+//
+//export proftask_take
+func proftask_take(handle C.longlong, dst unsafe.Pointer) C.int {
+	mu.Lock()
+	e := results[int64(handle)]
+	delete(results, int64(handle))
+	mu.Unlock()
+	if e == nil || dst == nil {
+		return 0
+	}
+	e.WriteTo(unsafe.Slice((*byte)(dst), e.Size()))
+	return 1
 }
 
 func main() {}
