@@ -62,10 +62,12 @@ class Arrays:
         return self.texts[name].to_pylist()
 
 
-def _call(raw: bytes, check_only: bool) -> Arrays | None:
+def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | None:
     lib = _library()
-    if lib is None or not raw:
+    if lib is None or not len(raw):
         return None
+    if not isinstance(raw, bytes):  # an upload held in memory, not gzipped: ctypes passes bytes as they are
+        raw = bytes(raw)
     size = ctypes.c_longlong()
     handle = lib.proftask_fold(raw, len(raw), int(check_only), ctypes.byref(size))
     if not handle:
@@ -109,7 +111,7 @@ def _aligned(at: int) -> int:
     return (at + 7) & ~7
 
 
-def sample_types(raw: bytes) -> list[tuple[str, str]] | None:
+def sample_types(raw: bytes | bytearray | memoryview) -> list[tuple[str, str]] | None:
     """The (type, unit) pairs of a profile proftask accepts (the serialized protobuf, not
     gzipped); None: ask proftask.pprof.decode."""
     arrays = _call(raw, check_only=True)
@@ -118,7 +120,7 @@ def sample_types(raw: bytes) -> list[tuple[str, str]] | None:
     return list(zip(arrays.strings("types"), arrays.strings("units"), strict=True))
 
 
-def fold(raw: bytes) -> Arrays | None:
+def fold(raw: bytes | bytearray | memoryview) -> Arrays | None:
     """The folded profile as named arrays (what proftask.processing.profile_rows makes rows of);
     None: fold it in Python."""
     return _call(raw, check_only=False)

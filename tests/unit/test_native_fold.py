@@ -82,3 +82,13 @@ def test_a_sample_of_an_unknown_location_is_refused_with_the_python_reason():
     assert native.sample_types(p.SerializeToString()) is None
     with pytest.raises(ProfileError, match="unknown location 9"):
         rows_both_ways(p)
+
+
+def test_an_upload_held_in_memory_is_checked_and_folded_whatever_its_buffer_type():
+    raw = profile().SerializeToString()
+    expected = native.sample_types(raw)
+    assert expected == [("samples", "count"), ("cpu", "nanoseconds")]
+    for held in (bytearray(raw), memoryview(raw), memoryview(bytearray(raw))):
+        assert native.sample_types(held) == expected
+        assert native.fold(held) is not None
+    assert native.sample_types(bytearray(b"\x00garbage")) is None
