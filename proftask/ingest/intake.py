@@ -22,8 +22,8 @@ from proftask.kafka.topics import CHUNK_BYTES, Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.task_view import TaskView
 from proftask.ingest.budget import Charge, UploadBusy, process_budget
-from proftask.ingest.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile,
-                                        check_profile_file, profile_id, receive_chunks)
+from proftask.ingest.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile, check_profile_by_go,
+                                        check_profile_file, check_profile_file_by_go, profile_id, receive_chunks)
 
 log = logging.getLogger(__name__)
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
@@ -58,6 +58,9 @@ class ProfileIntake:
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
         self.budget = process_budget(settings.upload_budget_bytes)
+        # Go checks in threads, no more at once than the CPU pool has workers: an upload inflates
+        # in this process then, and a gzip bomb stops at the limit, as many times as this
+        self._go_checks = asyncio.Semaphore(cpu.workers)
 
     async def task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
         """The task a report names; Unavailable (still loading), NotFound (no such task) or
@@ -148,19 +151,28 @@ class ProfileIntake:
         store.add_done_callback(lambda t: t.cancelled() or t.exception())  # read, even when nobody awaits it
         return await asyncio.shield(store)
 
+    async def _sample_types(self, spool: Spool) -> list[tuple[str, str]]:
+        """The upload's sample types. Checked by Go in a thread (ctypes lets go of the GIL), so an
+        upload is not queued behind the folds in the CPU pool; what Go declines is checked by
+        Python in the pool, which words a refusal. A small upload is checked here at once."""
+        limit = self.settings.decompressed_max_size
+        if spool.path is not None:
+            async with self._go_checks:
+                checked = await asyncio.to_thread(check_profile_file_by_go, spool.path, limit)
+            return checked if checked is not None else await self.cpu.run(check_profile_file, spool.path, limit)
+        assert spool.buffer is not None  # memory mode: no path, the bytes in the buffer
+        checked = _checked_inline(spool.buffer, limit)
+        if checked is None:
+            async with self._go_checks:
+                checked = await asyncio.to_thread(check_profile_by_go, bytes(spool.buffer), limit)
+        return checked if checked is not None else await self.cpu.run(check_profile, spool.buffer, limit)
+
     async def _store(self, tenant: str, task_id: str, event: EventType, instance: str, spool: Spool,
                      charge: Charge, idempotency_key: str) -> tuple[str, bool]:
-        settings = self.settings
         try:
             started = time.perf_counter()
             try:
-                if spool.path is not None:
-                    sample_types = await self.cpu.run(check_profile_file, spool.path, settings.decompressed_max_size)
-                else:
-                    assert spool.buffer is not None  # memory mode: no path, the bytes in the buffer
-                    sample_types = _checked_inline(spool.buffer, settings.decompressed_max_size)
-                    if sample_types is None:
-                        sample_types = await self.cpu.run(check_profile, spool.buffer, settings.decompressed_max_size)
+                sample_types = await self._sample_types(spool)
                 reason = misfit(event, sample_types)
                 if reason is not None:
                     raise ProfileMisfit(reason)

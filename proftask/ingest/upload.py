@@ -113,6 +113,19 @@ def check_profile_file(path: str, decompressed_limit: int) -> list[tuple[str, st
         return check_profile(f.read(), decompressed_limit)
 
 
+def check_profile_by_go(body: bytes, decompressed_limit: int) -> list[tuple[str, str]] | None:
+    """The sample types of an upload if the Go check takes it, else None (then check_profile in
+    the CPU pool, which also words a refusal). For a thread: ctypes lets go of the GIL while Go
+    works, and zlib while it inflates. Raises ProfileTooLarge."""
+    return native.sample_types(decompress(body, decompressed_limit))
+
+
+def check_profile_file_by_go(path: str, decompressed_limit: int) -> list[tuple[str, str]] | None:
+    """check_profile_by_go of a spooled upload."""
+    with open(path, "rb") as f:
+        return check_profile_by_go(f.read(), decompressed_limit)
+
+
 def check_profile(body: bytes, decompressed_limit: int) -> list[tuple[str, str]]:
     """The profile's sample types as (type, unit), in file order. Raises ProfileTooLarge (a gzip
     bomb, or an inflated size over the limit) or ProfileError.
