@@ -13,6 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from proftask import events
+from proftask.kafka import dead_letters
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.topics import Topics, agent_key
@@ -144,8 +145,9 @@ class AgentsView:
                 for record in records:
                     try:
                         env = events.read_event(record.value)
-                    except events.InvalidEvent as e:
-                        log.warning("agents view: skipping %s@%d: %s", self._topic, record.offset, e)
+                    except events.InvalidEvent as e:  # logged and counted, as the task view does
+                        dead_letters.dead_letter("agents-view", record.topic, record.partition, record.offset,
+                                                 dead_letters.reason_kind(e), str(e), record.value)
                         continue
                     if env.WhichOneof("payload") == "agent_seen":
                         self._apply(env)
