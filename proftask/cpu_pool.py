@@ -48,6 +48,13 @@ def _init_worker(parent_alive: multiprocessing.connection.Connection) -> None:
     _exit_when_parent_dies(parent_alive)
     import proftask.pprof.fold  # noqa: F401 - import numpy and the generated protobuf once
     import proftask.processing.profile_rows  # noqa: F401
+    from proftask.pprof import native
+    native.available()  # load the Go fold now, not on the first profile
+
+
+def _ready() -> None:
+    """Nothing: submitted at start so that the workers are spawned and initialised before the
+    first upload, which would otherwise wait ~1 s for them."""
 
 
 def _shared_dir() -> str:
@@ -133,6 +140,8 @@ class CpuPool:
         reader, self._parent_alive = context.Pipe(duplex=False)  # we keep the write end, never write
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_init_worker, initargs=(reader,))
+        for _ in range(self.workers):
+            self._pool.submit(_ready)
 
     async def stop(self) -> None:
         if self._pool is not None:
