@@ -65,6 +65,24 @@ def metric(p: Proftask, name: str) -> float:
     return total
 
 
+def server_seconds(p: Proftask, fn) -> tuple[float, dict[str, float], object]:
+    """fn's wall time, and how much of it the server spent in ClickHouse queries, per query
+    label (its proftask_query_seconds, summed)."""
+    def sums() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for line in p.get("/metrics").body.decode().splitlines():
+            if line.startswith("proftask_query_seconds_sum{"):
+                label = line.split('query="', 1)[1].split('"', 1)[0]
+                out[label] = out.get(label, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+    before = sums()
+    seconds, result = timed(fn)
+    after = sums()
+    spent = {k: round(v - before.get(k, 0.0), 3) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+    return seconds, spent, result
+
+
 def go_pprof_seconds(files: list[pathlib.Path], report: str = "-raw") -> float:
     """One `go tool pprof` process over every file (pprof merges them), as a user would run it."""
     started = time.perf_counter()
@@ -98,24 +116,27 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
                 ratio_vs_go=round(ingest_s / go_s, 2), sample_rows=int(rows),
                 rows_per_second=round(rows / ingest_s), process_peak_rss_mb=round(peak_rss_mb(p.proc.pid)))]
     # What the UI asks first (maxNodes=5000) on a task never analysed, then the full tree, then warm.
-    first_view_s, _ = timed(lambda: analysis(p, task_id, maxNodes=5000))
-    full_s, result = timed(lambda: analysis(p, task_id))
+    first_view_s, first_view_queries, _ = server_seconds(p, lambda: analysis(p, task_id, maxNodes=5000))
+    full_s, full_queries, result = server_seconds(p, lambda: analysis(p, task_id))
     warm_first = statistics.median(timed(lambda: analysis(p, task_id, maxNodes=5000))[0] for _ in range(warm_runs))
     warm_full = statistics.median(timed(lambda: analysis(p, task_id))[0] for _ in range(warm_runs))
     out.append(emit("analysis_merged", instances=instances, nodes=len(result["tree"]["elements"]),
                     go_pprof_raw_one_process_seconds=round(go_s, 3),
                     first_view_max_nodes_5000_cold_seconds=round(first_view_s, 3),
                     first_view_ratio_vs_go=round(first_view_s / go_s, 3),
+                    first_view_query_seconds=first_view_queries,
                     full_tree_cold_seconds=round(full_s, 3), full_tree_ratio_vs_go=round(full_s / go_s, 3),
+                    full_tree_query_seconds=full_queries,
                     first_view_warm_seconds=round(warm_first, 3), full_tree_warm_seconds=round(warm_full, 3)))
     # One large profile opened in the UI, against `go tool pprof -top` of that file.
     single = create_task(p, ["pod-0"], events="CPU", duration=1)
     assert upload(p, single, "pod-0", large).status == 202
     wait_until(lambda: progress(p, single)["successInstanceIds"] == ["pod-0"], timeout=600, interval=0.05)
     top_s = go_pprof_seconds([large], "-top")
-    open_s, _ = timed(lambda: analysis(p, single, maxNodes=5000))
+    open_s, open_queries, _ = server_seconds(p, lambda: analysis(p, single, maxNodes=5000))
     out.append(emit("open_one_large_profile", go_pprof_top_seconds=round(top_s, 3),
-                    analysis_max_nodes_5000_cold_seconds=round(open_s, 3), ratio_vs_go_top=round(open_s / top_s, 3)))
+                    analysis_max_nodes_5000_cold_seconds=round(open_s, 3), ratio_vs_go_top=round(open_s / top_s, 3),
+                    query_seconds=open_queries))
     return out
 
 

@@ -105,51 +105,55 @@ ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_sel
 GROUP BY node
 """
 
-# Each node's place in the tree: node_paths holds the tenant's nodes (any copy of a node's row is
-# the same, so any() takes one; GROUP BY costs less here than FINAL).
-MERGED_NODES = """
-SELECT s.node AS node, p.parent AS parent, p.depth AS depth, p.frame_id AS frame_id, s.total AS total,
-       s.self AS self
-FROM (""" + MERGED_SUMS + """) AS s
-LEFT JOIN (SELECT node, any(parent) AS parent, any(depth) AS depth, any(frame_id) AS frame_id FROM node_paths
-           WHERE tenant = {tenant:String} GROUP BY node) AS p
-USING node
+# Only one profile chosen: its node values are the sums, no GROUP BY (a profile's node ids are
+# distinct: the processor folds each path once).
+SINGLE_SUMS = """
+SELECT node, node_total AS total, node_self AS self
+FROM (""" + CHOSEN_NODE_VALUES + """)
+ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
 """
 
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
 # has and its least values: with no negative value a node is never lighter than its child, so
 # these rows hold the first max_nodes of the tree's order (flamegraph._kept_rows) and every
 # ancestor of them; with negative values (delta profiles) the caller reads the whole tree.
-HEAVIEST_SUMS = """
+HEAVIEST_OF = """
 SELECT node, total, self, count() OVER () AS node_count, min(self) OVER () AS min_self,
        min(if(node = 0, 0, total)) OVER () AS min_total
-FROM (""" + MERGED_SUMS + """)
+FROM ({sums})
 ORDER BY total DESC
 LIMIT {max_nodes:UInt64} WITH TIES
 """
+HEAVIEST_SUMS = HEAVIEST_OF.replace("{sums}", MERGED_SUMS)
 
-# A literal list is parsed as SQL text, ~2 µs an id on a quiet machine (10k ids 0.035 s, 100k
-# 0.2 s) and several times that under load: beyond these sizes a join or subquery is faster.
-MAX_LISTED_NODES = 20_000
-PATHS_OF = """
-SELECT node, parent, depth, frame_id FROM node_paths
-WHERE tenant = {tenant:String} AND node IN {nodes:Array(UInt64)}
+# Summed nodes with their place in the tree (parent, depth, frame) and their frame's name, in
+# the query that sums them (no list of ids sent back, no second pass over the values). The
+# summed rows are the side ClickHouse hashes (the right one); the tenant's node_paths and
+# frame_names stream past them. ANY: the copies of a row a ReplacingMergeTree has not merged yet
+# are equal, one is taken. A node without a row (the root) gets parent, depth and frame 0, a
+# frame without a name `named` 0. The name comes as LowCardinality: one string per frame, not per
+# node, and pyarrow reads it as a dictionary.
+PLACED_NODES = """
+SELECT node, parent, depth, frame_id, total, self{extra}
+FROM (SELECT node, parent, depth, frame_id FROM node_paths WHERE tenant = {tenant:String}) AS p
+RIGHT ANY JOIN ({sums}) AS s USING node
+"""
+NAMED_NODES = """
+SELECT node, parent, depth, frame_id, total, self{extra}, toLowCardinality(f.name) AS name, f.named AS named
+FROM (SELECT frame_id, name, toUInt8(1) AS named FROM frame_names WHERE tenant = {tenant:String}) AS f
+RIGHT ANY JOIN (""" + PLACED_NODES + """) AS n USING frame_id
 """
 
-NODE_FRAME_INFO = """
-SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
-WHERE tenant = {tenant:String} AND frame_id IN (
-    SELECT frame_id FROM node_paths FINAL
-    WHERE tenant = {tenant:String} AND node IN (SELECT arrayJoin(node_ids) FROM (""" + CHOSEN_NODE_VALUES + """)))
-GROUP BY frame_id
-"""
 
-MAX_LISTED_FRAMES = 50_000  # a whole large tree has ~23k frames: 0.05-0.1 s by a list, 0.25 s by subquery
-FRAME_NAMES_OF = """
-SELECT frame_id, any(name) FROM frame_names
-WHERE tenant = {tenant:String} AND frame_id IN {frame_ids:Array(UInt64)}
-GROUP BY frame_id
-"""
+def _named_nodes_sql(sums: str, extra: str = "") -> str:
+    return NAMED_NODES.replace("{sums}", sums).replace("{extra}", extra)
+
+
+MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
+SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
+HEAVIEST_COUNTS = ", node_count, min_self, min_total"
+HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
+SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
 # per sample in each profile's function values, so the sums do too), with each function's name.
@@ -206,9 +210,10 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
     """Every node with its sums, the root included, as columns. value_index_by_profile: the
     1-based position of the chosen sample type in each profile's values."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
+    sql = SINGLE_NODES if len(value_index_by_profile) == 1 else MERGED_NODES
     with metrics.QUERY_SECONDS.labels("node_sums").time():
-        t = await ch.arrow(MERGED_NODES, params)
-    return await _with_names(ch, _columns(t), params)
+        t = await ch.arrow(sql, params)
+    return _node_columns(t)
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -217,55 +222,40 @@ async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value
     many nodes the whole tree has; None when the tree has negative values (read it whole)."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
               "max_nodes": max_nodes}
+    sql = SINGLE_HEAVIEST_NODES if len(value_index_by_profile) == 1 else HEAVIEST_NODES
     with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
-        t = await ch.arrow(HEAVIEST_SUMS, params)
-        if t.num_rows == 0:
-            return NodeColumns.empty(), 1
-        if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
-            return None
-        columns = _columns(t)
-        if len(columns["node"]) <= MAX_LISTED_NODES:
-            paths = _columns(await ch.arrow(PATHS_OF, {"tenant": tenant, "nodes": columns["node"].tolist()}))
-        else:  # as many nodes as a whole tree: join them all
-            paths = _columns(await ch.arrow(MERGED_NODES, params))
-        columns.update(_placed(columns["node"], paths))
-    return await _with_names(ch, columns, params), int(t.column("node_count")[0].as_py())
+        t = await ch.arrow(sql, params)
+    if t.num_rows == 0:
+        return NodeColumns.empty(), 1
+    if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
+        return None
+    return _node_columns(t), int(t.column("node_count")[0].as_py())
 
 
-def _columns(t) -> dict[str, np.ndarray]:
-    return {name: t.column(name).to_numpy() for name in t.column_names}
-
-
-def _placed(nodes: np.ndarray, paths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """parent, depth and frame_id of each of `nodes` from rows of node_paths (the root, and any
-    node without a row, at 0)."""
-    order = np.argsort(paths["node"], kind="stable")
-    at = np.minimum(np.searchsorted(paths["node"], nodes, sorter=order), max(len(order) - 1, 0))
-    found = order[at] if len(order) else np.zeros(len(nodes), dtype=np.int64)
-    hit = paths["node"][found] == nodes if len(order) else np.zeros(len(nodes), dtype=bool)
-    return {name: np.where(hit, paths[name][found], 0) for name in ("parent", "depth", "frame_id")}
-
-
-async def _with_names(ch: ClickHouse, c: dict[str, np.ndarray], params: dict) -> NodeColumns:
-    if len(c["node"]) == 0:
+def _node_columns(t) -> NodeColumns:
+    """NodeColumns from the rows of NAMED_NODES: names are the frames' names (the query's
+    dictionary), "root" for the root, `<frame 0x…>` for a frame without a name row."""
+    if t.num_rows == 0:
         return NodeColumns.empty()
-    frame_ids = np.asarray(c["frame_id"], dtype=np.uint64)
-    unique_ids, name_index = np.unique(frame_ids, return_inverse=True)
-    with metrics.QUERY_SECONDS.labels("frame_names").time():
-        if len(unique_ids) <= MAX_LISTED_FRAMES:  # few frames: name them by a list
-            rows = await ch.rows(FRAME_NAMES_OF, {"tenant": params["tenant"], "frame_ids": unique_ids.tolist()})
-        else:
-            rows = await ch.rows(NODE_FRAME_INFO, params)
-        info = {fid: name for fid, name, *_ in rows}
+    t = t.unify_dictionaries()
+    name_column = t.column("name")
+    names = name_column.chunk(0).dictionary.to_pylist() if name_column.num_chunks else []
+    name = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in name_column.chunks]
+                          ).astype(np.int64)
+    frame_id = t.column("frame_id").to_numpy()
+    unnamed = np.flatnonzero(t.column("named").to_numpy() == 0)
+    if len(unnamed):
+        ids, first_row = np.unique(frame_id[unnamed], return_inverse=True)
+        name[unnamed] = len(names) + first_row.reshape(-1)
+        names += ["root" if f == 0 else f"<frame {f:#x}>" for f in ids.tolist()]
     return NodeColumns(
-        node=np.asarray(c["node"], dtype=np.uint64),
-        parent=np.asarray(c["parent"], dtype=np.uint64),
-        depth=np.asarray(c["depth"], dtype=np.int64),
-        name=name_index.astype(np.int64).reshape(-1),
-        total=np.asarray(c["total"], dtype=np.int64),
-        self_value=np.asarray(c["self"], dtype=np.int64),
-        names=[info[int(f)] if int(f) in info else ("root" if f == 0 else f"<frame {int(f):#x}>")
-               for f in unique_ids.tolist()],
+        node=t.column("node").to_numpy().astype(np.uint64, copy=False),
+        parent=t.column("parent").to_numpy().astype(np.uint64, copy=False),
+        depth=t.column("depth").to_numpy().astype(np.int64),
+        name=name,
+        total=t.column("total").to_numpy().astype(np.int64, copy=False),
+        self_value=t.column("self").to_numpy().astype(np.int64, copy=False),
+        names=names,
     )
 
 

@@ -17,16 +17,21 @@ from collections.abc import Sequence
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError
 
+# Set once per client (a session setting), not per call: clickhouse-connect applies a call's
+# settings to chDB by reading, SETting and restoring each one around the call (~5 ms a query),
+# and query_arrow adds its string setting to every call unless the session already has it.
 # chDB defaults to 90 % of RAM per query on a machine it shares with Kafka and the services.
-QUERY_SETTINGS = {"max_memory_usage": 4 * 1024**3}
+SESSION_SETTINGS = {"max_memory_usage": 4 * 1024**3, "output_format_arrow_string_as_string": 1,
+                    # LowCardinality columns (frame names) reach pyarrow as dictionaries
+                    "output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
 def _open(dsn: str):
     if dsn.startswith("chdb://"):
         path = pathlib.Path(dsn.removeprefix("chdb://"))
         path.mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(interface="chdb", path=str(path.resolve()))
-    return clickhouse_connect.get_client(dsn=dsn)
+        return clickhouse_connect.get_client(interface="chdb", path=str(path.resolve()), settings=SESSION_SETTINGS)
+    return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS)
 
 
 # Fault injection for the outage tests: while this file exists, every call fails as if the
@@ -64,15 +69,15 @@ class ClickHouse:
         self._executor.shutdown(wait=True)
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
-        await self._run(self._client.command, sql, parameters=parameters, settings=QUERY_SETTINGS)
+        await self._run(self._client.command, sql, parameters=parameters)
 
     async def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
-        result = await self._run(self._client.query, sql, parameters=parameters, settings=QUERY_SETTINGS)
+        result = await self._run(self._client.query, sql, parameters=parameters)
         return list(result.result_rows)
 
     async def arrow(self, sql: str, parameters: dict[str, Any] | None = None):
         """The result as a pyarrow Table (columnar, no Python object per row)."""
-        return await self._run(self._client.query_arrow, sql, parameters=parameters, settings=QUERY_SETTINGS)
+        return await self._run(self._client.query_arrow, sql, parameters=parameters)
 
     async def insert_arrow(self, table: str, arrow_table) -> None:
         await self._run(self._client.insert_arrow, table, arrow_table)

@@ -2,9 +2,12 @@
 client, one task view and one cache, and the routes given each of them."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from proftask.clickhouse.client import ClickHouse
+from proftask.core.flamegraph import warm_up
 from proftask.http.app import RoutesComponent
 from proftask.task_view import TaskView
 from services.query_svc.analysis import Analyses
@@ -19,6 +22,9 @@ class QueryService(RoutesComponent):
         self.clickhouse = clickhouse
         self.tasks = tasks  # the Kafka truth for tasks ClickHouse has no row of yet
         self.analyses = Analyses(clickhouse, tasks, AnalysisCache())
+
+    async def start(self) -> None:
+        await asyncio.to_thread(warm_up)  # the first tree rendered does not load the kernels
 
     def add_routes(self, app: web.Application) -> None:
         QueryRoutes(self.clickhouse, self.tasks, self.analyses).add_to(app)

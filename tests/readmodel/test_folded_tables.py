@@ -89,3 +89,43 @@ def test_the_heaviest_nodes_read_alone_make_the_same_cut_tree_as_the_whole_tree(
             got_order, got_parents, _ = preorder(cut, max_nodes)
             assert render_elements(cut, got_order, got_parents) == render_elements(whole, want_order, want_parents)
             assert node_count - len(got_order) == want_dropped
+
+
+def test_a_node_path_and_a_frame_name_written_twice_and_not_merged_yet_make_one_node(loop, clickhouse):
+    """node_paths and frame_names are joined to the sums by node and by frame: the copies a
+    restarted processor writes again (it forgot which it wrote) make no second node, as long as
+    ReplacingMergeTree has not merged them yet, too."""
+    from proftask.core.flamegraph import preorder, render_elements
+
+    content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
+
+    def write(instance: str, profile_id: str) -> None:
+        env = events.new_event("acme", pb.ProfileUploaded(task_id="task-twice", instance_id=instance,
+                                                          profile_id=profile_id, content=content, size=len(content)))
+        loop.run_until_complete(RowWriter(clickhouse).write_profile(profile_rows(env, LIMIT)))
+
+    def run(coro):
+        return loop.run_until_complete(coro)
+
+    write("pod-1", "t-1")
+    whole_once = {g: run(analysis_queries.node_columns(clickhouse, "acme", "task-twice", {"t-1": 1}, g))
+                  for g in ("function", "line")}
+    for table in ("node_paths", "frame_names"):
+        run(clickhouse.command(f"SYSTEM STOP MERGES {table}"))
+    try:
+        write("pod-2", "t-2")  # another writer: every node path and frame name written again
+        copies = run(clickhouse.rows("SELECT count() - uniqExact(node) FROM node_paths WHERE tenant = 'acme'"))
+        assert copies[0][0] > 0
+        for granularity, once in whole_once.items():
+            for chosen in ({"t-1": 1}, {"t-1": 1, "t-2": 1}):
+                k = len(chosen)
+                whole = run(analysis_queries.node_columns(clickhouse, "acme", "task-twice", chosen, granularity))
+                assert _tree(whole) == [(n, p, d, name, k * t, k * s) for n, p, d, name, t, s in _tree(once)]
+                cut, node_count = run(analysis_queries.heaviest_node_columns(
+                    clickhouse, "acme", "task-twice", chosen, granularity, 20))
+                assert node_count == len(once.node)
+                got, want = preorder(cut, 20), preorder(whole, 20)
+                assert render_elements(cut, *got[:2]) == render_elements(whole, *want[:2])
+    finally:
+        for table in ("node_paths", "frame_names"):
+            run(clickhouse.command(f"SYSTEM START MERGES {table}"))

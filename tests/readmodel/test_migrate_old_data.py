@@ -109,7 +109,7 @@ def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int],
         cut, count = await analysis_queries.heaviest_node_columns(ch, tenant, task_id, chosen, granularity, 40)
         top, total = await analysis_queries.top_rows(ch, tenant, task_id, chosen, granularity)
         spread = await analysis_queries.profile_node_totals(ch, tenant, task_id, chosen, granularity,
-                                                            whole.node[:30].tolist())
+                                                            np.sort(whole.node)[:30].tolist())
 
         def tree(c):
             return sorted(zip(c.node.tolist(), c.parent.tolist(), c.depth.tolist(),
