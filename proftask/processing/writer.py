@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -19,7 +18,7 @@ from proftask.processing.profile_rows import ProfileRows
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 CHUNK_ROWS = 20_000  # moderate inserts keep the event loop responsive (serialisation holds the GIL)
-KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (~32 bytes each)
+KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (8 bytes each)
 ARROW_CHUNK_ROWS = 500_000
 # Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
 # (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
@@ -27,39 +26,13 @@ RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "node_values"
 KNOWN_NODES = 8_000_000  # node paths this process already wrote (8 bytes each)
 
 
-class KnownIds:
-    """Rows already written by this process, by their whole key (tenant, id), newest kept:
-    instances of one fleet share most of their stacks, so most of a profile's stacks need not
-    be written again. The key is the table's key: the same stack of another tenant is another
-    row, which this process has not written. Forgetting a key only costs a rewrite, which the
-    tables fold."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        # (tenant number << 64) | id: one int per key, no tuple, no collision between tenants
-        self._keys: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._tenant_numbers: dict[str, int] = {}
-
-    def _base(self, tenant: str) -> int:
-        number = self._tenant_numbers.setdefault(tenant, len(self._tenant_numbers))
-        return number << 64
-
-    def unknown_mask(self, tenant: str, ids: np.ndarray) -> np.ndarray:
-        base = self._base(tenant)
-        return np.fromiter(((base | int(i)) not in self._keys for i in ids), dtype=bool, count=len(ids))
-
-    def add(self, tenant: str, ids) -> None:
-        base = self._base(tenant)
-        for i in ids:
-            self._keys[base | int(i)] = None
-        while len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
-
-
-class KnownNodes:
-    """Node paths already written by this process, per tenant, as a sorted numpy array: a large
-    profile has ~10^6 nodes, too many to look up one by one. Past the capacity the oldest
-    tenants are forgotten, which only costs a rewrite (node_paths folds it)."""
+class KnownKeys:
+    """Rows already written by this process (stacks, frames, node paths), by their key within a
+    tenant, as a sorted numpy array per tenant: instances of one fleet share most of their
+    stacks and nodes, so most of a profile's need not be written again, and a large profile has
+    ~10^6 nodes, too many to look up one by one. The same key of another tenant is another row,
+    which this process has not written. Past the capacity the oldest tenants are forgotten,
+    which only costs a rewrite (the tables fold it)."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
@@ -89,9 +62,9 @@ class RowWriter:
         self.clickhouse = clickhouse
         self.retention = retention or RetentionPolicy()
         self.healthy = True
-        self._known_stacks = KnownIds(KNOWN_IDS)
-        self._known_frames = KnownIds(KNOWN_IDS)
-        self._known_nodes = KnownNodes(KNOWN_NODES)
+        self._known_stacks = KnownKeys(KNOWN_IDS)
+        self._known_frames = KnownKeys(KNOWN_IDS)
+        self._known_nodes = KnownKeys(KNOWN_NODES)
 
     async def _retry(self, table: str, n_rows: int, write: Callable[[], Awaitable[None]]) -> None:
         backoff = 0.2
@@ -156,16 +129,16 @@ class RowWriter:
         stacks: list[pa.Table] = []
         written_frames: list[tuple[str, np.ndarray]] = []
         written_stacks: list[tuple[str, np.ndarray]] = []
-        in_batch: dict[str, tuple[set, set]] = {}  # tenant -> (frame ids, stack ids) of this batch
+        seen_frames, seen_stacks = KnownKeys(KNOWN_IDS), KnownKeys(KNOWN_IDS)  # this batch's
         for rows in batch:
-            seen_frames, seen_stacks = in_batch.setdefault(rows.tenant, (set(), set()))
             frame_ids = rows.frame_names.column("frame_id").to_numpy()
-            new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids) & _unseen(seen_frames, frame_ids)
+            new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids) & _unseen(seen_frames, rows.tenant,
+                                                                                          frame_ids)
             if new_frames.any():
                 frames.append(rows.frame_names.filter(pa.array(new_frames)))
             written_frames.append((rows.tenant, frame_ids[new_frames]))
-            new_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids) & _unseen(seen_stacks,
-                                                                                                rows.stack_ids)
+            new_stacks = (self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
+                          & _unseen(seen_stacks, rows.tenant, rows.stack_ids))
             if new_stacks.any():
                 stacks.append(rows.stacks_table(new_stacks))
             written_stacks.append((rows.tenant, rows.stack_ids[new_stacks]))
@@ -201,10 +174,10 @@ class RowWriter:
         return out
 
 
-def _unseen(seen: set, ids: np.ndarray) -> np.ndarray:
+def _unseen(seen: KnownKeys, tenant: str, ids: np.ndarray) -> np.ndarray:
     """True where an id is not in `seen` (nor earlier in ids); adds them to `seen`."""
-    mask = np.empty(len(ids), dtype=bool)
-    for i, value in enumerate(ids.tolist()):
-        mask[i] = value not in seen
-        seen.add(value)
+    first = np.zeros(len(ids), dtype=bool)
+    first[np.unique(ids, return_index=True)[1]] = True
+    mask = first & seen.unknown_mask(tenant, ids)
+    seen.add(tenant, ids[mask])
     return mask

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from proftask.processing.writer import KnownIds, KnownNodes
+from proftask.processing.writer import KnownKeys
 from services.query_svc.analysis_cache import AnalysisCache
 
 
-def test_known_nodes_are_per_tenant_and_a_node_another_tenant_wrote_is_still_unknown():
-    known = KnownNodes(capacity=1_000)
+def test_known_keys_are_per_tenant_and_a_key_another_tenant_wrote_is_still_unknown():
+    known = KnownKeys(capacity=1_000)
     acme = np.array([5, 1, 9, 1 << 63], dtype=np.uint64)
     known.add("acme", acme)
     asked = np.array([1, 2, 9, 1 << 63, 0], dtype=np.uint64)
@@ -20,8 +20,8 @@ def test_known_nodes_are_per_tenant_and_a_node_another_tenant_wrote_is_still_unk
     assert known.unknown_mask("acme", asked).tolist() == [False, False, False, False, True]
 
 
-def test_known_nodes_past_their_capacity_forget_the_oldest_tenants_first():
-    known = KnownNodes(capacity=10)
+def test_known_keys_past_their_capacity_forget_the_oldest_tenants_first():
+    known = KnownKeys(capacity=10)
     known.add("acme", np.arange(6, dtype=np.uint64))
     known.add("beta", np.arange(100, 106, dtype=np.uint64))  # 12 > 10: acme is forgotten
     assert known.unknown_mask("acme", np.arange(6, dtype=np.uint64)).all()
@@ -30,13 +30,12 @@ def test_known_nodes_past_their_capacity_forget_the_oldest_tenants_first():
     assert (~known.unknown_mask("gamma", np.arange(50, dtype=np.uint64))).sum() == 10
 
 
-def test_known_ids_are_keyed_by_tenant_and_id_and_bounded():
-    known = KnownIds(capacity=3)
-    known.add("acme", [1, 2])
-    assert known.unknown_mask("acme", np.array([1, 2, 3], dtype=np.uint64)).tolist() == [False, False, True]
-    assert known.unknown_mask("beta", np.array([1], dtype=np.uint64)).tolist() == [True]
-    known.add("beta", [1, 7])  # 4 > 3: acme's oldest goes
-    assert known.unknown_mask("acme", np.array([1, 2], dtype=np.uint64)).tolist() == [True, False]
+def test_known_keys_taken_in_any_order_and_added_twice_stay_one_sorted_set():
+    known = KnownKeys(capacity=100)
+    known.add("acme", np.array([9, 3, 3, 7], dtype=np.uint64))  # a profile's frame ids: any order
+    known.add("acme", np.array([7, 1], dtype=np.uint64))
+    asked = np.array([1, 2, 3, 7, 9, 10], dtype=np.uint64)
+    assert known.unknown_mask("acme", asked).tolist() == [False, True, False, False, False, True]
 
 
 def test_the_cache_keeps_answers_within_its_budget_newest_used_last_out():
