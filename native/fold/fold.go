@@ -55,7 +55,7 @@ func Decode(raw []byte) (*profilepb.Profile, bool) {
 	if err := proto.Unmarshal(raw, p); err != nil {
 		return nil, false
 	}
-	if !valid(p) || !allUTF8(p) {
+	if !valid(p) || !allUTF8(p) || hasUnknownGroup(p) {
 		return nil, false
 	}
 	return p, true

@@ -11,6 +11,9 @@ import (
 	"math/bits"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"proftask.dev/native/profilepb"
 )
 
@@ -106,4 +109,66 @@ func allUTF8(p *profilepb.Profile) bool {
 		}
 	}
 	return true
+}
+
+// hasUnknownGroup: a group (wire type 3) among the unknown fields of any message. upb refuses
+// groups and messages nested past 100 levels in all; the Go runtime skips unknown groups up to
+// 10,000 deep. profile.proto has no groups, so a profile holding one is left to Python, which
+// decides on it (rather than replaying upb's depth count here).
+func hasUnknownGroup(p *profilepb.Profile) bool {
+	has := func(m proto.Message) bool {
+		b := m.ProtoReflect().GetUnknown()
+		for len(b) > 0 {
+			num, typ, n := protowire.ConsumeTag(b)
+			if n < 0 || typ == protowire.StartGroupType {
+				return true
+			}
+			b = b[n:]
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return true
+			}
+			b = b[n:]
+		}
+		return false
+	}
+	if has(p) || (p.GetPeriodType() != nil && has(p.GetPeriodType())) {
+		return true
+	}
+	for _, vt := range p.GetSampleType() {
+		if has(vt) {
+			return true
+		}
+	}
+	for _, s := range p.GetSample() {
+		if has(s) {
+			return true
+		}
+		for _, l := range s.GetLabel() {
+			if has(l) {
+				return true
+			}
+		}
+	}
+	for _, m := range p.GetMapping() {
+		if has(m) {
+			return true
+		}
+	}
+	for _, loc := range p.GetLocation() {
+		if has(loc) {
+			return true
+		}
+		for _, line := range loc.GetLine() {
+			if has(line) {
+				return true
+			}
+		}
+	}
+	for _, f := range p.GetFunction() {
+		if has(f) {
+			return true
+		}
+	}
+	return false
 }

@@ -92,3 +92,28 @@ def test_an_upload_held_in_memory_is_checked_and_folded_whatever_its_buffer_type
         assert native.sample_types(held) == expected
         assert native.fold(held) is not None
     assert native.sample_types(bytearray(b"\x00garbage")) is None
+
+
+def _nested_unknown_groups(depth: int) -> bytes:
+    """Field 100 (unknown to profile.proto) as `depth` groups one inside the other."""
+    return bytes([0xA3, 0x06]) * depth + bytes([0xA4, 0x06]) * depth
+
+
+def test_unknown_groups_nested_past_the_python_decoders_depth_are_refused_by_both():
+    # upb refuses nesting past 100 levels; the Go runtime skipped unknown groups 10,000 deep and
+    # folded a profile the Python path refuses
+    raw = profile().SerializeToString() + _nested_unknown_groups(101)
+    assert native.sample_types(raw) is None
+    assert native.fold(raw) is None
+    env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=raw,
+                                                   size=len(raw)))
+    with pytest.raises(ProfileError, match="not a pprof protobuf"):
+        profile_rows(env, LIMIT)
+
+
+def test_a_shallow_unknown_group_is_left_to_python_which_keeps_the_profile():
+    raw = profile().SerializeToString() + _nested_unknown_groups(3)
+    assert native.fold(raw) is None
+    env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=raw,
+                                                   size=len(raw)))
+    assert profile_rows(env, LIMIT).profile["totals"] == [7, 70]
