@@ -82,7 +82,7 @@ def _run_in_worker(fn, *args):
         return result
     fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getppid()}-", dir=_shared_dir())
     try:
-        with os.fdopen(fd, "wb", buffering=0) as f:
+        with os.fdopen(fd, "wb") as f:  # buffered: writes whole or raises (a raw write may stop short)
             for raw in raws:
                 f.write(raw)
                 f.write(bytes(_aligned(raw.nbytes) - raw.nbytes))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import signal
 import time
 
 import numpy as np
@@ -92,3 +94,22 @@ def test_files_of_a_dead_server_are_removed_when_a_pool_starts():
         for path in (dead, alive):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def test_a_result_file_written_short_is_not_taken_for_the_result():
+    # a full /dev/shm (or any file-size limit) cuts a write short without an error: the result
+    # comes through the pipe instead, whole, rather than a truncated or shifted file
+    def result():
+        return {"a": np.arange(1 << 17, dtype=np.int64), "b": np.arange(1 << 17, dtype=np.int64) * 3}  # 1 MiB each
+
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    previous_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 19, previous_limit[1]))  # 1.5 MiB: "b" is written short
+    try:
+        sent = cpu_pool._run_in_worker(result)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    received = cpu_pool._received(sent)
+    assert np.array_equal(received["a"], np.arange(1 << 17)) and np.array_equal(received["b"], np.arange(1 << 17) * 3)
+    assert result_files() == []
