@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import contextlib
 import dataclasses
 import mmap
@@ -132,16 +133,22 @@ class CpuPool:
     def __init__(self, workers: int | None = None):
         self.workers = workers or min(2, os.cpu_count() or 1)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._reader: multiprocessing.connection.Connection | None = None
         self._parent_alive: multiprocessing.connection.Connection | None = None
 
     async def start(self) -> None:
         _remove_orphans()
         context = multiprocessing.get_context("spawn")
-        reader, self._parent_alive = context.Pipe(duplex=False)  # we keep the write end, never write
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(reader,))
+        self._reader, self._parent_alive = context.Pipe(duplex=False)  # we keep the write end, never write
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=(self._reader,))
         for _ in range(self.workers):
-            self._pool.submit(_ready)
+            pool.submit(_ready)
+        return pool
 
     async def stop(self) -> None:
         if self._pool is not None:
@@ -150,10 +157,19 @@ class CpuPool:
     async def run(self, fn, *args):
         """fn and args must be picklable (module-level functions, bytes, numbers)."""
         assert self._pool is not None, "start() the pool first"
-        future = self._pool.submit(_run_in_worker, fn, *args)
+        pool = self._pool
         try:
-            result = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(_discard)  # a result still on its way leaves no file behind
+            future = pool.submit(_run_in_worker, fn, *args)
+            try:
+                result = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                future.add_done_callback(_discard)  # a result still on its way leaves no file behind
+                raise
+        except concurrent.futures.process.BrokenProcessPool:
+            # a worker died (the OOM killer, a fatal Go runtime error): this call fails, and the
+            # next ones get new workers rather than the broken pool until a restart
+            if self._pool is pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
             raise
         return _received(result)

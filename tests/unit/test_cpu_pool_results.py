@@ -8,8 +8,10 @@ import os
 import resource
 import signal
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
+import pytest
 
 from proftask import cpu_pool
 from proftask.cpu_pool import CpuPool
@@ -113,3 +115,22 @@ def test_a_result_file_written_short_is_not_taken_for_the_result():
     received = cpu_pool._received(sent)
     assert np.array_equal(received["a"], np.arange(1 << 17)) and np.array_equal(received["b"], np.arange(1 << 17) * 3)
     assert result_files() == []
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a fatal Go runtime error ends a worker
+
+
+def test_a_worker_that_dies_fails_its_call_and_the_next_calls_get_new_workers():
+    async def main():
+        pool = CpuPool(workers=1)
+        await pool.start()
+        try:
+            with pytest.raises(BrokenProcessPool):
+                await pool.run(die)
+            return await pool.run(big_result, 4)
+        finally:
+            await pool.stop()
+
+    result = asyncio.run(main())
+    assert result["seed"] == 4 and np.array_equal(result["values"], big_result(4)["values"])
