@@ -101,7 +101,15 @@ func (h *hasher) hash64(data []byte) uint64 {
 	return binary.LittleEndian.Uint64(h.h.Sum(h.sum[:0]))
 }
 
-// Fold is profile_rows' fold of a decoded, accepted profile.
+// MaxPositions bounds the frames of the distinct stacks (each location list's frames, inlined
+// lines counted) that Go folds: a small profile can spell many (a location of 5,000 inlined
+// lines, 5,000 times in a sample: 40 KB, 25 million frames, gigabytes folded), and Go, out of
+// memory, ends the whole process, which no recover() catches. ~30 times the largest profile
+// of the conformance corpus.
+const MaxPositions = 1 << 24
+
+// Fold is profile_rows' fold of a decoded, accepted profile; nil when it would fold more than
+// MaxPositions frames.
 func Fold(p *profilepb.Profile) *Result {
 	strs := p.GetStringTable()
 	text := func(i int64) string {
@@ -174,6 +182,7 @@ func Fold(p *profilepb.Profile) *Result {
 	var stackFrames [][]int64
 	var values []int64
 	var key []byte
+	positions := 0
 	for _, s := range p.GetSample() {
 		key = key[:0]
 		for _, id := range s.GetLocationId() {
@@ -185,6 +194,9 @@ func Fold(p *profilepb.Profile) *Result {
 			size := 0
 			for _, id := range ids {
 				size += len(locFrames[locations.of(id)])
+			}
+			if positions += size; positions > MaxPositions {
+				return nil // the Python fold takes it: its MemoryError is an exception, Go's ends the process
 			}
 			fs := make([]int64, 0, size)
 			for j := len(ids) - 1; j >= 0; j-- {

@@ -4,6 +4,8 @@ words), a reference to no location."""
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 
 import pytest
 
@@ -117,3 +119,29 @@ def test_a_shallow_unknown_group_is_left_to_python_which_keeps_the_profile():
     env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=raw,
                                                    size=len(raw)))
     assert profile_rows(env, LIMIT).profile["totals"] == [7, 70]
+
+
+AMPLIFIED = """
+import resource
+from proftask.pprof import native
+from proftask.pprof.v1 import profile_pb2
+p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"f"])
+p.sample_type.add(type=1, unit=2)
+p.function.add(id=1, name=3)
+location = p.location.add(id=1)
+for line in range(5000):
+    location.line.add(function_id=1, line=line)
+p.sample.add(location_id=[1] * 5000, value=[1])
+raw = p.SerializeToString()
+native.available()
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, resource.RLIM_INFINITY))
+print(len(raw), native.fold(raw) is None)
+"""
+
+
+def test_a_small_profile_that_folds_into_millions_of_frames_is_left_to_python():
+    # 40 KB (7 KB gzipped: the processor folds it in its own process), 25 million frames once
+    # folded: Go ran out of memory, a fatal error that ended the process
+    done = subprocess.run([sys.executable, "-c", AMPLIFIED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["39918", "True"]

@@ -40,7 +40,11 @@ func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.l
 	if checkOnly != 0 {
 		e = fold.SampleTypesEncoder(p)
 	} else {
-		e = fold.NewEncoder(fold.Fold(p))
+		r := fold.Fold(p)
+		if r == nil {
+			return 0
+		}
+		e = fold.NewEncoder(r)
 	}
 	mu.Lock()
 	defer mu.Unlock()
