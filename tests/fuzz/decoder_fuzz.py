@@ -66,6 +66,7 @@ def tamper(raw: bytes, ops: list[tuple[str, float, float, int]]) -> bytes:
     def pick(seq, at: float):
         return seq[int(at * len(seq)) % len(seq)] if len(seq) else None
 
+    groups = b""
     for kind, at, at2, edge in ops:
         value = EDGES[edge % len(EDGES)]
         unsigned = value % 2**64
@@ -97,12 +98,14 @@ def tamper(raw: bytes, ops: list[tuple[str, float, float, int]]) -> bytes:
             pick(p.sample_type, at).type = value
         elif kind == "default_sample_type":
             p.default_sample_type = value
-    return p.SerializeToString()
+        elif kind == "unknown_groups":  # field 100, unknown, as groups nested 50..150 deep (upb: at most 100)
+            groups = b"\xa3\x06" * (50 + edge) + b"\xa4\x06" * (50 + edge)
+    return p.SerializeToString() + groups
 
 
 TAMPERS = ("sample.location_id", "sample.value", "sample.drop_value", "sample.label", "line.function_id", "location.id",
            "location.no_lines", "function.id", "function.name", "function.system_name", "string", "sample_type",
-           "default_sample_type")
+           "default_sample_type", "unknown_groups")
 TAMPER = st.lists(st.tuples(st.sampled_from(TAMPERS),
                             st.floats(0, 1, allow_nan=False), st.floats(0, 1, allow_nan=False), st.integers(0, 100)),
                   min_size=1, max_size=4)
