@@ -102,11 +102,11 @@ func (h *hasher) hash64(data []byte) uint64 {
 }
 
 // MaxPositions bounds the frames of the distinct stacks (each location list's frames, inlined
-// lines counted) that Go folds: a small profile can spell many (a location of 5,000 inlined
-// lines, 5,000 times in a sample: 40 KB, 25 million frames, gigabytes folded), and Go, out of
-// memory, ends the whole process, which no recover() catches. ~30 times the largest profile
-// of the conformance corpus.
-const MaxPositions = 1 << 24
+// lines counted) that Go folds. A small profile can spell many (a location of 5,000 inlined
+// lines, 5,000 times in a sample: 40 KB, 25 million frames, tens of GB folded), and Go out of
+// memory ends the whole process: no recover() catches it. 4 times the largest profile of the
+// conformance corpus (1M); at the bound, one stack that deep takes ~1.6 GB and 3 s.
+const MaxPositions = 1 << 22
 
 // Fold is profile_rows' fold of a decoded, accepted profile; nil when it would fold more than
 // MaxPositions frames.
