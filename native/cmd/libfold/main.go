@@ -39,6 +39,11 @@ func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.l
 	var e *fold.Encoder
 	if checkOnly != 0 {
 		e = fold.SampleTypesEncoder(p)
+		// the decoded profile (~10 times its bytes) is garbage now: give it back at once, or a
+		// large upload's check keeps it in the server until Go's next collection, minutes later
+		if p = nil; n > 8<<20 {
+			debug.FreeOSMemory()
+		}
 	} else {
 		r := fold.Fold(p)
 		if r == nil {
