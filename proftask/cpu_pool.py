@@ -21,6 +21,7 @@ import concurrent.futures
 import concurrent.futures.process
 import contextlib
 import dataclasses
+import functools
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -143,9 +144,10 @@ class CpuPool:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        assert self._reader is not None
         pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-            initargs=(self._reader,))
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=functools.partial(_init_worker, self._reader))
         for _ in range(self.workers):
             pool.submit(_ready)
         return pool
