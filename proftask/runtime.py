@@ -73,7 +73,9 @@ async def serve(role: str, settings: Settings) -> None:
     view: TaskView | None = None
     clickhouse: ClickHouse | None = None
     agents: AgentsView | None = None
-    cpu = CpuPool() if {"ingest", "processor", "grpc"} & set(parts) else None
+    # a processor folds every profile: its workers start with it; an ingest replica only checks
+    # in them what Go declines, so it spawns them when first needed
+    cpu = CpuPool(spawn_at_start="processor" in parts) if {"ingest", "processor", "grpc"} & set(parts) else None
     if cpu is not None:
         resources.append(cpu)
     if {"task", "ingest", "grpc"} & set(parts):
