@@ -151,14 +151,7 @@ func (sf *stackFold) nodes(values []int64) Part {
 	}
 	out := newPart(n + 1)
 	out.ID, out.A, out.B = append(out.ID, 0), append(out.A, rootSelf), append(out.B, rootTotal)
-	for i := 0; i < n; i++ {
-		if present[i] {
-			out.ID = append(out.ID, sf.node[i])
-			out.A = append(out.A, self[i])
-			out.B = append(out.B, total[i])
-		}
-	}
-	return out
+	return out.appendPresent(sf.node, self, total, present)
 }
 
 // functions is StackFold.functions: per frame its flat (stacks ending in it) and cum (stacks
@@ -186,15 +179,17 @@ func (sf *stackFold) functions(values []int64) Part {
 			flat[sf.posFn[hi-1]] += v
 		}
 	}
-	out := newPart(n)
-	for i := 0; i < n; i++ {
-		if present[i] {
-			out.ID = append(out.ID, sf.fnFrame[i])
-			out.A = append(out.A, flat[i])
-			out.B = append(out.B, cum[i])
+	return newPart(n).appendPresent(sf.fnFrame, flat, cum, present)
+}
+
+// appendPresent adds the entries of ids, a and b where present is true.
+func (p Part) appendPresent(ids []uint64, a, b []int64, present []bool) Part {
+	for i, keep := range present {
+		if keep {
+			p.ID, p.A, p.B = append(p.ID, ids[i]), append(p.A, a[i]), append(p.B, b[i])
 		}
 	}
-	return out
+	return p
 }
 
 func newPart(capacity int) Part {
