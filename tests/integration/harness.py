@@ -15,18 +15,22 @@ import urllib.error
 import urllib.request
 import uuid
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
 
 
 def free_port_block(n: int) -> int:
-    """A base port such that base+1 … base+n are free now."""
+    """A base port such that base+1 … base+n are free now (all from this worker's ports)."""
     for _ in range(200):
-        base = free_port()
-        if base + n < 65535 and all(_is_free(base + i) for i in range(1, n + 1)):
-            return base
+        if _SLICE is None:
+            base = _kernel_port()
+            block = list(range(base, base + n + 1))
+        else:
+            block = [next(_worker_ports) for _ in range(n + 1)]
+        if block == list(range(block[0], block[0] + n + 1)) and all(map(_is_free, block)):
+            return block[0]
     raise RuntimeError(f"no block of {n} free ports")
 
 
@@ -39,10 +43,51 @@ def _is_free(port: int) -> bool:
             return False
 
 
-def free_port() -> int:
+def _kernel_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _slice_of_this_worker() -> tuple[int, int] | None:
+    """Ports below the kernel's ephemeral range, a slice of their own per xdist worker.
+
+    A port the kernel hands out for `bind(0)` is in the ephemeral range, which every outgoing
+    connection (Kafka clients, curl, the agents) also draws its local port from: between picking
+    such a port and a server binding it, a connection could take it ("address already in use",
+    seen in CI). Below the range only listeners bind, and the per-worker slice keeps two test
+    workers from choosing the same port. None when the range leaves no room below it."""
+    try:
+        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    start, size = 10000 + (index % 8) * 2000, 2000
+    return (start, size) if start + size <= low else None
+
+
+def _ports_of_this_worker() -> Iterator[int]:
+    if _SLICE is None:
+        while True:
+            yield _kernel_port()
+    start, size = _SLICE
+    offset = 0
+    while True:  # round robin: a port just released (TIME_WAIT, a slow exit) is not reused at once
+        yield start + offset
+        offset = (offset + 1) % size
+
+
+_SLICE = _slice_of_this_worker()
+_worker_ports = _ports_of_this_worker()
+
+
+def free_port() -> int:
+    for _ in range(4000):
+        port = next(_worker_ports)
+        if _is_free(port):
+            return port
+    raise RuntimeError("no free port")
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05,
