@@ -8,7 +8,8 @@ DATA=$(mkdir -p "${DATA:-.data}" && cd "${DATA:-.data}" && pwd)
 HTTP_PORT=${HTTP_PORT:-8080}
 BIN="$DATA/demo/demo"
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+. "$here/alive.sh"
+running() { [ -f "$1" ] && alive "$(cat "$1")"; }
 
 case "${1:-}" in
   up)

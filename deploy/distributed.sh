@@ -24,7 +24,8 @@ PROCESSES="task-1:task:$((PORT_BASE+1)) task-2:task:$((PORT_BASE+2)) ingest-1:in
 ingest-2:ingest:$((PORT_BASE+4)) grpc:grpc:$((PORT_BASE+5)) processor-query:processor,query:$((PORT_BASE+6))"
 
 port_of() { for p in $PROCESSES; do [ "${p%%:*}" = "$1" ] && echo "${p##*:}"; done; }
-running() { [ -f "$DATA/$1/pid" ] && kill -0 "$(cat "$DATA/$1/pid")" 2>/dev/null; }
+. "$ROOT/deploy/alive.sh"
+running() { [ -f "$DATA/$1/pid" ] && alive "$(cat "$DATA/$1/pid")"; }
 
 start_process() {  # name role port
   local name=$1 role=$2 port=$3 dir="$DATA/$1"
@@ -60,7 +61,7 @@ nginx_up() {
       -e "s|@TASK2@|$(port_of task-2)|g" -e "s|@INGEST1@|$(port_of ingest-1)|g" \
       -e "s|@INGEST2@|$(port_of ingest-2)|g" -e "s|@QUERY@|$(port_of processor-query)|g" \
       "$ROOT/deploy/distributed/nginx.conf.in" > "$DATA/nginx/nginx.conf"
-  if [ -f "$DATA/nginx/nginx.pid" ] && kill -0 "$(cat "$DATA/nginx/nginx.pid")" 2>/dev/null; then
+  if [ -f "$DATA/nginx/nginx.pid" ] && alive "$(cat "$DATA/nginx/nginx.pid")"; then
     nginx -c "$DATA/nginx/nginx.conf" -p "$DATA/nginx" -s reload
   else
     nginx -c "$DATA/nginx/nginx.conf" -p "$DATA/nginx"
@@ -87,8 +88,8 @@ case "${1:-}" in
       rm -f "$DATA/$name/pid"
     done
     for _ in $(seq 1 100); do
-      alive=""; for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
-      [ -z "$alive" ] && break; sleep 0.2
+      left=""; for pid in $pids; do alive "$pid" && left="$left $pid"; done
+      [ -z "$left" ] && break; sleep 0.2
     done
     for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
     "$ROOT/deploy/kafka/kafka.sh" cluster-stop "$DATA/kafka"

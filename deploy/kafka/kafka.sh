@@ -16,6 +16,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../alive.sh"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 CACHE=${PROFTASK_CACHE:-$HOME/.cache/proftask}
 LIB="$CACHE/kafka-$KAFKA_VERSION/lib"
@@ -34,7 +35,7 @@ pid_of() {  # prints the pid of the broker of $1 when it runs
   local pidfile="$1/kafka.pid"
   [ -f "$pidfile" ] || return 1
   local pid; pid=$(cat "$pidfile")
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   echo "$pid"
 }
 
@@ -99,7 +100,7 @@ stop() {
   local data_dir=$1 pid
   if ! pid=$(pid_of "$data_dir"); then return 0; fi
   kill "$pid"
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || { rm -f "$data_dir/kafka.pid"; return 0; }; sleep 0.2; done
+  for _ in $(seq 1 150); do alive "$pid" || { rm -f "$data_dir/kafka.pid"; return 0; }; sleep 0.2; done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$data_dir/kafka.pid"
 }
