@@ -177,3 +177,19 @@ class CpuPool:
                 self._pool = self._new_pool()
             raise
         return _received(result)
+
+    async def run_alone(self, fn, *args):
+        """run, in a new worker of its own that serves nothing else and exits after: when it
+        runs out of memory or dies (BrokenProcessPool), that call is the cause, not a neighbour's."""
+        assert self._reader is not None, "start() the pool first"
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=functools.partial(_init_worker, self._reader))
+        try:
+            future = pool.submit(_run_in_worker, fn, *args)
+            try:
+                return _received(await asyncio.wrap_future(future))
+            except asyncio.CancelledError:
+                future.add_done_callback(_discard)
+                raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -101,15 +101,17 @@ func (h *hasher) hash64(data []byte) uint64 {
 	return binary.LittleEndian.Uint64(h.h.Sum(h.sum[:0]))
 }
 
-// MaxPositions bounds the frames of the distinct stacks (each location list's frames, inlined
-// lines counted) that Go folds. A small profile can spell many (a location of 5,000 inlined
-// lines, 5,000 times in a sample: 40 KB, 25 million frames, tens of GB folded), and Go out of
-// memory ends the whole process: no recover() catches it. 4 times the largest profile of the
-// conformance corpus (1M); at the bound, one stack that deep takes ~1.6 GB and 3 s.
-const MaxPositions = 1 << 22
+// MaxStackFrames bounds the frames of the distinct stacks (each distinct location list's frames,
+// inlined lines counted: stackFrames) of a profile proftask accepts, as
+// proftask.pprof.decode.MAX_STACK_FRAMES does. A small profile can spell many (a location of
+// 5,000 inlined lines, 5,000 times in a sample: 40 KB, 25 million frames, tens of GB folded),
+// and Go out of memory ends the whole process: no recover() catches it. About 4 times the most
+// of the conformance corpus (992,028) and 6 times a 30 MiB bench/big_profile.py profile's; at the
+// bound, one stack that deep takes ~1.6 GB and 3 s.
+const MaxStackFrames = 1 << 22
 
 // Fold is profile_rows' fold of a decoded, accepted profile; nil when it would fold more than
-// MaxPositions frames.
+// MaxStackFrames frames (Decode refuses such a profile; checked again as it folds).
 func Fold(p *profilepb.Profile) *Result {
 	strs := p.GetStringTable()
 	text := func(i int64) string {
@@ -195,7 +197,7 @@ func Fold(p *profilepb.Profile) *Result {
 			for _, id := range ids {
 				size += len(locFrames[locations.of(id)])
 			}
-			if positions += size; positions > MaxPositions {
+			if positions += size; positions > MaxStackFrames {
 				return nil // the Python fold takes it: its MemoryError is an exception, Go's ends the process
 			}
 			fs := make([]int64, 0, size)

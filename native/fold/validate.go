@@ -7,6 +7,7 @@
 package fold
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"unicode/utf8"
@@ -44,12 +45,12 @@ func valid(p *profilepb.Profile) bool {
 			return false
 		}
 	}
-	locations := make(map[uint64]struct{}, len(p.GetLocation()))
+	locations := make(map[uint64]int, len(p.GetLocation())) // id → its frames
 	for _, loc := range p.GetLocation() {
 		if _, dup := locations[loc.GetId()]; loc.GetId() == 0 || dup {
 			return false
 		}
-		locations[loc.GetId()] = struct{}{}
+		locations[loc.GetId()] = max(len(loc.GetLine()), 1)
 		for _, line := range loc.GetLine() {
 			if id := line.GetFunctionId(); id != 0 {
 				if _, ok := functions[id]; !ok {
@@ -59,14 +60,17 @@ func valid(p *profilepb.Profile) bool {
 		}
 	}
 	nTypes := len(p.GetSampleType())
+	allFrames := 0 // of every sample's list: at least those of the distinct lists
 	for _, s := range p.GetSample() {
 		if len(s.GetValue()) != nTypes {
 			return false
 		}
 		for _, id := range s.GetLocationId() {
-			if _, ok := locations[id]; !ok {
+			frames, ok := locations[id]
+			if !ok {
 				return false
 			}
+			allFrames += frames
 		}
 		for _, label := range s.GetLabel() {
 			if !inRange(label.GetKey()) || !inRange(label.GetStr()) {
@@ -74,7 +78,32 @@ func valid(p *profilepb.Profile) bool {
 			}
 		}
 	}
+	if allFrames > MaxStackFrames && stackFrames(p, locations) > MaxStackFrames {
+		return false
+	}
 	return sumsFit(p, nTypes)
+}
+
+// stackFrames: the frames Fold makes of the profile, those of its distinct location lists
+// (decode.stack_frames); frames maps a location id to its frames.
+func stackFrames(p *profilepb.Profile, frames map[uint64]int) int {
+	seen := map[string]struct{}{}
+	var key []byte
+	total := 0
+	for _, s := range p.GetSample() {
+		key = key[:0]
+		for _, id := range s.GetLocationId() {
+			key = binary.LittleEndian.AppendUint64(key, id)
+		}
+		if _, dup := seen[string(key)]; dup {
+			continue
+		}
+		seen[string(key)] = struct{}{}
+		for _, id := range s.GetLocationId() {
+			total += frames[id]
+		}
+	}
+	return total
 }
 
 // sumsFit: every type's positive values together, and its negative ones, fit in 64 bits

@@ -15,6 +15,12 @@ from proftask.pprof.v1 import profile_pb2
 
 GZIP_MAGIC = b"\x1f\x8b"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The frames of a profile's distinct stacks (stack_frames) that proftask folds, at most. A small
+# profile can spell tens of millions (one location of 5,000 inlined lines, 5,000 times in one
+# sample: 40 KB, 25M frames), whose fold runs out of memory. The Go check refuses the same
+# (native/fold/fold.go, MaxStackFrames). The most of the conformance corpus: 992,028 frames
+# (go/pyroscope-heap_go_truncated_3); bench/big_profile.py's 30 MiB profile: ~643,000.
+MAX_STACK_FRAMES = 1 << 22
 
 
 class ProfileError(ValueError):
@@ -110,10 +116,12 @@ def validate(p: profile_pb2.Profile, raw: bytes | None = None) -> None:
     (`_validate_exact`), which names the first fault as before."""
     _check_header(p)
     n_types = len(p.sample_type)
-    values = _checked_columns(p, n_types, p.SerializeToString() if raw is None else raw)
-    if values is None:
+    columns = _checked_columns(p, n_types, p.SerializeToString() if raw is None else raw)
+    values, referenced, frames_of = columns if columns is not None else (None, None, None)
+    if columns is None:
         _validate_exact(p)  # raises, unless a false alarm (a field written twice): then the sums
     check_sums_fit(p, n_types, values)
+    check_stack_frames(p, referenced, frames_of)
 
 
 def _check_header(p: profile_pb2.Profile) -> Callable[[int, str], None]:
@@ -184,9 +192,11 @@ def _in_range(column, n: int) -> bool:
     return bool(a.min() >= 0 and a.max() < n)
 
 
-def _checked_columns(p: profile_pb2.Profile, n_types: int, raw: bytes) -> np.ndarray | None:
-    """The samples' values [n, n_types] when every reference resolves; None when some check
-    fails (or may: the exact walk decides)."""
+def _checked_columns(p: profile_pb2.Profile, n_types: int,
+                     raw: bytes) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], int]] | None:
+    """The samples' values [n, n_types], their location ids (all samples' lists, one after the
+    other) and the locations' _location_frames when every reference resolves; None when some
+    check fails (or may: the exact walk decides)."""
     n_strings = len(p.string_table)
     c = _columns()
     try:
@@ -198,7 +208,10 @@ def _checked_columns(p: profile_pb2.Profile, n_types: int, raw: bytes) -> np.nda
     except DecodeError:
         return None
     function_ids = [f.id for f in p.function]
-    location_ids = [loc.id for loc in p.location]
+    location_ids, location_lines = [], []
+    for loc in p.location:  # one walk: each location costs a message object
+        location_ids.append(loc.id)
+        location_lines.append(len(loc.line))
     for ids in (function_ids, location_ids):
         if 0 in ids or len(set(ids)) != len(ids):
             return None
@@ -215,7 +228,8 @@ def _checked_columns(p: profile_pb2.Profile, n_types: int, raw: bytes) -> np.nda
     n = len(p.sample)
     if len(samples.value) != n * n_types or any(len(s.value) != n_types for s in p.sample):
         return None
-    return np.array(samples.value, dtype=np.int64).reshape(n, n_types)
+    return (np.array(samples.value, dtype=np.int64).reshape(n, n_types), referenced,
+            _location_frames(p, location_ids, location_lines))
 
 
 def _validate_exact(p: profile_pb2.Profile) -> None:
@@ -270,3 +284,47 @@ def check_sums_fit(p: profile_pb2.Profile, n_types: int, values: np.ndarray | No
             beyond = positive if positive > INT64_MAX else negative
             raise ProfileError(f"the values of sample type {names[t]!r} sum to {beyond}, beyond the 64-bit "
                                f"range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than shown wrong")
+
+
+def _location_frames(p: profile_pb2.Profile, ids: list[int] | None = None,
+                     lines: list[int] | None = None) -> Callable[[np.ndarray], int]:
+    """The frames of a list of (known) location ids: each location folds to its lines (the
+    calls inlined into it and itself), or to its address when it has none. `ids` and `lines`:
+    each location's id and number of lines, when the caller has them."""
+    if ids is None or lines is None:
+        ids, lines = [loc.id for loc in p.location], [len(loc.line) for loc in p.location]
+    id_array = np.array(ids, dtype=np.uint64)
+    sizes = np.maximum(np.array(lines, dtype=np.int64), 1)
+    if not len(ids):
+        return lambda refs: 0
+    if int(id_array.max()) < 4 * len(ids) + 1024:  # ids about 1..n, as pprof writes them: a table
+        table = np.zeros(int(id_array.max()) + 1, dtype=np.int64)
+        table[id_array] = sizes
+        return lambda refs: int(table[refs].sum())
+    order = np.argsort(id_array)
+    return lambda refs: int(sizes[order[np.searchsorted(id_array, refs, sorter=order)]].sum())
+
+
+def stack_frames(p: profile_pb2.Profile, frames_of: Callable[[np.ndarray], int] | None = None) -> int:
+    """The frames the fold makes of a valid profile: those of each distinct location list among
+    its samples (samples with the same list are one stack), summed."""
+    distinct = {tuple(s.location_id) for s in p.sample}
+    return (frames_of or _location_frames(p))(np.fromiter(chain.from_iterable(distinct), dtype=np.uint64))
+
+
+def check_stack_frames(p: profile_pb2.Profile, referenced: np.ndarray | None = None,
+                       frames_of: Callable[[np.ndarray], int] | None = None) -> None:
+    """Refuses a profile whose distinct stacks hold more than MAX_STACK_FRAMES frames: folding it
+    would take gigabytes. `referenced` is every sample's location ids in order, when the caller
+    has them. Cheap: the frames of all samples' lists are summed in numpy, an upper bound of the
+    distinct ones; only a profile over the bound has its distinct lists counted. `frames_of`:
+    the profile's _location_frames, when the caller has it."""
+    frames_of = frames_of or _location_frames(p)
+    if referenced is None:
+        referenced = np.fromiter(chain.from_iterable(s.location_id for s in p.sample), dtype=np.uint64)
+    if frames_of(referenced) <= MAX_STACK_FRAMES:
+        return
+    count = stack_frames(p, frames_of)
+    if count > MAX_STACK_FRAMES:
+        raise ProfileError(f"its stacks hold {count} frames (each distinct list of locations of its samples, "
+                           f"inlined calls counted), more than the {MAX_STACK_FRAMES} proftask folds")

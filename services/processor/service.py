@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures.process
 import logging
 import os
 import time
@@ -37,6 +38,8 @@ INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
 PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
 PROFILE_BATCH_BYTES = 1 << 20  # ... or their uploads this many bytes (a large profile goes alone)
+# a fold that ran out of memory: MemoryError, or its worker killed (the OOM killer) or dead
+OUT_OF_MEMORY = (MemoryError, concurrent.futures.process.BrokenProcessPool)
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
 
 
@@ -153,7 +156,21 @@ class ProcessorService:
         stage.labels("processor_queued").observe(max(0.0, time.time() - env.occurred_at / 1000))
         started = time.perf_counter()
         try:
-            rows = await self._profile_rows(up, value)
+            try:
+                rows = await self._profile_rows(up, value)
+            except OUT_OF_MEMORY as e:
+                # This record's fold, or a neighbour's, took the memory (the pool's workers share it,
+                # and die together): folded once more alone, in a new worker. Failing there too, it
+                # is a poison record, dead-lettered rather than retried forever before every other.
+                log.warning("profile %s of task %s: %s while folding; folded again alone", up.profile_id,
+                            up.task_id, type(e).__name__)
+                try:
+                    rows = await self._profile_rows(up, value, alone=True)
+                except OUT_OF_MEMORY as again:
+                    await self._dead_letter(topic, partition, offset, (
+                        f"its fold ran out of memory ({type(again).__name__}), again when folded alone "
+                        f"in a new worker after {type(e).__name__}"), value, env, dead_letters.UNPROCESSABLE)
+                    return None
         except ChunksUnreadable as e:
             await self._dead_letter(topic, partition, offset, str(e), value, env, dead_letters.UNPROCESSABLE)
             return None
@@ -186,16 +203,18 @@ class ProcessorService:
         await asyncio.gather(*sent)  # every event delivered before the batch is acknowledged
         stage.labels("processor_stored").observe(time.perf_counter() - written)
 
-    async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes):
+    async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes, alone: bool = False):
+        """The record's rows, folded in the CPU pool, or `alone` in a new worker (CpuPool.run_alone)."""
         limit = self.settings.decompressed_max_size
+        run = self.cpu.run_alone if alone else self.cpu.run
         if not up.HasField("chunks"):
-            if len(value) <= INLINE_BYTES:  # a small profile: here, cheaper than the pool's round trip
+            if len(value) <= INLINE_BYTES and not alone:  # a small profile: here, cheaper than the pool's round trip
                 try:
                     return profile_rows_from_record(value, min(limit, INLINE_INFLATED))
                 except ProfileTooLarge:
                     if limit <= INLINE_INFLATED:
                         raise
-            return await self.cpu.run(profile_rows_from_record, value, limit)
+            return await run(profile_rows_from_record, value, limit)
         # A chunked profile: its bytes go to a spool file the CPU worker reads, never held here.
         fd, path = new_spool_file()
         try:
@@ -203,7 +222,7 @@ class ProcessorService:
             with os.fdopen(fd, "wb") as spool:
                 await self.chunks.read_into(up, spool)
             read = time.monotonic()
-            rows = await self.cpu.run(profile_rows_from_spool, value, path, limit)
+            rows = await run(profile_rows_from_spool, value, path, limit)
             log.info("profile %s: %d chunks read in %.2fs, rows in %.2fs", up.profile_id, len(up.chunks.offsets),
                      read - started, time.monotonic() - read)
             return rows

@@ -1,13 +1,19 @@
 """Hostile but valid profiles (docs/design.md §3 limits): each is accepted and analysed exactly, or
 refused with a clear error; nothing else already accepted is disturbed."""
+import asyncio
 import gzip
 import random
 
+from aiokafka import AIOKafkaProducer
 
+from proftask import events
+from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka.topics import task_key
 from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.integration.harness import wait_until
-from tests.integration.profiles import analysis, create_task, logs_of, upload, wait_finished
+from tests.integration.profiles import analysis, create_task, logs_of, progress, upload, wait_finished
+from tests.unit.test_stack_frames import deep
 
 
 
@@ -79,3 +85,36 @@ def test_values_summing_past_64_bits_are_refused_with_the_reason(stack):
     assert r.status == 400 and "18446744073709551619" in r.json()["errorReason"], r
     (log,) = wait_until(lambda: logs_of(stack, task_id, "EXECUTION_TASK_ERROR") or None)
     assert "beyond the 64-bit range" in log["message"]
+
+
+async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def test_a_40_kb_profile_of_25_million_frames_is_refused_and_the_task_goes_on(stack):
+    # one location of 5,000 inlined lines, 5,000 times in one sample: its fold ran out of memory
+    hostile = gzip.compress(deep(5000, 5000).SerializeToString())
+    task_id = create_task(stack, ["pod-1", "pod-2", "pod-3"], events="CPU", duration=1)  # samples/count profiles
+    r = upload(stack, task_id, "pod-1", hostile)
+    assert r.status == 400 and r.json()["code"] == "INVALID_PROFILE", r
+    assert "25000000 frames" in r.json()["errorReason"] and "4194304" in r.json()["errorReason"]
+    # the same profile already on Kafka (taken by an older intake): dead-lettered, not retried forever
+    uploaded = events.new_event("default", pb.ProfileUploaded(task_id=task_id, instance_id="pod-3",
+                                                              profile_id="hostile-on-kafka", content=hostile,
+                                                              size=len(hostile)))
+    asyncio.run(_produce(stack.broker.bootstrap, stack.topic_prefix + "profiles", task_key("default", task_id),
+                         uploaded.SerializeToString()))
+    good = encode_profile(["samples/count"], "samples/count", "", 0, [([("main.main", 1, False)], [4])])
+    assert upload(stack, task_id, "pod-2", good).status == 202
+    done = wait_until(lambda: (lambda p: p if sorted(p["errorInstanceIds"]) == ["pod-1", "pod-3"]
+                               and p["successInstanceIds"] == ["pod-2"] else None)(progress(stack, task_id)),
+                      timeout=60, message="pod-2 finished, pod-1 and pod-3 failed")
+    errors = {e["instanceId"]: e["message"] for e in done["logs"] if e["operationType"] == "EXECUTION_TASK_ERROR"}
+    assert "invalid profile: its stacks hold 25000000 frames" in errors["pod-1"]
+    assert "could not be processed: invalid profile: its stacks hold 25000000 frames" in errors["pod-3"]
+    assert analysis(stack, task_id)["tree"]["elements"][0]["total"] == 4

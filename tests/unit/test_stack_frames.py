@@ -1,0 +1,77 @@
+"""A profile whose distinct stacks hold more than MAX_STACK_FRAMES frames is refused, by the
+Python check and the Go one alike (the Go library declines it and Python words the refusal); at
+the bound both take it. A 40 KB profile can spell 25 million frames, whose fold runs out of memory."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from proftask.ingest.upload import check_profile
+from proftask.pprof import native
+from proftask.pprof.decode import MAX_STACK_FRAMES, ProfileError, parse_profile, stack_frames
+from proftask.pprof.v1 import profile_pb2
+
+LIMIT = 64 * 1024 * 1024
+
+
+def deep(lines: int, times: int, first_id: int = 1, stacks: int = 1) -> profile_pb2.Profile:
+    """One location of `lines` inlined lines, `times` in a stack, in `stacks` samples (one stack)."""
+    p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f"])
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3, system_name=3)
+    location = p.location.add(id=first_id)
+    for line in range(lines):
+        location.line.add(function_id=1, line=line)
+    for _ in range(stacks):
+        p.sample.add(location_id=[first_id] * times, value=[1])
+    return p
+
+
+def at_bound(extra: int, first_id: int) -> profile_pb2.Profile:
+    """MAX_STACK_FRAMES + extra frames: twice the same deep stack (counted once), and `extra`
+    stacks of one address (a location without lines is one frame)."""
+    p = deep(4096, MAX_STACK_FRAMES // 4096, first_id, stacks=2)
+    for i in range(extra):
+        p.location.add(id=first_id + 1 + i, address=0x1000)
+        p.sample.add(location_id=[first_id + 1 + i], value=[1])
+    return p
+
+
+@pytest.fixture(autouse=True)
+def library():
+    assert native.available(), "the Go fold is not built: `make install` builds it"
+
+
+def test_the_hostile_40_kb_profile_is_refused_with_its_count_and_the_bound():
+    raw = deep(5000, 5000).SerializeToString()
+    assert len(raw) < 40_000
+    assert native.sample_types(raw) is None and native.fold(raw) is None
+    with pytest.raises(ProfileError, match=f"25000000 frames .* more than the {MAX_STACK_FRAMES} proftask folds"):
+        check_profile(gzip.compress(raw), LIMIT)
+
+
+@pytest.mark.parametrize("first_id", [1, 2**40], ids=["dense ids", "sparse ids"])
+def test_both_checks_take_a_profile_at_the_bound_and_refuse_one_past_it(first_id):
+    assert MAX_STACK_FRAMES == 1 << 22  # native/fold/fold.go MaxStackFrames (its test checks the same)
+    at = at_bound(0, first_id).SerializeToString()
+    assert stack_frames(parse_profile(at)) == MAX_STACK_FRAMES
+    assert native.sample_types(at) == [("samples", "count")]
+    past = at_bound(1, first_id).SerializeToString()
+    assert native.sample_types(past) is None
+    with pytest.raises(ProfileError, match=f"{MAX_STACK_FRAMES + 1} frames"):
+        parse_profile(past)
+
+
+def test_frames_are_counted_per_distinct_location_list_lines_counted():
+    p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f"])
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3, system_name=3)
+    p.location.add(id=1).line.add(function_id=1, line=1)
+    two = p.location.add(id=2)
+    two.line.add(function_id=1, line=2)
+    two.line.add(function_id=1, line=3)
+    p.location.add(id=3, address=0x1000)  # no lines: its address, one frame
+    for ids in ([1, 2], [1, 2], [2, 1], [3], []):
+        p.sample.add(location_id=ids, value=[1])
+    assert stack_frames(p) == 3 + 3 + 1
