@@ -159,13 +159,16 @@ class ProfileIntake:
         if spool.path is not None:
             async with self._go_checks:
                 checked = await asyncio.to_thread(check_profile_file_by_go, spool.path, limit)
-            return checked if checked is not None else await self.cpu.run(check_profile_file, spool.path, limit)
+            return checked if checked is not None else await self.cpu.run(check_profile_file, spool.path, limit,
+                                                                         False)
         assert spool.buffer is not None  # memory mode: no path, the bytes in the buffer
         checked = _checked_inline(spool.buffer, limit)
         if checked is None:
             async with self._go_checks:
                 checked = await asyncio.to_thread(check_profile_by_go, bytes(spool.buffer), limit)
-        return checked if checked is not None else await self.cpu.run(check_profile, spool.buffer, limit)
+        if checked is None:  # declined by Go: Python words the refusal (or takes what Go was unsure of)
+            checked = await self.cpu.run(check_profile, spool.buffer, limit, False)
+        return checked
 
     async def _store(self, tenant: str, task_id: str, event: EventType, instance: str, spool: Spool,
                      charge: Charge, idempotency_key: str) -> tuple[str, bool]:

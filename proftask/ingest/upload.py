@@ -107,10 +107,10 @@ async def receive_chunks(chunks: AsyncIterator[bytes], max_size: int, in_memory:
     return spool
 
 
-def check_profile_file(path: str, decompressed_limit: int) -> list[tuple[str, str]]:
+def check_profile_file(path: str, decompressed_limit: int, by_go: bool = True) -> list[tuple[str, str]]:
     """check_profile of a spooled upload, read by the CPU worker itself (no 30 MB pickled)."""
     with open(path, "rb") as f:
-        return check_profile(f.read(), decompressed_limit)
+        return check_profile(f.read(), decompressed_limit, by_go)
 
 
 def check_profile_by_go(body: bytes, decompressed_limit: int) -> list[tuple[str, str]] | None:
@@ -126,14 +126,15 @@ def check_profile_file_by_go(path: str, decompressed_limit: int) -> list[tuple[s
         return check_profile_by_go(f.read(), decompressed_limit)
 
 
-def check_profile(body: bytes, decompressed_limit: int) -> list[tuple[str, str]]:
+def check_profile(body: bytes, decompressed_limit: int, by_go: bool = True) -> list[tuple[str, str]]:
     """The profile's sample types as (type, unit), in file order. Raises ProfileTooLarge (a gzip
-    bomb, or an inflated size over the limit) or ProfileError.
+    bomb, or an inflated size over the limit) or ProfileError. by_go=False: Go declined it
+    already (check_profile_by_go), only Python checks it.
 
     Inflated once: the output stops one byte past the limit, so a bomb never costs more memory
     than a valid profile of the largest size allowed."""
     raw = decompress(body, decompressed_limit)
-    checked = native.sample_types(raw)
+    checked = native.sample_types(raw) if by_go else None
     if checked is not None:
         return checked
     profile = parse_profile(raw)  # declined by the Go check: this raises, or takes what it was unsure of

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -24,13 +25,12 @@ PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
 def free_port_block(n: int) -> int:
     """A base port such that base+1 … base+n are free now (all from this worker's ports)."""
     for _ in range(200):
-        if _SLICE is None:
-            base = _kernel_port()
-            block = list(range(base, base + n + 1))
-        else:
-            block = [next(_worker_ports) for _ in range(n + 1)]
-        if block == list(range(block[0], block[0] + n + 1)) and all(map(_is_free, block)):
-            return block[0]
+        base = next(_worker_ports)
+        block = list(range(base, base + n + 1))
+        if (_SLICE is None or base + n < sum(_SLICE)) and not _HANDED_OUT.intersection(block) \
+                and all(map(_is_free, block)):
+            _HANDED_OUT.update(block)
+            return base
     raise RuntimeError(f"no block of {n} free ports")
 
 
@@ -72,10 +72,16 @@ def _ports_of_this_worker() -> Iterator[int]:
         while True:
             yield _kernel_port()
     start, size = _SLICE
-    offset = 0
-    while True:  # round robin: a port just released (TIME_WAIT, a slow exit) is not reused at once
-        yield start + offset
-        offset = (offset + 1) % size
+    # Drawn at random, each once: two test sessions on one machine (a helper's, the CI's) do not
+    # walk the same sequence, and a port just released (TIME_WAIT, a slow exit) is not reused.
+    while True:
+        for offset in random.sample(range(size), size):
+            if start + offset not in _HANDED_OUT:
+                yield start + offset
+        _HANDED_OUT.clear()  # all handed out once: their tests are long over
+
+
+_HANDED_OUT: set[int] = set()  # ports given to a test, not given again (a block's too)
 
 
 _SLICE = _slice_of_this_worker()
@@ -86,6 +92,7 @@ def free_port() -> int:
     for _ in range(4000):
         port = next(_worker_ports)
         if _is_free(port):
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 
