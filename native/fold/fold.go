@@ -110,6 +110,15 @@ func (h *hasher) hash64(data []byte) uint64 {
 // bound, one stack that deep takes ~1.6 GB and 3 s.
 const MaxStackFrames = 1 << 22
 
+// MaxFrameValues bounds those frames times the sample types (decode.MAX_FRAME_VALUES): the fold
+// makes each node's values once per sample type, so 2^22 frames of 64 types took ~28 GB.
+const MaxFrameValues = 1 << 24
+
+// MaxNameBytes bounds the bytes of the function names of every location's lines, each line
+// counting its function's name or system name, the longer (decode.MAX_NAME_BYTES): a frame is
+// named `function:line`, so a long name on many lines of distinct numbers folds into gigabytes.
+const MaxNameBytes = 1 << 26
+
 // Fold is profile_rows' fold of a decoded, accepted profile; nil when it would fold more than
 // MaxStackFrames frames (Decode refuses such a profile; checked again as it folds).
 func Fold(p *profilepb.Profile) *Result {

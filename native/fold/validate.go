@@ -35,16 +35,17 @@ func valid(p *profilepb.Profile) bool {
 	if !inRange(p.GetDefaultSampleType()) {
 		return false
 	}
-	functions := make(map[uint64]struct{}, len(p.GetFunction()))
+	functions := make(map[uint64]int, len(p.GetFunction())) // id → the bytes of its name (nameBytes)
 	for _, f := range p.GetFunction() {
 		if _, dup := functions[f.GetId()]; f.GetId() == 0 || dup {
 			return false
 		}
-		functions[f.GetId()] = struct{}{}
 		if !inRange(f.GetName()) || !inRange(f.GetSystemName()) || !inRange(f.GetFilename()) {
 			return false
 		}
+		functions[f.GetId()] = max(len(strs[f.GetName()]), len(strs[f.GetSystemName()]))
 	}
+	nameBytes := 0 // decode.name_bytes: each line counts its function's name, the longer one
 	locations := make(map[uint64]int, len(p.GetLocation())) // id → its frames
 	for _, loc := range p.GetLocation() {
 		if _, dup := locations[loc.GetId()]; loc.GetId() == 0 || dup {
@@ -53,9 +54,11 @@ func valid(p *profilepb.Profile) bool {
 		locations[loc.GetId()] = max(len(loc.GetLine()), 1)
 		for _, line := range loc.GetLine() {
 			if id := line.GetFunctionId(); id != 0 {
-				if _, ok := functions[id]; !ok {
+				size, ok := functions[id]
+				if !ok {
 					return false
 				}
+				nameBytes += size
 			}
 		}
 	}
@@ -78,7 +81,12 @@ func valid(p *profilepb.Profile) bool {
 			}
 		}
 	}
-	if allFrames > MaxStackFrames && stackFrames(p, locations) > MaxStackFrames {
+	// frames × nTypes > MaxFrameValues ⇔ frames > MaxFrameValues/nTypes (no overflow)
+	bound := min(MaxStackFrames, MaxFrameValues/nTypes)
+	if allFrames > bound && stackFrames(p, locations) > bound {
+		return false
+	}
+	if nameBytes > MaxNameBytes {
 		return false
 	}
 	return sumsFit(p, nTypes)

@@ -21,6 +21,15 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # (native/fold/fold.go, MaxStackFrames). The most of the conformance corpus: 992,028 frames
 # (go/pyroscope-heap_go_truncated_3); bench/big_profile.py's 30 MiB profile: ~643,000.
 MAX_STACK_FRAMES = 1 << 22
+# ... and those frames once for each sample type, at most: the fold keeps a node table per sample
+# type, so a 29 KB profile of 2^22 frames and 64 types took ~28 GB (one frame-deep stack, each
+# type ~190 MB). The most of the conformance corpus: 1,000,004 (large/pprof-large: 2 types).
+MAX_FRAME_VALUES = 1 << 24
+# The bytes of the function names of every location's lines (each line counts its function's
+# name or system name, the longer), at most: a line-level frame is named `function:line`, so one
+# 64 KB name on 4,096 lines of distinct numbers (6 KB gzipped, no sample at all) folded into
+# 256 MB of frame names. The most of the conformance corpus: 851,514 bytes.
+MAX_NAME_BYTES = 1 << 26
 
 
 class ProfileError(ValueError):
@@ -117,11 +126,12 @@ def validate(p: profile_pb2.Profile, raw: bytes | None = None) -> None:
     _check_header(p)
     n_types = len(p.sample_type)
     columns = _checked_columns(p, n_types, p.SerializeToString() if raw is None else raw)
-    values, referenced, frames_of = columns if columns is not None else (None, None, None)
+    values, referenced, frames_of, n_lines = columns if columns is not None else (None, None, None, None)
     if columns is None:
         _validate_exact(p)  # raises, unless a false alarm (a field written twice): then the sums
     check_sums_fit(p, n_types, values)
     check_stack_frames(p, referenced, frames_of)
+    check_name_bytes(p, n_lines)
 
 
 def _check_header(p: profile_pb2.Profile) -> Callable[[int, str], None]:
@@ -193,10 +203,10 @@ def _in_range(column, n: int) -> bool:
 
 
 def _checked_columns(p: profile_pb2.Profile, n_types: int,
-                     raw: bytes) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], int]] | None:
+                     raw: bytes) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], int], int] | None:
     """The samples' values [n, n_types], their location ids (all samples' lists, one after the
-    other) and the locations' _location_frames when every reference resolves; None when some
-    check fails (or may: the exact walk decides)."""
+    other), the locations' _location_frames and their lines' number when every reference
+    resolves; None when some check fails (or may: the exact walk decides)."""
     n_strings = len(p.string_table)
     c = _columns()
     try:
@@ -229,7 +239,7 @@ def _checked_columns(p: profile_pb2.Profile, n_types: int,
     if len(samples.value) != n * n_types or any(len(s.value) != n_types for s in p.sample):
         return None
     return (np.array(samples.value, dtype=np.int64).reshape(n, n_types), referenced,
-            _location_frames(p, location_ids, location_lines))
+            _location_frames(p, location_ids, location_lines), sum(location_lines))
 
 
 def _validate_exact(p: profile_pb2.Profile) -> None:
@@ -314,17 +324,47 @@ def stack_frames(p: profile_pb2.Profile, frames_of: Callable[[np.ndarray], int] 
 
 def check_stack_frames(p: profile_pb2.Profile, referenced: np.ndarray | None = None,
                        frames_of: Callable[[np.ndarray], int] | None = None) -> None:
-    """Refuses a profile whose distinct stacks hold more than MAX_STACK_FRAMES frames: folding it
-    would take gigabytes. `referenced` is every sample's location ids in order, when the caller
-    has them. Cheap: the frames of all samples' lists are summed in numpy, an upper bound of the
-    distinct ones; only a profile over the bound has its distinct lists counted. `frames_of`:
-    the profile's _location_frames, when the caller has it."""
+    """Refuses a profile whose distinct stacks hold more than MAX_STACK_FRAMES frames, or more
+    than MAX_FRAME_VALUES frames times its sample types: folding it would take gigabytes.
+    `referenced` is every sample's location ids in order, when the caller has them. Cheap: the
+    frames of all samples' lists are summed in numpy, an upper bound of the distinct ones; only a
+    profile over a bound has its distinct lists counted. `frames_of`: the profile's
+    _location_frames, when the caller has it."""
     frames_of = frames_of or _location_frames(p)
     if referenced is None:
         referenced = np.fromiter(chain.from_iterable(s.location_id for s in p.sample), dtype=np.uint64)
-    if frames_of(referenced) <= MAX_STACK_FRAMES:
+    n_types = max(len(p.sample_type), 1)
+    per_type = MAX_FRAME_VALUES // n_types  # frames × n_types > MAX_FRAME_VALUES ⇔ frames > this
+    if frames_of(referenced) <= min(MAX_STACK_FRAMES, per_type):
         return
     count = stack_frames(p, frames_of)
     if count > MAX_STACK_FRAMES:
         raise ProfileError(f"its stacks hold {count} frames (each distinct list of locations of its samples, "
                            f"inlined calls counted), more than the {MAX_STACK_FRAMES} proftask folds")
+    if count > per_type:
+        raise ProfileError(f"its stacks hold {count} frames (each distinct list of locations of its samples, "
+                           f"inlined calls counted) for each of its {n_types} sample types: {count * n_types} "
+                           f"values, more than the {MAX_FRAME_VALUES} proftask folds")
+
+
+def name_bytes(p: profile_pb2.Profile) -> int:
+    """The bytes of the function names of every line of every location (each line counts its
+    function's name or system name, the longer; a line without a function counts nothing)."""
+    strings = p.string_table
+    size = {f.id: max(len(strings[f.name]), len(strings[f.system_name])) for f in p.function}
+    return sum(size.get(line.function_id, 0) for loc in p.location for line in loc.line)
+
+
+def check_name_bytes(p: profile_pb2.Profile, n_lines: int | None = None) -> None:
+    """Refuses a profile whose lines name more than MAX_NAME_BYTES bytes of functions (name_bytes):
+    its frame names (`function:line`, each distinct line once) would take gigabytes. Cheap: the
+    lines (n_lines: all locations' lines, when the caller has them) times the longest string bound
+    it; only a profile over the bound is counted exactly."""
+    if n_lines is None:
+        n_lines = sum(len(loc.line) for loc in p.location)
+    if n_lines * max(map(len, p.string_table), default=0) <= MAX_NAME_BYTES:
+        return
+    count = name_bytes(p)
+    if count > MAX_NAME_BYTES:
+        raise ProfileError(f"the functions of its locations' lines are named in {count} bytes (each line counts "
+                           f"its function's name), more than the {MAX_NAME_BYTES} proftask folds")

@@ -9,7 +9,8 @@ import pytest
 
 from proftask.ingest.upload import check_profile
 from proftask.pprof import native
-from proftask.pprof.decode import MAX_STACK_FRAMES, ProfileError, parse_profile, stack_frames
+from proftask.pprof.decode import (MAX_FRAME_VALUES, MAX_NAME_BYTES, MAX_STACK_FRAMES, ProfileError, name_bytes,
+                                   parse_profile, stack_frames)
 from proftask.pprof.v1 import profile_pb2
 
 LIMIT = 64 * 1024 * 1024
@@ -75,3 +76,59 @@ def test_frames_are_counted_per_distinct_location_list_lines_counted():
     for ids in ([1, 2], [1, 2], [2, 1], [3], []):
         p.sample.add(location_id=ids, value=[1])
     assert stack_frames(p) == 3 + 3 + 1
+
+
+def many_types(extra: int) -> profile_pb2.Profile:
+    """MAX_FRAME_VALUES / 64 + extra frames of 64 sample types: one stack of a location of 4,096
+    inlined lines 64 times, and `extra` stacks of one address."""
+    p = deep(4096, MAX_FRAME_VALUES // 64 // 4096)
+    p.sample_type.extend([p.sample_type[0]] * 63)
+    p.sample[0].value[:] = [1] * 64
+    for i in range(extra):
+        p.location.add(id=2 + i, address=0x1000)
+        p.sample.add(location_id=[2 + i], value=[1] * 64)
+    return p
+
+
+def test_frames_times_sample_types_are_bounded_alike_in_both_checks():
+    # 29 KB, 2^22 frames (at MAX_STACK_FRAMES) of 64 types: was accepted, and its fold took ~28 GB
+    assert MAX_FRAME_VALUES == 1 << 24  # native/fold/fold.go MaxFrameValues
+    at = many_types(0).SerializeToString()
+    assert stack_frames(parse_profile(at)) * 64 == MAX_FRAME_VALUES
+    assert native.sample_types(at) == [("samples", "count")] * 64
+    past = many_types(1).SerializeToString()
+    assert native.sample_types(past) is None and native.fold(past) is None
+    with pytest.raises(ProfileError, match=f"{MAX_FRAME_VALUES // 64 + 1} frames .* each of its 64 sample types: "
+                                           f"{MAX_FRAME_VALUES + 64} values, more than the {MAX_FRAME_VALUES}"):
+        check_profile(gzip.compress(past), LIMIT)
+
+
+def long_name(lines: int) -> profile_pb2.Profile:
+    """A 64 KiB function name on `lines` lines of distinct numbers, and no sample at all."""
+    p = deep(lines, 0)
+    p.string_table[3] = b"f" * (64 * 1024)
+    return p
+
+
+def test_the_bytes_of_function_names_are_bounded_alike_in_both_checks():
+    # 6 KB gzipped, 4,096 lines of a 64 KiB name: was accepted, and folded into 256 MB of frame names
+    assert MAX_NAME_BYTES == 1 << 26  # native/fold/fold.go MaxNameBytes
+    at = long_name(MAX_NAME_BYTES // (64 * 1024)).SerializeToString()
+    assert name_bytes(parse_profile(at)) == MAX_NAME_BYTES
+    assert native.sample_types(at) == [("samples", "count")]
+    past = long_name(MAX_NAME_BYTES // (64 * 1024) + 1).SerializeToString()
+    assert native.sample_types(past) is None and native.fold(past) is None
+    with pytest.raises(ProfileError, match=f"named in {MAX_NAME_BYTES + 64 * 1024} bytes .* more than the "
+                                           f"{MAX_NAME_BYTES} proftask folds"):
+        check_profile(gzip.compress(past), LIMIT)
+
+
+def test_a_line_counts_the_longer_of_its_functions_name_and_system_name():
+    p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f", b"main.f.abi0"])
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3, system_name=4)
+    p.function.add(id=2, name=4, system_name=0)
+    location = p.location.add(id=1)
+    for function_id in (1, 2, 0, 1):  # 0: no function, no name
+        location.line.add(function_id=function_id, line=1)
+    assert name_bytes(p) == 11 + 11 + 0 + 11
