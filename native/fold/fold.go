@@ -147,8 +147,15 @@ func Fold(p *profilepb.Profile) *Result {
 	nTypes := len(r.SampleTypes)
 
 	functionNames := make(map[uint64]string, len(p.GetFunction()))
+	shown := map[[2]int64]string{} // each (name, system name) once: many functions may share one long name
 	for _, f := range p.GetFunction() {
-		functionNames[f.GetId()] = displayName(text(f.GetName()), text(f.GetSystemName()))
+		pair := [2]int64{f.GetName(), f.GetSystemName()}
+		name, ok := shown[pair]
+		if !ok {
+			name = displayName(text(f.GetName()), text(f.GetSystemName()))
+			shown[pair] = name
+		}
+		functionNames[f.GetId()] = name
 	}
 	frameIndex := map[frame]int64{}
 	var frames []frame

@@ -77,8 +77,10 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     period_type = (f"{_text(strings, p.period_type.type)}/{_text(strings, p.period_type.unit)}"
                    if p.HasField("period_type") else "")
 
-    function_names = {f.id: display_name(_text(strings, f.name), _text(strings, f.system_name))
-                      for f in p.function}
+    shown: dict[tuple[int, int], str] = {}  # each (name, system name) once: functions may share a long name
+    function_names = {f.id: shown[pair] if pair in shown else shown.setdefault(
+                          pair, display_name(_text(strings, f.name), _text(strings, f.system_name)))
+                      for f in p.function for pair in ((f.name, f.system_name),)}
     frame_index: dict[Frame, int] = {}
     frames: list[Frame] = []
 
