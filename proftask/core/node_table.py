@@ -78,8 +78,13 @@ class StackFold:
         hashes = np.zeros(len(frames), dtype=np.uint64)
         parents = np.zeros(len(frames), dtype=np.uint64)
         max_len = int(lengths.max()) if n else 0
+        # the stacks longest first: those deeper than d are a prefix, so depth d costs the stacks
+        # that reach it, not all of them (one deep stack beside many short ones was quadratic)
+        by_length = np.argsort(-lengths, kind="stable")
+        deepest_starts = offsets[:-1][by_length]
+        reaching = n - np.searchsorted(np.sort(lengths), np.arange(max_len), side="right")  # stacks deeper than d
         for d in range(max_len):  # every stack's d-th frame at once
-            idx = offsets[:-1][lengths > d] + d
+            idx = deepest_starts[:reaching[d]] + d
             prev = hashes[idx - 1] if d else np.zeros(len(idx), dtype=np.uint64)
             parents[idx] = prev
             hashes[idx] = path_hash(prev, frames[idx])

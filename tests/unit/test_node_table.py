@@ -78,3 +78,19 @@ def test_node_tables_of_two_profiles_sum_to_the_table_of_their_merge():
             sums[path] = (t + total, s + self_value)
     fold, values = _fold(_merged(a + b))
     assert _paths(fold.nodes(values)) == sums
+
+
+def test_one_deep_stack_beside_a_million_short_ones_folds_in_linear_time():
+    # The Python fold (a profile the Go fold declines) hashed depth by depth over every stack:
+    # 20,000 deep × 1M stacks was ~7 s, 2M deep × 2M stacks (within the frame bound) hours.
+    import time
+    deep, short = 20_000, 1_000_000
+    lengths = np.r_[deep, np.ones(short, dtype=np.int64)]
+    offsets = np.r_[0, np.cumsum(lengths)]
+    frames = np.r_[np.full(deep, 7), np.arange(short) % 1000].astype(np.uint64)
+    started = time.perf_counter()
+    fold = StackFold(offsets, frames)
+    assert time.perf_counter() - started < 3  # ~0.6 s; the depth-by-depth loop took ~7 s
+    table = fold.nodes(np.ones(len(lengths), dtype=np.int64))
+    assert len(table.node) == 1 + deep + 999  # the root, the deep path, and the short stacks' frames but 7
+    assert int(table.depth.max()) == deep
