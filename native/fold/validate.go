@@ -45,7 +45,8 @@ func valid(p *profilepb.Profile) bool {
 		}
 		functions[f.GetId()] = max(len(strs[f.GetName()]), len(strs[f.GetSystemName()]))
 	}
-	nameBytes := 0 // decode.name_bytes: each line counts its function's name, the longer one
+	// decode.name_bytes: each line counts its function's name, the longer one
+	nameBytes := 0
 	locations := make(map[uint64]int, len(p.GetLocation())) // id → its frames
 	for _, loc := range p.GetLocation() {
 		if _, dup := locations[loc.GetId()]; loc.GetId() == 0 || dup {

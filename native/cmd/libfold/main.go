@@ -22,6 +22,8 @@ var (
 	next    int64
 	// a large fold's heap is given back once no fold has run for idleRelease (releaseWhenIdle)
 	release *time.Timer
+	pending bool // a large fold's heap is waiting for release: a fold that starts meanwhile re-arms it
+	armed   int  // the release timers armed so far
 )
 
 const idleRelease = time.Second
@@ -39,6 +41,11 @@ func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.l
 	}()
 	if checkOnly == 0 {
 		holdRelease()
+		defer func() {
+			if handle == 0 { // no proftask_take re-arms the release: here (a large profile's decoding is garbage too)
+				releaseWhenIdle(n > 8<<20)
+			}
+		}()
 	}
 	p, accepted := fold.Decode(unsafe.Slice((*byte)(data), int(n))) // read only during the call
 	if !accepted {
@@ -80,26 +87,38 @@ func proftask_take(handle C.longlong, dst unsafe.Pointer) C.int {
 		return 0
 	}
 	e.WriteTo(unsafe.Slice((*byte)(dst), e.Size()))
-	if e.Size() > 8<<20 {
-		releaseWhenIdle()
-	}
+	releaseWhenIdle(e.Size() > 8<<20)
 	return 1
 }
 
 // releaseWhenIdle gives a large fold's heap (~250 MB for a large profile, garbage now) back to
 // the OS once the worker has been idle for idleRelease, rather than keep it until Go's next
 // collection. Not at once: the next fold of a busy worker then grew the heap again, page by
-// page, ~0.15-0.2 s of a large profile's 0.25-0.35 s fold.
-func releaseWhenIdle() {
+// page, ~0.15-0.2 s of a large profile's 0.25-0.35 s fold. Called after every fold (large: this
+// one's heap is to be given back): a small fold that held a large one's release (holdRelease)
+// arms it again, or the large heap stayed until Go's forced collection, minutes later.
+func releaseWhenIdle(large bool) {
 	mu.Lock()
 	defer mu.Unlock()
+	if pending = pending || large; !pending {
+		return
+	}
 	if release != nil {
 		release.Stop()
 	}
-	release = time.AfterFunc(idleRelease, debug.FreeOSMemory)
+	armed++
+	generation := armed
+	release = time.AfterFunc(idleRelease, func() {
+		mu.Lock()
+		if armed == generation { // not a timer stopped too late, after a large fold armed a new one
+			pending = false
+		}
+		mu.Unlock()
+		debug.FreeOSMemory()
+	})
 }
 
-// holdRelease: a fold starts, the worker is not idle.
+// holdRelease: a fold starts, the worker is not idle (the release stays pending).
 func holdRelease() {
 	mu.Lock()
 	defer mu.Unlock()
