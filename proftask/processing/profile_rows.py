@@ -16,6 +16,7 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof import native
 from proftask.pprof.decode import decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
+from proftask.pprof.v1 import profile_pb2
 
 
 
@@ -108,7 +109,18 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     (proftask.pprof.native) when it takes the profile, else in Python: the same rows."""
     raw = decompress(env.profile_uploaded.content if content is None else content, decompressed_limit)
     folded = native.fold(raw)
-    if folded is None:
+    if folded is None and native.available():
+        # Declined by Go: refused (parse_profile words why), or a profile Go is unsure of (strings
+        # not UTF-8, unknown groups). Then the same profile as Python reads it, its strings decoded
+        # as the Python fold decodes them and nothing unknown, is folded by Go: the same rows, and
+        # not the Python fold's ~30 s a million frames deep (a tiny profile with one bad byte).
+        profile = parse_profile(raw)
+        profile.DiscardUnknownFields()
+        profile.string_table[:] = [s.decode("utf-8", "replace").encode() for s in profile.string_table]
+        folded = native.fold(profile.SerializeToString())
+        if folded is None:
+            return _python_rows(env, raw, profile)
+    elif folded is None:
         return _python_rows(env, raw)
     arrays, texts = folded.numbers, folded.texts
     sample_types = folded.strings("sample_types")
@@ -128,8 +140,8 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     return rows
 
 
-def _python_rows(env: pb.Envelope, raw: bytes) -> ProfileRows:
-    folded = fold_stacks(parse_profile(raw))
+def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | None = None) -> ProfileRows:
+    folded = fold_stacks(parse_profile(raw) if profile is None else profile)
     names: dict[int, tuple] = {}
 
     def ids_for(granularity: str) -> np.ndarray:

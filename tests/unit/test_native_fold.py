@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -207,3 +208,31 @@ def test_a_large_folds_heap_is_given_back_once_the_worker_is_idle():
     done = subprocess.run([sys.executable, "-c", FOLDED_TWICE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout) < 60  # MB
+
+
+def test_a_profile_go_is_unsure_of_is_folded_by_go_as_python_reads_it():
+    # A string that is not UTF-8 made the Go fold decline, and the Python fold took a tiny
+    # profile 262,144 frames deep ~8 s (the frame bound, ~2 minutes), in the processor's own
+    # process for a small record. Now Go folds the profile as Python reads it: the same rows.
+    p = profile()
+    p.string_table[6] = b"main.g\xff"  # shown as main.g\ufffd by both
+    raw = p.SerializeToString() + _nested_unknown_groups(3)
+    assert native.fold(raw) is None
+    rows, python = rows_both_ways(profile_pb2.Profile.FromString(raw))
+    assert_same_rows(rows, python())
+    assert "main.g\ufffd" in rows.frame_names.column("name").to_pylist()
+
+    deep = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f\xff"])
+    deep.sample_type.add(type=1, unit=2)
+    deep.function.add(id=1, name=3, system_name=3)
+    location = deep.location.add(id=1)
+    for line in range(4096):
+        location.line.add(function_id=1, line=line)
+    deep.sample.add(location_id=[1] * 64, value=[1])
+    assert native.fold(deep.SerializeToString()) is None
+    body = deep.SerializeToString()
+    env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=body,
+                                                   size=len(body)))
+    started = time.perf_counter()
+    assert profile_rows(env, LIMIT).profile["stack_count"] == 1
+    assert time.perf_counter() - started < 3  # ~0.2 s by Go; the Python fold took ~8 s
