@@ -82,7 +82,7 @@ def _run_in_worker(fn, *args):
     raws = [b.raw() for b in buffers]
     if sum(r.nbytes for r in raws) < SHARED_MIN_BYTES:
         return result
-    fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getppid()}-", dir=_shared_dir())
+    fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getppid()}-{os.getpid()}-", dir=_shared_dir())
     try:
         with os.fdopen(fd, "wb") as f:  # buffered: writes whole or raises (a raw write may stop short)
             for raw in raws:
@@ -130,6 +130,36 @@ def _remove_orphans() -> None:
             pass
 
 
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc: signal 0 (a zombie counts as running)
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+
+def _remove_results_of_dead_workers() -> None:
+    """Result files of this server's workers that died before it mapped them: the OOM killer
+    strikes a worker at its peak, the result held and its copy being written into /dev/shm, whose
+    files are memory too; _remove_orphans removes them only when the server has died."""
+    directory = _shared_dir()
+    prefix = f"{_PREFIX}{os.getpid()}-"
+    for name in os.listdir(directory):
+        worker = name[len(prefix):].split("-")[0] if name.startswith(prefix) else ""
+        if worker.isdigit() and not _running(int(worker)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
 class CpuPool:
     def __init__(self, workers: int | None = None, spawn_at_start: bool = False):
         self.workers = workers or min(2, os.cpu_count() or 1)
@@ -173,8 +203,10 @@ class CpuPool:
             # a worker died (the OOM killer, a fatal Go runtime error): this call fails, and the
             # next ones get new workers rather than the broken pool until a restart
             if self._pool is pool:
-                pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
+                # its workers reaped (a worker killed mid-write leaves its result file), then freed
+                await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+                _remove_results_of_dead_workers()
             raise
         return _received(result)
 
@@ -191,5 +223,9 @@ class CpuPool:
             except asyncio.CancelledError:
                 future.add_done_callback(_discard)
                 raise
+        except concurrent.futures.process.BrokenProcessPool:
+            await asyncio.to_thread(pool.shutdown, True)  # its worker reaped: its result file is no one's
+            _remove_results_of_dead_workers()
+            raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
