@@ -149,12 +149,8 @@ def _named_nodes_sql(sums: str, extra: str = "") -> str:
     return NAMED_NODES.replace("{sums}", sums).replace("{extra}", extra)
 
 
-# The whole tree joins all its nodes (~425k for ten large CPU profiles) with the tenant's paths
-# and names: sorted and merged (both sides on two threads) rather than hashed, ~15 % less time
-# for the query. The heaviest nodes are few: their hash join stays.
-WHOLE_TREE_JOINS = "\nSETTINGS join_algorithm = 'full_sorting_merge'"
-MERGED_NODES = _named_nodes_sql(MERGED_SUMS) + WHOLE_TREE_JOINS
-SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS) + WHOLE_TREE_JOINS
+MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
+SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
 HEAVIEST_COUNTS = ", node_count, min_self, min_total"
 HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
 SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
