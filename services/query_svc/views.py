@@ -66,12 +66,14 @@ def ui_index(path: pathlib.Path) -> web.FileResponse:
     return web.FileResponse(path, headers=UI_HEADERS)
 
 
-def with_tree(head: dict, elements_json: str | bytes | np.ndarray) -> bytes:
+def with_tree(head: dict, elements_json: str | bytes | np.ndarray | list[memoryview]) -> bytes:
     """`head` with "tree": {"elements": …} added, the elements being JSON text already (as str,
-    or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back)."""
-    text = (elements_json.encode() if isinstance(elements_json, str)
-            else elements_json.data if isinstance(elements_json, np.ndarray) else elements_json)
-    return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', text, b"}}"))
+    or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back, or as pieces of
+    UTF-8 bytes back to back)."""
+    pieces = (elements_json if isinstance(elements_json, list)
+              else [elements_json.encode()] if isinstance(elements_json, str)
+              else [elements_json.data] if isinstance(elements_json, np.ndarray) else [elements_json])
+    return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', *pieces, b"}}"))
 
 
 def progress_json(progress: Progress) -> dict:
@@ -98,7 +100,7 @@ def progress(p: Progress) -> web.Response:
 
 
 def analysis_body(sel: Selection, truncated: int, focus: tuple[str, ...] | None, instance_count: int | None,
-                  elements_json: str | bytes | np.ndarray) -> bytes:
+                  elements_json: str | bytes | np.ndarray | list[memoryview]) -> bytes:
     """The flame-graph analysis: the selection, how many nodes maxNodes dropped, the focus and
     (with instanceStats) the instance count, then the tree."""
     head: dict = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,
