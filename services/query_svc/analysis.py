@@ -97,6 +97,7 @@ class Analyses:
         if with_stats:
             extra, instance_count = await self._instance_stats(sel, columns.node[ordered])
         jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else elements_jobs(columns, ordered, parent_pos, 2)
+        elements: np.ndarray | list[memoryview]
         if jobs:  # a whole tree's text formatted by two threads at once
             elements = elements_joined(list(await asyncio.gather(*(asyncio.to_thread(job) for job in jobs))))
         else:

@@ -70,9 +70,10 @@ def with_tree(head: dict, elements_json: str | bytes | np.ndarray | list[memoryv
     """`head` with "tree": {"elements": …} added, the elements being JSON text already (as str,
     or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back, or as pieces of
     UTF-8 bytes back to back)."""
-    pieces = (elements_json if isinstance(elements_json, list)
-              else [elements_json.encode()] if isinstance(elements_json, str)
-              else [elements_json.data] if isinstance(elements_json, np.ndarray) else [elements_json])
+    pieces: list[bytes | memoryview] = (
+        list(elements_json) if isinstance(elements_json, list)
+        else [elements_json.encode()] if isinstance(elements_json, str)
+        else [elements_json.data] if isinstance(elements_json, np.ndarray) else [elements_json])
     return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', *pieces, b"}}"))
 
 
