@@ -25,7 +25,7 @@ from proftask.core import flamegraph
 from proftask.core.flamegraph import NodeColumns
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.fold import FUNCTION
-from services.processor.profile_rows import profile_rows
+from proftask.processing.profile_rows import profile_rows
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LARGE = ROOT.parent / "shared" / "conformance" / "large" / "pprof-large.cpu.pb.gz"
@@ -41,13 +41,18 @@ def merged_columns(path: pathlib.Path, copies: int) -> NodeColumns:
     default = rows.profile["default_index"]
     part = next(p for p in rows.node_parts or []
                 if p["granularity"] == FUNCTION and p["type_index"] == default)
+    node, self_value, total = part["values"]
+    paths = rows.node_paths  # both granularities' nodes and the root: each node's place by its id
+    by_node = np.argsort(paths["node"])
+    at = by_node[np.searchsorted(paths["node"][by_node], node)]
     names = dict(zip(rows.frame_names.column("frame_id").to_pylist(), rows.frame_names.column("name").to_pylist(),
                      strict=True))
-    unique_ids, name_index = np.unique(part["frame_id"], return_inverse=True)
-    rows = np.random.default_rng(0).permutation(len(part["node"]))  # GROUP BY's order: none in particular
-    return NodeColumns(node=part["node"][rows], parent=part["parent"][rows], depth=part["depth"][rows].astype(np.int64),
-                       name=name_index.astype(np.int64).reshape(-1)[rows], total=part["total"][rows] * copies,
-                       self_value=part["self"][rows] * copies,
+    unique_ids, name_index = np.unique(paths["frame_id"][at], return_inverse=True)
+    rows = np.random.default_rng(0).permutation(len(node))  # GROUP BY's order: none in particular
+    return NodeColumns(node=node[rows], parent=paths["parent"][at][rows],
+                       depth=paths["depth"][at][rows].astype(np.int64),
+                       name=name_index.astype(np.int64).reshape(-1)[rows], total=total[rows] * copies,
+                       self_value=self_value[rows] * copies,
                        names=[names.get(int(f), "root") for f in unique_ids.tolist()])
 
 
@@ -104,7 +109,7 @@ def response(mod, c: NodeColumns, max_nodes: int, focus: list[str] | None = None
 
 
 def response_bytes(c: NodeColumns, max_nodes: int, focus: list[str] | None = None) -> bytes:
-    """The same body from elements_buffer, never a str: what query_svc could send."""
+    """The same body from elements_buffer, never a str: what query_svc sends."""
     if focus:
         c = flamegraph.focused(c, flamegraph.focus_rows(c, focus))
         max_nodes = max_nodes + len(focus) if max_nodes else 0

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from proftask.clickhouse.client import ClickHouse
-from proftask.core.flamegraph import NodeColumns, UnknownFocus, elements_buffer, focus_rows, focused, preorder
+from proftask.core.flamegraph import (NodeColumns, UnknownFocus, elements_buffer, elements_joined, elements_jobs,
+                                      focus_rows, focused, preorder)
 from proftask.core.spread import instance_spread
 from proftask.core.top import sort_rows
 from proftask.errors import Invalid
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from proftask.task_view import TaskView
 
 MAX_STATS_NODES = 20_000  # instanceStats looks each kept node up per instance
+# From this many elements, the text is formatted in two halves at once (~0.145 -> ~0.08 s for
+# a 425k-node tree when both cores are free); a first view's few thousand are not worth it.
+PARALLEL_ELEMENTS = 50_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +96,12 @@ class Analyses:
         extra, instance_count = None, None
         if with_stats:
             extra, instance_count = await self._instance_stats(sel, columns.node[ordered])
-        elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
+        jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else elements_jobs(columns, ordered, parent_pos, 2)
+        elements: np.ndarray | list[memoryview]
+        if jobs:  # a whole tree's text formatted by two threads at once
+            elements = elements_joined(list(await asyncio.gather(*(asyncio.to_thread(job) for job in jobs))))
+        else:
+            elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
         return views.analysis_body(sel, truncated, focus, instance_count, elements)
 
     async def _instance_stats(self, sel: Selection, nodes: np.ndarray) -> tuple[dict[str, np.ndarray], int]:

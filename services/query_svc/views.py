@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aiohttp import web
+from aiohttp import payload, web
+from aiohttp.abc import AbstractStreamWriter
 
 from proftask.core.diff import DiffColumns
 from proftask.core.exports import to_folded, to_speedscope
@@ -25,8 +26,39 @@ UI_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' '
               "Cache-Control": "no-cache"}
 
 
+# A body written to the socket this much at a time: asyncio's transport takes one large write
+# into its buffer and shrinks that buffer (copying what is left) as the socket drains, so a 42 MB
+# tree written whole reached a client in 0.12-0.35 s on this machine, and in 0.04-0.06 s written
+# in these pieces (each waits for the transport to drain).
+BODY_PIECE = 1 << 20
+
+
+class _BodyInPieces(payload.Payload):
+    """Bytes written BODY_PIECE at a time; the same bytes and headers as a bytes body (not a
+    BytesPayload: that warns about any body past 1 MB)."""
+
+    _autoclose = True
+
+    def __init__(self, value: bytes, content_type: str):
+        super().__init__(value, content_type=content_type)
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._value.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        view = memoryview(self._value)[:content_length]
+        for start in range(0, len(view), BODY_PIECE):
+            await writer.write(view[start:start + BODY_PIECE])
+
+
 def json_body(body: bytes) -> web.Response:
     """An answer already rendered to JSON bytes (a cached analysis, a tree)."""
+    if len(body) > BODY_PIECE:
+        return web.Response(body=_BodyInPieces(body, content_type="application/json"))
     return web.Response(body=body, content_type="application/json")
 
 
@@ -34,12 +66,15 @@ def ui_index(path: pathlib.Path) -> web.FileResponse:
     return web.FileResponse(path, headers=UI_HEADERS)
 
 
-def with_tree(head: dict, elements_json: str | bytes | np.ndarray) -> bytes:
+def with_tree(head: dict, elements_json: str | bytes | np.ndarray | list[memoryview]) -> bytes:
     """`head` with "tree": {"elements": …} added, the elements being JSON text already (as str,
-    or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back)."""
-    text = (elements_json.encode() if isinstance(elements_json, str)
-            else elements_json.data if isinstance(elements_json, np.ndarray) else elements_json)
-    return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', text, b"}}"))
+    or as UTF-8 bytes: a whole tree's 40 MB need not go through str and back, or as pieces of
+    UTF-8 bytes back to back)."""
+    pieces: list[bytes | memoryview] = (
+        list(elements_json) if isinstance(elements_json, list)
+        else [elements_json.encode()] if isinstance(elements_json, str)
+        else [elements_json.data] if isinstance(elements_json, np.ndarray) else [elements_json])
+    return b"".join((json.dumps(head)[:-1].encode(), b', "tree": {"elements": ', *pieces, b"}}"))
 
 
 def progress_json(progress: Progress) -> dict:
@@ -66,7 +101,7 @@ def progress(p: Progress) -> web.Response:
 
 
 def analysis_body(sel: Selection, truncated: int, focus: tuple[str, ...] | None, instance_count: int | None,
-                  elements_json: str | bytes | np.ndarray) -> bytes:
+                  elements_json: str | bytes | np.ndarray | list[memoryview]) -> bytes:
     """The flame-graph analysis: the selection, how many nodes maxNodes dropped, the focus and
     (with instanceStats) the instance count, then the tree."""
     head: dict = {"taskId": sel.task_id, "sampleType": sel.sample_type, "sampleTypes": sel.sample_types,

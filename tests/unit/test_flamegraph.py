@@ -170,6 +170,33 @@ def test_elements_text_is_each_element_as_json_whatever_the_values(monkeypatch):
             assert n >= k
 
 
+def test_the_elements_formatted_in_parts_join_to_the_same_text(monkeypatch):
+    """A whole tree's text formatted by several jobs (threads at once in query_svc) is the
+    text formatted at once, however the elements fall into the parts."""
+    import proftask.core.flamegraph as flamegraph
+
+    big = np.iinfo(np.int64)
+    for seed in range(6):
+        c = columns_from_paths(random_tree(seed, negative=seed % 2 == 1))
+        c.names = [NAMES[(i + 5 * seed) % len(NAMES)] for i in range(len(c.names))]
+        if seed == 3:  # the extremes of int64
+            c.total[1:4] = [big.min, big.max, -1]
+            c.self_value[1:4] = [big.max, big.min, 10**15]
+        for max_nodes in (0, 1, 9):
+            ordered, parent_pos, _ = preorder(c, max_nodes)
+            want = expected_text(c, ordered, parent_pos).encode()
+            for parts in (1, 2, 3, len(ordered), len(ordered) + 4):
+                jobs = flamegraph.elements_jobs(c, ordered, parent_pos, parts)
+                got = b"".join(flamegraph.elements_joined([job() for job in jobs]))
+                assert got == want
+                assert flamegraph.elements_buffer(c, ordered, parent_pos).tobytes() == want
+    # a tree whose text could pass Arrow's 2 GiB in a part: no jobs (elements_buffer formats it)
+    c = columns_from_paths(random_tree(0))
+    ordered, parent_pos, _ = preorder(c, 0)
+    monkeypatch.setattr(flamegraph, "_PART_BYTES", 10)
+    assert flamegraph.elements_jobs(c, ordered, parent_pos, 2) is None
+
+
 def test_preorder_does_not_depend_on_the_row_order():
     from proftask.core.flamegraph import NodeColumns
 

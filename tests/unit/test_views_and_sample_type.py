@@ -88,3 +88,34 @@ def test_a_command_is_skywalkings_pprof_task_query_and_no_task_is_no_command():
             {"key": "Events", "value": "cpu"}, {"key": "Duration", "value": "5"},
             {"key": "CreateTime", "value": "1716000000000"}, {"key": "DumpPeriod", "value": "0"}]}
     assert json.loads(task_views.commands(None, "serial").body) == {"commands": []}
+
+
+@pytest.mark.parametrize("size", [10, query_views.BODY_PIECE, 3 * query_views.BODY_PIECE + 17])
+def test_a_json_body_reaches_a_client_whole_with_its_length_however_it_is_written(size):
+    """A large answer (a whole merged tree, ~40 MB) is written in pieces: the client reads the
+    same bytes and headers as for a body written at once."""
+    import asyncio
+
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return query_views.json_body(body)
+
+    async def fetch() -> tuple[int, dict, bytes, int]:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        async with TestServer(app) as server, ClientSession() as session:
+            async with session.get(server.make_url("/")) as r:
+                got = await r.read()
+                headers = {k: r.headers.get(k) for k in ("Content-Type", "Content-Length", "Transfer-Encoding")}
+            async with session.head(server.make_url("/")) as r:
+                head_length = r.headers.get("Content-Length")
+            return r.status, headers, got, head_length
+
+    status, headers, got, head_length = asyncio.run(fetch())
+    assert status == 200 and got == body
+    assert headers == {"Content-Type": "application/json", "Content-Length": str(size), "Transfer-Encoding": None}
+    assert head_length == str(size)
