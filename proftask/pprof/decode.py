@@ -124,7 +124,8 @@ def parse_profile(raw: bytes) -> profile_pb2.Profile:
     return profile
 
 
-_PROFILE_ENTRIES = frozenset((1, 2, 3, 4, 5, 6, 11))  # sample_type, sample, mapping, location, function, string_table, period_type
+# sample_type, sample, mapping, location, function, string_table, period_type
+_PROFILE_ENTRIES = frozenset((1, 2, 3, 4, 5, 6, 11))
 _SAMPLE, _LOCATION, _COMMENT = 2, 4, 13
 _LABEL, _LINE = 3, 4  # in a sample, in a location
 _SAMPLE_NUMBERS = frozenset((1, 2))  # location_id, value
