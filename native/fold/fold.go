@@ -51,6 +51,9 @@ func Decode(raw []byte) (*profilepb.Profile, bool) {
 	if len(raw) == 0 {
 		return nil, false
 	}
+	if overWireBounds(raw) {
+		return nil, false // refused before it is decoded: decoding it would take gigabytes
+	}
 	p := &profilepb.Profile{}
 	if err := proto.Unmarshal(raw, p); err != nil {
 		return nil, false

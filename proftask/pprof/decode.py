@@ -30,6 +30,24 @@ MAX_FRAME_VALUES = 1 << 24
 # 64 KB name on 4,096 lines of distinct numbers (6 KB gzipped, no sample at all) folded into
 # 256 MB of frame names. The most of the conformance corpus: 851,514 bytes.
 MAX_NAME_BYTES = 1 << 26
+# What decoding costs before any of the checks above can run: each entry of a repeated field is
+# an object (a Sample, a Line, a string...), ~100 bytes decoded in Go and ~175 in upb even when it
+# is 2 bytes on the wire, and a packed number of 1 byte is 8 decoded: 16 MB of empty samples
+# (15 KB gzipped) took ~811 MB in Go and 1.4 GB in upb. check_wire_counts counts on the wire,
+# before anything is decoded, and refuses past these (the Go check declines the same,
+# native/fold/wire.go):
+# - entries: samples, locations, functions, mappings, strings, sample types, the period type,
+#   labels, lines. The most of the conformance corpus: 113,269 (large/pprof-large); a 30 MiB
+#   bench/big_profile.py profile: ~1.52M (3.4 times under). At the bound, ~0.5 GB in Go, ~0.9 GB
+#   in upb.
+# - numbers: location ids, values and comments, a packed one counted by its bytes (its most).
+#   The most of the corpus: 1,934,626 (go/pyroscope-heap_go_truncated_3); the 30 MiB profile:
+#   ~2.13M. At the bound, 0.5 GB decoded.
+# - fields read by the scan (the profile's, its samples' and its locations'), which bound its
+#   time: the most of the corpus: 244,630; the 30 MiB profile: ~2.35M.
+MAX_WIRE_ENTRIES = 5 << 20
+MAX_WIRE_NUMBERS = 1 << 26
+MAX_WIRE_FIELDS = 1 << 24
 
 
 class ProfileError(ValueError):
@@ -96,6 +114,7 @@ def parse_profile(raw: bytes) -> profile_pb2.Profile:
     """Decode and check every reference resolves, as pprof's own parser does."""
     if not raw:
         raise ProfileError("empty profile")
+    check_wire_counts(raw)
     profile = profile_pb2.Profile()
     try:
         profile.ParseFromString(raw)
@@ -103,6 +122,126 @@ def parse_profile(raw: bytes) -> profile_pb2.Profile:
         raise ProfileError(f"not a pprof protobuf: {e}") from None
     validate(profile, raw)
     return profile
+
+
+# sample_type, sample, mapping, location, function, string_table, period_type
+_PROFILE_ENTRIES = frozenset((1, 2, 3, 4, 5, 6, 11))
+_SAMPLE, _LOCATION, _COMMENT = 2, 4, 13
+_LABEL, _LINE = 3, 4  # in a sample, in a location
+_SAMPLE_NUMBERS = frozenset((1, 2))  # location_id, value
+
+
+class _Counts:
+    __slots__ = ("entries", "numbers", "fields")
+
+    def __init__(self) -> None:
+        self.entries = self.numbers = self.fields = 0
+
+    def over(self) -> bool:
+        return (self.entries > MAX_WIRE_ENTRIES or self.numbers > MAX_WIRE_NUMBERS
+                or self.fields > MAX_WIRE_FIELDS)
+
+
+def check_wire_counts(raw: bytes) -> tuple[int, int, int]:
+    """Refuses, before it is decoded, a profile whose decoding would take far more memory than
+    its bytes (MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS); answers (entries, numbers,
+    fields). Only the fields of the profile and of its samples and locations are read, each once,
+    and the scan stops past a bound: a few seconds at most, however large the bytes. Wire it
+    cannot read ends it (the decoder then words the fault). native/fold/wire.go is the same
+    scan, step for step."""
+    counts = _Counts()
+    _scan(raw, 0, len(raw), None, counts)
+    if counts.entries > MAX_WIRE_ENTRIES:
+        raise ProfileError(f"profile has too many entries: more than {MAX_WIRE_ENTRIES} samples, locations, lines, "
+                           "labels, functions, mappings and strings, more than proftask decodes")
+    if counts.numbers > MAX_WIRE_NUMBERS:
+        raise ProfileError(f"profile has too many numbers: more than {MAX_WIRE_NUMBERS} location ids, values and "
+                           "comments, more than proftask decodes")
+    if counts.fields > MAX_WIRE_FIELDS:
+        raise ProfileError(f"profile has too many fields: more than {MAX_WIRE_FIELDS} in the profile, its samples "
+                           "and its locations, more than proftask decodes")
+    return counts.entries, counts.numbers, counts.fields
+
+
+def _scan(data: bytes, i: int, end: int, inside: int | None, counts: _Counts) -> bool:
+    """Counts the fields of data[i:end]: the profile's (inside None) or a sample's or a
+    location's (inside _SAMPLE, _LOCATION). False: stopped (a bound passed, or unreadable).
+    Counted in locals, kept in counts on return and around a nested scan (a third faster)."""
+    depth = 0  # inside unknown groups, whose fields are only skipped
+    entries, numbers, fields = counts.entries, counts.numbers, counts.fields
+    max_entries, max_numbers, max_fields = MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS
+    complete = False
+    try:
+        while i < end:
+            tag = data[i]
+            tag, i = (tag, i + 1) if tag < 0x80 else _varint(data, i)
+            field, wire_type = tag >> 3, tag & 7
+            fields += 1
+            if wire_type == 2:
+                size = data[i]
+                size, i = (size, i + 1) if size < 0x80 else _varint(data, i)
+                if i + size > end:
+                    break
+                if depth == 0:
+                    if inside is None:
+                        if field in _PROFILE_ENTRIES:
+                            entries += 1
+                            if field == _SAMPLE or field == _LOCATION:
+                                counts.entries, counts.numbers, counts.fields = entries, numbers, fields
+                                nested = _scan(data, i, i + size, field, counts)
+                                entries, numbers, fields = counts.entries, counts.numbers, counts.fields
+                                if not nested:
+                                    break
+                        elif field == _COMMENT:
+                            numbers += size
+                    elif inside == _SAMPLE:
+                        if field == _LABEL:
+                            entries += 1
+                        elif field in _SAMPLE_NUMBERS:
+                            numbers += size
+                    elif field == _LINE:
+                        entries += 1
+                i += size
+            elif wire_type == 0:
+                _, i = _varint(data, i)
+                if depth == 0 and (field == _COMMENT if inside is None else
+                                   inside == _SAMPLE and field in _SAMPLE_NUMBERS):
+                    numbers += 1
+            elif wire_type == 1:
+                i += 8
+            elif wire_type == 5:
+                i += 4
+            elif wire_type == 3:
+                depth += 1
+            elif wire_type == 4 and depth > 0:
+                depth -= 1
+            else:
+                break
+            if entries > max_entries or numbers > max_numbers or fields > max_fields:
+                break
+        else:
+            complete = i == end
+    except IndexError:  # truncated
+        pass
+    counts.entries, counts.numbers, counts.fields = entries, numbers, fields
+    return complete
+
+
+def _varint(data, i: int) -> tuple[int, int]:
+    """The varint at i and the index past it; IndexError when truncated or past 10 bytes."""
+    byte = data[i]
+    if byte < 0x80:
+        return byte, i + 1
+    value, shift = byte & 0x7F, 7
+    while True:
+        i += 1
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i + 1
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint past 10 bytes")
 
 
 def _unique_ids(kind: str, ids: list[int]) -> set[int]:

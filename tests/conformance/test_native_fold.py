@@ -11,7 +11,8 @@ from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from proftask.ingest.upload import check_profile
 from proftask.pprof import native
-from proftask.pprof.decode import ProfileError, decompress, parse_profile
+from proftask.pprof.decode import (MAX_WIRE_ENTRIES, MAX_WIRE_FIELDS, MAX_WIRE_NUMBERS, ProfileError,
+                                   check_wire_counts, decompress, parse_profile)
 from proftask.processing.profile_rows import _python_rows, profile_rows
 from tests.conformance.oracle import require_conformance
 from tests.conformance.same_rows import assert_same_rows
@@ -62,3 +63,14 @@ def test_the_go_check_gives_the_sample_types_of_the_python_check(library, name):
               for vt in parsed.sample_type]
     assert native.sample_types(raw) == (None if name in DECLINED else python)
     assert check_profile(body, LIMIT) == python
+
+
+def test_every_conformance_file_is_far_under_the_wire_bounds():
+    # what decoding costs, counted on the wire (decode.check_wire_counts): the most of the
+    # corpus is 113,269 entries, 1,934,626 numbers, 244,630 fields
+    root = require_conformance()
+    for name in corpus():
+        entries, numbers, fields = check_wire_counts(decompress((root / name).read_bytes(), LIMIT))
+        assert entries * 20 <= MAX_WIRE_ENTRIES, name
+        assert numbers * 20 <= MAX_WIRE_NUMBERS, name
+        assert fields * 20 <= MAX_WIRE_FIELDS, name

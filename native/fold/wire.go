@@ -1,0 +1,113 @@
+package fold
+
+import "google.golang.org/protobuf/encoding/protowire"
+
+// The bounds of what decoding a profile may cost, checked on the wire before proto.Unmarshal
+// (decode.MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS; measured there): each entry of a
+// repeated field is a message or a string, ~100 bytes decoded even when it is 2 bytes on the
+// wire, and a packed number of 1 byte is 8 decoded, so 16 MB of empty samples (15 KB gzipped)
+// took ~811 MB. Decode declines past them; Python's check_wire_counts, the same scan step for
+// step, then refuses and says why.
+const (
+	MaxWireEntries = 5 << 20
+	MaxWireNumbers = 1 << 26
+	MaxWireFields  = 1 << 24
+)
+
+// wireCounts: the entries (samples, locations, functions, mappings, strings, sample types, the
+// period type, labels, lines), the numbers (location ids, values, comments: a packed one counted
+// by its bytes) and the fields read (the profile's, its samples' and its locations').
+type wireCounts struct{ entries, numbers, fields int }
+
+func (c *wireCounts) over() bool {
+	return c.entries > MaxWireEntries || c.numbers > MaxWireNumbers || c.fields > MaxWireFields
+}
+
+// overWireBounds: wireCounts of the profile pass a bound. It stops there, or at wire it cannot
+// read (then proto.Unmarshal refuses the profile).
+func overWireBounds(raw []byte) bool {
+	var c wireCounts
+	c.scan(raw, 0)
+	return c.over()
+}
+
+const (
+	inProfile = 0 // scan's inside: the profile's fields, or a sample's or a location's
+	fSample   = 2
+	fLocation = 4
+	fComment  = 13
+	fLabel    = 3 // in a sample
+	fLine     = 4 // in a location
+)
+
+// scan counts the fields of b; false: stopped (a bound passed, or unreadable).
+func (c *wireCounts) scan(b []byte, inside protowire.Number) bool {
+	depth := 0 // inside unknown groups, whose fields are only skipped
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		c.fields++
+		switch {
+		case typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			if depth > 0 {
+				break
+			}
+			switch inside {
+			case inProfile:
+				switch num {
+				case 1, fSample, 3, fLocation, 5, 6, 11: // sample_type ... string_table, period_type
+					c.entries++
+					if (num == fSample || num == fLocation) && !c.scan(v, num) {
+						return false
+					}
+				case fComment:
+					c.numbers += len(v)
+				}
+			case fSample:
+				switch num {
+				case fLabel:
+					c.entries++
+				case 1, 2: // location_id, value
+					c.numbers += len(v)
+				}
+			case fLocation:
+				if num == fLine {
+					c.entries++
+				}
+			}
+		case typ == protowire.VarintType:
+			_, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			if depth == 0 && (inside == inProfile && num == fComment || inside == fSample && (num == 1 || num == 2)) {
+				c.numbers++
+			}
+		case typ == protowire.Fixed64Type || typ == protowire.Fixed32Type:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+		case typ == protowire.StartGroupType:
+			depth++
+		case typ == protowire.EndGroupType && depth > 0:
+			depth--
+		default:
+			return false
+		}
+		if c.over() {
+			return false
+		}
+	}
+	return true
+}
