@@ -9,9 +9,9 @@ import "google.golang.org/protobuf/encoding/protowire"
 // took ~811 MB. Decode declines past them; Python's check_wire_counts, the same scan step for
 // step, then refuses and says why.
 const (
-	MaxWireEntries = 5 << 20
+	MaxWireEntries = 1 << 23
 	MaxWireNumbers = 1 << 26
-	MaxWireFields  = 1 << 24
+	MaxWireFields  = 1 << 25
 )
 
 // wireCounts: the entries (samples, locations, functions, mappings, strings, sample types, the

@@ -24,7 +24,7 @@ func header(t *testing.T) []byte {
 // The bounds of proftask.pprof.decode.MAX_WIRE_*: tests/unit/test_wire_counts.py holds the two
 // scans equal through the library.
 func TestTheWireBoundsAreDecodesOwn(t *testing.T) {
-	if MaxWireEntries != 5<<20 || MaxWireNumbers != 1<<26 || MaxWireFields != 1<<24 {
+	if MaxWireEntries != 1<<23 || MaxWireNumbers != 1<<26 || MaxWireFields != 1<<25 {
 		t.Fatal("change decode.MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS too")
 	}
 }
@@ -37,16 +37,16 @@ func TestEmptyEntriesPastTheBoundAreDeclinedBeforeDecoding(t *testing.T) {
 			t.Errorf("%d entries past the bound: over %v, want %v", extra, got, want)
 		}
 	}
-	// 16 MB of empty samples: ~811 MB decoded before
-	raw := append(header(t), bytes.Repeat(emptySample, 8_000_000)...)
+	// 18 MB of empty samples: ~900 MB decoded before
+	raw := append(header(t), bytes.Repeat(emptySample, 9_000_000)...)
 	if _, ok := Decode(raw); ok || !overWireBounds(raw) {
-		t.Fatal("16 MB of empty samples taken")
+		t.Fatal("18 MB of empty samples taken")
 	}
-	// one location of 8 million empty lines
-	lines := bytes.Repeat([]byte{0x22, 0x00}, 8_000_000)
+	// one location of 9 million empty lines
+	lines := bytes.Repeat([]byte{0x22, 0x00}, 9_000_000)
 	loc := protoBytes(4, lines)
 	if !overWireBounds(append(header(t), loc...)) {
-		t.Fatal("8 million empty lines taken")
+		t.Fatal("9 million empty lines taken")
 	}
 }
 

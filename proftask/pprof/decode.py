@@ -38,16 +38,17 @@ MAX_NAME_BYTES = 1 << 26
 # native/fold/wire.go):
 # - entries: samples, locations, functions, mappings, strings, sample types, the period type,
 #   labels, lines. The most of the conformance corpus: 113,269 (large/pprof-large); a 30 MiB
-#   bench/big_profile.py profile: ~1.52M (3.4 times under). At the bound, ~0.5 GB in Go, ~0.9 GB
-#   in upb.
+#   bench/big_profile.py profile: ~1.52M (5.5 times under). At the bound, ~0.85 GB in Go, ~1.5 GB
+#   in upb (chosen over 5 << 20: a dense real profile near 30 MiB gzipped must go through).
 # - numbers: location ids, values and comments, a packed one counted by its bytes (its most).
 #   The most of the corpus: 1,934,626 (go/pyroscope-heap_go_truncated_3); the 30 MiB profile:
 #   ~2.13M. At the bound, 0.5 GB decoded.
 # - fields read by the scan (the profile's, its samples' and its locations'), which bound its
-#   time: the most of the corpus: 244,630; the 30 MiB profile: ~2.35M.
-MAX_WIRE_ENTRIES = 5 << 20
+#   time: the most of the corpus: 244,630; the 30 MiB profile: ~2.35M; the Java profile of the
+#   corpus scaled to 30 MiB gzipped: ~31M.
+MAX_WIRE_ENTRIES = 1 << 23
 MAX_WIRE_NUMBERS = 1 << 26
-MAX_WIRE_FIELDS = 1 << 24
+MAX_WIRE_FIELDS = 1 << 25
 
 
 class ProfileError(ValueError):

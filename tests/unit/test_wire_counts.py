@@ -23,8 +23,8 @@ from proftask.pprof.decode import ProfileError
 from proftask.pprof.v1 import profile_pb2
 p = profile_pb2.Profile(string_table=[b"", b"samples", b"count"])
 p.sample_type.add(type=1, unit=2)
-empty = {"samples": b"\\x12\\x00" * 8_000_000,  # 16 MB of empty samples
-         "lines": b"\\x22\\x80\\xc8\\xd0\\x07" + b"\\x22\\x00" * 8_000_000}  # one location (16 MB) of 8M empty lines
+empty = {"samples": b"\\x12\\x00" * 9_000_000,  # 18 MB of empty samples
+         "lines": b"\\x22\\x80\\xd1\\xca\\x08" + b"\\x22\\x00" * 9_000_000}  # one location (18 MB) of 9M empty lines
 body = gzip.compress(p.SerializeToString() + empty[sys.argv[1]], 1)
 native.available()
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))  # the Go runtime reserves some
