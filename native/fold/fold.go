@@ -205,10 +205,7 @@ func Fold(p *profilepb.Profile) *Result {
 	var key []byte
 	positions := 0
 	for _, s := range p.GetSample() {
-		key = key[:0]
-		for _, id := range s.GetLocationId() {
-			key = binary.LittleEndian.AppendUint64(key, id)
-		}
+		key = locationsKey(key[:0], s.GetLocationId())
 		target, seen := byLocations[string(key)]
 		if !seen {
 			ids := s.GetLocationId()

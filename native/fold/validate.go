@@ -100,10 +100,7 @@ func stackFrames(p *profilepb.Profile, frames map[uint64]int) int {
 	var key []byte
 	total := 0
 	for _, s := range p.GetSample() {
-		key = key[:0]
-		for _, id := range s.GetLocationId() {
-			key = binary.LittleEndian.AppendUint64(key, id)
-		}
+		key = locationsKey(key[:0], s.GetLocationId())
 		if _, dup := seen[string(key)]; dup {
 			continue
 		}
@@ -209,4 +206,13 @@ func hasUnknownGroup(p *profilepb.Profile) bool {
 		}
 	}
 	return false
+}
+
+// locationsKey appends a sample's location list to key, as a map key: the samples with the same
+// list are one stack (stackFrames, Fold).
+func locationsKey(key []byte, ids []uint64) []byte {
+	for _, id := range ids {
+		key = binary.LittleEndian.AppendUint64(key, id)
+	}
+	return key
 }

@@ -175,40 +175,6 @@ def test_the_check_of_a_large_upload_gives_its_memory_back():
     assert int(done.stdout) < 50  # MB; 120 kept before
 
 
-FOLDED_TWICE = """
-import random
-import time
-from proftask.pprof import native
-from proftask.pprof.v1 import profile_pb2
-def rss_mb():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
-p = profile_pb2.Profile(string_table=[b"", b"samples", b"count"] + [b"f%d" % i for i in range(3000)])
-p.sample_type.add(type=1, unit=2)
-for i in range(3000):
-    p.function.add(id=i + 1, name=3 + i)
-    p.location.add(id=i + 1).line.add(function_id=i + 1, line=1)
-pick = random.Random(1).randrange
-for i in range(60_000):  # 60,000 stacks of 20 random frames: ~1.1M nodes
-    p.sample.add(location_id=[pick(3000) + 1 for d in range(20)], value=[1])
-raw = p.SerializeToString()
-assert native.available()
-before = rss_mb()
-native.fold(raw)
-native.fold(raw)
-deadline = time.monotonic() + 20
-while rss_mb() - before > 60 and time.monotonic() < deadline:
-    time.sleep(0.1)
-print(rss_mb() - before)
-"""
-
-
-def test_a_large_folds_heap_is_given_back_once_the_worker_is_idle():
-    # A worker's Go heap is kept between folds that follow each other (growing it again cost
-    # each fold ~0.15 s), and given back when no fold has run for a second.
-    done = subprocess.run([sys.executable, "-c", FOLDED_TWICE], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout) < 60  # MB
-
 
 def test_a_profile_go_is_unsure_of_is_folded_by_go_as_python_reads_it():
     # A string that is not UTF-8 made the Go fold decline, and the Python fold took a tiny
