@@ -10,6 +10,7 @@ import numpy as np
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import NodeColumns
+from proftask.core.node_table import NodeSums
 from proftask.core.top import FunctionRow
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
@@ -113,6 +114,19 @@ FROM (""" + CHOSEN_NODE_VALUES + """)
 ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
 """
 
+# The task's merged tree as the processor summed it at ingest (proftask/processing/task_folds.py),
+# when its row sums exactly the chosen profiles: no row, no nodes (the caller then sums them).
+# Any row naming these profiles holds the same sums, so no FINAL: the newest rows of a task
+# name other sets and are not read past their profile_ids.
+TASK_FOLD_SUMS = """
+SELECT node, node_total AS total, node_self AS self
+FROM (SELECT node_ids, self_values, total_values FROM task_folds
+      WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
+        AND sample_type = {sample_type:String} AND profile_ids = {sorted_profile_ids:Array(String)}
+      LIMIT 1)
+ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
+"""
+
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
 # has and its least values: with no negative value a node is never lighter than its child, so
 # these rows hold the first max_nodes of the tree's order (flamegraph._kept_rows) and every
@@ -150,10 +164,12 @@ def _named_nodes_sql(sums: str, extra: str = "") -> str:
 
 
 MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
+TASK_FOLD_NODES = _named_nodes_sql(TASK_FOLD_SUMS)
 SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
 HEAVIEST_COUNTS = ", node_count, min_self, min_total"
 HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
 SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
+TASK_FOLD_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", TASK_FOLD_SUMS), HEAVIEST_COUNTS)
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
 # per sample in each profile's function values, so the sums do too), with each function's name.
@@ -191,6 +207,14 @@ def _params(tenant: str, task_id: str, value_index_by_profile: dict[str, int]) -
             "value_indexes": list(value_index_by_profile.values())}
 
 
+def _task_fold_params(params: dict, sample_type: str | None) -> dict | None:
+    """The parameters of a TASK_FOLD_* query, None when no task fold can hold the selection
+    (one profile is read as it is)."""
+    if sample_type is None or len(params["profile_ids"]) < 2:
+        return None
+    return {**params, "sample_type": sample_type, "sorted_profile_ids": sorted(params["profile_ids"])}
+
+
 async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
     """The newest upload of each instance of the task (a new upload replaces the old)."""
     rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
@@ -206,25 +230,50 @@ async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
 
 
 async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                       granularity: str) -> NodeColumns:
+                       granularity: str, sample_type: str | None = None) -> NodeColumns:
     """Every node with its sums, the root included, as columns. value_index_by_profile: the
-    1-based position of the chosen sample type in each profile's values."""
+    1-based position of the chosen sample type (named sample_type) in each profile's values."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
+    folded = _task_fold_params(params, sample_type)
+    if folded is not None:
+        with metrics.QUERY_SECONDS.labels("task_fold_nodes").time():
+            t = await ch.arrow(TASK_FOLD_NODES, folded)
+        if t.num_rows:
+            return _node_columns(t)
     sql = SINGLE_NODES if len(value_index_by_profile) == 1 else MERGED_NODES
     with metrics.QUERY_SECONDS.labels("node_sums").time():
         t = await ch.arrow(sql, params)
     return _node_columns(t)
 
 
+async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
+                           granularity: str) -> NodeSums:
+    """The chosen profiles' node values summed, sorted by node (what a task fold holds)."""
+    params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
+    t = await ch.arrow(MERGED_SUMS + " ORDER BY node", params)
+    if t.num_rows == 0:
+        return NodeSums.empty()
+    return NodeSums(t.column("node").to_numpy().astype(np.uint64, copy=False),
+                    t.column("self").to_numpy().astype(np.int64, copy=False),
+                    t.column("total").to_numpy().astype(np.int64, copy=False))
+
+
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                                granularity: str, max_nodes: int) -> tuple[NodeColumns, int] | None:
+                                granularity: str, max_nodes: int, sample_type: str | None = None
+                                ) -> tuple[NodeColumns, int] | None:
     """The heaviest max_nodes nodes (and any tied with the last) with their ancestors, and how
     many nodes the whole tree has; None when the tree has negative values (read it whole)."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
               "max_nodes": max_nodes}
-    sql = SINGLE_HEAVIEST_NODES if len(value_index_by_profile) == 1 else HEAVIEST_NODES
-    with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
-        t = await ch.arrow(sql, params)
+    t = None
+    folded = _task_fold_params(params, sample_type)
+    if folded is not None:
+        with metrics.QUERY_SECONDS.labels("task_fold_heaviest_nodes").time():
+            t = await ch.arrow(TASK_FOLD_HEAVIEST_NODES, folded)
+    if t is None or t.num_rows == 0:  # no task fold of these profiles: they are summed here
+        sql = SINGLE_HEAVIEST_NODES if len(value_index_by_profile) == 1 else HEAVIEST_NODES
+        with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():
+            t = await ch.arrow(sql, params)
     if t.num_rows == 0:
         return NodeColumns.empty(), 1
     if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:

@@ -147,3 +147,43 @@ class StackFold:
         sorted_frames = self._frames[self._leaf_order]
         return np.flatnonzero(np.r_[True, sorted_frames[1:] != sorted_frames[:-1]]) if len(sorted_frames) \
             else np.zeros(0, dtype=np.int64)
+
+
+@dataclasses.dataclass
+class NodeSums:
+    """Node values summed over profiles, sorted by node: what a merged tree is made of."""
+    node: np.ndarray        # uint64, sorted, distinct
+    self_value: np.ndarray  # int64
+    total: np.ndarray       # int64
+
+    @classmethod
+    def empty(cls) -> NodeSums:
+        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.node)
+
+
+def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, total: np.ndarray) -> NodeSums:
+    """The sums with one more profile's node values (its nodes distinct, in any order). A node
+    the sums lack is added: a merged tree holds every node of every profile, as a GROUP BY node
+    over their values does. Exact in int64, and the same sums whatever the order of adding."""
+    node = np.asarray(node, dtype=np.uint64)
+    self_value, total = np.asarray(self_value, np.int64), np.asarray(total, np.int64)
+    if len(node) > 1 and not (node[1:] > node[:-1]).all():
+        # sorted, the lookups below walk both arrays in order (~10x faster than random probes)
+        order = np.argsort(node, kind="stable")
+        node, self_value, total = node[order], self_value[order], total[order]
+    at = np.searchsorted(sums.node, node)
+    known = at < len(sums.node)
+    known[known] = sums.node[at[known]] == node[known]
+    self_sum, total_sum = sums.self_value.copy(), sums.total.copy()
+    # a profile's nodes are distinct, so no position is added to twice
+    self_sum[at[known]] += self_value[known]
+    total_sum[at[known]] += total[known]
+    new = ~known
+    if not new.any():
+        return NodeSums(sums.node, self_sum, total_sum)
+    into = at[new]
+    return NodeSums(np.insert(sums.node, into, node[new]), np.insert(self_sum, into, self_value[new]),
+                    np.insert(total_sum, into, total[new]))

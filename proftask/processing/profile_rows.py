@@ -137,7 +137,18 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
           "values": (arrays[f"{kind}.{i}.id"], arrays[f"{kind}.{i}.a"], arrays[f"{kind}.{i}.b"])}
          for i, (granularity, type_index) in enumerate(parts)]
         for kind in ("node", "function"))
+    _sort_by_node(rows.node_parts, FUNCTION, rows.profile["default_index"])
     return rows
+
+
+def _sort_by_node(parts: list[dict], granularity: str, type_index: int) -> None:
+    """The part a task's merged tree takes (task_folds.py) sorted by node, here in the CPU pool
+    rather than in the processor that adds it (Go folds in path order)."""
+    for part in parts:
+        if part["granularity"] == granularity and part["type_index"] == type_index:
+            node, self_value, total = part["values"]
+            order = np.argsort(node, kind="stable")
+            part["values"] = (node[order], self_value[order], total[order])
 
 
 def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | None = None) -> ProfileRows:

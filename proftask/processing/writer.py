@@ -14,6 +14,7 @@ from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.config import RetentionPolicy
 from proftask.processing.profile_rows import ProfileRows
+from proftask.processing.task_folds import TaskFolds
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
@@ -22,7 +23,8 @@ KNOWN_IDS = 4_000_000  # ids of stacks and frames this process already wrote (8 
 ARROW_CHUNK_ROWS = 500_000
 # Task-scoped tables: their rows carry the tenant's retention_days, stamped here from its policy
 # (stacks and frame_names are shared by every profile of a tenant and are not expired row by row).
-RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "node_values", "function_values"})
+RETAINED = frozenset({"tasks", "task_logs", "profiles", "samples", "node_values", "function_values",
+                      "task_folds"})
 KNOWN_NODES = 8_000_000  # node paths this process already wrote (8 bytes each)
 
 
@@ -65,6 +67,7 @@ class RowWriter:
         self._known_stacks = KnownKeys(KNOWN_IDS)
         self._known_frames = KnownKeys(KNOWN_IDS)
         self._known_nodes = KnownKeys(KNOWN_NODES)
+        self.task_folds = TaskFolds(clickhouse, self.insert_arrow)
 
     async def _retry(self, table: str, n_rows: int, write: Callable[[], Awaitable[None]]) -> None:
         backoff = 0.2
@@ -122,9 +125,19 @@ class RowWriter:
         """A batch of profiles, each table in one insert. The profile rows go last: analysis only
         reads profiles listed in `profiles`, so a profile becomes visible whole or not at all.
         Stacks and frames this process wrote before, or another profile of the batch carries,
-        are written once."""
+        are written once. Then each task's merged tree takes them in (task_folds.py)."""
         if not batch:
             return
+        for rows in batch:
+            self.task_folds.expect(rows.tenant, rows.task_id, rows.profile_id)
+        try:
+            await self._write_profiles(batch)
+        finally:
+            for rows in batch:
+                self.task_folds.settle(rows.tenant, rows.task_id, rows.profile_id)
+        await self.task_folds.add(batch)
+
+    async def _write_profiles(self, batch: Sequence[ProfileRows]) -> None:
         frames: list[pa.Table] = []
         stacks: list[pa.Table] = []
         written_frames: list[tuple[str, np.ndarray]] = []

@@ -242,7 +242,7 @@ async def resolve_analyze(_, info, request):
     try:
         sel = await select(svc.clickhouse, svc.tasks.view, tenant, task.task_id, wanted, None, "function")
         columns = (await analysis_queries.node_columns(svc.clickhouse, tenant, task.task_id, sel.value_index,
-                                                       sel.granularity)
+                                                       sel.granularity, sel.sample_type)
                    if sel.value_index else NodeColumns.empty())
     except ProftaskError as e:
         raise graphql_error(e) from None

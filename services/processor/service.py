@@ -137,6 +137,8 @@ class ProcessorService:
                     pending, n_rows, n_bytes = [], 0, 0
         finally:
             for _, folding in ahead:  # a failed write: the batch is taken again from its offsets
+                if folding.done() and not folding.cancelled() and folding.exception() is None and folding.result():
+                    self._settle(folding.result()[0])  # folded, never to be written from here
                 folding.cancel()
         await self._write_batch(pending)
 
@@ -151,6 +153,19 @@ class ProcessorService:
                                     getattr(e, "kind", None))
             return None
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
+        up = env.profile_uploaded
+        # the task's merged tree is written by its last profile in progress: this one is, until
+        # written (_write_batch) or dead-lettered
+        self.writer.task_folds.expect(env.tenant, up.task_id, up.profile_id)
+        folded = None
+        try:
+            folded = await self._fold_profile(topic, partition, offset, value, env)
+            return folded
+        finally:
+            if folded is None:
+                self._settle(env)
+
+    async def _fold_profile(self, topic: str, partition: int, offset: int, value: bytes, env: pb.Envelope):
         up = env.profile_uploaded
         stage = metrics.INGEST_STAGE_SECONDS
         stage.labels("processor_queued").observe(max(0.0, time.time() - env.occurred_at / 1000))
@@ -187,7 +202,11 @@ class ProcessorService:
             return
         stage = metrics.INGEST_STAGE_SECONDS
         started = time.perf_counter()
-        await self.writer.write_profiles([rows for _env, rows in pending])
+        try:
+            await self.writer.write_profiles([rows for _env, rows in pending])
+        finally:
+            for env, _rows in pending:
+                self._settle(env)
         written = time.perf_counter()
         sent = []
         for env, rows in pending:
@@ -202,6 +221,10 @@ class ProcessorService:
                                                          value=stored.SerializeToString()))
         await asyncio.gather(*sent)  # every event delivered before the batch is acknowledged
         stage.labels("processor_stored").observe(time.perf_counter() - written)
+
+    def _settle(self, env: pb.Envelope) -> None:
+        up = env.profile_uploaded
+        self.writer.task_folds.settle(env.tenant, up.task_id, up.profile_id)
 
     async def _profile_rows(self, up: pb.ProfileUploaded, value: bytes, alone: bool = False):
         """The record's rows, folded in the CPU pool, or `alone` in a new worker (CpuPool.run_alone)."""

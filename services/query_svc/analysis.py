@@ -60,7 +60,7 @@ class Analyses:
         if not sel.value_index:
             return NodeColumns.empty()
         return await analysis_queries.node_columns(self.clickhouse, sel.tenant, sel.task_id,
-                                                   sel.value_index, sel.granularity)
+                                                   sel.value_index, sel.granularity, sel.sample_type)
 
     async def tree(self, q: Question, max_nodes: int = 0, with_stats: bool = False,
                    focus: tuple[str, ...] | None = None) -> bytes:
@@ -81,7 +81,8 @@ class Analyses:
         heaviest = None
         if max_nodes and focus is None and sel.value_index:  # the cut tree: only its nodes are read
             heaviest = await analysis_queries.heaviest_node_columns(
-                self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, max_nodes)
+                self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, max_nodes,
+                sel.sample_type)
         columns, node_count = heaviest if heaviest is not None else (await self.columns(sel), None)
         if focus is not None:
             try:

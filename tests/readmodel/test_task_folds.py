@@ -1,0 +1,166 @@
+"""Each task's merged tree, summed by the processor as profiles are stored (task_folds.py):
+opening a task reads it, and its answer is the very answer the profiles summed at query time
+give, whatever happened on the way: another tenant with the same task id and stacks, a
+processor restarted mid-task, an instance uploading again, two batches of one task written at
+once, google/pprof's large profile. Compared byte for byte with the answer built with no
+task fold (the rows removed), and with the sums `go tool pprof` gives the large profile."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+
+from proftask import events
+from proftask.events.v1 import events_pb2 as pb
+from proftask.processing.profile_rows import profile_rows
+from proftask.processing.writer import RowWriter
+from services.query_svc.analysis import Analyses, Question
+from services.query_svc.analysis_cache import AnalysisCache
+from tests.conformance.oracle import CONFORMANCE
+from tests.readmodel.test_analysis_usecase import LIMIT, _profile, _tree, _write_task
+
+pytestmark = pytest.mark.readmodel
+MS = 10_000_000
+
+
+def _rows(tenant: str, task_id: str, instance: str, content: bytes):
+    env = events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance,
+                                                      profile_id=str(uuid.uuid4()), content=content,
+                                                      size=len(content)))
+    return profile_rows(env, LIMIT)
+
+
+def _store(loop, writer: RowWriter, *rows) -> None:
+    loop.run_until_complete(writer.write_profiles(list(rows)))
+
+
+def _folded_profiles(loop, clickhouse, tenant: str, task_id: str) -> list[list[str]]:
+    """The profile sets of the task's fold rows, newest last."""
+    rows = loop.run_until_complete(clickhouse.rows(
+        "SELECT profile_ids FROM task_folds WHERE tenant = {t:String} AND task_id = {k:String} ORDER BY folded_at",
+        {"t": tenant, "k": task_id}))
+    return [sorted(r[0]) for r in rows]
+
+
+def _answers(loop, clickhouse, tenant: str, task_id: str, max_nodes: int = 0) -> tuple[bytes, bytes]:
+    """The task's tree from its fold, and the same question answered with no fold (its rows
+    removed, then put back)."""
+    folded = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
+        Question(tenant, task_id), max_nodes=max_nodes))
+    where = {"t": tenant, "k": task_id}
+    loop.run_until_complete(clickhouse.command(
+        "CREATE TABLE IF NOT EXISTS task_folds_aside AS task_folds"))
+    loop.run_until_complete(clickhouse.command("TRUNCATE TABLE task_folds_aside"))
+    loop.run_until_complete(clickhouse.command(
+        "INSERT INTO task_folds_aside SELECT * FROM task_folds WHERE tenant = {t:String} AND task_id = {k:String}",
+        where))
+    loop.run_until_complete(clickhouse.command(
+        "DELETE FROM task_folds WHERE tenant = {t:String} AND task_id = {k:String}", where))
+    summed = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
+        Question(tenant, task_id), max_nodes=max_nodes))
+    loop.run_until_complete(clickhouse.command("INSERT INTO task_folds SELECT * FROM task_folds_aside"))
+    return folded, summed
+
+
+def test_two_tenants_same_task_id_and_stacks_each_get_their_own_merged_tree(loop, clickhouse):
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    for tenant in ("acme", "beta"):
+        _write_task(loop, writer, tenant, task_id, ["pod-1", "pod-2"])
+    same = _profile({("main", "a"): 5, ("main", "b"): 3})
+    acme = [_rows("acme", task_id, "pod-1", same), _rows("acme", task_id, "pod-2", same)]
+    beta = [_rows("beta", task_id, "pod-1", same), _rows("beta", task_id, "pod-2", _profile({("main", "a"): 1}))]
+    _store(loop, writer, acme[0], beta[0])  # one batch of both tenants, then one each
+    _store(loop, writer, acme[1])
+    _store(loop, writer, beta[1])
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted(r.profile_id for r in acme)
+    assert _folded_profiles(loop, clickhouse, "beta", task_id)[-1] == sorted(r.profile_id for r in beta)
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed
+    assert _tree(folded)[1] == {(): (16 * MS, 0), ("main",): (16 * MS, 0), ("main", "a"): (10 * MS, 10 * MS),
+                                ("main", "b"): (6 * MS, 6 * MS)}
+    folded, summed = _answers(loop, clickhouse, "beta", task_id)
+    assert folded == summed
+    assert _tree(folded)[1] == {(): (9 * MS, 0), ("main",): (9 * MS, 0), ("main", "a"): (6 * MS, 6 * MS),
+                                ("main", "b"): (3 * MS, 3 * MS)}
+
+
+def test_a_restart_a_new_upload_and_concurrent_batches_keep_the_fold_exact(loop, clickhouse):
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2", "pod-3", "pod-4"])
+    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 5}))
+    _store(loop, writer, first)
+    # the processor restarted: the next profile's fold is summed from what is stored
+    writer = RowWriter(clickhouse)
+    second = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 2}))
+    _store(loop, writer, second)
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first.profile_id, second.profile_id])
+    # pod-1 uploads again: its newer profile replaces the older one in the fold
+    again = _rows("acme", task_id, "pod-1", _profile({("main", "c"): 7}))
+    _store(loop, writer, again)
+    # two batches of the task written at once (the processor folds and writes two at a time)
+    third, fourth = (_rows("acme", task_id, f"pod-{i}", _profile({("main", "a", "x"): i})) for i in (3, 4))
+
+    async def both():
+        await asyncio.gather(writer.write_profiles([third]), writer.write_profiles([fourth]))
+    loop.run_until_complete(both())
+    newest = sorted(r.profile_id for r in (again, second, third, fourth))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == newest
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed
+    assert _tree(folded)[1] == {
+        (): (16 * MS, 0), ("main",): (16 * MS, 0), ("main", "a"): (7 * MS, 0), ("main", "a", "x"): (7 * MS, 7 * MS),
+        ("main", "b"): (2 * MS, 2 * MS), ("main", "c"): (7 * MS, 7 * MS)}
+
+
+def test_the_large_profile_opens_from_its_fold_with_go_pprofs_numbers(loop, clickhouse):
+    """Three instances holding google/pprof's large.cpu (425,051 nodes): the first view
+    (maxNodes=5000) and the whole tree from the fold are byte for byte the summed answers, and
+    the root is three times `go tool pprof`'s 240.29 s."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["a", "b", "c"])
+    content = (CONFORMANCE / "large" / "pprof-large.cpu.pb.gz").read_bytes()
+    stored = [_rows("acme", task_id, i, content) for i in ("a", "b", "c")]
+    _store(loop, writer, stored[0])
+    _store(loop, writer, stored[1], stored[2])
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted(r.profile_id for r in stored)
+    folded, summed = _answers(loop, clickhouse, "acme", task_id, max_nodes=5000)
+    assert folded == summed
+    answer = json.loads(folded)
+    assert answer["truncated"] > 400_000
+    assert answer["tree"]["elements"][0]["total"] == 3 * 240_290_000_000
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed and len(json.loads(folded)["tree"]["elements"]) == 425_052
+
+
+def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one(loop, clickhouse):
+    """A fold row naming the task's newest profiles is what the analysis answers from (a row
+    put in by hand with other sums shows); one naming other profiles is not read."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
+    stored = [_rows("acme", task_id, f"pod-{i}", _profile({("main", "a"): i})) for i in (1, 2)]
+    _store(loop, writer, *stored)
+
+    def fold_row(profile_ids: list[str], root_total: int) -> None:
+        loop.run_until_complete(clickhouse.command(
+            "INSERT INTO task_folds (tenant, task_id, granularity, sample_type, profile_ids, node_ids, self_values, "
+            "total_values, folded_at) VALUES ({t:String}, {k:String}, 'function', 'cpu/nanoseconds', "
+            "{p:Array(String)}, [0], [0], [{v:Int64}], 1)",
+            {"t": "acme", "k": task_id, "p": profile_ids, "v": root_total}))
+
+    def root_total() -> int:
+        body = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
+            Question("acme", task_id), max_nodes=5000))
+        return _tree(body)[1][()][0]
+
+    assert root_total() == 3 * MS
+    loop.run_until_complete(clickhouse.command("DELETE FROM task_folds WHERE task_id = {k:String}", {"k": task_id}))
+    fold_row([stored[0].profile_id, "another"], 11)
+    assert root_total() == 3 * MS  # summed from the profiles
+    fold_row(sorted(r.profile_id for r in stored), 7)
+    assert root_total() == 7
