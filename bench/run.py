@@ -127,6 +127,9 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
                 rows_per_second=round(rows / ingest_s), process_peak_rss_mb=round(peak_rss_mb(p.proc.pid)))]
     # What the UI asks first (maxNodes=5000) on a task never analysed, then the full tree, then warm.
     first_view_s, first_view_queries, _ = server_seconds(p, lambda: analysis(p, task_id, maxNodes=5000))
+    # The UI itself opens a task of several instances with their shares (instanceStats): cold too.
+    ui_first_s, ui_first_queries, _ = server_seconds(p, lambda: analysis(
+        p, task_id, maxNodes=5000, instanceIds=",".join(names), instanceStats="true"))
     full_s, full_queries, body = server_seconds(p, lambda: analysis(p, task_id))
     parse_s, result = timed(lambda: json.loads(body))
     warm_first = statistics.median(timed(lambda: analysis(p, task_id, maxNodes=5000))[0] for _ in range(warm_runs))
@@ -136,6 +139,9 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
                     first_view_max_nodes_5000_cold_seconds=round(first_view_s, 3),
                     first_view_ratio_vs_go=round(first_view_s / go_s, 3),
                     first_view_query_seconds=first_view_queries,
+                    ui_first_view_instance_stats_cold_seconds=round(ui_first_s, 3),
+                    ui_first_view_ratio_vs_go=round(ui_first_s / go_s, 3),
+                    ui_first_view_query_seconds=ui_first_queries,
                     full_tree_cold_seconds=round(full_s, 3), full_tree_ratio_vs_go=round(full_s / go_s, 3),
                     full_tree_query_seconds=full_queries, full_tree_bytes=len(body),
                     client_json_parse_seconds=round(parse_s, 3),
@@ -262,6 +268,8 @@ def print_table(large: list[dict], bursts: list[dict]) -> None:
             ("ingest: first upload -> last EXECUTION_FINISHED", ingest["seconds"], ingest["ratio_vs_go"], "<= 1.0x"),
             ("first view: cold analysis, maxNodes=5000", merged["first_view_max_nodes_5000_cold_seconds"],
              merged["first_view_ratio_vs_go"], "<= 0.1x"),
+            ("  the same as the UI asks it (instanceStats=true)", merged["ui_first_view_instance_stats_cold_seconds"],
+             merged["ui_first_view_ratio_vs_go"], ""),
             ("full tree, cold (no cache)", merged["full_tree_cold_seconds"], merged["full_tree_ratio_vs_go"],
              "<= 0.5x"),
             ("one large profile opened (vs go tool pprof -top)", single["analysis_max_nodes_5000_cold_seconds"],

@@ -80,6 +80,15 @@ class TaskFolds:
                     log.warning("task %s: its merged tree was not written (%s); analyses sum its profiles",
                                 task_id, e)
 
+    async def refresh(self, tenant: str, task_id: str) -> None:
+        """The task's row written if nothing of it is in progress any more (a profile it waited
+        for went to the dead letters)."""
+        async with self._lock:
+            try:
+                await self._add_task(tenant, task_id, [])
+            except Exception as e:  # noqa: BLE001 - as in add
+                log.warning("task %s: its merged tree was not written (%s); analyses sum its profiles", task_id, e)
+
     async def _add_task(self, tenant: str, task_id: str, batch: list[ProfileRows]) -> None:
         newest = await analysis_queries.latest_profiles(self.clickhouse, tenant, task_id)
         if not newest:

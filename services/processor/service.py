@@ -157,13 +157,15 @@ class ProcessorService:
         # the task's merged tree is written by its last profile in progress: this one is, until
         # written (_write_batch) or dead-lettered
         self.writer.task_folds.expect(env.tenant, up.task_id, up.profile_id)
-        folded = None
         try:
             folded = await self._fold_profile(topic, partition, offset, value, env)
-            return folded
-        finally:
-            if folded is None:
-                self._settle(env)
+        except BaseException:
+            self._settle(env)
+            raise
+        if folded is None:  # dead-lettered: it may have been the one the task's tree waited for
+            self._settle(env)
+            await self.writer.task_folds.refresh(env.tenant, up.task_id)
+        return folded
 
     async def _fold_profile(self, topic: str, partition: int, offset: int, value: bytes, env: pb.Envelope):
         up = env.profile_uploaded

@@ -39,8 +39,10 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
         assert as_oracle_shape(analysis(standalone, task_id, granularity=granularity)) == \
             oracle_tree([path] * 20, None, granularity)
     assert len(logs_of(standalone, task_id, "EXECUTION_FINISHED")) == 20
+    # the default view (each task's merged tree, summed at ingest and rebuilt by replay) and another type
     before = (analysis(standalone, task_id, sampleType="inuse_space"), progress(standalone, task_id),
-              standalone.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body)
+              standalone.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body,
+              analysis(standalone, task_id, maxNodes=50))
     assert before[0]["tree"]["elements"][0]["total"] == oracle_tree([path] * 20, "inuse_space")["total"]
     assert twenty["total"] == 20 * oracle_tree([path])["total"]
 
@@ -51,7 +53,8 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     assert "ProfileUploaded 21" in replayed.stdout and "chunked profiles 1" in replayed.stdout
     again = spawn("all", prefix=prefix, data_dir=data_dir)
     after = (analysis(again, task_id, sampleType="inuse_space"), progress(again, task_id),
-             again.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body)
+             again.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body,
+             analysis(again, task_id, maxNodes=50))
     assert after == before
     assert analysis(again, big_task, sampleType="cpu") == big_before
 

@@ -164,3 +164,26 @@ def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one
     assert root_total() == 3 * MS  # summed from the profiles
     fold_row(sorted(r.profile_id for r in stored), 7)
     assert root_total() == 7
+
+
+def test_the_row_waits_for_the_tasks_last_profile_in_progress_even_one_that_is_dead_lettered(loop, clickhouse):
+    """A burst's profiles write the task's row once, with the last of them; when that last one
+    goes to the dead letters instead, the row is written without it (refresh)."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2", "pod-3"])
+    stored = [_rows("acme", task_id, f"pod-{i}", _profile({("main", "a"): i})) for i in (1, 2)]
+    folds = writer.task_folds
+    for rows in stored:  # as the processor does when it takes the records
+        folds.expect("acme", task_id, rows.profile_id)
+    folds.expect("acme", task_id, "poison")
+    _store(loop, writer, stored[0])
+    folds.settle("acme", task_id, stored[0].profile_id)
+    _store(loop, writer, stored[1])
+    folds.settle("acme", task_id, stored[1].profile_id)
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == []  # "poison" is still in progress
+    folds.settle("acme", task_id, "poison")
+    loop.run_until_complete(folds.refresh("acme", task_id))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted(r.profile_id for r in stored)]
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed and _tree(folded)[1][()] == (3 * MS, 0)
