@@ -18,19 +18,25 @@ class Spread:
     instance_count: int    # instances with any value of the sample type
 
 
-def instance_spread(nodes: np.ndarray, node_totals: list[tuple[str, int, int]], roots: dict[str, int]) -> Spread:
-    """nodes: the node ids to report on; node_totals: (instance, node, total) rows; roots: each
-    instance's total. Instances with a zero total (no value of this sample type) are left out."""
-    instances = sorted(i for i, total in roots.items() if total != 0)
-    column = {i: k for k, i in enumerate(instances)}
-    row = {int(n): k for k, n in enumerate(nodes.tolist())}
-    shares = np.zeros((len(nodes), len(instances)))
-    for instance, node, total in node_totals:
-        if instance in column and node in row:
-            shares[row[node], column[instance]] = total / roots[instance]
-    if ROOT_NODE in row:
-        shares[row[ROOT_NODE], :] = 1.0
-    if not instances:
+def instance_spread(nodes: np.ndarray, row_instance: np.ndarray, row_node: np.ndarray, row_total: np.ndarray,
+                    instance_totals: list[tuple[str, int]]) -> Spread:
+    """nodes: the node ids to report on; a row per (instance, node) with that node's total in the
+    instance (row_instance: a position in instance_totals, the instances with their totals).
+    Instances with a zero total (no value of this sample type) are left out."""
+    nodes = np.asarray(nodes, dtype=np.uint64)
+    kept = sorted((name, k) for k, (name, total) in enumerate(instance_totals) if total != 0)
+    if not kept:
         zeros = np.zeros(len(nodes))
         return Spread(zeros.astype(np.int64), zeros, zeros, 0)
-    return Spread((shares != 0).sum(axis=1), shares.min(axis=1), shares.max(axis=1), len(instances))
+    column = np.full(len(instance_totals), -1, dtype=np.int64)  # an instance's column, by name
+    column[[k for _, k in kept]] = np.arange(len(kept))
+    root_total = np.array([instance_totals[k][1] for _, k in kept], dtype=np.int64)
+    order = np.argsort(nodes, kind="stable")
+    at = np.minimum(np.searchsorted(nodes[order], row_node), max(len(nodes) - 1, 0))
+    row_instance = np.asarray(row_instance, dtype=np.int64)
+    col = column[row_instance] if len(row_instance) else np.zeros(0, dtype=np.int64)
+    found = (col >= 0) & (nodes[order][at] == row_node) if len(nodes) else np.zeros(len(row_node), dtype=bool)
+    shares = np.zeros((len(nodes), len(kept)))
+    shares[order[at[found]], col[found]] = np.asarray(row_total, dtype=np.int64)[found] / root_total[col[found]]
+    shares[nodes == ROOT_NODE, :] = 1.0
+    return Spread((shares != 0).sum(axis=1), shares.min(axis=1), shares.max(axis=1), len(kept))

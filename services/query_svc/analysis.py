@@ -109,11 +109,16 @@ class Analyses:
         if len(nodes) > MAX_STATS_NODES:
             raise Invalid(f"instanceStats covers at most {MAX_STATS_NODES} nodes; "
                           f"this tree has {len(nodes)}: set maxNodes")
-        totals, roots = ([], {}) if not sel.value_index else await analysis_queries.profile_node_totals(
-            self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
+        if sel.value_index:
+            totals, roots = await analysis_queries.profile_node_totals(
+                self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
+        else:
+            totals, roots = analysis_queries.ProfileNodeTotals([], *(np.zeros(0, t) for t in (np.int64, np.uint64,
+                                                                                              np.int64))), {}
         by_profile = {p.profile_id: p.instance_id for p in sel.profiles}
-        spread = instance_spread(nodes, [(by_profile[p], n, t) for p, n, t in totals],
-                                 {by_profile[p]: t for p, t in roots.items()})
+        spread = await asyncio.to_thread(
+            instance_spread, nodes, totals.profile, totals.node, totals.total,
+            [(by_profile[p], roots.get(p, 0)) for p in totals.profile_ids])
         extra = {"instances": spread.instances, "shareMin": np.round(spread.share_min, 6),
                  "shareMax": np.round(spread.share_max, 6)}
         return extra, spread.instance_count

@@ -68,7 +68,7 @@ def test_two_tenants_with_the_same_profile_each_get_it_whole_and_a_redelivery_co
                                                                  {"p-1": 1, "p-2": 1}, granularity, nodes))
         root_total = int(one.total[one.depth == 0][0])
         assert roots == {"p-1": root_total, "p-2": root_total}
-        assert len(totals) == 2 * len([n for n in nodes if n != 0])
+        assert len(totals.rows()) == 2 * len([n for n in nodes if n != 0])
 
 
 def test_the_heaviest_nodes_read_alone_make_the_same_cut_tree_as_the_whole_tree(loop, clickhouse):

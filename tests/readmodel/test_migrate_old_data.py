@@ -118,7 +118,7 @@ def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int],
                               strict=True))
 
         return (tree(whole), tree(cut), count, sorted((r.name, r.flat, r.cum) for r in top), total,
-                sorted(spread[0]), spread[1])
+                sorted(spread[0].rows()), spread[1])
 
     return run()
 

@@ -53,19 +53,19 @@ def test_diff_with_an_empty_side():
 
 
 def test_instance_spread_tells_an_outlier_from_a_fleet_wide_path():
-    nodes = np.array([0, 11, 22], dtype=np.uint64)
-    roots = {"pod-1": 100, "pod-2": 100, "pod-3": 50, "pod-empty": 0}
-    totals = [("pod-1", 11, 30), ("pod-2", 11, 30), ("pod-3", 11, 15),  # 30 % everywhere
-              ("pod-3", 22, 40)]                                        # 80 % of one pod
-    s = instance_spread(nodes, totals, roots)
+    nodes = np.array([22, 0, 11], dtype=np.uint64)
+    instances = [("pod-3", 50), ("pod-1", 100), ("pod-empty", 0), ("pod-2", 100)]
+    # pod-1, pod-2, pod-3: 30 % everywhere; 22: 80 % of one pod; pod-empty has no value of the type
+    rows = np.array([[1, 11, 30], [3, 11, 30], [0, 11, 15], [0, 22, 40], [2, 11, 0], [1, 33, 5]])
+    s = instance_spread(nodes, rows[:, 0], rows[:, 1].astype(np.uint64), rows[:, 2], instances)
     assert s.instance_count == 3
-    assert s.instances.tolist() == [3, 3, 1]
-    assert s.share_min.tolist() == [1.0, 0.3, 0.0]
-    assert s.share_max.tolist() == [1.0, 0.3, 0.8]
+    assert s.instances.tolist() == [1, 3, 3]
+    assert s.share_min.tolist() == [0.0, 1.0, 0.3]
+    assert s.share_max.tolist() == [0.8, 1.0, 0.3]
 
 
 def test_instance_spread_without_instances():
-    s = instance_spread(np.array([0], dtype=np.uint64), [], {})
+    s = instance_spread(np.array([0], dtype=np.uint64), np.zeros(0), np.zeros(0, np.uint64), np.zeros(0), [])
     assert s.instance_count == 0 and s.instances.tolist() == [0]
 
 
