@@ -33,7 +33,7 @@ from proftask.processing.writer import RowWriter
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
-INLINE_BYTES = 32 * 1024       # records up to this size are folded in the event loop ...
+INLINE_BYTES = 32 * 1024       # records up to this size are folded in this process (a thread) ...
 INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
 PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
@@ -234,8 +234,9 @@ class ProcessorService:
         run = self.cpu.run_alone if alone else self.cpu.run
         if not up.HasField("chunks"):
             if len(value) <= INLINE_BYTES and not alone:  # a small profile: here, cheaper than the pool's round trip
-                try:
-                    return profile_rows_from_record(value, min(limit, INLINE_INFLATED))
+                try:  # in a thread: a few KB can still fold into millions of frames, and the Go fold
+                    # lets go of the GIL, so the loop (heartbeats, other batches' writes) goes on meanwhile
+                    return await asyncio.to_thread(profile_rows_from_record, value, min(limit, INLINE_INFLATED))
                 except ProfileTooLarge:
                     if limit <= INLINE_INFLATED:
                         raise
