@@ -1,13 +1,17 @@
 package fold
 
-import "google.golang.org/protobuf/encoding/protowire"
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // The bounds of what decoding a profile may cost, checked on the wire before proto.Unmarshal
 // (decode.MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS; measured there): each entry of a
 // repeated field is a message or a string, ~100 bytes decoded even when it is 2 bytes on the
 // wire, and a packed number of 1 byte is 8 decoded, so 16 MB of empty samples (15 KB gzipped)
-// took ~811 MB. Decode declines past them; Python's check_wire_counts, the same scan step for
-// step, then refuses and says why.
+// took ~811 MB. Decode refuses past them in the words of Python's check_wire_counts, the same
+// scan step for step.
 const (
 	MaxWireEntries = 1 << 23
 	MaxWireNumbers = 1 << 26
@@ -23,12 +27,23 @@ func (c *wireCounts) over() bool {
 	return c.entries > MaxWireEntries || c.numbers > MaxWireNumbers || c.fields > MaxWireFields
 }
 
-// overWireBounds: wireCounts of the profile pass a bound. It stops there, or at wire it cannot
-// read (then proto.Unmarshal refuses the profile).
-func overWireBounds(raw []byte) bool {
+// wireRefusal: decode.check_wire_counts' refusal of the profile, in its words ("": under the
+// bounds). The scans stop at the same field, so the counts and the bound named are the same.
+func wireRefusal(raw []byte) string {
 	var c wireCounts
 	c.scan(raw, 0)
-	return c.over()
+	switch {
+	case c.entries > MaxWireEntries:
+		return fmt.Sprintf("profile has too many entries: more than %d samples, locations, lines, labels, "+
+			"functions, mappings and strings, more than proftask decodes", MaxWireEntries)
+	case c.numbers > MaxWireNumbers:
+		return fmt.Sprintf("profile has too many numbers: more than %d location ids, values and comments, "+
+			"more than proftask decodes", MaxWireNumbers)
+	case c.fields > MaxWireFields:
+		return fmt.Sprintf("profile has too many fields: more than %d in the profile, its samples and its "+
+			"locations, more than proftask decodes", MaxWireFields)
+	}
+	return ""
 }
 
 const (

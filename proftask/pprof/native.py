@@ -2,10 +2,13 @@
 the Python code beside this module, with the same result.
 
 The library is built by `make install` (`go build -buildmode=c-shared`, next to this file) and
-loaded with ctypes. It accepts exactly what proftask.pprof.decode accepts, and declines the rest
-along with what it is unsure of (invalid UTF-8): a declined profile, or a machine without the
-library, takes the Python path, which also words every refusal. tests/unit/test_native_fold.py
-holds both paths equal on every conformance file and on generated hostile profiles.
+loaded with ctypes. It accepts exactly what proftask.pprof.decode accepts and refuses the rest
+with the ProfileError parse_profile raises (the same words: the first fault, the bound broken),
+so a profile over a bound is refused in milliseconds, not re-read by Python for seconds. What it
+is unsure of (invalid UTF-8, unknown groups, bytes it cannot decode) it declines: a declined
+profile, or a machine without the library, takes the Python path, which decides.
+tests/unit/test_native_fold.py and the decoder fuzz hold both paths equal on every conformance
+file and on generated hostile profiles.
 
 Loaded only where profiles are folded or checked: in the CPU pool's spawned workers, and in a
 process for small profiles (the Go runtime in a process does not survive a fork, which only
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from proftask.pprof.decode import ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class Arrays:
 
 
 def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | None:
+    """The library's answer; None: declined. Raises ProfileError when it refuses the profile."""
     lib = _library()
     if lib is None or not len(raw):
         return None
@@ -75,10 +81,12 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
     try:
         buffer = np.empty(size.value, dtype=np.uint8)  # the one copy of the answer: Go writes it here
     except BaseException:
-        lib.proftask_take(handle, None)  # forgotten, not leaked
+        lib.proftask_take(abs(handle), None)  # forgotten, not leaked
         raise
-    if not lib.proftask_take(handle, buffer.ctypes.data):
+    if not lib.proftask_take(abs(handle), buffer.ctypes.data):
         return None
+    if handle < 0:  # refused: the answer is why, in decode's words
+        raise ProfileError(buffer.tobytes().decode())
     return _arrays(buffer)
 
 
@@ -113,7 +121,7 @@ def _aligned(at: int) -> int:
 
 def sample_types(raw: bytes | bytearray | memoryview) -> list[tuple[str, str]] | None:
     """The (type, unit) pairs of a profile proftask accepts (the serialized protobuf, not
-    gzipped); None: ask proftask.pprof.decode."""
+    gzipped); None: ask proftask.pprof.decode. Raises ProfileError as parse_profile would."""
     arrays = _call(raw, check_only=True)
     if arrays is None:
         return None
@@ -122,5 +130,5 @@ def sample_types(raw: bytes | bytearray | memoryview) -> list[tuple[str, str]] |
 
 def fold(raw: bytes | bytearray | memoryview) -> Arrays | None:
     """The folded profile as named arrays (what proftask.processing.profile_rows makes rows of);
-    None: fold it in Python."""
+    None: fold it in Python. Raises ProfileError as parse_profile would."""
     return _call(raw, check_only=False)
