@@ -9,7 +9,6 @@
 package fold
 
 import (
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -32,22 +31,23 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 	if n == 0 || len(strs[0]) != 0 {
 		return "string_table must start with the empty string", true
 	}
-	outOfRange := func(i int64, what string) string {
-		if i >= 0 && i < n {
-			return ""
-		}
-		return fmt.Sprintf("%s refers to string %d, but the string table has %d", what, i, n)
+	inRange := func(i int64) bool { return i >= 0 && i < n }
+	badString := func(what string, i int64) (string, bool) {
+		return fmt.Sprintf("%s refers to string %d, but the string table has %d", what, i, n), true
 	}
 	if len(p.GetSampleType()) == 0 {
 		return "profile has no sample types", true
 	}
 	for _, vt := range p.GetSampleType() {
-		if m := cmp.Or(outOfRange(vt.GetType(), "sample_type.type"), outOfRange(vt.GetUnit(), "sample_type.unit")); m != "" {
-			return m, true
+		if !inRange(vt.GetType()) {
+			return badString("sample_type.type", vt.GetType())
+		}
+		if !inRange(vt.GetUnit()) {
+			return badString("sample_type.unit", vt.GetUnit())
 		}
 	}
-	if m := outOfRange(p.GetDefaultSampleType(), "default_sample_type"); m != "" {
-		return m, true
+	if !inRange(p.GetDefaultSampleType()) {
+		return badString("default_sample_type", p.GetDefaultSampleType())
 	}
 	// decode._validate_exact: functions, their strings, locations, lines, samples
 	functions := make(map[uint64]int, len(p.GetFunction())) // id → the bytes of its name (nameBytes)
@@ -68,8 +68,8 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 	}{{"name", (*profilepb.Function).GetName}, {"system_name", (*profilepb.Function).GetSystemName},
 		{"filename", (*profilepb.Function).GetFilename}} {
 		for _, f := range p.GetFunction() {
-			if m := outOfRange(column.index(f), "a function "+column.what); m != "" {
-				return m, true
+			if i := column.index(f); !inRange(i) {
+				return badString("a function "+column.what, i)
 			}
 		}
 	}
@@ -119,9 +119,11 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 			return fmt.Sprintf("sample %d has %d values for %d sample types", i, len(s.GetValue()), nTypes), true
 		}
 		for _, label := range s.GetLabel() {
-			key, value := fmt.Sprintf("sample %d label key", i), fmt.Sprintf("sample %d label value", i)
-			if m := cmp.Or(outOfRange(label.GetKey(), key), outOfRange(label.GetStr(), value)); m != "" {
-				return m, true
+			if !inRange(label.GetKey()) {
+				return badString(fmt.Sprintf("sample %d label key", i), label.GetKey())
+			}
+			if !inRange(label.GetStr()) {
+				return badString(fmt.Sprintf("sample %d label value", i), label.GetStr())
 			}
 		}
 	}
