@@ -93,25 +93,46 @@ def _broken(*faults: str) -> profile_pb2.Profile:
     p = profile()
     for fault in faults:
         match fault:
-            case "strings": p.string_table[0] = b"x"
-            case "no strings": del p.string_table[:]
-            case "no types": del p.sample_type[:]
-            case "type": p.sample_type[1].type = 99
-            case "unit": p.sample_type[0].unit = -1
-            case "default": p.default_sample_type = 7
-            case "function 0": p.function[1].id = 0
-            case "function twice": p.function[1].id = 1
-            case "name": p.function[1].name = 50
-            case "system name": p.function[0].system_name = -3
-            case "filename": p.function[0].filename = 8
-            case "location 0": p.location[1].id = 0
-            case "location twice": p.location[1].id = 1
-            case "unknown functions": p.location.add(id=3).line.add(function_id=9); p.location.add(id=4).line.add(function_id=5)
-            case "unknown location": p.sample[1].location_id.append(12)
-            case "values": del p.sample[1].value[0]
-            case "label key": p.sample[1].label.add(key=7, str=1)
-            case "label value": p.sample[0].label.add(key=1, str=-1)
-            case "negative sum": p.sample.add(location_id=[1], value=[-2**63, -2**63]); p.sample.add(value=[0, -1])
+            case "strings":
+                p.string_table[0] = b"x"
+            case "no strings":
+                del p.string_table[:]
+            case "no types":
+                del p.sample_type[:]
+            case "type":
+                p.sample_type[1].type = 99
+            case "unit":
+                p.sample_type[0].unit = -1
+            case "default":
+                p.default_sample_type = 7
+            case "function 0":
+                p.function[1].id = 0
+            case "function twice":
+                p.function[1].id = 1
+            case "name":
+                p.function[1].name = 50
+            case "system name":
+                p.function[0].system_name = -3
+            case "filename":
+                p.function[0].filename = 8
+            case "location 0":
+                p.location[1].id = 0
+            case "location twice":
+                p.location[1].id = 1
+            case "unknown functions":
+                p.location.add(id=3).line.add(function_id=9)
+                p.location.add(id=4).line.add(function_id=5)
+            case "unknown location":
+                p.sample[1].location_id.append(12)
+            case "values":
+                del p.sample[1].value[0]
+            case "label key":
+                p.sample[1].label.add(key=7, str=1)
+            case "label value":
+                p.sample[0].label.add(key=1, str=-1)
+            case "negative sum":
+                p.sample.add(location_id=[1], value=[-2**63, -2**63])
+                p.sample.add(value=[0, -1])
     return p
 
 
