@@ -47,9 +47,9 @@ type Result struct {
 
 // Decode reads a profile as the Python side does (upb and the official Go runtime agree on
 // the wire): accepted, the profile proftask folds; else refused, proftask.pprof.decode's words
-// for the first fault it would name (parse_profile raises the same), or "" when Go declines:
-// the Python check decides (bytes Go cannot decode, strings not UTF-8, unknown groups, or a
-// refusal Go cannot word as Python does).
+// for the first fault it would name (parse_profile raises the same; CorruptWire for bytes no
+// decoder reads), or "" when Go declines: the Python check decides (bytes Go cannot decode that
+// upb may, strings not UTF-8, unknown groups, or a refusal Go cannot word as Python does).
 func Decode(raw []byte) (p *profilepb.Profile, refused string, accepted bool) {
 	if len(raw) == 0 {
 		return nil, "", false
@@ -59,6 +59,11 @@ func Decode(raw []byte) (p *profilepb.Profile, refused string, accepted bool) {
 	}
 	p = &profilepb.Profile{}
 	if err := proto.Unmarshal(raw, p); err != nil {
+		// refused when its wire breaks at the top level past doubt, after a part that decodes
+		// cleanly (else the Python decoder may stop earlier, for another reason)
+		if at := corruptAt(raw); at >= 0 && proto.Unmarshal(raw[:at], p) == nil && !hasUnknownGroup(p) {
+			return nil, CorruptWire, false
+		}
 		return nil, "", false
 	}
 	if hasUnknownGroup(p) { // upb may refuse the profile whole: Python words it

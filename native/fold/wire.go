@@ -126,3 +126,72 @@ func (c *wireCounts) scan(b []byte, inside protowire.Number) bool {
 	}
 	return true
 }
+
+// CorruptWire is Decode's refusal of bytes whose wire is corrupt at its top level (corruptAt):
+// proftask.pprof.native words it as parse_profile does, with the Python decoder's own message
+// (upb words every corrupt wire alike), or leaves it to Python with another decoder.
+const CorruptWire = "not a pprof protobuf: corrupt wire"
+
+// corruptAt: where the wire of raw breaks at its top level past doubt, for any decoder: a field
+// cut short by the end of the bytes (its tag, its varint, its fixed bytes, or its length past
+// them), or of wire type 6 or 7. -1: nowhere, or not past doubt (a group, a tag of field 0 or
+// past the field numbers, a varint past 10 bytes: decoders differ on those).
+func corruptAt(raw []byte) int {
+	for at := 0; at < len(raw); {
+		tag, n := varint(raw[at:])
+		switch {
+		case n == 0:
+			return at
+		case n < 0 || tag>>3 == 0 || tag>>3 > uint64(protowire.MaxValidNumber):
+			return -1
+		}
+		p := at + n
+		switch typ := protowire.Type(tag & 7); typ {
+		case protowire.VarintType, protowire.BytesType:
+			v, m := varint(raw[p:])
+			switch {
+			case m == 0:
+				return at
+			case m < 0:
+				return -1
+			}
+			p += m
+			if typ == protowire.BytesType {
+				if v > uint64(len(raw)-p) {
+					return at
+				}
+				p += int(v)
+			}
+		case protowire.Fixed64Type, protowire.Fixed32Type:
+			size := 4
+			if typ == protowire.Fixed64Type {
+				size = 8
+			}
+			if len(raw)-p < size {
+				return at
+			}
+			p += size
+		case 6, 7:
+			return at
+		default: // groups
+			return -1
+		}
+		at = p
+	}
+	return -1
+}
+
+// varint: the varint at the start of b and its length; 0: b ends within it; -1: past 10 bytes.
+func varint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < 10; i++ {
+		if i == len(b) {
+			return 0, 0
+		}
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, -1
+}

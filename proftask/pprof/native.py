@@ -25,14 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from google.protobuf.internal import api_implementation
 
-from proftask.pprof.decode import ProfileError
+from proftask.pprof.decode import ProfileError, parse_profile
 
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("libproftask_fold.so")
 _KINDS: dict[int, np.dtype] = {1: np.dtype("<u8"), 2: np.dtype("<i8"), 3: np.dtype("<u4")}
 _STRINGS = 4
+# native/fold/wire.go CorruptWire: Go's refusal of bytes whose wire no decoder reads, worded here
+_CORRUPT_WIRE = "not a pprof protobuf: corrupt wire"
 
 
 @functools.cache
@@ -86,8 +89,25 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
     if not lib.proftask_take(abs(handle), buffer.ctypes.data):
         return None
     if handle < 0:  # refused: the answer is why, in decode's words
-        raise ProfileError(buffer.tobytes().decode())
+        words = buffer.tobytes().decode()
+        if words == _CORRUPT_WIRE and (words := _corrupt_wire_words()) is None:
+            return None
+        raise ProfileError(words)
     return _arrays(buffer)
+
+
+@functools.cache
+def _corrupt_wire_words() -> str | None:
+    """What parse_profile says of bytes whose wire is corrupt: upb words every corrupt wire alike
+    (`... Wire format was corrupt`), so one says it for all. None with another Python decoder,
+    whose words depend on the fault: Python then words it."""
+    if api_implementation.Type() != "upb":
+        return None
+    try:
+        parse_profile(b"\x0f")  # a tag of wire type 7
+    except ProfileError as e:
+        return str(e)
+    return None
 
 
 def _arrays(buffer: np.ndarray) -> Arrays:
