@@ -89,8 +89,10 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
     if not lib.proftask_take(abs(handle), buffer.ctypes.data):
         return None
     if handle < 0:  # refused: the answer is why, in decode's words
-        words = buffer.tobytes().decode()
-        if words == _CORRUPT_WIRE and (words := _corrupt_wire_words()) is None:
+        words: str | None = buffer.tobytes().decode()
+        if words == _CORRUPT_WIRE:
+            words = _corrupt_wire_words()
+        if words is None:
             return None
         raise ProfileError(words)
     return _arrays(buffer)

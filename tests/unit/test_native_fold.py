@@ -213,6 +213,17 @@ def test_a_wire_decoders_may_read_otherwise_is_left_to_python(tail):
     assert native.sample_types(raw) is None
 
 
+def test_with_another_python_decoder_a_corrupt_wire_is_left_to_python(monkeypatch):
+    # the pure-Python decoder words each fault otherwise (`Truncated message.`...): Go cannot
+    raw = profile().SerializeToString() + b"\x0f"
+    monkeypatch.setattr(native.api_implementation, "Type", lambda: "python")
+    native._corrupt_wire_words.cache_clear()
+    try:
+        assert native.sample_types(raw) is None and native.fold(raw) is None
+    finally:
+        native._corrupt_wire_words.cache_clear()
+
+
 def test_megabytes_of_fields_then_a_bad_byte_are_refused_at_once():
     # 13 s of Python for 64 KB gzipped (2^25 fields, the bound, then a byte of wire type 7); 2^22 here
     raw = profile().SerializeToString() + b"\x78\x01" * (1 << 22) + b"\x0f"
