@@ -46,22 +46,38 @@ type Result struct {
 }
 
 // Decode reads a profile as the Python side does (upb and the official Go runtime agree on
-// the wire) and reports whether proftask would accept it, folded by Go.
-func Decode(raw []byte) (*profilepb.Profile, bool) {
+// the wire): accepted, the profile proftask folds; else refused, proftask.pprof.decode's words
+// for the first fault it would name (parse_profile raises the same; CorruptWire for bytes no
+// decoder reads), or "" when Go declines: the Python check decides (bytes Go cannot decode that
+// upb may, strings not UTF-8, unknown groups, or a refusal Go cannot word as Python does).
+func Decode(raw []byte) (p *profilepb.Profile, refused string, accepted bool) {
 	if len(raw) == 0 {
-		return nil, false
+		return nil, "", false
 	}
-	if overWireBounds(raw) {
-		return nil, false // refused before it is decoded: decoding it would take gigabytes
+	if m := wireRefusal(raw); m != "" {
+		return nil, m, false // refused before it is decoded: decoding it would take gigabytes
 	}
-	p := &profilepb.Profile{}
+	p = &profilepb.Profile{}
 	if err := proto.Unmarshal(raw, p); err != nil {
-		return nil, false
+		// refused when its wire breaks at the top level past doubt, after a part that decodes
+		// cleanly (else the Python decoder may stop earlier, for another reason)
+		if at := corruptAt(raw); at >= 0 && proto.Unmarshal(raw[:at], p) == nil && !hasUnknownGroup(p) {
+			return nil, CorruptWire, false
+		}
+		return nil, "", false
 	}
-	if !valid(p) || !allUTF8(p) || hasUnknownGroup(p) {
-		return nil, false
+	if hasUnknownGroup(p) { // upb may refuse the profile whole: Python words it
+		return nil, "", false
 	}
-	return p, true
+	// strings are bytes to decode.validate, so one not UTF-8 changes no refusal (sample type
+	// names, which may be quoted in one, are left to Python by refusal itself)
+	if m, sure := refusal(p); m != "" || !sure {
+		return nil, m, false
+	}
+	if !allUTF8(p) {
+		return nil, "", false
+	}
+	return p, "", true
 }
 
 // SampleTypes are the profile's (type, unit) pairs, for the intake's check.

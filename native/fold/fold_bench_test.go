@@ -27,7 +27,7 @@ func largeProfile(tb testing.TB) []byte {
 func BenchmarkFoldLarge(b *testing.B) {
 	raw := largeProfile(b)
 	for i := 0; i < b.N; i++ {
-		p, ok := Decode(raw)
+		p, _, ok := Decode(raw)
 		if !ok {
 			b.Fatal("declined")
 		}

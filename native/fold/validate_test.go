@@ -44,7 +44,7 @@ func TestAProfileIsRefusedPastMaxStackFramesOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, accepted := Decode(raw); accepted != want {
+			if _, _, accepted := Decode(raw); accepted != want {
 				t.Errorf("ids from %d, %d frames: accepted %v, want %v", firstID, MaxStackFrames+extra, accepted, want)
 			}
 		}

@@ -1,13 +1,17 @@
 package fold
 
-import "google.golang.org/protobuf/encoding/protowire"
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // The bounds of what decoding a profile may cost, checked on the wire before proto.Unmarshal
 // (decode.MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, MAX_WIRE_FIELDS; measured there): each entry of a
 // repeated field is a message or a string, ~100 bytes decoded even when it is 2 bytes on the
 // wire, and a packed number of 1 byte is 8 decoded, so 16 MB of empty samples (15 KB gzipped)
-// took ~811 MB. Decode declines past them; Python's check_wire_counts, the same scan step for
-// step, then refuses and says why.
+// took ~811 MB. Decode refuses past them in the words of Python's check_wire_counts, the same
+// scan step for step.
 const (
 	MaxWireEntries = 1 << 23
 	MaxWireNumbers = 1 << 26
@@ -23,12 +27,23 @@ func (c *wireCounts) over() bool {
 	return c.entries > MaxWireEntries || c.numbers > MaxWireNumbers || c.fields > MaxWireFields
 }
 
-// overWireBounds: wireCounts of the profile pass a bound. It stops there, or at wire it cannot
-// read (then proto.Unmarshal refuses the profile).
-func overWireBounds(raw []byte) bool {
+// wireRefusal: decode.check_wire_counts' refusal of the profile, in its words ("": under the
+// bounds). The scans stop at the same field, so the counts and the bound named are the same.
+func wireRefusal(raw []byte) string {
 	var c wireCounts
 	c.scan(raw, 0)
-	return c.over()
+	switch {
+	case c.entries > MaxWireEntries:
+		return fmt.Sprintf("profile has too many entries: more than %d samples, locations, lines, labels, "+
+			"functions, mappings and strings, more than proftask decodes", MaxWireEntries)
+	case c.numbers > MaxWireNumbers:
+		return fmt.Sprintf("profile has too many numbers: more than %d location ids, values and comments, "+
+			"more than proftask decodes", MaxWireNumbers)
+	case c.fields > MaxWireFields:
+		return fmt.Sprintf("profile has too many fields: more than %d in the profile, its samples and its "+
+			"locations, more than proftask decodes", MaxWireFields)
+	}
+	return ""
 }
 
 const (
@@ -110,4 +125,73 @@ func (c *wireCounts) scan(b []byte, inside protowire.Number) bool {
 		}
 	}
 	return true
+}
+
+// CorruptWire is Decode's refusal of bytes whose wire is corrupt at its top level (corruptAt):
+// proftask.pprof.native words it as parse_profile does, with the Python decoder's own message
+// (upb words every corrupt wire alike), or leaves it to Python with another decoder.
+const CorruptWire = "not a pprof protobuf: corrupt wire"
+
+// corruptAt: where the wire of raw breaks at its top level past doubt, for any decoder: a field
+// cut short by the end of the bytes (its tag, its varint, its fixed bytes, or its length past
+// them), or of wire type 6 or 7. -1: nowhere, or not past doubt (a group, a tag of field 0 or
+// past the field numbers, a varint past 10 bytes: decoders differ on those).
+func corruptAt(raw []byte) int {
+	for at := 0; at < len(raw); {
+		tag, n := varint(raw[at:])
+		switch {
+		case n == 0:
+			return at
+		case n < 0 || tag>>3 == 0 || tag>>3 > uint64(protowire.MaxValidNumber):
+			return -1
+		}
+		p := at + n
+		switch typ := protowire.Type(tag & 7); typ {
+		case protowire.VarintType, protowire.BytesType:
+			v, m := varint(raw[p:])
+			switch {
+			case m == 0:
+				return at
+			case m < 0:
+				return -1
+			}
+			p += m
+			if typ == protowire.BytesType {
+				if v > uint64(len(raw)-p) {
+					return at
+				}
+				p += int(v)
+			}
+		case protowire.Fixed64Type, protowire.Fixed32Type:
+			size := 4
+			if typ == protowire.Fixed64Type {
+				size = 8
+			}
+			if len(raw)-p < size {
+				return at
+			}
+			p += size
+		case 6, 7:
+			return at
+		default: // groups
+			return -1
+		}
+		at = p
+	}
+	return -1
+}
+
+// varint: the varint at the start of b and its length; 0: b ends within it; -1: past 10 bytes.
+func varint(b []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < 10; i++ {
+		if i == len(b) {
+			return 0, 0
+		}
+		v |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	return 0, -1
 }

@@ -29,32 +29,35 @@ func TestTheWireBoundsAreDecodesOwn(t *testing.T) {
 	}
 }
 
-func TestEmptyEntriesPastTheBoundAreDeclinedBeforeDecoding(t *testing.T) {
+func TestEmptyEntriesPastTheBoundAreRefusedBeforeDecoding(t *testing.T) {
 	emptySample := []byte{0x12, 0x00}
 	for extra, want := range map[int]bool{0: false, 1: true} {
 		raw := append(header(t), bytes.Repeat(emptySample, MaxWireEntries-4+extra)...)
-		if got := overWireBounds(raw); got != want {
+		if got := wireRefusal(raw) != ""; got != want {
 			t.Errorf("%d entries past the bound: over %v, want %v", extra, got, want)
 		}
 	}
 	// 18 MB of empty samples: ~900 MB decoded before
 	raw := append(header(t), bytes.Repeat(emptySample, 9_000_000)...)
-	if _, ok := Decode(raw); ok || !overWireBounds(raw) {
-		t.Fatal("18 MB of empty samples taken")
+	// refused in the words of decode.check_wire_counts (tests/unit/test_wire_counts.py)
+	want := "profile has too many entries: more than 8388608 samples, locations, lines, labels, functions, " +
+		"mappings and strings, more than proftask decodes"
+	if _, refused, ok := Decode(raw); ok || refused != want {
+		t.Fatalf("18 MB of empty samples: accepted %v, refused %q", ok, refused)
 	}
 	// one location of 9 million empty lines
 	lines := bytes.Repeat([]byte{0x22, 0x00}, 9_000_000)
 	loc := protoBytes(4, lines)
-	if !overWireBounds(append(header(t), loc...)) {
+	if wireRefusal(append(header(t), loc...)) == "" {
 		t.Fatal("9 million empty lines taken")
 	}
 }
 
-func TestPackedNumbersPastTheBoundAreDeclined(t *testing.T) {
+func TestPackedNumbersPastTheBoundAreRefused(t *testing.T) {
 	for extra, want := range map[int]bool{0: false, 1: true} {
 		ids := bytes.Repeat([]byte{0x01}, MaxWireNumbers+extra)
 		sample := protoBytes(2, protoBytes(1, ids))
-		if got := overWireBounds(append(header(t), sample...)); got != want {
+		if got := wireRefusal(append(header(t), sample...)) != ""; got != want {
 			t.Errorf("%d numbers past the bound: over %v, want %v", extra, got, want)
 		}
 	}

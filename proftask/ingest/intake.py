@@ -153,8 +153,9 @@ class ProfileIntake:
 
     async def _sample_types(self, spool: Spool) -> list[tuple[str, str]]:
         """The upload's sample types. Checked by Go in a thread (ctypes lets go of the GIL), so an
-        upload is not queued behind the folds in the CPU pool; what Go declines is checked by
-        Python in the pool, which words a refusal. A small upload is checked here at once."""
+        upload is not queued behind the folds in the CPU pool; Go words a refusal itself (raises
+        ProfileError, as Python would), and only what it declines, unsure, is checked by Python
+        in the pool. A small upload is checked here at once."""
         limit = self.settings.decompressed_max_size
         if spool.path is not None:
             async with self._go_checks:
@@ -166,7 +167,7 @@ class ProfileIntake:
         if checked is None:
             async with self._go_checks:
                 checked = await asyncio.to_thread(check_profile_by_go, bytes(spool.buffer), limit)
-        if checked is None:  # declined by Go: Python words the refusal (or takes what Go was unsure of)
+        if checked is None:  # declined by Go, unsure: Python decides (a refusal by Go raised already)
             checked = await self.cpu.run(check_profile, spool.buffer, limit, False)
         return checked
 

@@ -114,9 +114,10 @@ def check_profile_file(path: str, decompressed_limit: int, by_go: bool = True) -
 
 
 def check_profile_by_go(body: bytes, decompressed_limit: int) -> list[tuple[str, str]] | None:
-    """The sample types of an upload if the Go check takes it, else None (then check_profile in
-    the CPU pool, which also words a refusal). For a thread: ctypes lets go of the GIL while Go
-    works, and zlib while it inflates. Raises ProfileTooLarge."""
+    """The sample types of an upload if the Go check takes it, None if it declines (then
+    check_profile in the CPU pool decides). For a thread: ctypes lets go of the GIL while Go
+    works, and zlib while it inflates. Raises ProfileTooLarge, or ProfileError when Go refuses
+    the profile (in parse_profile's words: Python need not read it again)."""
     return native.sample_types(decompress(body, decompressed_limit))
 
 
@@ -128,8 +129,9 @@ def check_profile_file_by_go(path: str, decompressed_limit: int) -> list[tuple[s
 
 def check_profile(body: bytes, decompressed_limit: int, by_go: bool = True) -> list[tuple[str, str]]:
     """The profile's sample types as (type, unit), in file order. Raises ProfileTooLarge (a gzip
-    bomb, or an inflated size over the limit) or ProfileError. by_go=False: Go declined it
-    already (check_profile_by_go), only Python checks it.
+    bomb, or an inflated size over the limit) or ProfileError (worded by Go when it refuses the
+    profile, as Python would). by_go=False: Go declined it already (check_profile_by_go), only
+    Python checks it.
 
     Inflated once: the output stops one byte past the limit, so a bomb never costs more memory
     than a valid profile of the largest size allowed."""
@@ -137,7 +139,7 @@ def check_profile(body: bytes, decompressed_limit: int, by_go: bool = True) -> l
     checked = native.sample_types(raw) if by_go else None
     if checked is not None:
         return checked
-    profile = parse_profile(raw)  # declined by the Go check: this raises, or takes what it was unsure of
+    profile = parse_profile(raw)  # declined by the Go check (unsure): this raises, or takes the profile
     strings = profile.string_table
     return [(strings[vt.type].decode("utf-8", "replace"), strings[vt.unit].decode("utf-8", "replace"))
             for vt in profile.sample_type]

@@ -34,8 +34,8 @@ MAX_NAME_BYTES = 1 << 26
 # an object (a Sample, a Line, a string...), ~100 bytes decoded in Go and ~175 in upb even when it
 # is 2 bytes on the wire, and a packed number of 1 byte is 8 decoded: 16 MB of empty samples
 # (15 KB gzipped) took ~811 MB in Go and 1.4 GB in upb. check_wire_counts counts on the wire,
-# before anything is decoded, and refuses past these (the Go check declines the same,
-# native/fold/wire.go):
+# before anything is decoded, and refuses past these (the Go check refuses the same, in the same
+# words, native/fold/wire.go):
 # - entries: samples, locations, functions, mappings, strings, sample types, the period type,
 #   labels, lines. The most of the conformance corpus: 113,269 (large/pprof-large); a 30 MiB
 #   bench/big_profile.py profile: ~1.52M (5.5 times under). At the bound, ~0.85 GB in Go, ~1.5 GB

@@ -2,10 +2,13 @@
 the Python code beside this module, with the same result.
 
 The library is built by `make install` (`go build -buildmode=c-shared`, next to this file) and
-loaded with ctypes. It accepts exactly what proftask.pprof.decode accepts, and declines the rest
-along with what it is unsure of (invalid UTF-8): a declined profile, or a machine without the
-library, takes the Python path, which also words every refusal. tests/unit/test_native_fold.py
-holds both paths equal on every conformance file and on generated hostile profiles.
+loaded with ctypes. It accepts exactly what proftask.pprof.decode accepts and refuses the rest
+with the ProfileError parse_profile raises (the same words: the first fault, the bound broken),
+so a profile over a bound is refused in milliseconds, not re-read by Python for seconds. What it
+is unsure of (invalid UTF-8, unknown groups, bytes it cannot decode) it declines: a declined
+profile, or a machine without the library, takes the Python path, which decides.
+tests/unit/test_native_fold.py and the decoder fuzz hold both paths equal on every conformance
+file and on generated hostile profiles.
 
 Loaded only where profiles are folded or checked: in the CPU pool's spawned workers, and in a
 process for small profiles (the Go runtime in a process does not survive a fork, which only
@@ -22,12 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from google.protobuf.internal import api_implementation
+
+from proftask.pprof.decode import ProfileError, parse_profile
 
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("libproftask_fold.so")
 _KINDS: dict[int, np.dtype] = {1: np.dtype("<u8"), 2: np.dtype("<i8"), 3: np.dtype("<u4")}
 _STRINGS = 4
+# native/fold/wire.go CorruptWire: Go's refusal of bytes whose wire no decoder reads, worded here
+_CORRUPT_WIRE = "not a pprof protobuf: corrupt wire"
 
 
 @functools.cache
@@ -63,6 +71,7 @@ class Arrays:
 
 
 def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | None:
+    """The library's answer; None: declined. Raises ProfileError when it refuses the profile."""
     lib = _library()
     if lib is None or not len(raw):
         return None
@@ -75,11 +84,32 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
     try:
         buffer = np.empty(size.value, dtype=np.uint8)  # the one copy of the answer: Go writes it here
     except BaseException:
-        lib.proftask_take(handle, None)  # forgotten, not leaked
+        lib.proftask_take(abs(handle), None)  # forgotten, not leaked
         raise
-    if not lib.proftask_take(handle, buffer.ctypes.data):
+    if not lib.proftask_take(abs(handle), buffer.ctypes.data):
         return None
+    if handle < 0:  # refused: the answer is why, in decode's words
+        words: str | None = buffer.tobytes().decode()
+        if words == _CORRUPT_WIRE:
+            words = _corrupt_wire_words()
+        if words is None:
+            return None
+        raise ProfileError(words)
     return _arrays(buffer)
+
+
+@functools.cache
+def _corrupt_wire_words() -> str | None:
+    """What parse_profile says of bytes whose wire is corrupt: upb words every corrupt wire alike
+    (`... Wire format was corrupt`), so one says it for all. None with another Python decoder,
+    whose words depend on the fault: Python then words it."""
+    if api_implementation.Type() != "upb":
+        return None
+    try:
+        parse_profile(b"\x0f")  # a tag of wire type 7
+    except ProfileError as e:
+        return str(e)
+    return None
 
 
 def _arrays(buffer: np.ndarray) -> Arrays:
@@ -113,7 +143,7 @@ def _aligned(at: int) -> int:
 
 def sample_types(raw: bytes | bytearray | memoryview) -> list[tuple[str, str]] | None:
     """The (type, unit) pairs of a profile proftask accepts (the serialized protobuf, not
-    gzipped); None: ask proftask.pprof.decode."""
+    gzipped); None: ask proftask.pprof.decode. Raises ProfileError as parse_profile would."""
     arrays = _call(raw, check_only=True)
     if arrays is None:
         return None
@@ -122,5 +152,5 @@ def sample_types(raw: bytes | bytearray | memoryview) -> list[tuple[str, str]] |
 
 def fold(raw: bytes | bytearray | memoryview) -> Arrays | None:
     """The folded profile as named arrays (what proftask.processing.profile_rows makes rows of);
-    None: fold it in Python."""
+    None: fold it in Python. Raises ProfileError as parse_profile would."""
     return _call(raw, check_only=False)

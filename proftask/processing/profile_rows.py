@@ -14,7 +14,7 @@ import pyarrow as pa
 from proftask.core.node_table import StackFold
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof import native
-from proftask.pprof.decode import decompress, parse_profile
+from proftask.pprof.decode import ProfileError, decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
 from proftask.pprof.v1 import profile_pb2
 
@@ -108,16 +108,20 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     is the profile's bytes when they are not inline (read back from its chunks). Folded by Go
     (proftask.pprof.native) when it takes the profile, else in Python: the same rows."""
     raw = decompress(env.profile_uploaded.content if content is None else content, decompressed_limit)
-    folded = native.fold(raw)
+    folded = native.fold(raw)  # refused by Go: raises ProfileError, in parse_profile's words
     if folded is None and native.available():
-        # Declined by Go: refused (parse_profile words why), or a profile Go is unsure of (strings
-        # not UTF-8, unknown groups). Then the same profile as Python reads it, its strings decoded
-        # as the Python fold decodes them and nothing unknown, is folded by Go: the same rows, and
-        # not the Python fold's ~30 s a million frames deep (a tiny profile with one bad byte).
+        # Declined by Go: a profile Go is unsure of (strings not UTF-8, unknown groups; or one
+        # parse_profile refuses in words Go does not replay). Then the same profile as Python
+        # reads it, its strings decoded as the Python fold decodes them and nothing unknown, is
+        # folded by Go: the same rows, and not the Python fold's ~30 s a million frames deep (a
+        # tiny profile with one bad byte).
         profile = parse_profile(raw)
         profile.DiscardUnknownFields()
         profile.string_table[:] = [s.decode("utf-8", "replace").encode() for s in profile.string_table]
-        folded = native.fold(profile.SerializeToString())
+        try:
+            folded = native.fold(profile.SerializeToString())
+        except ProfileError:  # written again it may count more on the wire (ids packed): Python's fold
+            folded = None
         if folded is None:
             return _python_rows(env, raw, profile)
     elif folded is None:

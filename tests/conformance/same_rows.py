@@ -1,4 +1,5 @@
-"""One assertion shared by the tests of the Go fold: its rows are the Python fold's rows.
+"""The assertions shared by the tests of the Go fold: its rows are the Python fold's rows, and its
+refusals are Python's, in the same words.
 
 Nodes are compared as sets of (node, values): the Go fold lists a profile's nodes in the order
 of its sorted stacks, the Python fold by hash, and nothing reads them in order."""
@@ -6,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from proftask.pprof import native
+from proftask.pprof.decode import ProfileError, parse_profile
 from proftask.processing.profile_rows import ProfileRows
 
 
@@ -32,3 +35,23 @@ def assert_same_rows(native: ProfileRows, python: ProfileRows) -> None:
     for native_parts, python_parts in ((native.node_parts, python.node_parts),
                                        (native.function_parts, python.function_parts)):
         assert [_by_node(p) for p in native_parts or []] == [_by_node(p) for p in python_parts or []]
+
+
+def assert_go_refuses_alike(raw: bytes, may_decline: bool = False) -> str:
+    """parse_profile refuses raw; the Go check and the Go fold refuse it too, in the same words
+    (or, may_decline, leave it to Python: what Go is unsure of). Answers the words."""
+    try:
+        parse_profile(raw)
+    except ProfileError as e:
+        words = str(e)
+    else:
+        raise AssertionError("parse_profile takes the profile")
+    for go in (native.sample_types, native.fold):
+        try:
+            answer = go(raw)
+        except ProfileError as e:
+            assert str(e) == words, f"Go's {go.__name__} refuses in other words: {e} (Python: {words})"
+        else:
+            assert answer is None, f"Go's {go.__name__} takes a profile Python refuses: {words}"
+            assert may_decline, f"Go's {go.__name__} declines a profile it should refuse: {words}"
+    return words

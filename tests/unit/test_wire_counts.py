@@ -4,16 +4,25 @@ in upb; at the 256 MiB decompressed limit a ~250 KB upload took ~13 GB (proftask
 check_wire_counts, native/fold/wire.go)."""
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import gzip
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from proftask.config import load_settings
+from proftask.cpu_pool import CpuPool
+from proftask.ingest.intake import ProfileIntake
+from proftask.ingest.upload import Spool
 from proftask.pprof import decode, native
 from proftask.pprof.decode import (MAX_WIRE_ENTRIES, MAX_WIRE_NUMBERS, ProfileError,
                                    check_wire_counts, parse_profile)
 from proftask.pprof.v1 import profile_pb2
+from tests.conformance.same_rows import assert_go_refuses_alike
 
 CHECK = """
 import gzip, resource, sys, time
@@ -47,10 +56,48 @@ def test_millions_of_empty_entries_are_refused_before_decoding(shape, native_fol
     assert done.returncode == 0, done.stderr[-2000:]
     available, small, seconds, max_rss_mb, message = done.stdout.split(" ", 4)
     assert (available, small) == (str(native_fold == "1"), "True")
-    assert message.strip() == (f"profile has too many entries: more than {MAX_WIRE_ENTRIES} samples, locations, "
-                               "lines, labels, functions, mappings and strings, more than proftask decodes")
+    assert message.strip() == ENTRIES_REFUSAL
     assert int(max_rss_mb) < 500  # ~1.4-2.2 GB before (the 16 MB inflated, Go's decoding, upb's)
     print(shape, native_fold, seconds, "s", max_rss_mb, "MB")
+
+
+ENTRIES_REFUSAL = (f"profile has too many entries: more than {MAX_WIRE_ENTRIES} samples, locations, lines, labels, "
+                   "functions, mappings and strings, more than proftask decodes")
+
+
+async def _intake_check(body: bytes, in_memory: bool) -> tuple[float, str]:
+    """The intake's check of an upload (ProfileIntake._sample_types, its CPU pool real): how long
+    it took to refuse it, and why."""
+    settings = dataclasses.replace(load_settings(env={}), memory_parser_enabled=in_memory)
+    cpu = CpuPool(workers=1)
+    await cpu.start()
+    spool = Spool(in_memory)
+    try:
+        spool.write(body)
+        spool.finish()
+        intake = ProfileIntake(settings, None, None, None, cpu)  # type: ignore[arg-type]  # only the check runs
+        started = time.perf_counter()
+        with pytest.raises(ProfileError) as refused:
+            await intake._sample_types(spool)
+        return time.perf_counter() - started, str(refused.value)
+    finally:
+        spool.close()
+        await cpu.stop()
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memory mode", "file mode"])
+def test_the_intake_refuses_millions_of_empty_samples_at_once_in_the_python_words(in_memory):
+    # 17 KB gzipped, 18 MB of empty samples: Go declined it and Python scanned it again in the
+    # CPU pool to word the refusal, ~4-6 s of CPU before the 400. Go words it now.
+    body = gzip.compress(_profile().SerializeToString() + b"\x12\x00" * 9_000_000, 9)
+    assert len(body) < 20_000
+    seconds, message = asyncio.run(_intake_check(body, in_memory))
+    assert message == ENTRIES_REFUSAL
+    assert seconds < 1.5, seconds  # ~0.1 s by Go; ~4-6 s when Python words it
+    print("in memory" if in_memory else "spooled", f"refused in {seconds:.2f} s")
+    with pytest.raises(ProfileError) as python:  # the words Python's own check gives
+        check_wire_counts(decode.decompress(body, 256 << 20))
+    assert str(python.value) == message
 
 
 def _profile() -> profile_pb2.Profile:
@@ -65,7 +112,7 @@ def test_packed_numbers_past_the_bound_are_refused():
     raw = _profile().SerializeToString() + sample.SerializeToString()
     with pytest.raises(ProfileError, match=f"too many numbers: more than {MAX_WIRE_NUMBERS} location ids"):
         parse_profile(raw)
-    assert native.sample_types(raw) is None
+    assert_go_refuses_alike(raw)
 
 
 def test_fields_that_cost_nothing_decoded_are_still_bounded_for_the_scans_time(monkeypatch):

@@ -18,7 +18,7 @@ import (
 // proftask_take, which writes it where the caller wants it.
 var (
 	mu      sync.Mutex
-	results = map[int64]*fold.Encoder{}
+	results = map[int64]answer{}
 	next    int64
 	// a large fold's heap is given back once no fold has run for idleRelease (releaseWhenIdle)
 	release *time.Timer
@@ -26,11 +26,24 @@ var (
 	armed   int  // the release timers armed so far
 )
 
+// answer is what proftask_take writes: the arrays (*fold.Encoder), or a refusal's words.
+type answer interface {
+	Size() int
+	WriteTo(dst []byte)
+}
+
+// refusal: why proftask refuses a profile, in the words of proftask.pprof.decode (UTF-8).
+type refusal string
+
+func (r refusal) Size() int          { return len(r) }
+func (r refusal) WriteTo(dst []byte) { copy(dst, r) }
+
 const idleRelease = time.Second
 
 // proftask_fold folds (check_only: only decodes and checks) the serialized profile at data.
-// It answers a handle (> 0) with *size set, for proftask_take, or 0 when proftask's Python fold
-// must take the profile (refused, or anything unexpected).
+// It answers a handle with *size set, for proftask_take: > 0, the arrays; < 0, proftask refuses
+// the profile and the answer is why (the words of proftask.pprof.decode, UTF-8); 0 when
+// proftask's Python code must decide (declined: unsure, or anything unexpected).
 //
 //export proftask_fold
 func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.longlong) (handle C.longlong) {
@@ -42,24 +55,27 @@ func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.l
 	if checkOnly == 0 {
 		holdRelease()
 		defer func() {
-			if handle == 0 { // no proftask_take re-arms the release: here (a large profile's decoding is garbage too)
+			if handle <= 0 { // no proftask_take of the arrays re-arms the release: here (a large profile's decoding is garbage too)
 				releaseWhenIdle(n > 8<<20)
 			}
 		}()
 	}
-	p, accepted := fold.Decode(unsafe.Slice((*byte)(data), int(n))) // read only during the call
-	if !accepted {
-		return 0
+	p, refused, accepted := fold.Decode(unsafe.Slice((*byte)(data), int(n))) // read only during the call
+	if checkOnly != 0 && n > 8<<20 {
+		// the decoded profile (~10 times its bytes) is garbage once checked: give it back at once,
+		// or a large upload's check keeps it in the server until Go's next collection, minutes later
+		defer debug.FreeOSMemory()
 	}
-	var e *fold.Encoder
-	if checkOnly != 0 {
+	var e answer
+	switch {
+	case refused != "":
+		e = refusal(refused)
+	case !accepted:
+		return 0
+	case checkOnly != 0:
 		e = fold.SampleTypesEncoder(p)
-		// the decoded profile (~10 times its bytes) is garbage now: give it back at once, or a
-		// large upload's check keeps it in the server until Go's next collection, minutes later
-		if p = nil; n > 8<<20 {
-			debug.FreeOSMemory()
-		}
-	} else {
+		p = nil
+	default:
 		r := fold.Fold(p)
 		if r == nil {
 			return 0
@@ -71,11 +87,14 @@ func proftask_fold(data unsafe.Pointer, n C.longlong, checkOnly C.int, size *C.l
 	next++
 	results[next] = e
 	*size = C.longlong(e.Size())
+	if refused != "" {
+		return -C.longlong(next)
+	}
 	return C.longlong(next)
 }
 
-// proftask_take writes the answer of a handle into dst (its size bytes), or only forgets it
-// when dst is NULL. It answers 1 when it wrote.
+// proftask_take writes the answer of a handle (a refusal's too: its handle without the sign)
+// into dst (its size bytes), or only forgets it when dst is NULL. It answers 1 when it wrote.
 //
 //export proftask_take
 func proftask_take(handle C.longlong, dst unsafe.Pointer) C.int {
