@@ -120,11 +120,14 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
     wait_until(lambda: len(progress(p, task_id)["successInstanceIds"]) == instances, timeout=600, interval=0.05)
     ingest_s = time.perf_counter() - started
     rows = metric(p, "proftask_ingest_sample_rows_total") - rows_before
+    task_folds = {outcome: metric(p, f'proftask_task_folds_total{{outcome="{outcome}"}}')
+                  for outcome in ("added", "written", "summed_again", "left_to_next")}
     go_s = go_pprof_seconds([large] * instances)
     out = [emit("ingest", profiles=instances, file=large.name, seconds=round(ingest_s, 3),
                 upload_seconds=round(uploaded, 3), go_pprof_raw_one_process_seconds=round(go_s, 3),
                 ratio_vs_go=round(ingest_s / go_s, 2), sample_rows=int(rows),
-                rows_per_second=round(rows / ingest_s), process_peak_rss_mb=round(peak_rss_mb(p.proc.pid)))]
+                rows_per_second=round(rows / ingest_s), process_peak_rss_mb=round(peak_rss_mb(p.proc.pid)),
+                task_folds=task_folds, task_fold_seconds=round(metric(p, "proftask_task_fold_seconds_total"), 3))]
     # What the UI asks first (maxNodes=5000) on a task never analysed, then the full tree, then warm.
     first_view_s, first_view_queries, _ = server_seconds(p, lambda: analysis(p, task_id, maxNodes=5000))
     # The UI itself opens a task of several instances with their shares (instanceStats): cold too.

@@ -26,3 +26,8 @@ CONSUMER_FAILURES = Counter("proftask_consumer_failures_total",
 # ProfileStored event sent). Stages of concurrent profiles overlap: the sums are busy time.
 INGEST_STAGE_SECONDS = Histogram("proftask_ingest_stage_seconds", "Seconds a profile spent in each ingest stage",
                                  ["stage"], buckets=(0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60))
+# Each task's merged tree (proftask/processing/task_folds.py): profiles added to the sums in
+# memory, rows written, sums summed again from ClickHouse (a restart, a replaced profile), rows
+# left to the task's next profile in progress, and the seconds spent on it per batch.
+TASK_FOLDS = Counter("proftask_task_folds_total", "Task merged trees: what the processor did", ["outcome"])
+TASK_FOLD_SECONDS = Counter("proftask_task_fold_seconds_total", "Seconds the processor spent on task merged trees")

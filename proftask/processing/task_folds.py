@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from proftask import metrics
 from proftask.analysis import analysis_queries
 from proftask.analysis.selection import resolve_sample_type
 from proftask.clickhouse.client import ClickHouse
@@ -73,12 +74,14 @@ class TaskFolds:
         for rows in batch:
             by_task.setdefault((rows.tenant, rows.task_id), []).append(rows)
         async with self._lock:
+            started = time.perf_counter()
             for (tenant, task_id), profiles in by_task.items():
                 try:
                     await self._add_task(tenant, task_id, profiles)
                 except Exception as e:  # noqa: BLE001 - an optimisation: the query sums the profiles
                     log.warning("task %s: its merged tree was not written (%s); analyses sum its profiles",
                                 task_id, e)
+            metrics.TASK_FOLD_SECONDS.inc(time.perf_counter() - started)
 
     async def refresh(self, tenant: str, task_id: str) -> None:
         """The task's row written if nothing of it is in progress any more (a profile it waited
@@ -107,18 +110,22 @@ class TaskFolds:
                 part = _node_part(rows, wanted[rows.profile_id] - 1)
                 task.sums = await asyncio.to_thread(add_node_values, task.sums, *part)
                 task.profiles |= {rows.profile_id}
+                metrics.TASK_FOLDS.labels("added").inc()
         missing = set(wanted) - task.profiles
         coming = set(self._in_progress.get((tenant, task_id), ())) - task.profiles - {r.profile_id for r in batch}
         if task.profiles - set(wanted) or missing - coming:
             # not reachable by adding what this process holds: summed again from the stored values
             task = _TaskSums(frozenset(wanted), await analysis_queries.merged_node_sums(
                 self.clickhouse, tenant, task_id, wanted, GRANULARITY))
+            metrics.TASK_FOLDS.labels("summed_again").inc()
         if coming:  # the task's profile still in progress here adds itself and writes the row
             self._keep(key, task)
+            metrics.TASK_FOLDS.labels("left_to_next").inc()
             return
         if task.written != task.profiles:
             await self._insert_arrow("task_folds", _task_fold_table(tenant, task_id, sample_type, task))
             task.written = task.profiles
+            metrics.TASK_FOLDS.labels("written").inc()
         self._keep(key, task)
 
     def _keep(self, key: tuple[str, str, str], task: _TaskSums) -> None:
