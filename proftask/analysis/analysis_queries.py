@@ -197,7 +197,8 @@ GROUP BY profile_id
 """
 
 FOLDED_PROFILE_NODE_TOTALS = """
-SELECT indexOf({profile_ids:Array(String)}, profile_id) - 1 AS profile, node, node_total FROM (""" + CHOSEN_NODE_VALUES + """)
+SELECT indexOf({profile_ids:Array(String)}, profile_id) - 1 AS profile, node, node_total
+FROM (""" + CHOSEN_NODE_VALUES + """)
 ARRAY JOIN node_ids AS node, total_values AS node_total
 WHERE node != 0 AND node IN {nodes:Array(UInt64)}
 """

@@ -100,6 +100,8 @@ class TaskFolds:
         for p in newest:
             sample_types += [t for t in p.sample_types if t not in sample_types]
         sample_type = resolve_sample_type(newest, sample_types, None)
+        if sample_type is None:
+            return
         # what an analysis of the whole task merges: profile id -> 1-based position of the type
         wanted = {p.profile_id: p.sample_types.index(sample_type) + 1 for p in newest
                   if sample_type in p.sample_types}
