@@ -133,8 +133,12 @@ class ProcessorService:
                 n_rows += _row_count(folded[1])
                 n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
                 if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
-                    await self._write_batch(pending)
-                    pending, n_rows, n_bytes = [], 0, 0
+                    batch, pending, n_rows, n_bytes = pending, [], 0, 0
+                    await self._write_batch(batch)  # settles its profiles, written or not
+        except BaseException:
+            for env, _rows in pending:  # folded, never to be written from here (taken again)
+                self._settle(env)
+            raise
         finally:
             for _, folding in ahead:  # a failed write: the batch is taken again from its offsets
                 if folding.done() and not folding.cancelled() and folding.exception() is None and folding.result():

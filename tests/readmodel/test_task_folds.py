@@ -7,6 +7,7 @@ task fold (the rows removed), and with the sums `go tool pprof` gives the large 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import uuid
 
@@ -14,12 +15,14 @@ import pytest
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
+from proftask.pprof.v1 import profile_pb2
 from proftask.processing.profile_rows import profile_rows
 from proftask.processing.writer import RowWriter
 from services.query_svc.analysis import Analyses, Question
 from services.query_svc.analysis_cache import AnalysisCache
 from tests.conformance.oracle import CONFORMANCE
 from tests.readmodel.test_analysis_usecase import LIMIT, _profile, _tree, _write_task
+from tests.unit.test_fold_out_of_memory import TOPIC, Pool, processor
 
 pytestmark = pytest.mark.readmodel
 MS = 10_000_000
@@ -187,3 +190,40 @@ def test_the_row_waits_for_the_tasks_last_profile_in_progress_even_one_that_is_d
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted(r.profile_id for r in stored)]
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and _tree(folded)[1][()] == (3 * MS, 0)
+
+
+def _record(task_id: str, instance: str, stacks: dict, pad: int = 0) -> tuple[bytes, str]:
+    """A ProfileUploaded record of a CPU profile, padded past INLINE_BYTES (so folded in the CPU
+    pool) when `pad` is given; and its profile id."""
+    p = profile_pb2.Profile.FromString(gzip.decompress(_profile(stacks)))
+    if pad:
+        p.string_table.append(b"x" * pad)
+    body, profile_id = p.SerializeToString(), str(uuid.uuid4())
+    return events.new_event("acme", pb.ProfileUploaded(task_id=task_id, instance_id=instance, profile_id=profile_id,
+                                                       content=body, size=len(body))).SerializeToString(), profile_id
+
+
+def test_a_batch_that_fails_after_folding_a_profile_leaves_no_profile_waited_for(loop, clickhouse):
+    """A batch of records fails (reading a chunked record's chunks fails, or a rebalance stops
+    the agent) after one profile was folded and before it was written: the batch is taken again,
+    and the task's later rows are written; none waits forever for the profile of the failed take."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    pool = Pool(RuntimeError("Kafka is unavailable"), None)
+    pool.workers = 2
+    service, _, _ = processor(pool)
+    service.writer = RowWriter(clickhouse)
+    _write_task(loop, service.writer, "acme", task_id, ["pod-1", "pod-2"])
+    first, first_id = _record(task_id, "pod-1", {("main", "a"): 1})
+    second, second_id = _record(task_id, "pod-2", {("main", "b"): 2}, pad=40 * 1024)
+    records = [(TOPIC, 0, 1, b"", first), (TOPIC, 0, 2, b"", second)]
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(service.store_profiles(records))
+    pool.shared = None
+    loop.run_until_complete(service.store_profiles(records))  # taken again from their offsets
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first_id, second_id])
+    for offset, stacks in ((3, {("main", "c"): 3}), (4, {("main", "d"): 4})):  # pod-1 uploads again, twice
+        again, again_id = _record(task_id, "pod-1", stacks)
+        loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
+        assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed and _tree(folded)[1][()] == (6 * MS, 0)
