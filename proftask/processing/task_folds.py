@@ -33,6 +33,7 @@ from proftask.processing.profile_rows import ProfileRows
 log = logging.getLogger(__name__)
 GRANULARITY = FUNCTION  # what a task opens on; the line view and other types sum at query time
 MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each)
+TASK_VALUES = 64  # what a task's sums cost besides their values (~1.1 KB of Python objects), in values
 
 
 @dataclasses.dataclass
@@ -47,6 +48,7 @@ class TaskFolds:
         self.clickhouse = clickhouse
         self._insert_arrow = insert_arrow
         self._sums: collections.OrderedDict[tuple[str, str, str], _TaskSums] = collections.OrderedDict()
+        self._held = 0  # the cost (_cost) of the sums in _sums
         # (tenant, task) -> profiles in progress in this process (their count of expectations)
         self._in_progress: dict[tuple[str, str], collections.Counter[str]] = {}
         self._lock = asyncio.Lock()  # one task's sums are changed by one batch at a time
@@ -106,7 +108,11 @@ class TaskFolds:
         wanted = {p.profile_id: p.sample_types.index(sample_type) + 1 for p in newest
                   if sample_type in p.sample_types}
         key = (tenant, task_id, sample_type)
-        task = self._sums.pop(key, None) or _TaskSums(frozenset(), NodeSums.empty())
+        task = self._sums.pop(key, None)
+        if task is None:
+            task = _TaskSums(frozenset(), NodeSums.empty())
+        else:
+            self._held -= _cost(task)
         for rows in batch:
             if rows.profile_id in wanted and rows.profile_id not in task.profiles:
                 part = _node_part(rows, wanted[rows.profile_id] - 1)
@@ -132,9 +138,15 @@ class TaskFolds:
 
     def _keep(self, key: tuple[str, str, str], task: _TaskSums) -> None:
         self._sums[key] = task
-        held = sum(len(t.sums) for t in self._sums.values())
-        while held > MAX_VALUES and len(self._sums) > 1:  # the least recently stored tasks go first
-            held -= len(self._sums.popitem(last=False)[1].sums)
+        self._held += _cost(task)
+        while self._held > MAX_VALUES and len(self._sums) > 1:  # the least recently stored tasks go first
+            self._held -= _cost(self._sums.popitem(last=False)[1])
+
+
+def _cost(task: _TaskSums) -> int:
+    """What a task's sums hold in memory, in node values (24 bytes each): a small task's
+    objects, not its few values, are most of it."""
+    return len(task.sums) + TASK_VALUES
 
 
 def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
