@@ -253,16 +253,29 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
     return _node_columns(t)
 
 
+# MERGED_SUMS sorted by node, with (on the root's row, node 0, which every profile's values
+# hold) the profiles whose values were read: on a cluster a replica may not have them all yet.
+MERGED_SUMS_READ = """
+SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
+FROM (""" + CHOSEN_NODE_VALUES + """)
+ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
+GROUP BY node
+ORDER BY node
+"""
+
+
 async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                           granularity: str) -> NodeSums:
-    """The chosen profiles' node values summed, sorted by node (what a task fold holds)."""
+                           granularity: str) -> tuple[NodeSums, frozenset[str]]:
+    """The chosen profiles' node values summed, sorted by node (what a task fold holds), and the
+    profiles they sum: those whose values the read found, in one read."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
-    t = await ch.arrow(MERGED_SUMS + " ORDER BY node", params)
+    t = await ch.arrow(MERGED_SUMS_READ, params)
     if t.num_rows == 0:
-        return NodeSums.empty()
-    return NodeSums(t.column("node").to_numpy().astype(np.uint64, copy=False),
-                    t.column("self").to_numpy().astype(np.int64, copy=False),
-                    t.column("total").to_numpy().astype(np.int64, copy=False))
+        return NodeSums.empty(), frozenset()
+    node = t.column("node").to_numpy().astype(np.uint64, copy=False)
+    read = frozenset(t.column("profiles")[0].as_py()) if node[0] == 0 else frozenset()
+    return NodeSums(node, t.column("self").to_numpy().astype(np.int64, copy=False),
+                    t.column("total").to_numpy().astype(np.int64, copy=False)), read
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],

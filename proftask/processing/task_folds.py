@@ -123,8 +123,11 @@ class TaskFolds:
         coming = set(self._in_progress.get((tenant, task_id), ())) - task.profiles - {r.profile_id for r in batch}
         if task.profiles - set(wanted) or missing - coming:
             # not reachable by adding what this process holds: summed again from the stored values
-            task = _TaskSums(frozenset(wanted), await analysis_queries.merged_node_sums(
-                self.clickhouse, tenant, task_id, wanted, GRANULARITY))
+            # named by the profiles whose values were read (a replica may lack some yet): a row
+            # naming a profile always holds its values
+            sums, read = await analysis_queries.merged_node_sums(self.clickhouse, tenant, task_id, wanted,
+                                                                 GRANULARITY)
+            task = _TaskSums(read, sums)
             metrics.TASK_FOLDS.labels("summed_again").inc()
         if coming:  # the task's profile still in progress here adds itself and writes the row
             self._keep(key, task)

@@ -227,3 +227,28 @@ def test_a_batch_that_fails_after_folding_a_profile_leaves_no_profile_waited_for
         assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and _tree(folded)[1][()] == (6 * MS, 0)
+
+
+def test_a_fold_summed_again_names_only_the_profiles_whose_values_it_read(loop, clickhouse):
+    """On a cluster a read may reach a replica (or a Distributed insert queue) that has a
+    profile's `profiles` row and not yet its node values. A fold summed again from ClickHouse then
+    names only the profiles whose values it summed: once the values arrive, the first view is
+    the sum of every profile, never a row that names a profile and lacks its values."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2", "pod-3"])
+    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 1}))
+    late = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 2}))
+    _store(loop, writer, first, late)
+    where = {"p": late.profile_id}
+    loop.run_until_complete(clickhouse.command("CREATE TABLE IF NOT EXISTS node_values_late AS node_values"))
+    loop.run_until_complete(clickhouse.command(
+        "INSERT INTO node_values_late SELECT * FROM node_values WHERE profile_id = {p:String}", where))
+    loop.run_until_complete(clickhouse.command("DELETE FROM node_values WHERE profile_id = {p:String}", where))
+    writer = RowWriter(clickhouse)  # a processor restarted: the task's sums are read from ClickHouse
+    third = _rows("acme", task_id, "pod-3", _profile({("main", "c"): 4}))
+    _store(loop, writer, third)
+    loop.run_until_complete(clickhouse.command(  # the replica catches up
+        "INSERT INTO node_values SELECT * FROM node_values_late WHERE profile_id = {p:String}", where))
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed and _tree(folded)[1][()] == (7 * MS, 0)
