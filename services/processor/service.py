@@ -124,8 +124,9 @@ class ProcessorService:
             fold_next()
         try:
             while ahead:
-                value, folding = ahead.popleft()
+                value, folding = ahead[0]  # taken off once its result is: a stop meanwhile settles it below
                 folded = await folding
+                ahead.popleft()
                 fold_next()
                 if folded is None:
                     continue

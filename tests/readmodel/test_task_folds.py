@@ -252,3 +252,39 @@ def test_a_fold_summed_again_names_only_the_profiles_whose_values_it_read(loop, 
         "INSERT INTO node_values SELECT * FROM node_values_late WHERE profile_id = {p:String}", where))
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and _tree(folded)[1][()] == (7 * MS, 0)
+
+
+def test_an_agent_stopped_as_a_profile_finishes_folding_leaves_no_profile_waited_for(loop, clickhouse):
+    """A rebalance stops the agent just as a record's fold finishes (its result not yet taken):
+    the profile is not waited for by the task's later rows."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    pool = Pool(None, None)
+    pool.workers = 2
+    service, _, _ = processor(pool)
+    service.writer = RowWriter(clickhouse)
+    _write_task(loop, service.writer, "acme", task_id, ["pod-1", "pod-2"])
+    first, first_id = _record(task_id, "pod-1", {("main", "a"): 1})
+    second, second_id = _record(task_id, "pod-2", {("main", "b"): 2})
+    records = [(TOPIC, 0, 1, b"", first), (TOPIC, 0, 2, b"", second)]
+    fold = service._fold
+
+    async def stopped():
+        store = asyncio.current_task()
+
+        async def fold_then_stop(*args):
+            folded = await fold(*args)
+            asyncio.get_running_loop().call_soon(store.cancel)  # before the agent takes the result
+            return folded
+        service._fold = fold_then_stop
+        try:
+            await service.store_profiles(records[:1])
+        finally:
+            service._fold = fold
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(stopped())
+    loop.run_until_complete(service.store_profiles(records))  # taken again from their offsets
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first_id, second_id])
+    for offset, stacks in ((3, {("main", "c"): 3}), (4, {("main", "d"): 4})):  # pod-1 uploads again, twice
+        again, again_id = _record(task_id, "pod-1", stacks)
+        loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
+        assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
