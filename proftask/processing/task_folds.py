@@ -133,7 +133,8 @@ class TaskFolds:
             self._keep(key, task)
             metrics.TASK_FOLDS.labels("left_to_next").inc()
             return
-        if task.written != task.profiles:
+        # one profile is read as it is (analysis_queries._task_fold_params): no row to store its tree twice
+        if task.written != task.profiles and len(task.profiles) >= 2:
             await self._insert_arrow("task_folds", _task_fold_table(tenant, task_id, sample_type, task))
             task.written = task.profiles
             metrics.TASK_FOLDS.labels("written").inc()

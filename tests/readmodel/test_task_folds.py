@@ -288,3 +288,16 @@ def test_an_agent_stopped_as_a_profile_finishes_folding_leaves_no_profile_waited
         again, again_id = _record(task_id, "pod-1", stacks)
         loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
         assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
+
+
+def test_a_task_of_one_profile_writes_no_fold_row(loop, clickhouse):
+    """One profile is read as it is (SINGLE_SUMS), never from a fold: its tree is not stored twice."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
+    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 1}))
+    _store(loop, writer, first)
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == []
+    second = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 2}))
+    _store(loop, writer, second)
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
