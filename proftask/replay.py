@@ -18,6 +18,7 @@ from proftask import events
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import drop_read_models, migrate
 from proftask.config import Settings
+from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 from proftask.pprof.decode import ProfileError
@@ -57,31 +58,45 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=1000)
             task_rows_batch, log_rows_batch = [], []
+            read: list[tuple[str, pb.Envelope]] = []
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        env = events.read_event(record.value)
+                        read.append((tp.topic, events.read_event(record.value)))
                     except events.InvalidEvent as e:  # dead-lettered by the services back then
                         counts["invalid records skipped"] += 1
                         log.warning("replay: skipping %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, e)
+            # each task's merged tree is written by its last profile of the batch, not by each
+            folds = writer.task_folds
+            for topic, env in read:
+                if topic == topics.profiles and env.WhichOneof("payload") == "profile_uploaded":
+                    folds.expect(env.tenant, env.profile_uploaded.task_id, env.profile_uploaded.profile_id)
+            for topic, env in read:
+                counts[env.type] += 1
+                if topic == topics.tasks:
+                    task_rows_batch += task_rows(env)
+                elif topic == topics.task_events:
+                    log_rows_batch += task_log_rows(env)
+                elif env.WhichOneof("payload") == "profile_uploaded":
+                    up = env.profile_uploaded
+                    try:
+                        content = None
+                        if up.HasField("chunks"):  # its bytes are on the chunk topic
+                            buffer = io.BytesIO()
+                            await chunks.read_into(up, buffer)
+                            content = buffer.getvalue()
+                            counts["chunked profiles"] += 1
+                        rows = profile_rows(env, settings.decompressed_max_size, content)
+                    except (ProfileError, ChunksUnreadable) as e:  # dead-lettered back then too
+                        counts["invalid profiles skipped"] += 1
+                        log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)
+                        folds.settle(env.tenant, up.task_id, up.profile_id)
+                        await folds.refresh(env.tenant, up.task_id)
                         continue
-                    counts[env.type] += 1
-                    if tp.topic == topics.tasks:
-                        task_rows_batch += task_rows(env)
-                    elif tp.topic == topics.task_events:
-                        log_rows_batch += task_log_rows(env)
-                    elif env.WhichOneof("payload") == "profile_uploaded":
-                        try:
-                            content = None
-                            if env.profile_uploaded.HasField("chunks"):  # its bytes are on the chunk topic
-                                buffer = io.BytesIO()
-                                await chunks.read_into(env.profile_uploaded, buffer)
-                                content = buffer.getvalue()
-                                counts["chunked profiles"] += 1
-                            await writer.write_profile(profile_rows(env, settings.decompressed_max_size, content))
-                        except (ProfileError, ChunksUnreadable) as e:  # dead-lettered back then too
-                            counts["invalid profiles skipped"] += 1
-                            log.warning("replay: skipping invalid profile %s: %s", env.event_id, e)
+                    try:
+                        await writer.write_profile(rows)
+                    finally:
+                        folds.settle(env.tenant, up.task_id, up.profile_id)
             await writer.insert("tasks", task_rows_batch)
             await writer.insert("task_logs", log_rows_batch)
             for tp in list(pending):

@@ -95,6 +95,7 @@ class TaskFolds:
                 log.warning("task %s: its merged tree was not written (%s); analyses sum its profiles", task_id, e)
 
     async def _add_task(self, tenant: str, task_id: str, batch: list[ProfileRows]) -> None:
+        read_at = int(time.time() * 1000)  # the row's version: rows from later reads win ClickHouse's merges
         newest = await analysis_queries.latest_profiles(self.clickhouse, tenant, task_id)
         if not newest:
             return
@@ -135,7 +136,7 @@ class TaskFolds:
             return
         # one profile is read as it is (analysis_queries._task_fold_params): no row to store its tree twice
         if task.written != task.profiles and len(task.profiles) >= 2:
-            await self._insert_arrow("task_folds", _task_fold_table(tenant, task_id, sample_type, task))
+            await self._insert_arrow("task_folds", _task_fold_table(tenant, task_id, sample_type, task, read_at))
             task.written = task.profiles
             metrics.TASK_FOLDS.labels("written").inc()
         self._keep(key, task)
@@ -160,7 +161,7 @@ def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarr
     raise ValueError(f"profile {rows.profile_id} has no {GRANULARITY} nodes for sample type {type_index}")
 
 
-def _task_fold_table(tenant: str, task_id: str, sample_type: str, task: _TaskSums) -> pa.Table:
+def _task_fold_table(tenant: str, task_id: str, sample_type: str, task: _TaskSums, folded_at: int) -> pa.Table:
     sums = task.sums
     return pa.table({
         "tenant": [tenant], "task_id": [task_id], "granularity": [GRANULARITY], "sample_type": [sample_type],
@@ -170,5 +171,5 @@ def _task_fold_table(tenant: str, task_id: str, sample_type: str, task: _TaskSum
                                                 pa.array(sums.self_value, pa.int64())),
         "total_values": pa.ListArray.from_arrays(pa.array([0, len(sums)], pa.int32()),
                                                  pa.array(sums.total, pa.int64())),
-        "folded_at": pa.array([int(time.time() * 1000)], pa.int64()),
+        "folded_at": pa.array([folded_at], pa.int64()),
     })

@@ -301,3 +301,38 @@ def test_a_task_of_one_profile_writes_no_fold_row(loop, clickhouse):
     second = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 2}))
     _store(loop, writer, second)
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
+
+
+def test_of_two_rows_of_one_task_the_merge_keeps_the_one_folded_from_the_newer_read(loop, clickhouse):
+    """Two processors (a rebalance) may write one task's row out of order: the row folded from
+    the later read of the task's profiles is the one ClickHouse keeps."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+
+    def fold_row(profile_ids: list[str], folded_at: int) -> None:
+        loop.run_until_complete(clickhouse.command(
+            "INSERT INTO task_folds (tenant, task_id, granularity, sample_type, profile_ids, node_ids, self_values, "
+            "total_values, folded_at) VALUES ('acme', {k:String}, 'function', 'cpu/nanoseconds', "
+            "{p:Array(String)}, [0], [0], [1], {v:Int64})", {"k": task_id, "p": profile_ids, "v": folded_at}))
+
+    fold_row(["p-1", "p-2", "p-3"], 2000)  # the newer read, written first
+    fold_row(["p-1", "p-2"], 1000)         # the older read, written late
+    loop.run_until_complete(clickhouse.command("OPTIMIZE TABLE task_folds FINAL"))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [["p-1", "p-2", "p-3"]]
+
+
+def test_a_fold_row_clickhouse_refuses_holds_up_nothing(loop, clickhouse):
+    """The profiles' rows are retried until ClickHouse takes them (nothing is lost); a task's
+    merged tree is not retried: refused (a real ClickHouse error: a constraint no row meets), the
+    batch is done and the analysis sums the profiles."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
+    loop.run_until_complete(clickhouse.command("ALTER TABLE task_folds ADD CONSTRAINT refused CHECK 0"))
+    try:
+        stored = [_rows("acme", task_id, f"pod-{i}", _profile({("main", "a"): i})) for i in (1, 2)]
+        loop.run_until_complete(asyncio.wait_for(writer.write_profiles(stored), 60))
+    finally:
+        loop.run_until_complete(clickhouse.command("ALTER TABLE task_folds DROP CONSTRAINT refused"))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == []
+    body = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(Question("acme", task_id)))
+    assert _tree(body)[1][()] == (3 * MS, 0)

@@ -72,3 +72,12 @@ def test_a_table_declaration_makes_the_same_table_on_one_server_and_on_a_cluster
         "ReplacingMergeTree") == single[0]
     assert distributed == ("CREATE TABLE IF NOT EXISTS nodes ON CLUSTER c AS nodes_local ENGINE = "
                            "Distributed(c, currentDatabase(), nodes_local, cityHash64(tenant, task_id))")
+
+
+def test_a_versioned_table_keeps_its_version_column_on_one_server_and_on_a_cluster():
+    """task_folds keeps, of one key's rows, the one folded from the newest read (folded_at)."""
+    (_, _, single), = [d for d in migration_ddl(None) if d[0] == 6]
+    (_, _, cluster), = [d for d in migration_ddl("c") if d[0] == 6]
+    assert "ENGINE = ReplacingMergeTree(folded_at) ORDER BY (tenant, task_id, granularity, sample_type)" in single[0]
+    assert ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/task_folds_local', "
+            "'{replica}', folded_at) ORDER BY") in cluster[0]

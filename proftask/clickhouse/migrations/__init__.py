@@ -22,6 +22,7 @@ class CreateTable:
     order_by: tuple[str, ...]
     shard_key: str                       # how the cluster's Distributed table spreads the rows
     ttl: str = ""                        # a TTL expression with any WHERE, or nothing
+    version: str = ""                    # a ReplacingMergeTree's version column: the greatest is kept
 
     def _body(self, engine: str) -> str:
         ttl = f" TTL {self.ttl}" if self.ttl else ""
@@ -30,13 +31,17 @@ class CreateTable:
     def _columns(self) -> str:
         return "(" + ", ".join(f"{c} {t}" for c, t in self.columns) + ")"
 
+    def _version_arg(self) -> str:
+        return f", {self.version}" if self.version else ""
+
     def single(self) -> list[str]:
-        return [f"CREATE TABLE IF NOT EXISTS {self.name} {self._columns()} {self._body(self.engine)}"]
+        engine = f"{self.engine}({self.version})" if self.version else self.engine
+        return [f"CREATE TABLE IF NOT EXISTS {self.name} {self._columns()} {self._body(engine)}"]
 
     def cluster(self, cluster: str) -> list[str]:
         local = f"{self.name}_local"
         return [f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster} {self._columns()} "
-                f"{self._body(f'Replicated{self.engine}({_path(local)})')}",
+                f"{self._body(f'Replicated{self.engine}({_path(local)}{self._version_arg()})')}",
                 f"CREATE TABLE IF NOT EXISTS {self.name} ON CLUSTER {cluster} AS {local} "
                 f"ENGINE = Distributed({cluster}, currentDatabase(), {local}, {self.shard_key})"]
 
