@@ -203,6 +203,18 @@ def _record(task_id: str, instance: str, stacks: dict, pad: int = 0) -> tuple[by
                                                        content=body, size=len(body))).SerializeToString(), profile_id
 
 
+def _taken_again_then_pod_1_uploads_twice(loop, clickhouse, service, task_id: str, records: list, first_id: str,
+                                          second_id: str) -> None:
+    """The records taken again from their offsets, then pod-1's two new uploads: each time the
+    fold row names the newest profiles (nothing of the failed take is still waited for)."""
+    loop.run_until_complete(service.store_profiles(records))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first_id, second_id])
+    for offset, stacks in ((3, {("main", "c"): 3}), (4, {("main", "d"): 4})):
+        again, again_id = _record(task_id, "pod-1", stacks)
+        loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
+        assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
+
+
 def test_a_batch_that_fails_after_folding_a_profile_leaves_no_profile_waited_for(loop, clickhouse):
     """A batch of records fails (reading a chunked record's chunks fails, or a rebalance stops
     the agent) after one profile was folded and before it was written: the batch is taken again,
@@ -219,12 +231,7 @@ def test_a_batch_that_fails_after_folding_a_profile_leaves_no_profile_waited_for
     with pytest.raises(RuntimeError):
         loop.run_until_complete(service.store_profiles(records))
     pool.shared = None
-    loop.run_until_complete(service.store_profiles(records))  # taken again from their offsets
-    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first_id, second_id])
-    for offset, stacks in ((3, {("main", "c"): 3}), (4, {("main", "d"): 4})):  # pod-1 uploads again, twice
-        again, again_id = _record(task_id, "pod-1", stacks)
-        loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
-        assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
+    _taken_again_then_pod_1_uploads_twice(loop, clickhouse, service, task_id, records, first_id, second_id)
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and _tree(folded)[1][()] == (6 * MS, 0)
 
@@ -282,12 +289,7 @@ def test_an_agent_stopped_as_a_profile_finishes_folding_leaves_no_profile_waited
             service._fold = fold
     with pytest.raises(asyncio.CancelledError):
         loop.run_until_complete(stopped())
-    loop.run_until_complete(service.store_profiles(records))  # taken again from their offsets
-    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first_id, second_id])
-    for offset, stacks in ((3, {("main", "c"): 3}), (4, {("main", "d"): 4})):  # pod-1 uploads again, twice
-        again, again_id = _record(task_id, "pod-1", stacks)
-        loop.run_until_complete(service.store_profiles([(TOPIC, 0, offset, b"", again)]))
-        assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([again_id, second_id])
+    _taken_again_then_pod_1_uploads_twice(loop, clickhouse, service, task_id, records, first_id, second_id)
 
 
 def test_a_task_of_one_profile_writes_no_fold_row(loop, clickhouse):
