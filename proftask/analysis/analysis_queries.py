@@ -367,6 +367,10 @@ class ProfileNodeTotals:
     node: np.ndarray     # uint64
     total: np.ndarray    # int64
 
+    @classmethod
+    def empty(cls) -> ProfileNodeTotals:
+        return cls([], np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
+
     def rows(self) -> list[tuple[str, int, int]]:
         return [(self.profile_ids[p], n, t)
                 for p, n, t in zip(self.profile.tolist(), self.node.tolist(), self.total.tolist(), strict=True)]

@@ -113,8 +113,7 @@ class Analyses:
             totals, roots = await analysis_queries.profile_node_totals(
                 self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
         else:
-            totals, roots = analysis_queries.ProfileNodeTotals([], *(np.zeros(0, t) for t in (np.int64, np.uint64,
-                                                                                              np.int64))), {}
+            totals, roots = analysis_queries.ProfileNodeTotals.empty(), {}
         by_profile = {p.profile_id: p.instance_id for p in sel.profiles}
         spread = await asyncio.to_thread(
             instance_spread, nodes, totals.profile, totals.node, totals.total,

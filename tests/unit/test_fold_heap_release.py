@@ -13,21 +13,14 @@ from proftask.pprof import native
 CHILD = textwrap.dedent("""
     import time
     from proftask.pprof import native
-    from proftask.pprof.v1 import profile_pb2
+    from tests.unit.test_stack_frames import deep as deep_profile
 
     def rss_mb():
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS"))
 
-    def deep(times):
-        p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f"])
-        p.sample_type.add(type=1, unit=2)
-        p.function.add(id=1, name=3, system_name=3)
-        location = p.location.add(id=1)
-        for line in range(4096):
-            location.line.add(function_id=1, line=line)
-        p.sample.add(location_id=[1] * times, value=[1])
-        return p.SerializeToString()
+    def deep(times):  # one location of 4096 inlined lines, `times` deep
+        return deep_profile(4096, times).SerializeToString()
 
     small = deep(1)
     assert native.fold(small) is not None

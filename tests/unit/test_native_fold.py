@@ -18,6 +18,7 @@ from proftask.pprof.decode import ProfileError, decompress
 from proftask.pprof.v1 import profile_pb2
 from proftask.processing.profile_rows import _python_rows, profile_rows
 from tests.conformance.same_rows import assert_go_refuses_alike, assert_same_rows
+from tests.unit.test_stack_frames import deep as deep_profile
 
 LIMIT = 64 * 1024 * 1024
 
@@ -303,13 +304,8 @@ def test_a_profile_go_is_unsure_of_is_folded_by_go_as_python_reads_it():
     assert_same_rows(rows, python())
     assert "main.g\ufffd" in rows.frame_names.column("name").to_pylist()
 
-    deep = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"main.f\xff"])
-    deep.sample_type.add(type=1, unit=2)
-    deep.function.add(id=1, name=3, system_name=3)
-    location = deep.location.add(id=1)
-    for line in range(4096):
-        location.line.add(function_id=1, line=line)
-    deep.sample.add(location_id=[1] * 64, value=[1])
+    deep = deep_profile(4096, 64)
+    deep.string_table[3] = b"main.f\xff"
     assert native.fold(deep.SerializeToString()) is None
     body = deep.SerializeToString()
     env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=body,
