@@ -14,6 +14,7 @@ import pathlib
 from typing import Any
 from collections.abc import Sequence
 
+import chdb
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError
 
@@ -26,12 +27,26 @@ SESSION_SETTINGS = {"max_memory_usage": 4 * 1024**3, "output_format_arrow_string
                     "output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
-def _open(dsn: str):
+def _open(dsn: str) -> tuple[Any, Any]:
+    """(clickhouse-connect client, chDB connection for Arrow inserts or None)."""
     if dsn.startswith("chdb://"):
         path = pathlib.Path(dsn.removeprefix("chdb://"))
         path.mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(interface="chdb", path=str(path.resolve()), settings=SESSION_SETTINGS)
-    return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS)
+        # chDB compares engine paths literally: the same spelling as clickhouse-connect's
+        path = pathlib.Path(os.path.realpath(path))
+        client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=SESSION_SETTINGS)
+        return client, chdb.connect(str(path))
+    return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS), None
+
+
+def _insert_arrow_in_process(connection: Any, table: str, arrow_table: Any) -> None:
+    """An Arrow table into the embedded chDB through its `Python()` table function, which reads
+    the table where it is. clickhouse-connect's insert_arrow writes it as an Arrow file to a
+    temporary file that chDB then reads and parses: for a large profile's 41 MB of node values
+    0.14 s against 0.07-0.09 s this way (the insert that every stored profile waits for)."""
+    rows = arrow_table  # noqa: F841 - read by its name by Python(rows) below
+    columns = ", ".join(f"`{name}`" for name in arrow_table.column_names)
+    connection.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(rows)", "TabSeparated")
 
 
 # Fault injection for the outage tests: while this file exists, every call fails as if the
@@ -48,6 +63,7 @@ class ClickHouse:
         self.dsn = dsn
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
         self._client: Any = None  # a clickhouse_connect Client once open()ed
+        self._in_process: Any = None  # with chDB, a connection of its own for Arrow inserts
         self._outage_file = os.environ.get(OUTAGE_FILE_ENV)
 
     async def _run(self, fn, *args, **kwargs):
@@ -60,9 +76,12 @@ class ClickHouse:
             raise ClickHouseUnavailable(str(e)) from e
 
     async def open(self) -> None:
-        self._client = await self._run(_open, self.dsn)
+        self._client, self._in_process = await self._run(_open, self.dsn)
 
     async def close(self) -> None:
+        if self._in_process is not None:
+            await self._run(self._in_process.close)
+            self._in_process = None
         if self._client is not None:
             await self._run(self._client.close)
             self._client = None
@@ -80,7 +99,10 @@ class ClickHouse:
         return await self._run(self._client.query_arrow, sql, parameters=parameters)
 
     async def insert_arrow(self, table: str, arrow_table) -> None:
-        await self._run(self._client.insert_arrow, table, arrow_table)
+        if self._in_process is not None:
+            await self._run(_insert_arrow_in_process, self._in_process, table, arrow_table)
+        else:
+            await self._run(self._client.insert_arrow, table, arrow_table)
 
     async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if rows:
