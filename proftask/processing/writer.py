@@ -148,6 +148,7 @@ class RowWriter:
         stacks: list[pa.Table] = []
         written_frames: list[tuple[str, np.ndarray]] = []
         written_stacks: list[tuple[str, np.ndarray]] = []
+        known_stacks: list[bool] = []  # per profile: every stack of it written before this batch
         seen_frames, seen_stacks = KnownKeys(KNOWN_IDS), KnownKeys(KNOWN_IDS)  # this batch's
         for rows in batch:
             frame_ids = rows.frame_names.column("frame_id").to_numpy()
@@ -156,8 +157,9 @@ class RowWriter:
             if new_frames.any():
                 frames.append(rows.frame_names.filter(pa.array(new_frames)))
             written_frames.append((rows.tenant, frame_ids[new_frames]))
-            new_stacks = (self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
-                          & _unseen(seen_stacks, rows.tenant, rows.stack_ids))
+            unknown_stacks = self._known_stacks.unknown_mask(rows.tenant, rows.stack_ids)
+            known_stacks.append(not unknown_stacks.any())
+            new_stacks = unknown_stacks & _unseen(seen_stacks, rows.tenant, rows.stack_ids)
             if new_stacks.any():
                 stacks.append(rows.stacks_table(new_stacks))
             written_stacks.append((rows.tenant, rows.stack_ids[new_stacks]))
@@ -165,12 +167,15 @@ class RowWriter:
         for tenant, ids in written_frames:
             self._known_frames.add(tenant, ids)
         await self.insert_arrow("stacks", stacks)
-        for tenant, ids in written_stacks:
-            self._known_stacks.add(tenant, ids)
-        new_paths = self._new_node_paths(batch)
+        new_paths = self._new_node_paths([rows for rows, known in zip(batch, known_stacks, strict=True) if not known])
         await self.insert_arrow("node_paths", [table for _, table in new_paths])
         for tenant, table in new_paths:
             self._known_nodes.add(tenant, table.column("node").to_numpy())
+        # known only once their node paths are written too: a profile whose stacks are all known
+        # has every node path written (a node is a prefix of some stack), and skips looking up
+        # its ~10^6 nodes (0.04 s), which a fleet's instances, sharing their stacks, mostly do
+        for tenant, ids in written_stacks:
+            self._known_stacks.add(tenant, ids)
         await self.insert_arrow("samples", [rows.samples_table() for rows in batch])
         await self.insert_arrow("node_values", [rows.node_values_table() for rows in batch])
         await self.insert_arrow("function_values", [rows.function_values_table() for rows in batch])
