@@ -14,10 +14,13 @@ import (
 )
 
 // Part is one (granularity, sample type) of the folded profile: its node values
-// (ID=node, A=self, B=total) or its function values (ID=frame, A=flat, B=cum).
+// (ID=node, A=self, B=total) or its function values (ID=frame, A=flat, B=cum), ascending by ID.
 type Part struct {
 	ID   []uint64
 	A, B []int64
+	// SameIDs: ID is the previous part's (the same granularity, the sample type before), which
+	// the answer holds once (a CPU profile's nodes are mostly the same for every sample type)
+	SameIDs bool
 }
 
 // Result is what profile_rows makes of a profile, in the same order.
@@ -349,14 +352,10 @@ func Fold(p *profilepb.Profile) *Result {
 	// the root once, then each granularity's nodes and parts
 	r.PathNode, r.PathParent = make([]uint64, 1, 2*nPos+1), make([]uint64, 1, 2*nPos+1)
 	r.PathFrame, r.PathDepth = make([]uint64, 1, 2*nPos+1), make([]uint32, 1, 2*nPos+1)
+	sc := newScratch(nPos)
+	column := make([]int64, len(order))
 	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
-		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g])
-		node, parent, depth, frameID := sf.sortedPaths()
-		r.PathNode = append(r.PathNode, node...)
-		r.PathParent = append(r.PathParent, parent...)
-		r.PathDepth = append(r.PathDepth, depth...)
-		r.PathFrame = append(r.PathFrame, frameID...)
-		column := make([]int64, len(order))
+		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g], r, sc)
 		for t := 0; t < nTypes; t++ {
 			for s := range column {
 				column[s] = values[s*nTypes+t]
