@@ -179,7 +179,7 @@ func Fold(p *profilepb.Profile) *Result {
 		}
 		functionNames[f.GetId()] = name
 	}
-	frameIndex := map[frame]int64{}
+	frameIndex := make(map[frame]int64, len(p.GetLocation()))
 	var frames []frame
 	intern := func(f frame) int64 {
 		i, ok := frameIndex[f]
@@ -217,11 +217,13 @@ func Fold(p *profilepb.Profile) *Result {
 
 	// samples with the same location list, then stacks with the same frames, summed in order
 	// of first appearance
-	byLocations := map[string]int{}
-	byFrames := map[string]int{}
+	// (sized for a distinct location list a sample, the most there can be: a map growing to
+	// its size rehashed every key several times)
+	byLocations := make(map[string]int, len(p.GetSample()))
+	byFrames := make(map[string]int, len(p.GetSample()))
 	var stackFrames [][]int64
 	var values []int64
-	var key []byte
+	var key, fkey []byte
 	positions := 0
 	for _, s := range p.GetSample() {
 		key = locationsKey(key[:0], s.GetLocationId())
@@ -239,7 +241,7 @@ func Fold(p *profilepb.Profile) *Result {
 			for j := len(ids) - 1; j >= 0; j-- {
 				fs = append(fs, locFrames[locations.of(ids[j])]...)
 			}
-			fkey := make([]byte, 0, 8*len(fs))
+			fkey = fkey[:0]
 			for _, f := range fs {
 				fkey = binary.LittleEndian.AppendUint64(fkey, uint64(f))
 			}
@@ -258,7 +260,7 @@ func Fold(p *profilepb.Profile) *Result {
 	}
 
 	// frame ids at both granularities; frame_names in the Python dict's order
-	rowOf := map[uint64]int{}
+	rowOf := make(map[uint64]int, len(frames))
 	h := newHasher()
 	ids := func(lineGranularity bool) []uint64 {
 		out := make([]uint64, len(frames))
