@@ -217,10 +217,12 @@ func Fold(p *profilepb.Profile) *Result {
 
 	// samples with the same location list, then stacks with the same frames, summed in order
 	// of first appearance
-	// (sized for a distinct location list a sample, the most there can be: a map growing to
-	// its size rehashed every key several times)
-	byLocations := make(map[string]int, len(p.GetSample()))
-	byFrames := make(map[string]int, len(p.GetSample()))
+	// (sized for a distinct location list a sample, the most there can be, up to a bound: a map
+	// growing to its size rehashed every key several times; a profile of millions of tiny
+	// samples does not get gigabytes of maps up front)
+	hint := min(len(p.GetSample()), 1<<17)
+	byLocations := make(map[string]int, hint)
+	byFrames := make(map[string]int, hint)
 	var stackFrames [][]int64
 	var values []int64
 	var key, fkey []byte
