@@ -39,8 +39,7 @@ type stackFold struct {
 	previousIDs     []uint64
 }
 
-// scratch is memory a fold reuses across granularities and sample types, each slice sized for
-// the most a granularity needs (one node or one function per position at most).
+// scratch is memory a fold reuses across granularities and sample types.
 type scratch struct {
 	found       []keyed     // nodes as found: their hash and the index of their path
 	paths       []foundPath // the paths of the nodes found, in that order
@@ -58,9 +57,9 @@ type foundPath struct {
 	depth         uint32
 }
 
+// newScratch: nodes found take at most one a position (nPos); the rest grows at first use.
 func newScratch(nPos int) *scratch {
-	return &scratch{
-		found: make([]keyed, 0, nPos), paths: make([]foundPath, 0, nPos)}
+	return &scratch{found: make([]keyed, 0, nPos), paths: make([]foundPath, 0, nPos)}
 }
 
 // grow is s[:n], made anew when s holds fewer than n (its content is then undefined).
