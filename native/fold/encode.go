@@ -153,7 +153,9 @@ func NewEncoder(r *Result) *Encoder {
 	}{{"node", r.NodeParts}, {"function", r.FunctionParts}} {
 		for i, part := range kind.parts {
 			prefix := kind.name + "." + strconv.Itoa(i) + "."
-			e.u64(prefix+"id", part.ID)
+			if !part.SameIDs { // else no id: the previous part's (native.py)
+				e.u64(prefix+"id", part.ID)
+			}
 			e.i64(prefix+"a", part.A)
 			e.i64(prefix+"b", part.B)
 		}

@@ -6,6 +6,7 @@ import (
 	"hash"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/crypto/blake2b"
 	"google.golang.org/protobuf/proto"
@@ -14,10 +15,13 @@ import (
 )
 
 // Part is one (granularity, sample type) of the folded profile: its node values
-// (ID=node, A=self, B=total) or its function values (ID=frame, A=flat, B=cum).
+// (ID=node, A=self, B=total) or its function values (ID=frame, A=flat, B=cum), ascending by ID.
 type Part struct {
 	ID   []uint64
 	A, B []int64
+	// SameIDs: ID is the previous part's (the same granularity, the sample type before), which
+	// the answer holds once (a CPU profile's nodes are mostly the same for every sample type)
+	SameIDs bool
 }
 
 // Result is what profile_rows makes of a profile, in the same order.
@@ -176,7 +180,7 @@ func Fold(p *profilepb.Profile) *Result {
 		}
 		functionNames[f.GetId()] = name
 	}
-	frameIndex := map[frame]int64{}
+	frameIndex := make(map[frame]int64, len(p.GetLocation()))
 	var frames []frame
 	intern := func(f frame) int64 {
 		i, ok := frameIndex[f]
@@ -214,11 +218,15 @@ func Fold(p *profilepb.Profile) *Result {
 
 	// samples with the same location list, then stacks with the same frames, summed in order
 	// of first appearance
-	byLocations := map[string]int{}
-	byFrames := map[string]int{}
+	// (sized for a distinct location list a sample, the most there can be, up to a bound: a map
+	// growing to its size rehashed every key several times; a profile of millions of tiny
+	// samples does not get gigabytes of maps up front)
+	hint := min(len(p.GetSample()), 1<<17)
+	byLocations := make(map[string]int, hint)
+	byFrames := make(map[string]int, hint)
 	var stackFrames [][]int64
 	var values []int64
-	var key []byte
+	var key, fkey []byte
 	positions := 0
 	for _, s := range p.GetSample() {
 		key = locationsKey(key[:0], s.GetLocationId())
@@ -236,7 +244,7 @@ func Fold(p *profilepb.Profile) *Result {
 			for j := len(ids) - 1; j >= 0; j-- {
 				fs = append(fs, locFrames[locations.of(ids[j])]...)
 			}
-			fkey := make([]byte, 0, 8*len(fs))
+			fkey = fkey[:0]
 			for _, f := range fs {
 				fkey = binary.LittleEndian.AppendUint64(fkey, uint64(f))
 			}
@@ -255,13 +263,13 @@ func Fold(p *profilepb.Profile) *Result {
 	}
 
 	// frame ids at both granularities; frame_names in the Python dict's order
-	rowOf := map[uint64]int{}
+	rowOf := make(map[uint64]int, len(frames))
 	h := newHasher()
 	ids := func(lineGranularity bool) []uint64 {
 		out := make([]uint64, len(frames))
 		for i, f := range frames {
 			name := f.name(lineGranularity)
-			fid := h.hash64([]byte(name))
+			fid := h.hash64(unsafe.Slice(unsafe.StringData(name), len(name))) // the name's bytes, not copied: read only
 			line := int64(0)
 			if lineGranularity {
 				line = f.line
@@ -349,14 +357,10 @@ func Fold(p *profilepb.Profile) *Result {
 	// the root once, then each granularity's nodes and parts
 	r.PathNode, r.PathParent = make([]uint64, 1, 2*nPos+1), make([]uint64, 1, 2*nPos+1)
 	r.PathFrame, r.PathDepth = make([]uint64, 1, 2*nPos+1), make([]uint32, 1, 2*nPos+1)
+	sc := newScratch(nPos)
+	column := make([]int64, len(order))
 	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
-		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g])
-		node, parent, depth, frameID := sf.sortedPaths()
-		r.PathNode = append(r.PathNode, node...)
-		r.PathParent = append(r.PathParent, parent...)
-		r.PathDepth = append(r.PathDepth, depth...)
-		r.PathFrame = append(r.PathFrame, frameID...)
-		column := make([]int64, len(order))
+		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g], r, sc)
 		for t := 0; t < nTypes; t++ {
 			for s := range column {
 				column[s] = values[s*nTypes+t]

@@ -23,31 +23,66 @@ func pathHash(parent, frame uint64) uint64 {
 }
 
 // stackFold is node_table.StackFold: the sample-type-independent part of folding a profile's
-// stacks at one granularity. Nodes are in the order of their hashes, each described by its
-// first occurrence.
+// stacks at one granularity. Nodes are numbered in the order of their hashes (node ids), as the
+// Python fold has them, so every part lists its nodes ascending by id.
 type stackFold struct {
 	offsets []int64
-	frames  []uint64
-	posNode []int32 // node of each position
-	node    []uint64
-	parent  []uint64
-	depth   []int64
-	frameID []uint64
+	posNode []int32  // node of each position
+	node    []uint64 // the nodes' hashes, ascending (a view of the Result's PathNode)
 	// functions: each distinct frame in order of its id, and of each position its function
 	fnFrame []uint64
 	posFn   []int32
+	sc      *scratch
+	// the previous part's nodes (present) and their ids, of the previous sample type: a part
+	// whose nodes are the same shares its ids (Part.SameIDs)
+	previousPresent []bool
+	previousIDs     []uint64
+}
+
+// scratch is memory a fold reuses across granularities and sample types.
+type scratch struct {
+	found       []keyed     // nodes as found: their hash and the index of their path
+	paths       []foundPath // the paths of the nodes found, in that order
+	sorted      []keyed     // sortKeyed's other buffer
+	rank        []int32     // of each node found, its place by hash
+	total, self []int64
+	present     []bool
+	lastStack   []int
+}
+
+// foundPath is a node's path but its hash, together: read in the order of the hashes, one
+// cache miss rather than three.
+type foundPath struct {
+	parent, frame uint64
+	depth         uint32
+}
+
+// newScratch: nodes found take at most one a position (nPos); the rest grows at first use.
+func newScratch(nPos int) *scratch {
+	return &scratch{found: make([]keyed, 0, nPos), paths: make([]foundPath, 0, nPos)}
+}
+
+// grow is s[:n], made anew when s holds fewer than n (its content is then undefined).
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // newStackFold folds the stacks (offsets into frames, the frame ids at this granularity;
-// frameIndex: each position's frame among the profile's frames, whose ids are frameIDs).
+// frameIndex: each position's frame among the profile's frames, whose ids are frameIDs). It
+// appends the nodes' paths to r's (node_paths: node, parent, depth, frame), in the order of
+// their hashes: the writer looks them up in its sorted memory of the nodes it wrote, ~8x faster
+// for sorted queries.
 //
 // Nodes are found without hashing every position into a sorted table: with the stacks in
 // lexicographic order, a path a stack shares with any earlier stack it shares with the one
 // just before it, so each stack makes new nodes only past its common prefix with that one.
-// The nodes come out in that order (the Python fold sorts them by hash; a node's values do not
-// depend on where it is).
-func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs []uint64) *stackFold {
-	sf := &stackFold{offsets: offsets, frames: frames}
+// They are then sorted by hash (a radix sort) and numbered in that order.
+func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs []uint64, r *Result,
+	sc *scratch) *stackFold {
+	sf := &stackFold{offsets: offsets, sc: sc}
 	nPos := len(frames)
 	nStacks := len(offsets) - 1
 	stack := func(s int) []uint64 { return frames[offsets[s]:offsets[s+1]] }
@@ -57,10 +92,7 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 	}
 	slices.SortFunc(order, func(a, b int) int { return slices.Compare(stack(a), stack(b)) })
 	sf.posNode = make([]int32, nPos)
-	sf.node = make([]uint64, 0, nPos)
-	sf.parent = make([]uint64, 0, nPos)
-	sf.depth = make([]int64, 0, nPos)
-	sf.frameID = make([]uint64, 0, nPos)
+	found, paths := sc.found[:0], sc.paths[:0]
 	var previous []uint64
 	previousAt := int64(0)
 	for _, s := range order {
@@ -73,19 +105,39 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 		copy(sf.posNode[at:at+int64(shared)], sf.posNode[previousAt:previousAt+int64(shared)])
 		parent := uint64(0)
 		if shared > 0 {
-			parent = sf.node[sf.posNode[at+int64(shared)-1]]
+			parent = found[sf.posNode[at+int64(shared)-1]].key
 		}
 		for d := shared; d < len(current); d++ {
 			node := pathHash(parent, current[d])
-			sf.posNode[at+int64(d)] = int32(len(sf.node))
-			sf.node = append(sf.node, node)
-			sf.parent = append(sf.parent, parent)
-			sf.depth = append(sf.depth, int64(d+1))
-			sf.frameID = append(sf.frameID, current[d])
+			sf.posNode[at+int64(d)] = int32(len(found))
+			found = append(found, keyed{node, int32(len(found))})
+			paths = append(paths, foundPath{parent, current[d], uint32(d + 1)})
 			parent = node
 		}
 		previous, previousAt = current, at
 	}
+	sc.paths = paths
+	n := len(found)
+	// by hash: the paths appended in that order, and each position's node renumbered
+	sc.sorted = grow(sc.sorted, n)
+	byHash := sortKeyed(found, sc.sorted)
+	sc.found = found
+	sc.rank = grow(sc.rank, n)
+	base := len(r.PathNode)
+	r.PathNode, r.PathParent = slices.Grow(r.PathNode, n)[:base+n], slices.Grow(r.PathParent, n)[:base+n]
+	r.PathDepth, r.PathFrame = slices.Grow(r.PathDepth, n)[:base+n], slices.Grow(r.PathFrame, n)[:base+n]
+	node, parent := r.PathNode[base:], r.PathParent[base:]
+	depth, frame := r.PathDepth[base:], r.PathFrame[base:]
+	for to, k := range byHash {
+		p := &paths[k.at]
+		node[to], parent[to], depth[to], frame[to] = k.key, p.parent, p.depth, p.frame
+		sc.rank[k.at] = int32(to)
+	}
+	for pos, i := range sf.posNode {
+		sf.posNode[pos] = sc.rank[i]
+	}
+	sf.node = node[:n:n]
+
 	// functions: the frames' distinct ids at this granularity, in order
 	dense := make(map[uint64]int32, len(frameIDs))
 	for _, id := range frameIDs {
@@ -110,88 +162,103 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 	return sf
 }
 
-// sortedPaths are the nodes' paths (node, parent, depth, frame) in the order of their hashes,
-// as the Python fold has them: the writer looks them up in its sorted memory of the nodes it
-// wrote, ~8x faster for sorted queries. (The parts keep the stacks' order: nothing reads them
-// in order.)
-func (sf *stackFold) sortedPaths() (node, parent []uint64, depth []uint32, frameID []uint64) {
-	byHash := make([]keyed, len(sf.node))
-	for i, h := range sf.node {
-		byHash[i] = keyed{h, int32(i)}
-	}
-	byHash = sortKeyed(byHash)
-	node, parent = make([]uint64, len(sf.node)), make([]uint64, len(sf.node))
-	depth, frameID = make([]uint32, len(sf.node)), make([]uint64, len(sf.node))
-	for to, k := range byHash {
-		node[to], parent[to], depth[to], frameID[to] = k.key, sf.parent[k.at], uint32(sf.depth[k.at]), sf.frameID[k.at]
-	}
-	return node, parent, depth, frameID
-}
-
-// nodes is StackFold.nodes: the root, then every node some stack with a non-zero value makes.
+// nodes is StackFold.nodes: the root, then every node some stack with a non-zero value makes,
+// ascending by node id (the root's is 0).
 func (sf *stackFold) nodes(values []int64) Part {
 	n := len(sf.node)
-	total := make([]int64, n)
-	self := make([]int64, n)
-	present := make([]bool, n)
+	total, self := zeroed(&sf.sc.total, n), zeroed(&sf.sc.self, n)
+	present := zeroed(&sf.sc.present, n)
 	var rootTotal, rootSelf int64
 	for s, v := range values {
 		rootTotal += v
+		if v == 0 { // adds nothing, and makes no node present
+			continue
+		}
 		lo, hi := sf.offsets[s], sf.offsets[s+1]
 		if lo == hi {
 			rootSelf += v
 			continue
 		}
-		for pos := lo; pos < hi; pos++ {
-			node := sf.posNode[pos]
+		for _, node := range sf.posNode[lo:hi] {
 			total[node] += v
-			present[node] = present[node] || v != 0
+			present[node] = true
 		}
 		self[sf.posNode[hi-1]] += v
 	}
-	out := newPart(n + 1)
-	out.ID, out.A, out.B = append(out.ID, 0), append(out.A, rootSelf), append(out.B, rootTotal)
-	return out.appendPresent(sf.node, self, total, present)
+	count := 1
+	for _, keep := range present {
+		if keep {
+			count++
+		}
+	}
+	out := Part{A: make([]int64, count), B: make([]int64, count)}
+	out.A[0], out.B[0] = rootSelf, rootTotal
+	if sf.previousIDs != nil && slices.Equal(present, sf.previousPresent) {
+		out.ID, out.SameIDs = sf.previousIDs, true
+	} else {
+		out.ID = make([]uint64, count)
+		sf.previousPresent = append(sf.previousPresent[:0], present...)
+		sf.previousIDs = out.ID
+	}
+	at := 1
+	for i, keep := range present {
+		if keep {
+			if !out.SameIDs {
+				out.ID[at] = sf.node[i]
+			}
+			out.A[at], out.B[at] = self[i], total[i]
+			at++
+		}
+	}
+	return out
 }
 
 // functions is StackFold.functions: per frame its flat (stacks ending in it) and cum (stacks
-// holding it, once however often it recurs), for frames some stack with a non-zero value holds.
+// holding it, once however often it recurs), for frames some stack with a non-zero value holds,
+// ascending by frame id.
 func (sf *stackFold) functions(values []int64) Part {
 	n := len(sf.fnFrame)
-	flat := make([]int64, n)
-	cum := make([]int64, n)
-	present := make([]bool, n)
-	lastStack := make([]int, n)
+	flat, cum := zeroed(&sf.sc.total, n), zeroed(&sf.sc.self, n)
+	present := zeroed(&sf.sc.present, n)
+	lastStack := grow(sf.sc.lastStack, n)
+	sf.sc.lastStack = lastStack
 	for i := range lastStack {
 		lastStack[i] = -1
 	}
 	for s, v := range values {
+		if v == 0 { // adds nothing, and makes no function present
+			continue
+		}
 		lo, hi := sf.offsets[s], sf.offsets[s+1]
-		for pos := lo; pos < hi; pos++ {
-			fn := sf.posFn[pos]
+		for _, fn := range sf.posFn[lo:hi] {
 			if lastStack[fn] != s {
 				lastStack[fn] = s
 				cum[fn] += v
-				present[fn] = present[fn] || v != 0
+				present[fn] = true
 			}
 		}
 		if lo < hi {
 			flat[sf.posFn[hi-1]] += v
 		}
 	}
-	return newPart(n).appendPresent(sf.fnFrame, flat, cum, present)
-}
-
-// appendPresent adds the entries of ids, a and b where present is true.
-func (p Part) appendPresent(ids []uint64, a, b []int64, present []bool) Part {
-	for i, keep := range present {
+	count := 0
+	for _, keep := range present {
 		if keep {
-			p.ID, p.A, p.B = append(p.ID, ids[i]), append(p.A, a[i]), append(p.B, b[i])
+			count++
 		}
 	}
-	return p
+	out := Part{ID: make([]uint64, 0, count), A: make([]int64, 0, count), B: make([]int64, 0, count)}
+	for i, keep := range present {
+		if keep {
+			out.ID, out.A, out.B = append(out.ID, sf.fnFrame[i]), append(out.A, flat[i]), append(out.B, cum[i])
+		}
+	}
+	return out
 }
 
-func newPart(capacity int) Part {
-	return Part{ID: make([]uint64, 0, capacity), A: make([]int64, 0, capacity), B: make([]int64, 0, capacity)}
+// zeroed is *s resized to n and cleared (kept in *s for the next use).
+func zeroed[T any](s *[]T, n int) []T {
+	*s = grow(*s, n)
+	clear(*s)
+	return *s
 }

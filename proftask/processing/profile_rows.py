@@ -135,24 +135,23 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
                  int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
                  arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types))
     rows.node_paths = {name: arrays[f"path.{name}"] for name in PATH_ARRAYS}
-    parts = [(granularity, type_index) for granularity in (FUNCTION, LINE) for type_index in range(n_types)]
-    rows.node_parts, rows.function_parts = (
-        [{"granularity": granularity, "type_index": type_index,
-          "values": (arrays[f"{kind}.{i}.id"], arrays[f"{kind}.{i}.a"], arrays[f"{kind}.{i}.b"])}
-         for i, (granularity, type_index) in enumerate(parts)]
-        for kind in ("node", "function"))
-    _sort_by_node(rows.node_parts, FUNCTION, rows.profile["default_index"])
+    rows.node_parts, rows.function_parts = _parts(arrays, "node", n_types), _parts(arrays, "function", n_types)
     return rows
 
 
-def _sort_by_node(parts: list[dict], granularity: str, type_index: int) -> None:
-    """The part a task's merged tree takes (task_folds.py) sorted by node, here in the CPU pool
-    rather than in the processor that adds it (Go folds in path order)."""
-    for part in parts:
-        if part["granularity"] == granularity and part["type_index"] == type_index:
-            node, self_value, total = part["values"]
-            order = np.argsort(node, kind="stable")
-            part["values"] = (node[order], self_value[order], total[order])
+def _parts(arrays: dict[str, np.ndarray], kind: str, n_types: int) -> list[dict]:
+    """The Go fold's parts of a kind, in order: granularity (function, line) major, sample type
+    minor, each ascending by id. A part without ids has the previous part's (the same
+    granularity, the sample type before): the same array, which the CPU pool's pickle sends
+    once."""
+    parts: list[dict] = []
+    for i, (granularity, type_index) in enumerate((g, t) for g in (FUNCTION, LINE) for t in range(n_types)):
+        ids = arrays.get(f"{kind}.{i}.id")
+        if ids is None:
+            ids = parts[-1]["values"][0]
+        parts.append({"granularity": granularity, "type_index": type_index,
+                      "values": (ids, arrays[f"{kind}.{i}.a"], arrays[f"{kind}.{i}.b"])})
+    return parts
 
 
 def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | None = None) -> ProfileRows:

@@ -1,8 +1,7 @@
 """The assertions shared by the tests of the Go fold: its rows are the Python fold's rows, and its
 refusals are Python's, in the same words.
 
-Nodes are compared as sets of (node, values): the Go fold lists a profile's nodes in the order
-of its sorted stacks, the Python fold by hash, and nothing reads them in order."""
+Both list every part's nodes (and functions) ascending by id, as the task folds take them."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +11,10 @@ from proftask.pprof.decode import ProfileError, parse_profile
 from proftask.processing.profile_rows import ProfileRows
 
 
-def _by_node(part: dict) -> tuple:
+def _as_listed(part: dict) -> tuple:
     ids, *columns = part["values"]
-    order = np.argsort(ids, kind="stable")
-    return (part["granularity"], part["type_index"], ids[order].tolist(), *(c[order].tolist() for c in columns))
+    assert (ids[1:] > ids[:-1]).all(), f"{part['granularity']} part of type {part['type_index']} not ascending by id"
+    return (part["granularity"], part["type_index"], ids.tolist(), *(c.tolist() for c in columns))
 
 
 def _paths(rows: ProfileRows) -> list[tuple]:
@@ -34,7 +33,7 @@ def assert_same_rows(native: ProfileRows, python: ProfileRows) -> None:
     assert _paths(native) == _paths(python)
     for native_parts, python_parts in ((native.node_parts, python.node_parts),
                                        (native.function_parts, python.function_parts)):
-        assert [_by_node(p) for p in native_parts or []] == [_by_node(p) for p in python_parts or []]
+        assert [_as_listed(p) for p in native_parts or []] == [_as_listed(p) for p in python_parts or []]
 
 
 def assert_go_refuses_alike(raw: bytes, may_decline: bool = False) -> str:

@@ -313,3 +313,45 @@ def test_a_profile_go_is_unsure_of_is_folded_by_go_as_python_reads_it():
     started = time.perf_counter()
     assert profile_rows(env, LIMIT).profile["stack_count"] == 1
     assert time.perf_counter() - started < 3  # ~0.2 s by Go; the Python fold took ~8 s
+
+
+def many_stacks() -> profile_pb2.Profile:
+    """60 samples of 12 functions, 1 to 6 deep; the second sample type is zero on the deepest."""
+    p = profile_pb2.Profile(string_table=[b"", b"samples", b"count", b"cpu", b"nanoseconds"])
+    p.sample_type.add(type=1, unit=2)
+    p.sample_type.add(type=3, unit=4)
+    for f in range(1, 13):
+        p.string_table.append(f"main.f{f}".encode())
+        p.function.add(id=f, name=len(p.string_table) - 1)
+        p.location.add(id=f, address=0x1000 * f).line.add(function_id=f, line=f)
+    for s in range(60):
+        stack = [1 + (s * 7 + d * 5) % 12 for d in range(1 + s % 6)]
+        p.sample.add(location_id=stack, value=(s + 1, 0 if s % 6 == 5 else 10 * s))
+    return p
+
+
+def test_every_part_lists_its_nodes_ascending_by_node_in_both_folds():
+    # Go listed the nodes in the order of its sorted stacks and profile_rows sorted the one part
+    # the task folds take; now every part comes out ascending by node, the root (0) first
+    rows, python = rows_both_ways(many_stacks())
+    for folded in (rows, python()):
+        for part in folded.node_parts + folded.function_parts:
+            ids = part["values"][0]
+            assert (ids[1:] > ids[:-1]).all(), (part["granularity"], part["type_index"])
+        assert [p["values"][0][0] for p in folded.node_parts] == [0] * 4
+    assert_same_rows(rows, python())
+
+
+def test_node_ids_the_sample_types_share_are_one_array():
+    # the second type is zero on the deepest stacks: the nodes only they make are not in its part
+    rows, _ = rows_both_ways(many_stacks())
+    ids = [p["values"][0] for p in rows.node_parts]
+    assert len(ids[1]) < len(ids[0]) and len(ids[3]) < len(ids[2])
+    # every stack counts in both types: one array of ids per granularity, pickled once
+    p = many_stacks()
+    for s in p.sample:
+        s.value[1] = s.value[0] * 10
+    rows, python = rows_both_ways(p)
+    ids = [p["values"][0] for p in rows.node_parts]
+    assert ids[1] is ids[0] and ids[3] is ids[2] and ids[2] is not ids[0]
+    assert_same_rows(rows, python())
