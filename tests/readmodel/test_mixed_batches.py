@@ -64,3 +64,22 @@ def test_a_batch_mixing_tenants_and_a_redelivery_gives_each_tenant_its_whole_exa
             assert cut == as_oracle_shape(_analysis(loop, clickhouse, tenant, "cpu-task", granularity, 8))
             assert 5 < len(cut["nodes"]) < len(one_cpu["nodes"])
             assert all(one_cpu["nodes"][path] == value for path, value in cut["nodes"].items())
+
+
+def test_a_batch_inserted_in_slices_gives_each_tenant_its_whole_exact_tree(loop, clickhouse, monkeypatch):
+    # a batch past ARROW_CHUNK_ROWS goes in as slices of the combined table (lists, dictionaries
+    # and uint64 ids at an offset), which chDB reads in place through Python(): small slices here
+    from proftask.processing import writer as writer_module
+
+    conformance = require_conformance()
+    cpu_path, heap_path = conformance / "go" / "pprof-sample.cpu.pb.gz", conformance / "go" / "pyroscope-heap.pb.gz"
+    cpu, heap = cpu_path.read_bytes(), heap_path.read_bytes()
+    monkeypatch.setattr(writer_module, "ARROW_CHUNK_ROWS", 97)
+    batch = [_env("delta", "cpu-task", "pod-1", cpu), _env("delta", "heap-task", "pod-1", heap),
+             _env("delta", "cpu-task", "pod-2", cpu)]
+    loop.run_until_complete(RowWriter(clickhouse).write_profiles([profile_rows(e, LIMIT) for e in batch]))
+    for granularity in ("function", "line"):
+        assert as_oracle_shape(_analysis(loop, clickhouse, "delta", "cpu-task", granularity)) == \
+            oracle_tree([cpu_path, cpu_path], None, granularity)
+        assert as_oracle_shape(_analysis(loop, clickhouse, "delta", "heap-task", granularity)) == \
+            oracle_tree([heap_path], None, granularity)
