@@ -3,7 +3,10 @@ table: every tenant's analysis is whole and exact (against `go tool pprof`), and
 redelivers a profile beside new ones counts it once."""
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from proftask import events
 from proftask.core.flamegraph import preorder, render_elements
@@ -83,3 +86,27 @@ def test_a_batch_inserted_in_slices_gives_each_tenant_its_whole_exact_tree(loop,
             oracle_tree([cpu_path, cpu_path], None, granularity)
         assert as_oracle_shape(_analysis(loop, clickhouse, "delta", "heap-task", granularity)) == \
             oracle_tree([heap_path], None, granularity)
+
+
+def test_a_profile_whose_stacks_a_cut_short_write_left_is_whole_when_its_stacks_come_again(loop, clickhouse,
+                                                                                            monkeypatch):
+    # a profile whose stacks this process wrote skips writing its node paths: a write stopped
+    # (shutdown) between the stacks and the node paths must not count its stacks as written
+    cpu_path = require_conformance() / "go" / "pprof-sample.cpu.pb.gz"
+    cpu = cpu_path.read_bytes()
+    writer = RowWriter(clickhouse)
+    insert_arrow = clickhouse.insert_arrow
+
+    async def stopped_at_node_paths(table, arrow_table):
+        if table == "node_paths":
+            raise asyncio.CancelledError
+        await insert_arrow(table, arrow_table)
+
+    monkeypatch.setattr(clickhouse, "insert_arrow", stopped_at_node_paths)
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(writer.write_profiles([profile_rows(_env("epsilon", "cut-task", "pod-1", cpu), LIMIT)]))
+    monkeypatch.setattr(clickhouse, "insert_arrow", insert_arrow)
+    loop.run_until_complete(writer.write_profiles([profile_rows(_env("epsilon", "cpu-task", "pod-2", cpu), LIMIT)]))
+    for granularity in ("function", "line"):
+        assert as_oracle_shape(_analysis(loop, clickhouse, "epsilon", "cpu-task", granularity)) == \
+            oracle_tree([cpu_path], None, granularity)
