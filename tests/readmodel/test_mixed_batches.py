@@ -3,7 +3,10 @@ table: every tenant's analysis is whole and exact (against `go tool pprof`), and
 redelivers a profile beside new ones counts it once."""
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from proftask import events
 from proftask.core.flamegraph import preorder, render_elements
@@ -64,3 +67,46 @@ def test_a_batch_mixing_tenants_and_a_redelivery_gives_each_tenant_its_whole_exa
             assert cut == as_oracle_shape(_analysis(loop, clickhouse, tenant, "cpu-task", granularity, 8))
             assert 5 < len(cut["nodes"]) < len(one_cpu["nodes"])
             assert all(one_cpu["nodes"][path] == value for path, value in cut["nodes"].items())
+
+
+def test_a_batch_inserted_in_slices_gives_each_tenant_its_whole_exact_tree(loop, clickhouse, monkeypatch):
+    # a batch past ARROW_CHUNK_ROWS goes in as slices of the combined table (lists, dictionaries
+    # and uint64 ids at an offset), which chDB reads in place through Python(): small slices here
+    from proftask.processing import writer as writer_module
+
+    conformance = require_conformance()
+    cpu_path, heap_path = conformance / "go" / "pprof-sample.cpu.pb.gz", conformance / "go" / "pyroscope-heap.pb.gz"
+    cpu, heap = cpu_path.read_bytes(), heap_path.read_bytes()
+    monkeypatch.setattr(writer_module, "ARROW_CHUNK_ROWS", 97)
+    batch = [_env("delta", "cpu-task", "pod-1", cpu), _env("delta", "heap-task", "pod-1", heap),
+             _env("delta", "cpu-task", "pod-2", cpu)]
+    loop.run_until_complete(RowWriter(clickhouse).write_profiles([profile_rows(e, LIMIT) for e in batch]))
+    for granularity in ("function", "line"):
+        assert as_oracle_shape(_analysis(loop, clickhouse, "delta", "cpu-task", granularity)) == \
+            oracle_tree([cpu_path, cpu_path], None, granularity)
+        assert as_oracle_shape(_analysis(loop, clickhouse, "delta", "heap-task", granularity)) == \
+            oracle_tree([heap_path], None, granularity)
+
+
+def test_a_profile_whose_stacks_a_cut_short_write_left_is_whole_when_its_stacks_come_again(loop, clickhouse,
+                                                                                            monkeypatch):
+    # a profile whose stacks this process wrote skips writing its node paths: a write stopped
+    # (shutdown) between the stacks and the node paths must not count its stacks as written
+    cpu_path = require_conformance() / "go" / "pprof-sample.cpu.pb.gz"
+    cpu = cpu_path.read_bytes()
+    writer = RowWriter(clickhouse)
+    insert_arrow = clickhouse.insert_arrow
+
+    async def stopped_at_node_paths(table, arrow_table):
+        if table == "node_paths":
+            raise asyncio.CancelledError
+        await insert_arrow(table, arrow_table)
+
+    monkeypatch.setattr(clickhouse, "insert_arrow", stopped_at_node_paths)
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(writer.write_profiles([profile_rows(_env("epsilon", "cut-task", "pod-1", cpu), LIMIT)]))
+    monkeypatch.setattr(clickhouse, "insert_arrow", insert_arrow)
+    loop.run_until_complete(writer.write_profiles([profile_rows(_env("epsilon", "cpu-task", "pod-2", cpu), LIMIT)]))
+    for granularity in ("function", "line"):
+        assert as_oracle_shape(_analysis(loop, clickhouse, "epsilon", "cpu-task", granularity)) == \
+            oracle_tree([cpu_path], None, granularity)

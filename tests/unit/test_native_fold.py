@@ -355,3 +355,39 @@ def test_node_ids_the_sample_types_share_are_one_array():
     ids = [p["values"][0] for p in rows.node_parts]
     assert ids[1] is ids[0] and ids[3] is ids[2] and ids[2] is not ids[0]
     assert_same_rows(rows, python())
+
+
+def _typed(n_types: int, value) -> profile_pb2.Profile:
+    """many_stacks' stacks with n_types sample types, value(stack, type) each."""
+    base = many_stacks()
+    p = profile_pb2.Profile(string_table=list(base.string_table), function=base.function, location=base.location)
+    for t in range(n_types):
+        p.string_table.append(f"type{t}".encode())
+        p.sample_type.add(type=len(p.string_table) - 1, unit=2)
+    for s, sample in enumerate(base.sample):
+        p.sample.add(location_id=sample.location_id, value=[value(s, t) for t in range(n_types)])
+    return p
+
+
+@pytest.mark.parametrize("n_types, value", [
+    (1, lambda s, t: s + 1),                                  # one sample type
+    (3, lambda s, t: 0),                                      # every type zero: the root alone, ids shared
+    (3, lambda s, t: 0 if t == 1 else s + 1),                 # the middle type zero: shared, then not
+    (3, lambda s, t: s + 1 if t != 1 else (s % 3) - 1),       # negatives and zeros in the middle type
+    (3, lambda s, t: (-1) ** s * (s + 1)),                    # opposite values summing to zero at nodes
+    (2, lambda s, t: s + 1 if (s % 2) == t else 0),           # each type its own stacks, as many nodes
+], ids=["one type", "all zero", "middle zero", "negatives", "cancelling", "disjoint"])
+def test_the_ids_the_sample_types_share_are_the_python_folds_whatever_the_values(n_types, value):
+    p = _typed(n_types, value)
+    assert native.fold(p.SerializeToString()) is not None  # folded by Go, not left to Python
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+
+
+def test_a_profile_of_no_samples_has_the_root_alone_in_both_folds():
+    p = _typed(2, lambda s, t: 1)
+    del p.sample[:]
+    assert native.fold(p.SerializeToString()) is not None
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+    assert [p["values"][0].tolist() for p in rows.node_parts] == [[0]] * 4
