@@ -35,7 +35,11 @@ def _open(dsn: str) -> tuple[Any, Any]:
         # chDB compares engine paths literally: the same spelling as clickhouse-connect's
         path = pathlib.Path(os.path.realpath(path))
         client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=SESSION_SETTINGS)
-        return client, chdb.connect(str(path))
+        try:
+            return client, chdb.connect(str(path))
+        except BaseException:
+            client.close()
+            raise
     return clickhouse_connect.get_client(dsn=dsn, settings=SESSION_SETTINGS), None
 
 
@@ -43,10 +47,13 @@ def _insert_arrow_in_process(connection: Any, table: str, arrow_table: Any) -> N
     """An Arrow table into the embedded chDB through its `Python()` table function, which reads
     the table where it is. clickhouse-connect's insert_arrow writes it as an Arrow file to a
     temporary file that chDB then reads and parses: for a large profile's 41 MB of node values
-    0.14 s against 0.07-0.09 s this way (the insert that every stored profile waits for)."""
+    0.14 s against 0.07-0.09 s this way (the insert that every stored profile waits for). chDB
+    casts the columns to the table's types (a string where a number goes may become 0 rather than
+    fail): the rows come from profile_rows, typed there, never from outside."""
     rows = arrow_table  # noqa: F841 - read by its name by Python(rows) below
     columns = ", ".join(f"`{name}`" for name in arrow_table.column_names)
-    connection.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(rows)", "TabSeparated")
+    connection.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(rows) "
+                     f"SETTINGS max_memory_usage = {SESSION_SETTINGS['max_memory_usage']}", "TabSeparated")
 
 
 # Fault injection for the outage tests: while this file exists, every call fails as if the
@@ -79,13 +86,17 @@ class ClickHouse:
         self._client, self._in_process = await self._run(_open, self.dsn)
 
     async def close(self) -> None:
-        if self._in_process is not None:
-            await self._run(self._in_process.close)
-            self._in_process = None
-        if self._client is not None:
-            await self._run(self._client.close)
-            self._client = None
-        self._executor.shutdown(wait=True)
+        try:
+            if self._in_process is not None:
+                in_process, self._in_process = self._in_process, None
+                await self._run(in_process.close)
+        finally:
+            try:
+                if self._client is not None:
+                    client, self._client = self._client, None
+                    await self._run(client.close)
+            finally:
+                self._executor.shutdown(wait=True)
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         await self._run(self._client.command, sql, parameters=parameters)
