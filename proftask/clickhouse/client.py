@@ -14,7 +14,6 @@ import pathlib
 from typing import Any
 from collections.abc import Sequence
 
-import chdb
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError
 
@@ -36,6 +35,7 @@ def _open(dsn: str) -> tuple[Any, Any]:
         path = pathlib.Path(os.path.realpath(path))
         client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=SESSION_SETTINGS)
         try:
+            import chdb  # here, not at the top: the engine is ~200 MB a process that uses no chDB need not map
             return client, chdb.connect(str(path))
         except BaseException:
             client.close()

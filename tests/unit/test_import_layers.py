@@ -92,3 +92,17 @@ def test_the_check_sees_a_crossing(tmp_path):
     source.write_text("import services.a.b\ndef f():\n    from services.task_svc import routes\n"
                       "    from services.query_svc.views import analysis_body\n")
     assert _imports(source) == {"services.a.b", "services.task_svc.routes", "services.query_svc.views"}
+
+
+def test_a_process_without_chdb_does_not_map_the_engine():
+    """task_svc and ingest_svc use no ClickHouse: importing every service and the composition
+    root must not load chDB (~200 MB of resident engine in each of those processes)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, proftask.runtime, proftask.cli\n"
+            "import services.task_svc.service, services.ingest_svc.service, services.query_svc.service\n"
+            "import services.processor.service, services.agent_grpc.service, services.graphql_svc.service\n"
+            "print(sorted(m for m in sys.modules if m == 'chdb' or m.startswith('chdb.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
