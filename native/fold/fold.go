@@ -193,7 +193,7 @@ func Fold(p *profilepb.Profile) *Result {
 	}
 	// per location, its frames caller first (fold.fold_stacks says why)
 	locFrames := make([][]int64, len(p.GetLocation()))
-	locations := newIndex(p.GetLocation())
+	locations := positions(p.GetLocation())
 	for k, loc := range p.GetLocation() {
 		address := frame{fmt.Sprintf("%#x", loc.GetAddress()), 0, true}
 		lines := loc.GetLine()
@@ -382,35 +382,55 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// index finds a location's position by its id: through a slice when the ids are small (Go
-// numbers them 1..n), else a map.
-type index struct {
-	dense  []int32
+// byLocationID maps a location id to a value (its position, its frames): through a slice indexed
+// by id when the ids are compact (pprof numbers locations 1..n; a large profile's ~500k lookups of
+// its samples' location ids go several times faster than through a map), else a map.
+type byLocationID struct {
+	dense  []int32 // value+1 at an id; 0: no such location
 	sparse map[uint64]int
 }
 
-func newIndex(locations []*profilepb.Location) index {
+func newByLocationID(locations []*profilepb.Location) byLocationID {
 	maxID := uint64(0)
 	for _, loc := range locations {
 		maxID = max(maxID, loc.GetId())
 	}
 	if maxID <= uint64(4*len(locations)+1024) {
-		dense := make([]int32, maxID+1)
-		for k, loc := range locations {
-			dense[loc.GetId()] = int32(k)
-		}
-		return index{dense: dense}
+		return byLocationID{dense: make([]int32, maxID+1)}
 	}
-	sparse := make(map[uint64]int, len(locations))
-	for k, loc := range locations {
-		sparse[loc.GetId()] = k
-	}
-	return index{sparse: sparse}
+	return byLocationID{sparse: make(map[uint64]int, len(locations))}
 }
 
-func (x index) of(id uint64) int {
-	if x.dense != nil {
-		return int(x.dense[id])
+func (m byLocationID) get(id uint64) (int, bool) {
+	if m.sparse != nil {
+		v, ok := m.sparse[id]
+		return v, ok
 	}
-	return x.sparse[id]
+	if id >= uint64(len(m.dense)) || m.dense[id] == 0 {
+		return 0, false
+	}
+	return int(m.dense[id]) - 1, true
+}
+
+func (m byLocationID) set(id uint64, v int) {
+	if m.sparse != nil {
+		m.sparse[id] = v
+		return
+	}
+	m.dense[id] = int32(v) + 1
+}
+
+// of is the value at an id known to be there (Fold runs on a validated profile).
+func (m byLocationID) of(id uint64) int {
+	v, _ := m.get(id)
+	return v
+}
+
+// positions: each location's position in the profile by its id
+func positions(locations []*profilepb.Location) byLocationID {
+	m := newByLocationID(locations)
+	for k, loc := range locations {
+		m.set(loc.GetId(), k)
+	}
+	return m
 }

@@ -76,7 +76,7 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 	for _, f := range p.GetFunction() {
 		functions[f.GetId()] = max(len(strs[f.GetName()]), len(strs[f.GetSystemName()]))
 	}
-	locations := newFrameCounts(p.GetLocation()) // id → its frames
+	locations := newByLocationID(p.GetLocation()) // id → its frames
 	for _, loc := range p.GetLocation() {
 		if loc.GetId() == 0 {
 			return "malformed profile: found location with reserved ID=0", true
@@ -152,7 +152,7 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 
 // stackFrames: the frames Fold makes of the profile, those of its distinct location lists
 // (decode.stack_frames); frames maps a location id to its frames.
-func stackFrames(p *profilepb.Profile, frames frameCounts) int {
+func stackFrames(p *profilepb.Profile, frames byLocationID) int {
 	seen := map[string]struct{}{}
 	var key []byte
 	total := 0
@@ -303,42 +303,4 @@ func locationsKey(key []byte, ids []uint64) []byte {
 		key = binary.LittleEndian.AppendUint64(key, id)
 	}
 	return key
-}
-
-// frameCounts maps a location id to its frames: a slice indexed by id when the ids are compact
-// (pprof numbers locations 1..n), which a large profile's ~500k lookups of its samples' location
-// ids take several times faster than a map; a map otherwise.
-type frameCounts struct {
-	dense  []int32 // frames+1 at an id; 0: no such location
-	sparse map[uint64]int
-}
-
-func newFrameCounts(locations []*profilepb.Location) frameCounts {
-	maxID := uint64(0)
-	for _, loc := range locations {
-		maxID = max(maxID, loc.GetId())
-	}
-	if maxID <= uint64(4*len(locations)+1024) {
-		return frameCounts{dense: make([]int32, maxID+1)}
-	}
-	return frameCounts{sparse: make(map[uint64]int, len(locations))}
-}
-
-func (c frameCounts) get(id uint64) (int, bool) {
-	if c.sparse != nil {
-		n, ok := c.sparse[id]
-		return n, ok
-	}
-	if id >= uint64(len(c.dense)) || c.dense[id] == 0 {
-		return 0, false
-	}
-	return int(c.dense[id]) - 1, true
-}
-
-func (c frameCounts) set(id uint64, frames int) {
-	if c.sparse != nil {
-		c.sparse[id] = frames
-		return
-	}
-	c.dense[id] = int32(frames) + 1
 }
