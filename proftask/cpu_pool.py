@@ -46,7 +46,15 @@ def _exit_when_parent_dies(parent_alive: multiprocessing.connection.Connection) 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+# The server that started this worker: its result files carry this pid, not whatever os.getppid()
+# says when one is written (1 once the server has died, and files named after a live pid are
+# never taken for orphans).
+_server_pid: int | None = None
+
+
 def _init_worker(parent_alive: multiprocessing.connection.Connection) -> None:
+    global _server_pid
+    _server_pid = os.getppid()
     _exit_when_parent_dies(parent_alive)
     import proftask.pprof.fold  # noqa: F401 - import numpy and the generated protobuf once
     import proftask.processing.profile_rows  # noqa: F401
@@ -82,7 +90,8 @@ def _run_in_worker(fn, *args):
     raws = [b.raw() for b in buffers]
     if sum(r.nbytes for r in raws) < SHARED_MIN_BYTES:
         return result
-    fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getppid()}-{os.getpid()}-", dir=_shared_dir())
+    server = _server_pid if _server_pid is not None else os.getppid()
+    fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{server}-{os.getpid()}-", dir=_shared_dir())
     try:
         with os.fdopen(fd, "wb") as f:  # buffered: writes whole or raises (a raw write may stop short)
             for raw in raws:

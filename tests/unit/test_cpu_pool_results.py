@@ -134,3 +134,19 @@ def test_a_worker_that_dies_fails_its_call_and_the_next_calls_get_new_workers():
 
     result = asyncio.run(main())
     assert result["seed"] == 4 and np.array_equal(result["values"], big_result(4)["values"])
+
+
+def test_a_result_written_after_its_server_died_is_named_after_that_server(monkeypatch):
+    # A worker outlives its server by a moment (its watcher exits it on the pipe's EOF): a result
+    # file it writes then must carry the dead server's pid, so the next server removes it.
+    # os.getppid() is 1 by then, a pid that is always alive: such a file stayed forever.
+    gone = os.fork()
+    if gone == 0:
+        os._exit(0)
+    os.waitpid(gone, 0)  # a pid that was a server and is no more
+    monkeypatch.setattr(cpu_pool, "_server_pid", gone, raising=False)
+    monkeypatch.setattr(os, "getppid", lambda: 1)  # reparented to init, as after the server's death
+    sent = cpu_pool._run_in_worker(big_result, 6)
+    assert os.path.basename(sent.path).startswith(f"proftask-result-{gone}-")
+    cpu_pool._remove_orphans()
+    assert not os.path.exists(sent.path)
