@@ -56,6 +56,15 @@ def _insert_arrow_in_process(connection: Any, table: str, arrow_table: Any) -> N
                      f"SETTINGS max_memory_usage = {SESSION_SETTINGS['max_memory_usage']}", "TabSeparated")
 
 
+def _insert_arrow_by_client(client: Any, table: str, arrow_table: Any) -> None:
+    """An Arrow table through clickhouse-connect, which sends it as an Arrow stream: one
+    dictionary per column, so a table of several chunks (a batch of profiles, each with its own
+    dictionaries) is made one first, here in the executor rather than on the event loop."""
+    if arrow_table.num_columns and arrow_table.column(0).num_chunks > 1:
+        arrow_table = arrow_table.unify_dictionaries().combine_chunks()
+    client.insert_arrow(table, arrow_table)
+
+
 # Fault injection for the outage tests: while this file exists, every call fails as if the
 # server were down (the embedded engine cannot be taken away from its own process).
 OUTAGE_FILE_ENV = "PROFTASK_FAULT_CLICKHOUSE_OUTAGE_FILE"
@@ -113,7 +122,7 @@ class ClickHouse:
         if self._in_process is not None:
             await self._run(_insert_arrow_in_process, self._in_process, table, arrow_table)
         else:
-            await self._run(self._client.insert_arrow, table, arrow_table)
+            await self._run(_insert_arrow_by_client, self._client, table, arrow_table)
 
     async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if rows:

@@ -110,3 +110,26 @@ def test_a_profile_whose_stacks_a_cut_short_write_left_is_whole_when_its_stacks_
     for granularity in ("function", "line"):
         assert as_oracle_shape(_analysis(loop, clickhouse, "epsilon", "cpu-task", granularity)) == \
             oracle_tree([cpu_path], None, granularity)
+
+
+def test_a_batch_through_clickhouse_connects_arrow_stream_gives_each_tenant_its_whole_exact_tree(loop, clickhouse,
+                                                                                                monkeypatch):
+    # a ClickHouse server takes Arrow through clickhouse-connect, as a stream with one dictionary
+    # per column: a batch's tables (each profile with its own dictionaries) are made one first
+    conformance = require_conformance()
+    cpu_path, heap_path = conformance / "go" / "pprof-sample.cpu.pb.gz", conformance / "go" / "pyroscope-heap.pb.gz"
+    cpu, heap = cpu_path.read_bytes(), heap_path.read_bytes()
+    monkeypatch.setattr(clickhouse, "_in_process", None)  # what a server DSN has
+    batch = [_env("zeta", "cpu-task", "pod-1", cpu), _env("eta", "cpu-task", "pod-1", cpu),
+             _env("zeta", "heap-task", "pod-1", heap), _env("zeta", "cpu-task", "pod-2", cpu)]
+    # bounded: the writer retries a refused insert until it goes in
+    loop.run_until_complete(asyncio.wait_for(
+        RowWriter(clickhouse).write_profiles([profile_rows(e, LIMIT) for e in batch]), timeout=120))
+    monkeypatch.undo()
+    for granularity in ("function", "line"):
+        one_cpu = oracle_tree([cpu_path], None, granularity)
+        assert as_oracle_shape(_analysis(loop, clickhouse, "zeta", "cpu-task", granularity)) == \
+            oracle_tree([cpu_path, cpu_path], None, granularity)
+        assert as_oracle_shape(_analysis(loop, clickhouse, "eta", "cpu-task", granularity)) == one_cpu
+        assert as_oracle_shape(_analysis(loop, clickhouse, "zeta", "heap-task", granularity)) == \
+            oracle_tree([heap_path], None, granularity)
