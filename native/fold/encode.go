@@ -147,6 +147,7 @@ func NewEncoder(r *Result) *Encoder {
 	e.u64("path.parent", r.PathParent)
 	e.u32("path.depth", r.PathDepth)
 	e.u64("path.frame_id", r.PathFrame)
+	e.i64("path.ends", r.PathEnds)
 	for _, kind := range []struct {
 		name  string
 		parts []Part

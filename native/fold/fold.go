@@ -46,7 +46,10 @@ type Result struct {
 
 	PathNode, PathParent, PathFrame []uint64
 	PathDepth                       []uint32
-	NodeParts, FunctionParts        []Part // granularity (function, line) major, sample type minor
+	// where each granularity's paths end (function, line): the root is path 0, a granularity's
+	// paths follow the one before, ascending by node
+	PathEnds                 []int64
+	NodeParts, FunctionParts []Part // granularity (function, line) major, sample type minor
 }
 
 // Decode reads a profile as the Python side does (upb and the official Go runtime agree on
@@ -361,6 +364,7 @@ func Fold(p *profilepb.Profile) *Result {
 	column := make([]int64, len(order))
 	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
 		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g], r, sc)
+		r.PathEnds = append(r.PathEnds, int64(len(r.PathNode)))
 		for t := 0; t < nTypes; t++ {
 			for s := range column {
 				column[s] = values[s*nTypes+t]

@@ -10,7 +10,7 @@ import numpy as np
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import NodeColumns
-from proftask.core.node_table import NodeSums
+from proftask.core.node_table import NodePlaces, NodeSums
 from proftask.core.top import FunctionRow
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
@@ -117,14 +117,34 @@ ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_sel
 # The task's merged tree as the processor summed it at ingest (proftask/processing/task_folds.py),
 # when its row sums exactly the chosen profiles: no row, no nodes (the caller then sums them).
 # Any row naming these profiles holds the same sums, so no FINAL: the newest rows of a task
-# name other sets and are not read past their profile_ids.
-TASK_FOLD_SUMS = """
-SELECT node, node_total AS total, node_self AS self
-FROM (SELECT node_ids, self_values, total_values FROM task_folds
-      WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
-        AND sample_type = {sample_type:String} AND profile_ids = {sorted_profile_ids:Array(String)}
-      LIMIT 1)
-ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
+# name other sets and are not read past their profile_ids. The row places its nodes itself
+# (parents, depths, frame_ids: m0007), heaviest first; a row from before m0007 has no places
+# and is not read (its task's analyses sum the profiles until the row is written again).
+TASK_FOLD_ROW = """
+SELECT node_ids, self_values, total_values, parents, depths, frame_ids{row_extra}
+FROM task_folds
+WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
+  AND sample_type = {sample_type:String} AND profile_ids = {sorted_profile_ids:Array(String)}
+  AND length(parents) = length(node_ids)
+LIMIT 1"""
+TASK_FOLD_PLACED = """
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self
+FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", "") + """)
+ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self, parents AS parent,
+           depths AS depth, frame_ids AS frame_id
+"""
+# The first view of a task: as HEAVIEST_OF below, from the row's prefix (its nodes are heaviest
+# first, ancestors before their descendants: node_table.heaviest_first) up to the last node tied
+# with the max_nodes-th; the whole tree's counts come from the arrays, nothing is sorted here.
+TASK_FOLD_HEAVIEST_PLACED = """
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self, node_count, min_self, min_total
+FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", """,
+             length(node_ids) AS node_count, arrayMin(self_values) AS min_self,
+             arrayMin(arrayMap((n, t) -> if(n = 0, 0, t), node_ids, total_values)) AS min_total,
+             arrayCount(t -> t >= total_values[least({max_nodes:UInt64}, node_count)], total_values) AS kept""") + """)
+ARRAY JOIN arraySlice(node_ids, 1, kept) AS node, arraySlice(total_values, 1, kept) AS node_total,
+           arraySlice(self_values, 1, kept) AS node_self, arraySlice(parents, 1, kept) AS parent,
+           arraySlice(depths, 1, kept) AS depth, arraySlice(frame_ids, 1, kept) AS frame_id
 """
 
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
@@ -154,25 +174,26 @@ SELECT node, parent, depth, frame_id, total, self{extra}
 FROM (SELECT node, parent, depth, frame_id FROM node_paths WHERE tenant = {tenant:String}) AS p
 RIGHT ANY JOIN ({sums}) AS s USING node
 """
-NAMED_NODES = """
+NAMED_PLACED = """
 SELECT node, parent, depth, frame_id, total, self{extra}, toLowCardinality(f.name) AS name, f.named AS named
-FROM (""" + PLACED_NODES + """) AS n
+FROM ({placed}) AS n
 LEFT ANY JOIN (SELECT frame_id, name, toUInt8(1) AS named FROM frame_names WHERE tenant = {tenant:String}) AS f
 USING frame_id
 """
 
 
 def _named_nodes_sql(sums: str, extra: str = "") -> str:
-    return NAMED_NODES.replace("{sums}", sums).replace("{extra}", extra)
+    return NAMED_PLACED.replace("{placed}", PLACED_NODES.replace("{sums}", sums)).replace("{extra}", extra)
 
 
 MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
-TASK_FOLD_NODES = _named_nodes_sql(TASK_FOLD_SUMS)
+TASK_FOLD_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_PLACED).replace("{extra}", "")
 SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
 HEAVIEST_COUNTS = ", node_count, min_self, min_total"
 HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
 SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
-TASK_FOLD_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", TASK_FOLD_SUMS), HEAVIEST_COUNTS)
+TASK_FOLD_HEAVIEST_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_HEAVIEST_PLACED).replace("{extra}",
+                                                                                             HEAVIEST_COUNTS)
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
 # per sample in each profile's function values, so the sums do too), with each function's name.
@@ -256,13 +277,16 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
     return _node_columns(t)
 
 
-# MERGED_SUMS sorted by node, with (on the root's row, node 0, which every profile's values
-# hold) the profiles whose values were read: on a cluster a replica may not have them all yet.
+# MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
+# values hold) the profiles whose values were read: on a cluster a replica may not have them all yet.
 MERGED_SUMS_READ = """
-SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
-FROM (""" + CHOSEN_NODE_VALUES + """)
-ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
-GROUP BY node
+SELECT node, total, self, profiles, parent, depth, frame_id
+FROM (SELECT node, parent, depth, frame_id FROM node_paths WHERE tenant = {tenant:String}) AS p
+RIGHT ANY JOIN (
+    SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
+    FROM (""" + CHOSEN_NODE_VALUES + """)
+    ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
+    GROUP BY node) AS s USING node
 ORDER BY node
 """
 
@@ -277,8 +301,11 @@ async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_inde
         return NodeSums.empty(), frozenset()
     node = t.column("node").to_numpy().astype(np.uint64, copy=False)
     read = frozenset(t.column("profiles")[0].as_py()) if node[0] == 0 else frozenset()
+    places = NodePlaces(t.column("parent").to_numpy().astype(np.uint64, copy=False),
+                        t.column("depth").to_numpy().astype(np.uint32, copy=False),
+                        t.column("frame_id").to_numpy().astype(np.uint64, copy=False))
     return NodeSums(node, t.column("self").to_numpy().astype(np.int64, copy=False),
-                    t.column("total").to_numpy().astype(np.int64, copy=False)), read
+                    t.column("total").to_numpy().astype(np.int64, copy=False), places), read
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],

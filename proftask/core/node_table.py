@@ -150,30 +150,51 @@ class StackFold:
 
 
 @dataclasses.dataclass
+class NodePlaces:
+    """Where nodes are in the tree, aligned with the nodes they place: the root's are 0s."""
+    parent: np.ndarray    # uint64
+    depth: np.ndarray     # uint32
+    frame_id: np.ndarray  # uint64
+
+    @classmethod
+    def empty(cls) -> NodePlaces:
+        return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.uint64))
+
+    def taken(self, order: np.ndarray) -> NodePlaces:
+        return NodePlaces(self.parent[order], self.depth[order], self.frame_id[order])
+
+
+@dataclasses.dataclass
 class NodeSums:
-    """Node values summed over profiles, sorted by node: what a merged tree is made of."""
+    """Node values summed over profiles, sorted by node: what a merged tree is made of; with
+    the nodes' places when every profile summed gave them."""
     node: np.ndarray        # uint64, sorted, distinct
     self_value: np.ndarray  # int64
     total: np.ndarray       # int64
+    places: NodePlaces | None = None
 
     @classmethod
     def empty(cls) -> NodeSums:
-        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), NodePlaces.empty())
 
     def __len__(self) -> int:
         return len(self.node)
 
 
-def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, total: np.ndarray) -> NodeSums:
-    """The sums with one more profile's node values (its nodes distinct, in any order). A node
-    the sums lack is added: a merged tree holds every node of every profile, as a GROUP BY node
-    over their values does. Exact in int64, and the same sums whatever the order of adding."""
+def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, total: np.ndarray,
+                    places: NodePlaces | None = None) -> NodeSums:
+    """The sums with one more profile's node values (its nodes distinct, in any order), and
+    their places (aligned with node) if the sums have theirs. A node the sums lack is added: a
+    merged tree holds every node of every profile, as a GROUP BY node over their values does.
+    Exact in int64, and the same sums whatever the order of adding."""
     node = np.asarray(node, dtype=np.uint64)
     self_value, total = np.asarray(self_value, np.int64), np.asarray(total, np.int64)
+    places = places if sums.places is not None else None
     if len(node) > 1 and not (node[1:] > node[:-1]).all():
         # sorted, the lookups below walk both arrays in order (~10x faster than random probes)
         order = np.argsort(node, kind="stable")
         node, self_value, total = node[order], self_value[order], total[order]
+        places = places.taken(order) if places is not None else None
     at = np.searchsorted(sums.node, node)
     known = at < len(sums.node)
     known[known] = sums.node[at[known]] == node[known]
@@ -183,7 +204,21 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
     total_sum[at[known]] += total[known]
     new = ~known
     if not new.any():
-        return NodeSums(sums.node, self_sum, total_sum)
+        return NodeSums(sums.node, self_sum, total_sum, sums.places if places is not None else None)
     into = at[new]
+    merged_places = None
+    if places is not None and sums.places is not None:
+        merged_places = NodePlaces(*(np.insert(old, into, added[new]) for old, added in (
+            (sums.places.parent, places.parent), (sums.places.depth, places.depth),
+            (sums.places.frame_id, places.frame_id))))
     return NodeSums(np.insert(sums.node, into, node[new]), np.insert(self_sum, into, self_value[new]),
-                    np.insert(total_sum, into, total[new]))
+                    np.insert(total_sum, into, total[new]), merged_places)
+
+
+def heaviest_first(sums: NodeSums) -> np.ndarray:
+    """The order of the nodes by total, heaviest first, ties by depth (then node): with no
+    negative value a node is never lighter than its descendants, so every prefix of this order
+    holds the ancestors of its nodes, and the heaviest k nodes with their ancestors are its
+    first k (and those tied with the k-th)."""
+    depth = sums.places.depth if sums.places is not None else np.zeros(len(sums), np.uint32)
+    return np.lexsort((sums.node, depth, ~sums.total))  # ~total: descending, without overflow

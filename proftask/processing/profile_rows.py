@@ -53,6 +53,26 @@ class ProfileRows:
     node_paths: dict[str, np.ndarray] | None = None
     node_parts: list[dict] | None = None
     function_parts: list[dict] | None = None
+    # where each granularity's node paths end (FUNCTION, LINE): the root is path 0, and each
+    # granularity's paths follow the one before, ascending by node
+    node_path_ends: list[int] | None = None
+
+    def places(self, granularity: str, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each node's place in the tree at a granularity, (parent, depth, frame_id): the root's
+        is 0s. Every node of the granularity's parts has one."""
+        paths, ends = self.node_paths or _no_paths(), self.node_path_ends or [1, 1]
+        start, end = (1, ends[0]) if granularity == FUNCTION else (ends[0], ends[1])
+        known = paths["node"][start:end]
+        at = np.minimum(np.searchsorted(known, nodes), max(len(known) - 1, 0))
+        found = known[at] == nodes if len(known) else np.zeros(len(nodes), dtype=bool)
+        root = nodes == 0
+        if not (found | root).all():
+            raise ValueError(f"profile {self.profile_id}: {int((~(found | root)).sum())} {granularity} nodes "
+                             f"without a path")
+        parent, depth, frame_id = (np.where(found, paths[name][start:end][at] if len(known) else 0, 0)
+                                   for name in ("parent", "depth", "frame_id"))
+        return (parent.astype(np.uint64, copy=False), depth.astype(np.uint32, copy=False),
+                frame_id.astype(np.uint64, copy=False))
 
     def node_paths_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`node_paths` rows, optionally only those where keep is True."""
@@ -135,6 +155,7 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
                  int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
                  arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types))
     rows.node_paths = {name: arrays[f"path.{name}"] for name in PATH_ARRAYS}
+    rows.node_path_ends = arrays["path.ends"].tolist()
     rows.node_parts, rows.function_parts = _parts(arrays, "node", n_types), _parts(arrays, "function", n_types)
     return rows
 
@@ -188,7 +209,7 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
                                      np.array(lines, dtype=np.int64), np.array(is_address, dtype=np.int64))
     rows = _rows(env, folded.sample_types, folded.default_index, folded.period_type, folded.period, frame_names,
                  stack_ids, off, fn_flat, line_flat, values)
-    rows.node_paths, rows.node_parts, rows.function_parts = fold_parts(rows)
+    rows.node_paths, rows.node_parts, rows.function_parts, rows.node_path_ends = fold_parts(rows)
     return rows
 
 
@@ -239,11 +260,12 @@ def _no_paths() -> dict[str, np.ndarray]:
     return {name: np.zeros(0, dtype=np.uint32 if name == "depth" else np.uint64) for name in PATH_ARRAYS}
 
 
-def fold_parts(rows: ProfileRows) -> tuple[dict[str, np.ndarray], list[dict], list[dict]]:
-    """The profile folded once, so that an analysis only sums: its nodes' paths, and its node
-    and function values for every sample type at both granularities."""
-    paths = [{"node": np.zeros(1, np.uint64), "parent": np.zeros(1, np.uint64), "depth": np.zeros(1, np.uint32),
-              "frame_id": np.zeros(1, np.uint64)}]  # the root
+def fold_parts(rows: ProfileRows) -> tuple[dict[str, np.ndarray], list[dict], list[dict], list[int]]:
+    """The profile folded once, so that an analysis only sums: its nodes' paths (and where each
+    granularity's end), and its node and function values for every sample type at both
+    granularities."""
+    paths: list[dict[str, np.ndarray]] = [{"node": np.zeros(1, np.uint64), "parent": np.zeros(1, np.uint64),
+                                           "depth": np.zeros(1, np.uint32), "frame_id": np.zeros(1, np.uint64)}]
     node_parts: list[dict] = []
     fn_parts: list[dict] = []
     for granularity, flat in ((FUNCTION, rows.function_frames), (LINE, rows.line_frames)):
@@ -258,7 +280,8 @@ def fold_parts(rows: ProfileRows) -> tuple[dict[str, np.ndarray], list[dict], li
             fn_parts.append({"granularity": granularity, "type_index": type_index,
                              "values": (f.frame_id, f.flat, f.cum)})
     node_paths = {name: np.concatenate([p[name] for p in paths]) for name in PATH_ARRAYS}
-    return node_paths, node_parts, fn_parts
+    ends = np.cumsum([len(p["node"]) for p in paths])[1:].tolist()  # the root is path 0
+    return node_paths, node_parts, fn_parts, ends
 
 
 def _packed(rows: ProfileRows, parts: list[dict], arrays: tuple) -> pa.Table:

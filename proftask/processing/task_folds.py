@@ -26,14 +26,14 @@ from proftask import metrics
 from proftask.analysis import analysis_queries
 from proftask.analysis.selection import resolve_sample_type
 from proftask.clickhouse.client import ClickHouse
-from proftask.core.node_table import NodeSums, add_node_values
+from proftask.core.node_table import NodePlaces, NodeSums, add_node_values, heaviest_first
 from proftask.pprof.fold import FUNCTION
 from proftask.processing.profile_rows import ProfileRows
 
 log = logging.getLogger(__name__)
 GRANULARITY = FUNCTION  # what a task opens on; the line view and other types sum at query time
-MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each)
-TASK_VALUES = 64  # what a task's sums cost besides their values (~1.1 KB of Python objects), in values
+MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each, and 20 of places)
+TASK_VALUES = 96  # what a task's sums cost besides their values (~2 KB of Python objects, places too), in values
 
 
 @dataclasses.dataclass
@@ -116,8 +116,9 @@ class TaskFolds:
             self._held -= _cost(task)
         for rows in batch:
             if rows.profile_id in wanted and rows.profile_id not in task.profiles:
-                part = _node_part(rows, wanted[rows.profile_id] - 1)
-                task.sums = await asyncio.to_thread(add_node_values, task.sums, *part)
+                node, self_value, total = _node_part(rows, wanted[rows.profile_id] - 1)
+                places = NodePlaces(*rows.places(GRANULARITY, node))
+                task.sums = await asyncio.to_thread(add_node_values, task.sums, node, self_value, total, places)
                 task.profiles |= {rows.profile_id}
                 metrics.TASK_FOLDS.labels("added").inc()
         missing = set(wanted) - task.profiles
@@ -135,8 +136,9 @@ class TaskFolds:
             metrics.TASK_FOLDS.labels("left_to_next").inc()
             return
         # one profile is read as it is (analysis_queries._task_fold_params): no row to store its tree twice
-        if task.written != task.profiles and len(task.profiles) >= 2:
-            await self._insert_arrow("task_folds", _task_fold_table(tenant, task_id, sample_type, task, read_at))
+        if task.written != task.profiles and len(task.profiles) >= 2 and task.sums.places is not None:
+            table = await asyncio.to_thread(_task_fold_table, tenant, task_id, sample_type, task, read_at)
+            await self._insert_arrow("task_folds", table)
             task.written = task.profiles
             metrics.TASK_FOLDS.labels("written").inc()
         self._keep(key, task)
@@ -151,7 +153,7 @@ class TaskFolds:
 def _cost(task: _TaskSums) -> int:
     """What a task's sums hold in memory, in node values (24 bytes each): a small task's
     objects, not its few values, are most of it."""
-    return len(task.sums) + TASK_VALUES
+    return len(task.sums) * (2 if task.sums.places is not None else 1) + TASK_VALUES
 
 
 def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,14 +164,24 @@ def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _task_fold_table(tenant: str, task_id: str, sample_type: str, task: _TaskSums, folded_at: int) -> pa.Table:
-    sums = task.sums
+    """The row of a task's sums with their places, heaviest first (heaviest_first): the first
+    view takes the prefix it shows, and no node is looked up in the tenant's node paths."""
+    sums, places = task.sums, task.sums.places
+    assert places is not None
+    order = heaviest_first(sums)
+    offsets = pa.array([0, len(sums)], pa.int32())
+
+    def column(values: np.ndarray, typ: pa.DataType) -> pa.ListArray:
+        return pa.ListArray.from_arrays(offsets, pa.array(values[order], typ))
+
     return pa.table({
         "tenant": [tenant], "task_id": [task_id], "granularity": [GRANULARITY], "sample_type": [sample_type],
         "profile_ids": pa.array([sorted(task.profiles)], pa.list_(pa.string())),
-        "node_ids": pa.ListArray.from_arrays(pa.array([0, len(sums)], pa.int32()), pa.array(sums.node, pa.uint64())),
-        "self_values": pa.ListArray.from_arrays(pa.array([0, len(sums)], pa.int32()),
-                                                pa.array(sums.self_value, pa.int64())),
-        "total_values": pa.ListArray.from_arrays(pa.array([0, len(sums)], pa.int32()),
-                                                 pa.array(sums.total, pa.int64())),
+        "node_ids": column(sums.node, pa.uint64()),
+        "self_values": column(sums.self_value, pa.int64()),
+        "total_values": column(sums.total, pa.int64()),
+        "parents": column(places.parent, pa.uint64()),
+        "depths": column(places.depth, pa.uint32()),
+        "frame_ids": column(places.frame_id, pa.uint64()),
         "folded_at": pa.array([folded_at], pa.int64()),
     })

@@ -31,6 +31,10 @@ def assert_same_rows(native: ProfileRows, python: ProfileRows) -> None:
         assert a.shape == b.shape and np.array_equal(a, b), name
         assert a.dtype.kind == b.dtype.kind, name
     assert _paths(native) == _paths(python)
+    assert native.node_path_ends == python.node_path_ends
+    nodes, ends = (python.node_paths or {})["node"], python.node_path_ends or []
+    for start, end in zip([1, *ends[:-1]], ends, strict=True):  # each granularity's paths ascending by node
+        assert (nodes[start + 1:end] > nodes[start:end - 1]).all()
     for native_parts, python_parts in ((native.node_parts, python.node_parts),
                                        (native.function_parts, python.function_parts)):
         assert [_as_listed(p) for p in native_parts or []] == [_as_listed(p) for p in python_parts or []]

@@ -142,18 +142,20 @@ def test_the_large_profile_opens_from_its_fold_with_go_pprofs_numbers(loop, clic
 
 def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one(loop, clickhouse):
     """A fold row naming the task's newest profiles is what the analysis answers from (a row
-    put in by hand with other sums shows); one naming other profiles is not read."""
+    put in by hand with other sums shows); one naming other profiles is not read, nor one
+    without its nodes' places (written before m0007)."""
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     writer = RowWriter(clickhouse)
     _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
     stored = [_rows("acme", task_id, f"pod-{i}", _profile({("main", "a"): i})) for i in (1, 2)]
     _store(loop, writer, *stored)
 
-    def fold_row(profile_ids: list[str], root_total: int) -> None:
+    def fold_row(profile_ids: list[str], root_total: int, placed: bool = True) -> None:
+        places = "[0], [0], [0]" if placed else "[], [], []"
         loop.run_until_complete(clickhouse.command(
             "INSERT INTO task_folds (tenant, task_id, granularity, sample_type, profile_ids, node_ids, self_values, "
-            "total_values, folded_at) VALUES ({t:String}, {k:String}, 'function', 'cpu/nanoseconds', "
-            "{p:Array(String)}, [0], [0], [{v:Int64}], 1)",
+            "total_values, parents, depths, frame_ids, folded_at) VALUES ({t:String}, {k:String}, 'function', "
+            f"'cpu/nanoseconds', {{p:Array(String)}}, [0], [0], [{{v:Int64}}], {places}, 1)",
             {"t": "acme", "k": task_id, "p": profile_ids, "v": root_total}))
 
     def root_total() -> int:
@@ -165,6 +167,8 @@ def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one
     loop.run_until_complete(clickhouse.command("DELETE FROM task_folds WHERE task_id = {k:String}", {"k": task_id}))
     fold_row([stored[0].profile_id, "another"], 11)
     assert root_total() == 3 * MS  # summed from the profiles
+    fold_row(sorted(r.profile_id for r in stored), 5, placed=False)
+    assert root_total() == 3 * MS
     fold_row(sorted(r.profile_id for r in stored), 7)
     assert root_total() == 7
 
@@ -338,3 +342,27 @@ def test_a_fold_row_clickhouse_refuses_holds_up_nothing(loop, clickhouse):
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == []
     body = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(Question("acme", task_id)))
     assert _tree(body)[1][()] == (3 * MS, 0)
+
+
+def test_a_task_opens_from_its_row_alone_whatever_the_tenants_node_paths_hold(loop, clickhouse):
+    """The row places its nodes (m0007): the first view and the whole tree of a task read no
+    node path, so their cost does not grow with every node the tenant ever stored (node_paths is
+    never expired row by row). Shown here by answering the same with the tenant's paths gone."""
+    tenant, task_id = f"t-{uuid.uuid4().hex[:8]}", f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, tenant, task_id, ["pod-1", "pod-2"])
+    stored = [_rows(tenant, task_id, "pod-1", _profile({("main", "a", "x"): 5, ("main", "b"): 3})),
+              _rows(tenant, task_id, "pod-2", _profile({("main", "a", "y"): 2, ("main", "b"): 1}))]
+    _store(loop, writer, *stored)
+    assert _folded_profiles(loop, clickhouse, tenant, task_id) == [sorted(r.profile_id for r in stored)]
+
+    def answers() -> list[bytes]:
+        analyses = Analyses(clickhouse, None, AnalysisCache())
+        return [loop.run_until_complete(analyses.tree(Question(tenant, task_id), max_nodes=n)) for n in (0, 2, 5000)]
+
+    before = answers()
+    assert _tree(before[0])[1] == {(): (11 * MS, 0), ("main",): (11 * MS, 0), ("main", "a"): (7 * MS, 0),
+                                   ("main", "a", "x"): (5 * MS, 5 * MS), ("main", "a", "y"): (2 * MS, 2 * MS),
+                                   ("main", "b"): (4 * MS, 4 * MS)}
+    loop.run_until_complete(clickhouse.command("DELETE FROM node_paths WHERE tenant = {t:String}", {"t": tenant}))
+    assert answers() == before

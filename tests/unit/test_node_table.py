@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 
-from proftask.core.node_table import StackFold
+from proftask.core.node_table import NodePlaces, NodeSums, NodeTable, StackFold, add_node_values, heaviest_first
 from tests.unit.test_top_and_focus import pprof_top, tree_of
 
 FRAME_IDS = {name: 1000 + i for i, name in enumerate("abcdefg")}
@@ -78,6 +78,60 @@ def test_node_tables_of_two_profiles_sum_to_the_table_of_their_merge():
             sums[path] = (t + total, s + self_value)
     fold, values = _fold(_merged(a + b))
     assert _paths(fold.nodes(values)) == sums
+
+
+def _summed(tables, shuffle_seed=None):
+    """The tables added up as the processor sums a task's profiles, each with its places."""
+    sums = NodeSums.empty()
+    for t in tables:
+        order = np.arange(len(t.node))
+        if shuffle_seed is not None:  # nodes in any order
+            random.Random(shuffle_seed).shuffle(order)
+        sums = add_node_values(sums, t.node[order], t.self_value[order], t.total[order],
+                               NodePlaces(t.parent[order], t.depth[order].astype(np.uint32), t.frame_id[order]))
+    return sums
+
+
+def _as_table(sums):
+    p = sums.places
+    return NodeTable(sums.node, p.parent, p.depth.astype(np.int64), p.frame_id, sums.self_value, sums.total)
+
+
+def test_placed_sums_of_two_profiles_are_the_tree_of_their_merge_whatever_the_order():
+    for seed in range(6):
+        a, b = _merged(random_stacks(10 + seed)), _merged(random_stacks(20 + seed))
+        tables = [_fold(s)[0].nodes(_fold(s)[1]) for s in (a, b)]
+        merged_fold, merged_values = _fold(_merged(a + b))
+        want = _paths(merged_fold.nodes(merged_values))
+        assert _paths(_as_table(_summed(tables))) == want
+        assert _paths(_as_table(_summed(reversed(tables), shuffle_seed=seed))) == want
+
+
+def test_a_profile_without_places_leaves_the_sums_without_them():
+    table = _fold(_merged(random_stacks(3)))[0].nodes(_fold(_merged(random_stacks(3)))[1])
+    sums = add_node_values(_summed([table]), table.node, table.self_value, table.total)
+    assert sums.places is None and int(sums.total[0]) == 2 * int(table.total[0])
+    # and stay so: a placed profile after it cannot place the nodes only the other one had
+    sums = add_node_values(sums, *(x for x in (table.node, table.self_value, table.total)),
+                           NodePlaces(table.parent, table.depth.astype(np.uint32), table.frame_id))
+    assert sums.places is None
+
+
+def test_every_prefix_of_the_heaviest_first_order_holds_its_nodes_ancestors():
+    # what the first view takes from a task's row: the heaviest k nodes and their ancestors, which
+    # ORDER BY total DESC LIMIT k WITH TIES gives, are the row's first k and those tied with the k-th
+    for seed in range(6):
+        sums = _summed([_fold(s)[0].nodes(_fold(s)[1]) for s in (_merged(random_stacks(30 + seed)),)])
+        order = heaviest_first(sums)
+        node, parent, total = sums.node[order], sums.places.parent[order], sums.total[order]
+        position = {int(n): i for i, n in enumerate(node.tolist())}
+        for i in range(1, len(node)):
+            if int(node[i]) != 0:
+                assert position[int(parent[i])] < i  # the root's children have parent 0: the root
+        for k in (1, 2, 5, 17, len(node)):
+            kth = total[min(k, len(node)) - 1]
+            kept = int((total >= kth).sum())
+            assert set(node[:kept].tolist()) == {int(n) for n, t in zip(sums.node, sums.total, strict=True) if t >= kth}
 
 
 def test_one_deep_stack_beside_a_million_short_ones_folds_in_linear_time():
