@@ -239,9 +239,8 @@ def _params(tenant: str, task_id: str, value_index_by_profile: dict[str, int]) -
 
 
 def _task_fold_params(params: dict, sample_type: str | None) -> dict | None:
-    """The parameters of a TASK_FOLD_* query, None when no task fold can hold the selection
-    (one profile is read as it is)."""
-    if sample_type is None or len(params["profile_ids"]) < 2:
+    """The parameters of a TASK_FOLD_* query, None when no task fold can hold the selection."""
+    if sample_type is None or not params["profile_ids"]:
         return None
     return {**params, "sample_type": sample_type, "sorted_profile_ids": sorted(params["profile_ids"])}
 

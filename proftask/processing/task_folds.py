@@ -135,8 +135,9 @@ class TaskFolds:
             self._keep(key, task)
             metrics.TASK_FOLDS.labels("left_to_next").inc()
             return
-        # one profile is read as it is (analysis_queries._task_fold_params): no row to store its tree twice
-        if task.written != task.profiles and len(task.profiles) >= 2 and task.sums.places is not None:
+        # a task of one profile has its row too: opening it then reads a prefix of the row, where
+        # its node values would be sorted whole and placed against the tenant's node paths
+        if task.written != task.profiles and task.profiles and task.sums.places is not None:
             table = await asyncio.to_thread(_task_fold_table, tenant, task_id, sample_type, task, read_at)
             await self._insert_arrow("task_folds", table)
             task.written = task.profiles

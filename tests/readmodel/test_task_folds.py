@@ -296,17 +296,25 @@ def test_an_agent_stopped_as_a_profile_finishes_folding_leaves_no_profile_waited
     _taken_again_then_pod_1_uploads_twice(loop, clickhouse, service, task_id, records, first_id, second_id)
 
 
-def test_a_task_of_one_profile_writes_no_fold_row(loop, clickhouse):
-    """One profile is read as it is (SINGLE_SUMS), never from a fold: its tree is not stored twice."""
+def test_a_task_of_one_profile_opens_from_its_row_too(loop, clickhouse):
+    """A task's first profile writes its row (opening it reads a prefix of that row, not the
+    profile's node values sorted whole), and the next profile's row replaces it."""
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     writer = RowWriter(clickhouse)
     _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
-    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 1}))
+    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 1, ("main", "b", "c"): 4}))
     _store(loop, writer, first)
-    assert _folded_profiles(loop, clickhouse, "acme", task_id) == []
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [[first.profile_id]]
+    folded, summed = _answers(loop, clickhouse, "acme", task_id, max_nodes=2)  # the two and their ties
+    assert folded == summed
+    assert _tree(folded)[1] == {(): (5 * MS, 0), ("main",): (5 * MS, 0)}
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed
+    assert _tree(folded)[1] == {(): (5 * MS, 0), ("main",): (5 * MS, 0), ("main", "a"): (MS, MS),
+                                ("main", "b"): (4 * MS, 0), ("main", "b", "c"): (4 * MS, 4 * MS)}
     second = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 2}))
     _store(loop, writer, second)
-    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
+    assert _folded_profiles(loop, clickhouse, "acme", task_id)[-1] == sorted([first.profile_id, second.profile_id])
 
 
 def test_of_two_rows_of_one_task_the_merge_keeps_the_one_folded_from_the_newer_read(loop, clickhouse):
