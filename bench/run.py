@@ -121,7 +121,7 @@ def bench_large(p: Proftask, instances: int, warm_runs: int) -> list[dict]:
     ingest_s = time.perf_counter() - started
     rows = metric(p, "proftask_ingest_sample_rows_total") - rows_before
     task_folds = {outcome: metric(p, f'proftask_task_folds_total{{outcome="{outcome}"}}')
-                  for outcome in ("added", "written", "summed_again", "left_to_next")}
+                  for outcome in ("added", "written", "summed_again", "left_to_next", "unplaced")}
     go_s = go_pprof_seconds([large] * instances)
     out = [emit("ingest", profiles=instances, file=large.name, seconds=round(ingest_s, 3),
                 upload_seconds=round(uploaded, 3), go_pprof_raw_one_process_seconds=round(go_s, 3),

@@ -277,10 +277,11 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
 
 
 # MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
-# values hold) the profiles whose values were read: on a cluster a replica may not have them all yet.
+# values hold) the profiles whose values were read: on a cluster a replica may not have them all
+# yet, nor every node's path (`placed` 0: node_paths is sharded by node, node_values by task).
 MERGED_SUMS_READ = """
-SELECT node, total, self, profiles, parent, depth, frame_id
-FROM (SELECT node, parent, depth, frame_id FROM node_paths WHERE tenant = {tenant:String}) AS p
+SELECT node, total, self, profiles, parent, depth, frame_id, placed
+FROM (SELECT node, parent, depth, frame_id, toUInt8(1) AS placed FROM node_paths WHERE tenant = {tenant:String}) AS p
 RIGHT ANY JOIN (
     SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
     FROM (""" + CHOSEN_NODE_VALUES + """)
@@ -293,16 +294,19 @@ ORDER BY node
 async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
                            granularity: str) -> tuple[NodeSums, frozenset[str]]:
     """The chosen profiles' node values summed, sorted by node (what a task fold holds), and the
-    profiles they sum: those whose values the read found, in one read."""
+    profiles they sum: those whose values the read found, in one read. Placed, unless a node's
+    path was not found (places None: no row is written from these sums)."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     t = await ch.arrow(MERGED_SUMS_READ, params)
     if t.num_rows == 0:
         return NodeSums.empty(), frozenset()
     node = t.column("node").to_numpy().astype(np.uint64, copy=False)
     read = frozenset(t.column("profiles")[0].as_py()) if node[0] == 0 else frozenset()
-    places = NodePlaces(t.column("parent").to_numpy().astype(np.uint64, copy=False),
-                        t.column("depth").to_numpy().astype(np.uint32, copy=False),
-                        t.column("frame_id").to_numpy().astype(np.uint64, copy=False))
+    places: NodePlaces | None = None
+    if ((t.column("placed").to_numpy() == 1) | (node == 0)).all():
+        places = NodePlaces(t.column("parent").to_numpy().astype(np.uint64, copy=False),
+                            t.column("depth").to_numpy().astype(np.uint32, copy=False),
+                            t.column("frame_id").to_numpy().astype(np.uint64, copy=False))
     return NodeSums(node, t.column("self").to_numpy().astype(np.int64, copy=False),
                     t.column("total").to_numpy().astype(np.int64, copy=False), places), read
 
@@ -331,7 +335,7 @@ async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value
 
 
 def _node_columns(t) -> NodeColumns:
-    """NodeColumns from the rows of NAMED_NODES: names are the frames' names (the query's
+    """NodeColumns from the rows of NAMED_PLACED: names are the frames' names (the query's
     dictionary), "root" for the root, `<frame 0x…>` for a frame without a name row."""
     if t.num_rows == 0:
         return NodeColumns.empty()

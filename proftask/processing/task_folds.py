@@ -116,9 +116,7 @@ class TaskFolds:
             self._held -= _cost(task)
         for rows in batch:
             if rows.profile_id in wanted and rows.profile_id not in task.profiles:
-                node, self_value, total = _node_part(rows, wanted[rows.profile_id] - 1)
-                places = NodePlaces(*rows.places(GRANULARITY, node))
-                task.sums = await asyncio.to_thread(add_node_values, task.sums, node, self_value, total, places)
+                task.sums = await asyncio.to_thread(_added, task.sums, rows, wanted[rows.profile_id] - 1)
                 task.profiles |= {rows.profile_id}
                 metrics.TASK_FOLDS.labels("added").inc()
         missing = set(wanted) - task.profiles
@@ -131,6 +129,11 @@ class TaskFolds:
                                                                  GRANULARITY)
             task = _TaskSums(read, sums)
             metrics.TASK_FOLDS.labels("summed_again").inc()
+            if sums.places is None:
+                # a node's path not visible yet (a cluster's replica): no row with wrong places,
+                # and no sums kept without places; the task's next profile reads them again
+                metrics.TASK_FOLDS.labels("unplaced").inc()
+                return
         if coming:  # the task's profile still in progress here adds itself and writes the row
             self._keep(key, task)
             metrics.TASK_FOLDS.labels("left_to_next").inc()
@@ -155,6 +158,12 @@ def _cost(task: _TaskSums) -> int:
     """What a task's sums hold in memory, in node values (24 bytes each): a small task's
     objects, not its few values, are most of it."""
     return len(task.sums) * (2 if task.sums.places is not None else 1) + TASK_VALUES
+
+
+def _added(sums: NodeSums, rows: ProfileRows, type_index: int) -> NodeSums:
+    """The sums with the profile's nodes of a sample type and their places (for a thread)."""
+    node, self_value, total = _node_part(rows, type_index)
+    return add_node_values(sums, node, self_value, total, NodePlaces(*rows.places(GRANULARITY, node)))
 
 
 def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

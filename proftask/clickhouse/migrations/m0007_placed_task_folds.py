@@ -8,7 +8,8 @@ whole tree's query spent 0.15 s of its 0.19 s there. Now the row is read alone, 
 view takes the prefix of the arrays it shows instead of sorting the whole tree.
 
 Rows written before this migration have empty places and are not read: their tasks' analyses
-sum the profiles' node values (as before m0006) until the processor writes the row again.
+sum the profiles' node values (as before m0006) until the processor writes the row again. A row
+is never written from sums some of whose nodes had no visible path (proftask/processing/task_folds.py).
 """
 from proftask.clickhouse.migrations import AddColumn, Migration
 

@@ -1,5 +1,7 @@
-"""Review of m0007 (placed task folds): the places a re-read takes from node_paths are frozen
-into the row, and the first view's prefix against ORDER BY total DESC LIMIT k WITH TIES."""
+"""A task's row places its nodes (m0007): places a re-read could not see are never written into
+it, and the first view's prefix of the row is what ORDER BY total DESC LIMIT k WITH TIES over
+the summed profiles gives (ties, a tree smaller than k, an empty profile, negative values,
+address frames)."""
 from __future__ import annotations
 
 import uuid
@@ -18,8 +20,9 @@ def test_a_re_read_whose_node_paths_are_not_visible_yet_does_not_freeze_wrong_pl
     later than node_values (sharded by task): the re-read of a restarted processor then finds
     some nodes without a path. Before m0007 the query placed the nodes itself and was right once
     the paths arrived; now the re-read's RIGHT ANY JOIN gives them parent/depth/frame 0 and the
-    row keeps that until the task's next profile. Simulated here by holding a profile's node
-    paths aside during the re-read and putting them back after."""
+    row would keep that until the task's next profile (a crash in flamegraph.preorder, or a wrong
+    tree). Simulated here by holding a profile's node paths aside during the re-read and putting
+    them back after: no row is written from such sums, the analysis sums the profiles."""
     tenant, task_id = f"t-{uuid.uuid4().hex[:8]}", f"task-{uuid.uuid4().hex[:8]}"
     _write_task(loop, RowWriter(clickhouse), tenant, task_id, ["pod-1", "pod-2"])
     first = _rows(tenant, task_id, "pod-1", _profile({("main", "a", "x"): 5}))
@@ -32,15 +35,14 @@ def test_a_re_read_whose_node_paths_are_not_visible_yet_does_not_freeze_wrong_pl
     # a restarted processor (no sums in memory): the task's sums are read again from ClickHouse
     second = _rows(tenant, task_id, "pod-2", _profile({("main", "b"): 2}))
     _store(loop, RowWriter(clickhouse), second)
-    # (HEAD writes the row of both profiles here, with main/a and main/a/x placed at 0)
     # the paths arrive (replication caught up)
     loop.run_until_complete(clickhouse.command(
         "INSERT INTO node_paths SELECT * FROM node_paths_lagging WHERE tenant = {t:String}", where))
     want = {(): (7 * MS, 0), ("main",): (7 * MS, 0), ("main", "a"): (5 * MS, 0),
             ("main", "a", "x"): (5 * MS, 5 * MS), ("main", "b"): (2 * MS, 2 * MS)}
-    folded, summed = _answers(loop, clickhouse, tenant, task_id)  # HEAD: IndexError in flamegraph.preorder
+    folded, summed = _answers(loop, clickhouse, tenant, task_id)
     assert _tree(summed)[1] == want
-    assert _tree(folded)[1] == want  # fails: main/a and main/a/x were frozen at depth 0 under the root
+    assert _tree(folded)[1] == want  # not main/a and main/a/x at depth 0 under the root
 
 
 @pytest.mark.parametrize("max_nodes", [1, 2, 3, 4, 5, 6, 100])
