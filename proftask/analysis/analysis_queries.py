@@ -166,12 +166,13 @@ HEAVIEST_SUMS = HEAVIEST_OF.replace("{sums}", MERGED_SUMS)
 # past them; then the placed nodes stream past the tenant's frame names, hashed (~50k names for
 # ~425k nodes: 0.19 s for a large tree, where hashing the nodes again took 0.23 s). ANY: the
 # copies of a row a ReplacingMergeTree has not merged yet are equal, one is taken. A node
-# without a row (the root) gets parent, depth and frame 0, a frame without a name `named` 0.
+# without a row (the root) gets parent, depth and frame 0 and `placed` 0 (which MERGED_SUMS_READ
+# selects), a frame without a name `named` 0.
 # The name comes as LowCardinality: one string per frame, not per node, and pyarrow reads it as
 # a dictionary.
 PLACED_NODES = """
 SELECT node, parent, depth, frame_id, total, self{extra}
-FROM (SELECT node, parent, depth, frame_id FROM node_paths WHERE tenant = {tenant:String}) AS p
+FROM (SELECT node, parent, depth, frame_id, toUInt8(1) AS placed FROM node_paths WHERE tenant = {tenant:String}) AS p
 RIGHT ANY JOIN ({sums}) AS s USING node
 """
 NAMED_PLACED = """
@@ -279,16 +280,11 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
 # MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
 # values hold) the profiles whose values were read: on a cluster a replica may not have them all
 # yet, nor every node's path (`placed` 0: node_paths is sharded by node, node_values by task).
-MERGED_SUMS_READ = """
-SELECT node, total, self, profiles, parent, depth, frame_id, placed
-FROM (SELECT node, parent, depth, frame_id, toUInt8(1) AS placed FROM node_paths WHERE tenant = {tenant:String}) AS p
-RIGHT ANY JOIN (
+MERGED_SUMS_READ = PLACED_NODES.replace("{sums}", """
     SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
     FROM (""" + CHOSEN_NODE_VALUES + """)
     ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
-    GROUP BY node) AS s USING node
-ORDER BY node
-"""
+    GROUP BY node""").replace("{extra}", ", profiles, placed") + "ORDER BY node\n"
 
 
 async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],

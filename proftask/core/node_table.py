@@ -149,6 +149,15 @@ class StackFold:
             else np.zeros(0, dtype=np.int64)
 
 
+def sorted_lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each key is in sorted_keys (ascending) and whether it is there: `at` is an index of
+    sorted_keys (clipped to its last; 0 when it is empty), `found` where sorted_keys[at] is the key."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), np.int64), np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return at, sorted_keys[at] == keys
+
+
 @dataclasses.dataclass
 class NodePlaces:
     """Where nodes are in the tree, aligned with the nodes they place: the root's are 0s."""
@@ -207,7 +216,8 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
         return NodeSums(sums.node, self_sum, total_sum, sums.places if places is not None else None)
     into = at[new]
     merged_places = None
-    if places is not None and sums.places is not None:
+    if places is not None:  # and so sums.places
+        assert sums.places is not None
         merged_places = NodePlaces(*(np.insert(old, into, added[new]) for old, added in (
             (sums.places.parent, places.parent), (sums.places.depth, places.depth),
             (sums.places.frame_id, places.frame_id))))
@@ -220,5 +230,5 @@ def heaviest_first(sums: NodeSums) -> np.ndarray:
     negative value a node is never lighter than its descendants, so every prefix of this order
     holds the ancestors of its nodes, and the heaviest k nodes with their ancestors are its
     first k (and those tied with the k-th)."""
-    depth = sums.places.depth if sums.places is not None else np.zeros(len(sums), np.uint32)
-    return np.lexsort((sums.node, depth, ~sums.total))  # ~total: descending, without overflow
+    assert sums.places is not None, "the order needs the nodes' depths"
+    return np.lexsort((sums.node, sums.places.depth, ~sums.total))  # ~total: descending, without overflow

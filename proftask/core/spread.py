@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 
 from proftask.core.flamegraph import ROOT_NODE
+from proftask.core.node_table import sorted_lookup
 
 
 @dataclasses.dataclass
@@ -32,10 +33,10 @@ def instance_spread(nodes: np.ndarray, row_instance: np.ndarray, row_node: np.nd
     column[[k for _, k in kept]] = np.arange(len(kept))
     root_total = np.array([instance_totals[k][1] for _, k in kept], dtype=np.int64)
     order = np.argsort(nodes, kind="stable")
-    at = np.minimum(np.searchsorted(nodes[order], row_node), max(len(nodes) - 1, 0))
+    at, present = sorted_lookup(nodes[order], np.asarray(row_node))
     row_instance = np.asarray(row_instance, dtype=np.int64)
     col = column[row_instance] if len(row_instance) else np.zeros(0, dtype=np.int64)
-    found = (col >= 0) & (nodes[order][at] == row_node) if len(nodes) else np.zeros(len(row_node), dtype=bool)
+    found = (col >= 0) & present
     shares = np.zeros((len(nodes), len(kept)))
     shares[order[at[found]], col[found]] = np.asarray(row_total, dtype=np.int64)[found] / root_total[col[found]]
     shares[nodes == ROOT_NODE, :] = 1.0

@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-from proftask.core.node_table import StackFold
+from proftask.core.node_table import NodePlaces, StackFold, sorted_lookup
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof import native
 from proftask.pprof.decode import ProfileError, decompress, parse_profile
@@ -57,22 +57,21 @@ class ProfileRows:
     # granularity's paths follow the one before, ascending by node
     node_path_ends: list[int] | None = None
 
-    def places(self, granularity: str, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each node's place in the tree at a granularity, (parent, depth, frame_id): the root's
-        is 0s. Every node of the granularity's parts has one."""
+    def places(self, granularity: str, nodes: np.ndarray) -> NodePlaces:
+        """Each node's place in the tree at a granularity: the root's is 0s. Every node of the
+        granularity's parts has one."""
         paths, ends = self.node_paths or _no_paths(), self.node_path_ends or [1, 1]
-        start, end = (1, ends[0]) if granularity == FUNCTION else (ends[0], ends[1])
-        known = paths["node"][start:end]
-        at = np.minimum(np.searchsorted(known, nodes), max(len(known) - 1, 0))
-        found = known[at] == nodes if len(known) else np.zeros(len(nodes), dtype=bool)
-        root = nodes == 0
-        if not (found | root).all():
-            raise ValueError(f"profile {self.profile_id}: {int((~(found | root)).sum())} {granularity} nodes "
-                             f"without a path")
-        parent, depth, frame_id = (np.where(found, paths[name][start:end][at] if len(known) else 0, 0)
-                                   for name in ("parent", "depth", "frame_id"))
-        return (parent.astype(np.uint64, copy=False), depth.astype(np.uint32, copy=False),
-                frame_id.astype(np.uint64, copy=False))
+        section = slice(1, ends[0]) if granularity == FUNCTION else slice(ends[0], ends[1])
+        at, found = sorted_lookup(paths["node"][section], nodes)
+        if not (found | (nodes == 0)).all():
+            raise ValueError(f"profile {self.profile_id}: {int((~found & (nodes != 0)).sum())} {granularity} "
+                             f"nodes without a path")
+
+        def placed(name: str, dtype: type) -> np.ndarray:
+            column = paths[name][section]
+            return np.where(found, column[at] if len(column) else 0, 0).astype(dtype, copy=False)
+
+        return NodePlaces(placed("parent", np.uint64), placed("depth", np.uint32), placed("frame_id", np.uint64))
 
     def node_paths_table(self, keep: np.ndarray | None = None) -> pa.Table:
         """`node_paths` rows, optionally only those where keep is True."""

@@ -26,7 +26,7 @@ from proftask import metrics
 from proftask.analysis import analysis_queries
 from proftask.analysis.selection import resolve_sample_type
 from proftask.clickhouse.client import ClickHouse
-from proftask.core.node_table import NodePlaces, NodeSums, add_node_values, heaviest_first
+from proftask.core.node_table import NodeSums, add_node_values, heaviest_first
 from proftask.pprof.fold import FUNCTION
 from proftask.processing.profile_rows import ProfileRows
 
@@ -163,7 +163,7 @@ def _cost(task: _TaskSums) -> int:
 def _added(sums: NodeSums, rows: ProfileRows, type_index: int) -> NodeSums:
     """The sums with the profile's nodes of a sample type and their places (for a thread)."""
     node, self_value, total = _node_part(rows, type_index)
-    return add_node_values(sums, node, self_value, total, NodePlaces(*rows.places(GRANULARITY, node)))
+    return add_node_values(sums, node, self_value, total, rows.places(GRANULARITY, node))
 
 
 def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import pyarrow as pa
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.config import RetentionPolicy
+from proftask.core.node_table import sorted_lookup
 from proftask.processing.profile_rows import ProfileRows
 from proftask.processing.task_folds import TaskFolds
 
@@ -42,10 +43,9 @@ class KnownKeys:
 
     def unknown_mask(self, tenant: str, nodes: np.ndarray) -> np.ndarray:
         known = self._nodes.get(tenant)
-        if known is None or len(known) == 0:
+        if known is None:
             return np.ones(len(nodes), dtype=bool)
-        at = np.minimum(np.searchsorted(known, nodes), len(known) - 1)
-        return known[at] != nodes
+        return ~sorted_lookup(known, nodes)[1]
 
     def add(self, tenant: str, nodes: np.ndarray) -> None:
         if len(nodes) == 0:
@@ -118,9 +118,9 @@ class RowWriter:
                                                     else arrow_table) if t.num_rows]
         if not parts:
             return
-        # one chunk per profile, nothing copied (ClickHouse.insert_arrow makes one of them where
-        # the transport needs it: combined on the event loop, a batch's node values took ~0.05 s
-        # a large profile)
+        # the profiles' tables side by side, nothing copied: ClickHouse.insert_arrow makes them one
+        # in its executor (combined on the event loop, a batch's node values took ~0.05 s a large
+        # profile)
         arrow_table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         for start in range(0, arrow_table.num_rows, ARROW_CHUNK_ROWS):
             chunk = arrow_table.slice(start, ARROW_CHUNK_ROWS)
