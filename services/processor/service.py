@@ -209,25 +209,29 @@ class ProcessorService:
             return
         stage = metrics.INGEST_STAGE_SECONDS
         started = time.perf_counter()
+
+        async def tell_stored() -> None:
+            written = time.perf_counter()
+            sent = []
+            for env, rows in pending:
+                stage.labels("processor_write").observe(written - started)
+                metrics.INGEST_ROWS.inc(len(rows.stack_ids))
+                up = env.profile_uploaded
+                stored = events.new_event(env.tenant, pb.ProfileStored(
+                    task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
+                    stack_count=len(rows.stack_ids), sample_types=rows.sample_types),
+                    event_id=derived_event_id(env.event_id, "stored"))
+                sent.append(await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
+                                                             value=stored.SerializeToString()))
+            await asyncio.gather(*sent)  # every event delivered before the batch is acknowledged
+            stage.labels("processor_stored").observe(time.perf_counter() - written)
+
         try:
-            await self.writer.write_profiles([rows for _env, rows in pending])
+            # the tasks are told once the rows are written, before their merged trees are summed
+            await self.writer.write_profiles([rows for _env, rows in pending], tell_stored)
         finally:
             for env, _rows in pending:
                 self._settle(env)
-        written = time.perf_counter()
-        sent = []
-        for env, rows in pending:
-            stage.labels("processor_write").observe(written - started)
-            metrics.INGEST_ROWS.inc(len(rows.stack_ids))
-            up = env.profile_uploaded
-            stored = events.new_event(env.tenant, pb.ProfileStored(
-                task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
-                stack_count=len(rows.stack_ids), sample_types=rows.sample_types),
-                event_id=derived_event_id(env.event_id, "stored"))
-            sent.append(await self._task_events_out.send(key=task_key(env.tenant, up.task_id),
-                                                         value=stored.SerializeToString()))
-        await asyncio.gather(*sent)  # every event delivered before the batch is acknowledged
-        stage.labels("processor_stored").observe(time.perf_counter() - written)
 
     def _settle(self, env: pb.Envelope) -> None:
         up = env.profile_uploaded

@@ -374,3 +374,26 @@ def test_a_task_opens_from_its_row_alone_whatever_the_tenants_node_paths_hold(lo
                                    ("main", "b"): (4 * MS, 4 * MS)}
     loop.run_until_complete(clickhouse.command("DELETE FROM node_paths WHERE tenant = {t:String}", {"t": tenant}))
     assert answers() == before
+
+
+def test_a_task_is_told_its_profiles_are_stored_when_they_answer_whole_before_its_merged_tree_is_summed(
+        loop, clickhouse):
+    """The processor sends ProfileStored (EXECUTION_FINISHED) from `written`: the profiles must
+    answer whole then, summed at query time, and the task's row follows without holding it up."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
+    profiles = [_rows("acme", task_id, "pod-1", _profile({("main", "a"): 5, ("main", "b"): 3})),
+                _rows("acme", task_id, "pod-2", _profile({("main", "a"): 2}))]
+    seen: dict = {}
+
+    async def written() -> None:
+        seen["rows"] = await clickhouse.rows(
+            "SELECT count() FROM task_folds WHERE tenant = 'acme' AND task_id = {k:String}", {"k": task_id})
+        seen["tree"] = await Analyses(clickhouse, None, AnalysisCache()).tree(Question("acme", task_id))
+
+    loop.run_until_complete(writer.write_profiles(profiles, written))
+    assert seen["rows"] == [(0,)]
+    assert _tree(seen["tree"])[1] == {(): (10 * MS, 0), ("main",): (10 * MS, 0), ("main", "a"): (7 * MS, 7 * MS),
+                                      ("main", "b"): (3 * MS, 3 * MS)}
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted(p.profile_id for p in profiles)]
