@@ -360,7 +360,8 @@ func Fold(p *profilepb.Profile) *Result {
 	// the root once, then each granularity's nodes and parts
 	r.PathNode, r.PathParent = make([]uint64, 1, 2*nPos+1), make([]uint64, 1, 2*nPos+1)
 	r.PathFrame, r.PathDepth = make([]uint64, 1, 2*nPos+1), make([]uint32, 1, 2*nPos+1)
-	sc := newScratch(nPos)
+	sc := takeScratch(nPos)
+	defer putScratch(sc)
 	column := make([]int64, len(order))
 	for g, flat := range [][]uint64{r.FunctionFrames, r.LineFrames} {
 		sf := newStackFold(r.StackOffsets, flat, posFrame, [][]uint64{functionIDs, lineIDs}[g], r, sc)

@@ -1,6 +1,9 @@
 package fold
 
-import "slices"
+import (
+	"slices"
+	"sync"
+)
 
 const (
 	m1     = 0xBF58476D1CE4E5B9
@@ -48,6 +51,8 @@ type scratch struct {
 	total, self []int64
 	present     []bool
 	lastStack   []int
+	// the stack fold's own (one granularity's at a time): every position is written
+	posNode, posFn []int32
 }
 
 // foundPath is a node's path but its hash, together: read in the order of the hashes, one
@@ -57,9 +62,45 @@ type foundPath struct {
 	depth         uint32
 }
 
-// newScratch: nodes found take at most one a position (nPos); the rest grows at first use.
-func newScratch(nPos int) *scratch {
-	return &scratch{found: make([]keyed, 0, nPos), paths: make([]foundPath, 0, nPos)}
+// kept is the last fold's scratch, for the next fold of the process: a large profile's is
+// ~100 MB, which made anew each time the runtime cleared and collected again (a tenth of the
+// fold's time). Not a sync.Pool: the collections a large fold itself triggers would empty it.
+// DropScratch lets it go (libfold, when the process has been idle a moment).
+var (
+	keptMu sync.Mutex
+	kept   *scratch
+)
+
+// takeScratch: nodes found take at most one a position (nPos); the rest grows at first use.
+// Given back with putScratch once the fold is done with it; folds at once each have their own.
+func takeScratch(nPos int) *scratch {
+	keptMu.Lock()
+	sc := kept
+	kept = nil
+	keptMu.Unlock()
+	if sc == nil {
+		sc = &scratch{}
+	}
+	if cap(sc.found) < nPos {
+		sc.found = make([]keyed, 0, nPos)
+	}
+	if cap(sc.paths) < nPos {
+		sc.paths = make([]foundPath, 0, nPos)
+	}
+	return sc
+}
+
+func putScratch(sc *scratch) {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	kept = sc
+}
+
+// DropScratch forgets the scratch kept for the next fold.
+func DropScratch() {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	kept = nil
 }
 
 // grow is s[:n], made anew when s holds fewer than n (its content is then undefined).
@@ -91,7 +132,8 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return slices.Compare(stack(a), stack(b)) })
-	sf.posNode = make([]int32, nPos)
+	sc.posNode = grow(sc.posNode, nPos)
+	sf.posNode = sc.posNode
 	found, paths := sc.found[:0], sc.paths[:0]
 	var previous []uint64
 	previousAt := int64(0)
@@ -155,7 +197,8 @@ func newStackFold(offsets []int64, frames []uint64, frameIndex []int32, frameIDs
 	for i, id := range frameIDs {
 		fnOf[i] = dense[id]
 	}
-	sf.posFn = make([]int32, nPos)
+	sc.posFn = grow(sc.posFn, nPos)
+	sf.posFn = sc.posFn
 	for pos, f := range frameIndex {
 		sf.posFn[pos] = fnOf[f]
 	}

@@ -133,6 +133,7 @@ func releaseWhenIdle(large bool) {
 			pending = false
 		}
 		mu.Unlock()
+		fold.DropScratch() // what the next fold would have reused: an idle worker gives it back too
 		debug.FreeOSMemory()
 	})
 }
