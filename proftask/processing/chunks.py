@@ -17,6 +17,7 @@ from proftask.kafka.topics import CHUNK_BYTES
 # A fetch brings about one chunk, so a seek past other profiles' chunks wastes little.
 FETCH_BYTES = CHUNK_BYTES + 64 * 1024
 READ_TIMEOUT_S = 120
+FETCH_WAIT_MS = 20
 
 
 class ChunksUnreadable(Exception):
@@ -25,8 +26,12 @@ class ChunksUnreadable(Exception):
 
 class ChunkReader:
     def __init__(self, bootstrap: str):
+        # A short wait at the end of the log: a seek waits for the fetch in flight, which past a
+        # profile's last chunk (where the consumer prefetches) the broker held for the default
+        # 500 ms. Between profiles the partition is unassigned, so an idle reader fetches nothing.
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                          max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES)
+                                          max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
+                                          fetch_max_wait_ms=FETCH_WAIT_MS)
         self._lock = asyncio.Lock()  # one seek position: one profile at a time
         self._started = False
 
@@ -46,6 +51,8 @@ class ChunkReader:
             except TimeoutError:
                 raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
                                        f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?)") from None
+            finally:
+                self._consumer.assign([])
 
     async def _read(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
         refs = up.chunks
