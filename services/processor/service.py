@@ -33,7 +33,6 @@ from proftask.processing.writer import RowWriter
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
-ROW_WINDOW_S = 0.05  # task logs: EXECUTION_FINISHED waits for this window (Faust's take waits it whole)
 INLINE_BYTES = 32 * 1024       # records up to this size are folded in this process (a thread) ...
 INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
@@ -78,7 +77,7 @@ class ProcessorService:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes)
 
         async def write_rows(stream):
-            async for batch in stream.take_events(BATCH_SIZE, within=ROW_WINDOW_S):
+            async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
                 rows = []
                 for event in batch:
                     env = None
