@@ -28,7 +28,8 @@ class ChunkReader:
     def __init__(self, bootstrap: str):
         # A short wait at the end of the log: a seek waits for the fetch in flight, which past a
         # profile's last chunk (where the consumer prefetches) the broker held for the default
-        # 500 ms. Between profiles the partition is unassigned, so an idle reader fetches nothing.
+        # 500 ms. Between profiles the partition is paused, so an idle reader fetches nothing (not
+        # unassigned: a client of no topic refreshes the metadata of every topic of the cluster).
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                           max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
                                           fetch_max_wait_ms=FETCH_WAIT_MS)
@@ -52,7 +53,7 @@ class ChunkReader:
                 raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
                                        f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?)") from None
             finally:
-                self._consumer.assign([])
+                self._consumer.pause(*self._consumer.assignment())  # assign() in _read resumes it
 
     async def _read(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
         refs = up.chunks

@@ -1,0 +1,87 @@
+"""The processor's ChunkReader (proftask/processing/chunks.py) against a real broker: profiles
+whose chunks interleave on one partition, or lie on another, read one after another by one
+reader, also after a read that failed; and between reads the reader asks the broker nothing of
+the topics it does not read (unassigning the partition made the client track no topic, and
+its metadata refresh then asked for every topic of the cluster)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from proftask import events
+from proftask.events.v1 import events_pb2 as pb
+from proftask.processing.chunks import ChunkReader, ChunksUnreadable
+
+
+async def _produce(bootstrap: str, topic: str, pieces: list[tuple[int, str, int, bytes]]) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20)
+    await producer.start()
+    try:
+        offsets = []
+        for partition, pid, index, data in pieces:
+            env = events.new_event("acme", pb.ProfileChunk(profile_id=pid, index=index, data=data))
+            offsets.append((await producer.send_and_wait(topic, env.SerializeToString(), partition=partition)).offset)
+        return offsets
+    finally:
+        await producer.stop()
+
+
+def _uploaded(pid: str, topic: str, partition: int, offsets: list[int], content: bytes) -> pb.ProfileUploaded:
+    return pb.ProfileUploaded(profile_id=pid, size=len(content), chunks=pb.ChunkRefs(
+        topic=topic, partition=partition, offsets=offsets, sha256=hashlib.sha256(content).digest()))
+
+
+def test_one_reader_reads_interleaved_and_other_partitions_chunks_and_asks_only_of_its_topic(broker):
+    topic = f"chunks-{uuid.uuid4().hex[:8]}"
+    a, b, c = ([os.urandom(300_000) for _ in range(3)], [os.urandom(200_000) for _ in range(2)],
+               [os.urandom(100_000)])
+    pieces = [(0, "a", 0, a[0]), (0, "b", 0, b[0]), (0, "a", 1, a[1]), (1, "c", 0, c[0]), (0, "b", 1, b[1]),
+              (0, "a", 2, a[2])]
+
+    async def scenario() -> None:
+        at = await _produce(broker.bootstrap, topic, pieces)
+        ups = {"a": _uploaded("a", topic, 0, [at[0], at[2], at[5]], b"".join(a)),
+               "b": _uploaded("b", topic, 0, [at[1], at[4]], b"".join(b)),
+               "c": _uploaded("c", topic, 1, [at[3]], c[0])}
+        reader = ChunkReader(broker.bootstrap)
+        client = reader._consumer._client
+        asked: list = []
+        update = client._metadata_update
+
+        async def recorded(cluster, topics):
+            asked.append(set(topics or ()))
+            return await update(cluster, topics)
+
+        client._metadata_update = recorded
+        try:
+            for pid in ("a", "c", "b", "a"):
+                out = io.BytesIO()
+                assert await reader.read_into(ups[pid], out) == ups[pid].size
+                assert out.getvalue() == {"a": b"".join(a), "b": b"".join(b), "c": c[0]}[pid]
+            wrong = _uploaded("b", topic, 0, [at[0], at[4]], b"".join(b))  # its first chunk is a's
+            with pytest.raises(ChunksUnreadable):
+                await reader.read_into(wrong, io.BytesIO())
+            out = io.BytesIO()
+            assert await reader.read_into(ups["b"], out) == ups["b"].size and out.getvalue() == b"".join(b)
+            if client._md_update_fut is not None:  # a refresh the last read asked for
+                await client._md_update_fut
+        finally:
+            await reader.stop()
+        every_topic = sum(1 for topics in asked if not topics)
+        assert every_topic == 0, f"{every_topic} of {len(asked)} metadata requests asked for every topic"
+        assert len(asked) <= 2, f"{len(asked)} metadata requests for 6 reads of one topic"
+
+    asyncio.run(scenario())
