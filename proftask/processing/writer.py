@@ -147,7 +147,13 @@ class RowWriter:
             for rows in batch:
                 self.task_folds.settle(rows.tenant, rows.task_id, rows.profile_id)
         if written is not None:
-            await written()
+            try:
+                await written()
+            except Exception:
+                # the rows are written: the tasks' trees take them in still (another profile of a
+                # task may have left its row to this one), and the batch is taken again
+                await self.task_folds.add(batch)
+                raise
         await self.task_folds.add(batch)
 
     async def _write_profiles(self, batch: Sequence[ProfileRows]) -> None:

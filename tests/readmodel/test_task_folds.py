@@ -397,3 +397,27 @@ def test_a_task_is_told_its_profiles_are_stored_when_they_answer_whole_before_it
     assert _tree(seen["tree"])[1] == {(): (10 * MS, 0), ("main",): (10 * MS, 0), ("main", "a"): (7 * MS, 7 * MS),
                                       ("main", "b"): (3 * MS, 3 * MS)}
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted(p.profile_id for p in profiles)]
+
+
+def test_a_task_gets_its_row_when_its_last_profile_could_not_tell_it_is_stored(loop, clickhouse):
+    """pod-1's row is left to pod-2, in progress (folded at once by the processor's other agent);
+    pod-2's rows are written, and sending its ProfileStored fails (Kafka unavailable): the task's
+    merged tree of both is written still, not left waiting for the batch to be taken again."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
+    first = _rows("acme", task_id, "pod-1", _profile({("main", "a"): 5}))
+    second = _rows("acme", task_id, "pod-2", _profile({("main", "b"): 3}))
+    writer.task_folds.expect("acme", task_id, second.profile_id)  # as ProcessorService._fold does
+
+    async def unavailable() -> None:
+        raise ConnectionError("Kafka is unavailable")
+
+    loop.run_until_complete(writer.write_profiles([first]))
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == []  # left to pod-2
+    with pytest.raises(ConnectionError):
+        loop.run_until_complete(writer.write_profiles([second], unavailable))
+    writer.task_folds.settle("acme", task_id, second.profile_id)  # as ProcessorService._write_batch does
+    assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed
