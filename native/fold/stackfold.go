@@ -93,7 +93,9 @@ func takeScratch(nPos int) *scratch {
 func putScratch(sc *scratch) {
 	keptMu.Lock()
 	defer keptMu.Unlock()
-	kept = sc
+	if kept == nil || cap(sc.found) >= cap(kept.found) { // a small fold does not undo a large one's
+		kept = sc
+	}
 }
 
 // DropScratch forgets the scratch kept for the next fold.
