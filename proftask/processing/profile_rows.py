@@ -84,7 +84,7 @@ class ProfileRows:
         paths = self.node_paths or _no_paths()
         if keep is not None:
             paths = {name: column[keep] for name, column in paths.items()}
-        return pa.table({"tenant": _constant(self.tenant, len(paths["node"])),
+        return pa.table({"tenant": constant_column(self.tenant, len(paths["node"])),
                          **{name: pa.array(paths[name], typ) for name, typ in PATH_ARRAYS.items()}})
 
     def node_values_table(self) -> pa.Table:
@@ -220,7 +220,7 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
 
 def _frame_names_table(tenant: str, frame_ids: np.ndarray, names: pa.Array, functions: pa.Array, lines: np.ndarray,
                        is_address: np.ndarray) -> pa.Table:
-    return pa.table({"tenant": _constant(tenant, len(frame_ids)), "frame_id": pa.array(frame_ids, pa.uint64()),
+    return pa.table({"tenant": constant_column(tenant, len(frame_ids)), "frame_id": pa.array(frame_ids, pa.uint64()),
                      "name": names.cast(pa.string()), "function": functions.cast(pa.string()),
                      "line": pa.array(lines, pa.int64()), "is_address": pa.array(is_address.astype(np.uint8))})
 
@@ -238,7 +238,7 @@ def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_
                        stack_ids, offsets, fn_flat, line_flat, values, sample_types)
 
 
-def _constant(value: str, n: int) -> pa.DictionaryArray:
+def constant_column(value: str, n: int) -> pa.DictionaryArray:
     """A string column with one value, dictionary-encoded: 4 bytes a row, not the string."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string()))
 
@@ -246,10 +246,10 @@ def _constant(value: str, n: int) -> pa.DictionaryArray:
 def _scoped(rows: ProfileRows, n: int, columns: dict) -> pa.Table:
     """A table of n rows of this profile: its key columns, then `columns`."""
     return pa.table({
-        "tenant": _constant(rows.tenant, n),
-        "task_id": _constant(rows.task_id, n),
-        "instance_id": _constant(rows.instance_id, n),
-        "profile_id": _constant(rows.profile_id, n),
+        "tenant": constant_column(rows.tenant, n),
+        "task_id": constant_column(rows.task_id, n),
+        "instance_id": constant_column(rows.instance_id, n),
+        "profile_id": constant_column(rows.profile_id, n),
         **columns,
         "uploaded_at": pa.array(np.full(n, rows.uploaded_at, dtype=np.int64), pa.int64()),
     })
