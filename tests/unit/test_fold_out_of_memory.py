@@ -17,6 +17,7 @@ from proftask.cpu_pool import CpuPool
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
+from proftask.processing.group_commit import GroupCommit
 from proftask.processing.writer import RowWriter
 from services.processor.service import ProcessorService
 
@@ -60,6 +61,7 @@ def processor(pool: Pool) -> tuple[ProcessorService, Sent, Sent]:
     service.settings = type("Settings", (), {"decompressed_max_size": 64 << 20})()
     service.cpu = pool
     service.writer = RowWriter(None)  # its task folds count the profiles in progress; nothing is written
+    service._writes = GroupCommit(service._write_group, service._abandon)
     letters, task_events = Sent(), Sent()
     service._dead_letters_out, service._task_events_out = letters, task_events
     return service, letters, task_events
