@@ -8,7 +8,8 @@ headline; warm (the answer cached) stands beside it.
     .venv/bin/python -m bench.run [--instances 10] [--warm-runs 5] [--skip-big] [--burst 1000]
                                   [--burst-layouts all,split] [--skip-large] [--stages]
 
-It ends with the issue's table: each row as a ratio to `go tool pprof` measured in this run, then
+The ten are ingested again at the end, as a second task (the tenant's stacks known), beside the
+headline. It ends with the issue's table: each row as a ratio to `go tool pprof` measured in this run, then
 the burst figures for each layout (`all`: one `serve all`; `split`: `serve task`, two `serve
 ingest` behind a client-side round robin, `serve processor,query`). --stages adds where the
 ingest time went, from the processes' own stage timings (PROFTASK_STAGE_LOG).
