@@ -114,7 +114,8 @@ class ProcessorService:
     async def store_profiles(self, records: list[tuple[str, int, int, bytes, bytes]]) -> None:
         """Folds each record's profile, and writes the folded rows of several profiles in one
         insert per table (an insert costs ClickHouse far more than its rows), at most
-        PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time."""
+        PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time, with what
+        the other actors folded meanwhile (group_commit: at most one such batch each)."""
         pending: list = []  # (envelope, rows, fold seconds)
         n_rows = n_bytes = 0
         # Fold the next profile while the one before is written; results are taken in offset
