@@ -41,6 +41,21 @@ async def _until(condition) -> None:
     raise AssertionError("never came true")
 
 
+async def _a_written_while_b_and_c_wait() -> tuple[Sink, GroupCommit, asyncio.Task, asyncio.Task]:
+    """A write of ["a"] in progress while ["b"] and ["c"] arrive; returns once "a" is written."""
+    sink = Sink()
+    commit = GroupCommit(sink.write, sink.abandon)
+    first = asyncio.create_task(commit.write(["a"]))
+    await _until(lambda: len(sink.calls) == 1)
+    second = asyncio.create_task(commit.write(["b"]))
+    third = asyncio.create_task(commit.write(["c"]))
+    await _until(lambda: len(commit._waiting) == 2)
+    assert not second.done() and not third.done()
+    await sink.release(0)
+    await first
+    return sink, commit, second, third
+
+
 def test_writes_that_arrive_during_a_write_go_in_together_as_the_next_one():
     async def scenario():
         sink = Sink()
@@ -74,15 +89,7 @@ def test_a_lone_write_goes_in_at_once():
 
 def test_every_writer_of_a_failed_group_gets_its_error_and_the_next_group_is_written():
     async def scenario():
-        sink = Sink()
-        commit = GroupCommit(sink.write, sink.abandon)
-        first = asyncio.create_task(commit.write(["a"]))
-        await _until(lambda: len(sink.calls) == 1)
-        second = asyncio.create_task(commit.write(["b"]))
-        third = asyncio.create_task(commit.write(["c"]))
-        await _until(lambda: len(commit._waiting) == 2)
-        await sink.release(0)
-        await first
+        sink, commit, second, third = await _a_written_while_b_and_c_wait()
         await sink.release(1, RuntimeError("ClickHouse refused"))  # the group of b and c fails
         results = await asyncio.gather(second, third, return_exceptions=True)
         last = asyncio.create_task(commit.write(["d"]))
@@ -97,15 +104,7 @@ def test_every_writer_of_a_failed_group_gets_its_error_and_the_next_group_is_wri
 
 def test_the_others_of_a_group_whose_write_is_cancelled_are_told_it_was():
     async def scenario():
-        sink = Sink()
-        commit = GroupCommit(sink.write, sink.abandon)
-        first = asyncio.create_task(commit.write(["a"]))
-        await _until(lambda: len(sink.calls) == 1)
-        second = asyncio.create_task(commit.write(["b"]))
-        third = asyncio.create_task(commit.write(["c"]))
-        await _until(lambda: len(commit._waiting) == 2)
-        await sink.release(0)
-        await first
+        sink, commit, second, third = await _a_written_while_b_and_c_wait()
         await _until(lambda: len(sink.calls) == 2)  # b leads the group of b and c, and is stopped
         second.cancel()
         with pytest.raises(asyncio.CancelledError):
