@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
 from proftask.clickhouse.client import ClickHouse
@@ -25,7 +26,7 @@ from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.cpu_pool import CpuPool
 from proftask.spool import create_file as new_spool_file
-from proftask.processing.group_commit import GroupCommit
+from proftask.processing.group_commit import GroupCommit, GroupWriteCancelled
 from proftask.processing.chunks import ChunkReader, ChunksUnreadable
 from proftask.processing.profile_rows import profile_rows_from_record, profile_rows_from_spool
 from proftask.processing.rows import Row, task_log_rows, task_rows
@@ -36,6 +37,10 @@ BATCH_SIZE = 500
 BATCH_WINDOW_S = 0.2
 INLINE_BYTES = 32 * 1024       # records up to this size are folded in this process (a thread) ...
 INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
+STORE_ATTEMPTS = 3              # a batch that fails (not for Kafka being away) is tried this often ...
+STORE_BACKOFF_S = 0.5           # ... waiting this long, doubled each time up to ...
+MAX_STORE_BACKOFF_S = 10.0      # ... this, then its records go to the dead letters
+TRANSIENT = (KafkaError, ConnectionError, TimeoutError, GroupWriteCancelled)  # waited out, never dead-lettered
 ACTORS_PER_WORKER = 2  # profile agent actors per CPU worker (see ProcessorService.__init__)
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
 PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
@@ -43,6 +48,14 @@ PROFILE_BATCH_BYTES = 1 << 20  # ... or their uploads this many bytes (a large p
 # a fold that ran out of memory: MemoryError, or its worker killed (the OOM killer) or dead
 OUT_OF_MEMORY = (MemoryError, concurrent.futures.process.BrokenProcessPool)
 _DERIVED_NS = uuid.UUID("9d8f3c2a-1b7e-4f0a-8c6d-5e4b3a2f1d0c")
+
+
+def _profile_uploaded_or_none(value: bytes) -> pb.Envelope | None:
+    try:
+        env = events.read_event(value)
+    except Exception:  # noqa: BLE001 - dead-lettered as undecodable then
+        return None
+    return env if env.WhichOneof("payload") == "profile_uploaded" else None
 
 
 def derived_event_id(source_event_id: str, kind: str) -> str:
@@ -105,8 +118,38 @@ class ProcessorService:
     async def _store_profiles(self, stream):
         # Faust acks a batch's events when the next batch is taken: after their rows are written.
         async for batch in stream.take_events(PROFILE_BATCH, within=BATCH_WINDOW_S):
-            await self.store_profiles([(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
-                                       for e in batch])
+            await self.store_batch([(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                                    for e in batch])
+
+    async def store_batch(self, records: list[tuple[str, int, int, bytes, bytes]]) -> None:
+        """store_profiles until the batch is stored, or its records are dead letters: Faust acks a
+        take's events however the agent's loop body ends (in take_events' `finally`), so a batch
+        that raised out of it would be committed unwritten. Kafka failing (a chunk read, the
+        ProfileStored events, the dead letters themselves) is waited out, as the writer waits out
+        ClickHouse; any other failure is tried STORE_ATTEMPTS times, then each record goes to the
+        dead letters with the reason (its task is told), not holding up the partition for good."""
+        backoff, failures, error = STORE_BACKOFF_S, 0, None
+        while True:
+            try:
+                if failures < STORE_ATTEMPTS:
+                    await self.store_profiles(records)
+                else:
+                    for topic, partition, offset, _key, value in records:
+                        env = _profile_uploaded_or_none(value)
+                        await self._dead_letter(topic, partition, offset, f"not stored after {failures} attempts "
+                                                f"(the batch may be partly stored): {error!r}", value, env,
+                                                dead_letters.UNPROCESSABLE)
+                        if env is not None:  # its task's merged tree no longer waits for it
+                            await self.writer.task_folds.refresh(env.tenant, env.profile_uploaded.task_id)
+                return
+            except TRANSIENT as e:  # Kafka away: the batch is tried again, however long that takes
+                log.warning("a batch of %d profiles not stored (%r); taken again in %.1fs", len(records), e, backoff)
+            except Exception as e:  # noqa: BLE001 - whatever else fails is tried again, a few times
+                failures, error = failures + 1, e
+                log.warning("a batch of %d profiles not stored, attempt %d of %d (%r)", len(records), failures,
+                            STORE_ATTEMPTS, e)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_STORE_BACKOFF_S)
 
     async def store_profile(self, topic: str, partition: int, offset: int, key: bytes, value: bytes) -> None:
         await self.store_profiles([(topic, partition, offset, key, value)])
@@ -149,7 +192,7 @@ class ProcessorService:
                 self._settle(env)
             raise
         finally:
-            for _, folding in ahead:  # a failed write: the batch is taken again from its offsets
+            for _, folding in ahead:  # a failed write: the batch is taken again (store_batch)
                 if folding.done() and not folding.cancelled() and folding.exception() is None and folding.result():
                     self._settle(folding.result()[0])  # folded, never to be written from here
                 folding.cancel()
@@ -168,7 +211,7 @@ class ProcessorService:
         metrics.EVENTS_CONSUMED.labels("profiles-to-clickhouse", env.type).inc()
         up = env.profile_uploaded
         # the task's merged tree is written by its last profile in progress: this one is, until
-        # written (_write_batch) or dead-lettered
+        # written (_write_group) or dead-lettered
         self.writer.task_folds.expect(env.tenant, up.task_id, up.profile_id)
         try:
             folded = await self._fold_profile(topic, partition, offset, value, env)

@@ -104,7 +104,7 @@ def test_a_restart_a_new_upload_and_concurrent_batches_keep_the_fold_exact(loop,
     # pod-1 uploads again: its newer profile replaces the older one in the fold
     again = _rows("acme", task_id, "pod-1", _profile({("main", "c"): 7}))
     _store(loop, writer, again)
-    # two batches of the task written at once (the processor folds and writes two at a time)
+    # two batches of the task written at once (the writer held to concurrent callers)
     third, fourth = (_rows("acme", task_id, f"pod-{i}", _profile({("main", "a", "x"): i})) for i in (3, 4))
 
     async def both():
@@ -417,7 +417,7 @@ def test_a_task_gets_its_row_when_its_last_profile_could_not_tell_it_is_stored(l
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == []  # left to pod-2
     with pytest.raises(ConnectionError):
         loop.run_until_complete(writer.write_profiles([second], unavailable))
-    writer.task_folds.settle("acme", task_id, second.profile_id)  # as ProcessorService._write_batch does
+    writer.task_folds.settle("acme", task_id, second.profile_id)  # as ProcessorService._write_group does
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed
