@@ -84,12 +84,12 @@ class ProcessorService:
         self._add_row_agent(topics.task_events, "task-logs-to-clickhouse", "task_logs",
                             task_log_rows)
         profiles_in = self.app.topic(topics.profiles, key_type=bytes, value_type=bytes)
-        # Twice as many actors as the CPU pool has workers, each folding its next profile while
-        # it writes one (as many folds in flight as two actors folding two ahead did): while
-        # some write, the others fold, so both cores fold throughout a burst of large profiles
-        # (two actors' batches waited on each other's writes: the workers stood idle ~0.5 s in
-        # ten), and what they folded meanwhile goes in as one group (group_commit). Faust commits
-        # only offsets below the oldest one still in flight, so at-least-once holds.
+        # Twice as many actors as the CPU pool has workers, each holding one large profile at a
+        # time (folding or writing it; two actors folding two ahead held up to six): while some
+        # write, the others fold, so both cores fold throughout a burst of large profiles (two
+        # actors' batches waited on each other's writes: the workers stood idle ~0.5 s in ten),
+        # and what they folded meanwhile goes in as one group (group_commit). Faust commits only
+        # offsets below the oldest one still in flight, so at-least-once holds.
         self.app.agent(profiles_in, name="profiles-to-clickhouse",
                        concurrency=ACTORS_PER_WORKER * cpu.workers)(self._store_profiles)
 
@@ -161,8 +161,9 @@ class ProcessorService:
         the other actors folded meanwhile (group_commit: at most one such batch each)."""
         pending: list = []  # (envelope, rows, fold seconds)
         n_rows = n_bytes = 0
-        # Fold the next profile while the one before is written; results are taken in offset
-        # order, and no more are held than that.
+        # Fold the next profile once the one before is taken into the batch, or written when it
+        # fills the batch (a large profile does): an actor holds one large profile at a time,
+        # while the other actors fold (ProcessorService.__init__).
         ahead: collections.deque = collections.deque()
         upcoming = iter(records)
 
@@ -178,15 +179,14 @@ class ProcessorService:
                 value, folding = ahead[0]  # taken off once its result is: a stop meanwhile settles it below
                 folded = await folding
                 ahead.popleft()
+                if folded is not None:
+                    pending.append(folded)
+                    n_rows += _row_count(folded[1])
+                    n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
+                    if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
+                        batch, pending, n_rows, n_bytes = pending, [], 0, 0
+                        await self._write_batch(batch)  # settles its profiles, written or not
                 fold_next()
-                if folded is None:
-                    continue
-                pending.append(folded)
-                n_rows += _row_count(folded[1])
-                n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
-                if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
-                    batch, pending, n_rows, n_bytes = pending, [], 0, 0
-                    await self._write_batch(batch)  # settles its profiles, written or not
         except BaseException:
             for env, _rows in pending:  # folded, never to be written from here (taken again)
                 self._settle(env)

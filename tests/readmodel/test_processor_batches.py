@@ -1,7 +1,11 @@
-"""A batch of profile records that fails is not given back to Faust, which acknowledges a take's
+"""How the processor's profile actors hold and store their batches, against the real embedded
+ClickHouse.
+
+A batch of profile records that fails is not given back to Faust, which acknowledges a take's
 events however the agent's loop ends: Kafka away is waited out and the batch stored after all;
 any other failure is tried a few times, then every record of the batch is a dead letter and its
-task is told, never acknowledged unstored and silent. Against the real embedded ClickHouse."""
+task is told, never acknowledged unstored and silent. And an actor holds one large profile at a
+time."""
 from __future__ import annotations
 
 import uuid
@@ -68,3 +72,33 @@ def test_a_batch_that_keeps_failing_becomes_dead_letters_and_its_tasks_are_told(
     assert sorted(f.instance_id for f in failed) == ["pod-1", "pod-2"]
     assert all(f.task_id == task_id and "could not be processed" in f.message for f in failed)
     assert not service.writer.task_folds._in_progress  # nothing of the task waits for them
+
+
+class StoredCountingPool(Pool):
+    """Folds in this process, noting for each fold how many profiles had been told stored."""
+
+    def __init__(self, task_events):
+        super().__init__(None, None)
+        self.workers, self.task_events, self.stored_before = 2, task_events, []
+
+    async def run(self, fn, *args):
+        self.stored_before.append(len(self.task_events.values))
+        return fn(*args)
+
+
+def test_an_actor_folds_its_next_large_profile_once_the_one_before_is_written(loop, clickhouse, monkeypatch):
+    """A large profile is a batch of its own: the actor holds one at a time (the other actors fold
+    meanwhile), not one written and one folded ahead."""
+    monkeypatch.setattr(processor_service, "PROFILE_BATCH_BYTES", 1)  # each profile a batch of its own
+    service, letters, task_events = processor(Pool(None, None))
+    service.cpu = pool = StoredCountingPool(task_events)
+    service.writer = RowWriter(clickhouse)
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    names = ["pod-1", "pod-2", "pod-3"]
+    _write_task(loop, service.writer, "acme", task_id, names)
+    records = [(TOPIC, 0, i, b"", _record(task_id, name, {("main", "a"): 1}, pad=40 * 1024)[0])
+               for i, name in enumerate(names)]
+    loop.run_until_complete(service.store_batch(records))
+    assert pool.stored_before == [0, 1, 2] and letters.values == []
+    folded, summed = _answers(loop, clickhouse, "acme", task_id)
+    assert folded == summed and _tree(folded)[1][()] == (3 * MS, 0)
