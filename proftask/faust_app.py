@@ -41,3 +41,23 @@ def faust_ready(app: faust.App, started: bool) -> bool:
     """Started, assigned, and its tables recovered."""
     # faust's TableManagerT protocol omits `recovery`, which its TableManager has
     return started and not app.rebalancing and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+
+
+async def stored_batches(stream, max_events: int, within: float):
+    """stream.take_events, each batch acknowledged only once the loop body that took it asks for
+    the next (so only once it was stored). take_events acks a batch in a `finally`, which also
+    runs when a stop closes the stream mid-body: the consumer, stopping after the agents, then
+    committed offsets whose rows were never written, and a restart did not read them again
+    (tests/integration/test_graceful_stop.py). A batch holds one more reference on each message
+    here, released only after its body returned; stopped mid-body, its messages stay unacked and
+    are read again after the restart."""
+    batches = stream.take_events(max_events, within=within)
+    try:
+        async for batch in batches:
+            for event in batch:
+                event.message.incref()
+            yield batch
+            for event in batch:  # the body is done with it: take_events' own ack is the last
+                event.message.decref()
+    finally:
+        await batches.aclose()

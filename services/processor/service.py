@@ -20,7 +20,7 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.config import Settings
 from proftask.events.v1 import events_pb2 as pb
 from proftask.events import validity
-from proftask.faust_app import create_faust_app, faust_ready
+from proftask.faust_app import create_faust_app, faust_ready, stored_batches
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
@@ -88,8 +88,10 @@ class ProcessorService:
         # time (folding or writing it; two actors folding two ahead held up to six): while some
         # write, the others fold, so both cores fold throughout a burst of large profiles (two
         # actors' batches waited on each other's writes: the workers stood idle ~0.5 s in ten),
-        # and what they folded meanwhile goes in as one group (group_commit). Faust commits only
-        # offsets below the oldest one still in flight, so at-least-once holds.
+        # and what they folded meanwhile goes in as one group (group_commit). A batch is acked
+        # once stored (stored_batches); Faust commits acked offsets up to the first one in
+        # flight, but for an off-by-one at the head (faust-streaming issue #606: with the next
+        # offset in flight and later ones acked it commits past it, which a kill then loses).
         self.app.agent(profiles_in, name="profiles-to-clickhouse",
                        concurrency=ACTORS_PER_WORKER * cpu.workers)(self._store_profiles)
 
@@ -98,7 +100,7 @@ class ProcessorService:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes)
 
         async def write_rows(stream):
-            async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
+            async for batch in stored_batches(stream, BATCH_SIZE, BATCH_WINDOW_S):
                 rows = []
                 for event in batch:
                     env = None
@@ -116,8 +118,8 @@ class ProcessorService:
         self.app.agent(topic, name=agent_name)(write_rows)
 
     async def _store_profiles(self, stream):
-        # Faust acks a batch's events when the next batch is taken: after their rows are written.
-        async for batch in stream.take_events(PROFILE_BATCH, within=BATCH_WINDOW_S):
+        # A batch's events are acked when the next batch is taken: after their rows are written.
+        async for batch in stored_batches(stream, PROFILE_BATCH, BATCH_WINDOW_S):
             await self.store_batch([(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                                     for e in batch])
 
