@@ -4,7 +4,6 @@ every table folds duplicates, so redelivery changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures.process
 import logging
 import os
@@ -161,43 +160,27 @@ class ProcessorService:
         insert per table (an insert costs ClickHouse far more than its rows), at most
         PROFILE_BATCH_ROWS rows or PROFILE_BATCH_BYTES of uploaded profiles at a time, with what
         the other actors folded meanwhile (group_commit: at most one such batch each)."""
-        pending: list = []  # (envelope, rows, fold seconds)
+        pending: list = []  # (envelope, rows)
         n_rows = n_bytes = 0
-        # Fold the next profile once the one before is taken into the batch, or written when it
-        # fills the batch (a large profile does): an actor holds one large profile at a time,
-        # while the other actors fold (ProcessorService.__init__).
-        ahead: collections.deque = collections.deque()
-        upcoming = iter(records)
-
-        def fold_next() -> None:
-            record = next(upcoming, None)
-            if record is not None:
-                topic, partition, offset, _key, value = record
-                ahead.append((value, asyncio.ensure_future(self._fold(topic, partition, offset, value))))
-
-        fold_next()
+        # One profile at a time: the next is folded once the one before is taken into the batch,
+        # or written when it fills the batch (a large profile does), so an actor holds one large
+        # profile at a time while the other actors fold (ProcessorService.__init__). A fold
+        # stopped midway settles its profile itself (_fold).
         try:
-            while ahead:
-                value, folding = ahead[0]  # taken off once its result is: a stop meanwhile settles it below
-                folded = await folding
-                ahead.popleft()
-                if folded is not None:
-                    pending.append(folded)
-                    n_rows += _row_count(folded[1])
-                    n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
-                    if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
-                        batch, pending, n_rows, n_bytes = pending, [], 0, 0
-                        await self._write_batch(batch)  # settles its profiles, written or not
-                fold_next()
+            for topic, partition, offset, _key, value in records:
+                folded = await self._fold(topic, partition, offset, value)
+                if folded is None:
+                    continue
+                pending.append(folded)
+                n_rows += _row_count(folded[1])
+                n_bytes += max(len(value), folded[0].profile_uploaded.size)  # chunked: the record is small
+                if n_rows >= PROFILE_BATCH_ROWS or n_bytes >= PROFILE_BATCH_BYTES:
+                    batch, pending, n_rows, n_bytes = pending, [], 0, 0
+                    await self._write_batch(batch)  # settles its profiles, written or not
         except BaseException:
             for env, _rows in pending:  # folded, never to be written from here (taken again)
                 self._settle(env)
             raise
-        finally:
-            for _, folding in ahead:  # a failed write: the batch is taken again (store_batch)
-                if folding.done() and not folding.cancelled() and folding.exception() is None and folding.result():
-                    self._settle(folding.result()[0])  # folded, never to be written from here
-                folding.cancel()
         await self._write_batch(pending)
 
     async def _fold(self, topic: str, partition: int, offset: int, value: bytes):
