@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faust
 
+from proftask import faust_commits
 from proftask.config import Settings
 from proftask.kafka.topics import MAX_MESSAGE_BYTES
 
@@ -12,7 +13,7 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES
 def create_faust_app(app_id: str, settings: Settings) -> faust.App:
     faust_dir = settings.data_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -35,6 +36,8 @@ def create_faust_app(app_id: str, settings: Settings) -> faust.App:
         broker_commit_every=100,
         broker_commit_interval=1.0,
     )
+    faust_commits.install(app)  # never commit past a message in flight (faust-streaming #606)
+    return app
 
 
 def faust_ready(app: faust.App, started: bool) -> bool:

@@ -88,9 +88,8 @@ class ProcessorService:
         # write, the others fold, so both cores fold throughout a burst of large profiles (two
         # actors' batches waited on each other's writes: the workers stood idle ~0.5 s in ten),
         # and what they folded meanwhile goes in as one group (group_commit). A batch is acked
-        # once stored (stored_batches); Faust commits acked offsets up to the first one in
-        # flight, but for an off-by-one at the head (faust-streaming issue #606: with the next
-        # offset in flight and later ones acked it commits past it, which a kill then loses).
+        # once stored (stored_batches); the actors ack out of order, and Faust commits acked
+        # offsets only up to the first one still in flight (faust_commits).
         self.app.agent(profiles_in, name="profiles-to-clickhouse",
                        concurrency=ACTORS_PER_WORKER * cpu.workers)(self._store_profiles)
 

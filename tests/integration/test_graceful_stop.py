@@ -2,12 +2,12 @@
 stores profiles, while it folds and writes a burst of large ones, loses none: after the restart
 every instance finishes and the merged tree sums every profile. Faust used to acknowledge the
 batches in flight as their actors were cancelled and commit them on the way out, unwritten:
-5 to 7 of 10 instances finished, in 14 runs out of 15."""
+5 to 7 of 10 instances finished, in 14 runs out of 15. And with the actors acking out of order,
+Faust committed past an offset still in flight (faust-streaming #606, proftask.faust_commits):
+1 run of 5 ended with an instance never finished."""
 from __future__ import annotations
 
 import signal
-
-import pytest
 
 from tests.conformance.oracle import require_conformance
 from tests.integration.harness import new_topic_prefix, wait_until
@@ -16,10 +16,6 @@ from tests.integration.profiles import analysis, create_task, progress, upload
 INSTANCES = 10
 
 
-# Passed 4 runs of 5 (and 6 of 6 in a helper's runs with Faust's head check patched too): Faust
-# still commits past an offset in flight when later ones are acked first (faust-streaming issue
-# #606, `Consumer._new_offset`), which a stop can hit. Not strict until that is patched here.
-@pytest.mark.xfail(reason="faust-streaming #606: a commit past an offset in flight", strict=False)
 def test_a_graceful_stop_mid_burst_loses_no_profile(spawn, tmp_path):
     large = require_conformance() / "large" / "pprof-large.cpu.pb.gz"
     body = large.read_bytes()

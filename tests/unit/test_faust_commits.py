@@ -1,0 +1,88 @@
+"""The offset Faust commits never passes a message in flight (faust-streaming #606): a stop or a
+kill after the commit would lose it, since a restart reads from the committed offset on."""
+from __future__ import annotations
+
+import faust
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage as Message
+
+from proftask import faust_commits
+from proftask.faust_commits import committable_offset
+
+
+def test_the_run_of_acked_offsets_from_the_last_commit_is_committed():
+    assert committable_offset([5, 6, 7, 9], committed=5, in_flight=[8]) == (8, 3)
+
+
+def test_nothing_is_committed_while_the_next_offset_to_read_is_in_flight():
+    # Faust's own check, `min(acked) - committed > 1`, let this one through and committed 8
+    assert committable_offset([6, 7], committed=5, in_flight=[5]) == (None, 0)
+    assert committable_offset([6, 7], committed=5, in_flight=[]) == (None, 0)
+
+
+def test_before_the_first_commit_the_run_stops_at_the_lowest_offset_in_flight():
+    # a fresh group has no committed offset (Faust reads a committed 0 as none)
+    assert committable_offset([1, 2, 3], committed=None, in_flight=[0, 4]) == (None, 0)
+    assert committable_offset([0, 1, 3, 4], committed=None, in_flight=[2]) == (2, 2)
+    assert committable_offset([0, 1, 2], committed=None, in_flight=[]) == (3, 3)
+
+
+def test_nothing_acked_commits_nothing():
+    assert committable_offset([], committed=3, in_flight=[3]) == (None, 0)
+
+
+def _taken(app: faust.App, tp: TP, offset: int) -> Message:
+    """A message as a stream of `app` takes it."""
+    message = Message(tp.topic, tp.partition, offset, 0.0, 0, None, None, b"v", None, tp=tp,
+                      generation_id=app.consumer_generation_id)
+    message.tracked = True
+    app.sensors.on_message_in(tp, offset, message)
+    return message
+
+
+def _ack(app: faust.App, message: Message) -> None:
+    message.ack(app.consumer)
+
+
+def _app(tmp_path) -> faust.App:
+    app = faust.App("commits-test", broker="kafka://localhost:1", datadir=str(tmp_path),
+                    web_enabled=False, autodiscover=False)
+    faust_commits.install(app)
+    app.topics.acking_topics.add("proftask.profiles")  # as an agent's subscription does
+    return app
+
+
+def test_an_offset_taken_and_dropped_unacked_holds_the_commit_back(tmp_path):
+    # A stop cancels the actors: the messages of their batches are dropped unacked, and Faust's
+    # WeakSet of unacked messages forgets them; the first commit of a partition (none before)
+    # then went past them.
+    app = _app(tmp_path)
+    tp = TP("proftask.profiles", 1)
+    dropped = [_taken(app, tp, offset) for offset in (0, 1)]
+    stored = _taken(app, tp, 2)
+    _ack(app, stored)
+    del dropped
+    assert app.consumer._filter_committable_offsets([tp]) == {}
+
+
+def test_the_next_offset_to_read_in_flight_holds_the_commit_back_until_acked(tmp_path):
+    app = _app(tmp_path)
+    consumer = app.consumer
+    tp = TP("proftask.profiles", 0)
+    consumer._committed_offset[tp] = 5
+    head, *later = [_taken(app, tp, offset) for offset in (5, 6, 7)]
+    for message in later:
+        _ack(app, message)
+    assert consumer._filter_committable_offsets([tp]) == {}
+    _ack(app, head)
+    assert consumer._filter_committable_offsets([tp]) == {tp: 8}
+    assert consumer._acked[tp] == []
+
+
+def test_a_message_a_stream_skipped_unprocessed_is_not_committed(tmp_path):
+    # taken during a rebalance, Faust skips it and acks it; the rebalance's seek reads it again
+    app = _app(tmp_path)
+    tp = TP("proftask.profiles", 0)
+    skipped = Message(tp.topic, tp.partition, 0, 0.0, 0, None, None, b"v", None, tp=tp)
+    _ack(app, skipped)
+    assert app.consumer._filter_committable_offsets([tp]) == {}
