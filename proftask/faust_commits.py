@@ -54,18 +54,24 @@ class TakenOffsets(Sensor):
     def __init__(self, app: faust.App) -> None:
         super().__init__()
         self.app = app
-        self.taken: dict[TP, dict[int, int | None]] = defaultdict(dict)
+        self.taken: dict[TP, set[int]] = defaultdict(set)
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
-        self.taken[tp][offset] = message.generation_id
+        self.taken[tp].add(offset)
 
-    def in_flight(self, tp: TP, acked: set[int]) -> list[int]:
-        generation = self.app.consumer_generation_id  # a revoked generation's are read again
-        return [offset for offset, taken_in in self.taken[tp].items()
-                if taken_in == generation and offset not in acked]
+    def in_flight(self, tp: TP, acked: set[int], committed: int | None) -> list[int]:
+        """Whatever generation took them: Faust does not stop the actors on a rebalance, so a
+        batch taken before one is still being stored after it, and until the new generation's
+        seek (Faust forgets the committed offset on revoke) or before a partition's first commit
+        nothing else keeps the commit behind it. Below the committed offset nothing is in flight:
+        it is never read again (another member committed past it; Faust refuses its acks)."""
+        return [offset for offset in self.taken[tp]
+                if offset not in acked and (committed is None or offset >= committed)]
 
-    def forget_below(self, tp: TP, offset: int) -> None:  # all acked, and to be committed
-        self.taken[tp] = {taken: g for taken, g in self.taken[tp].items() if taken >= offset}
+    def forget_below(self, tp: TP, offset: int) -> None:  # all acked, or committed past
+        taken = self.taken[tp]
+        if taken and min(taken) < offset:
+            self.taken[tp] = {taken_at for taken_at in taken if taken_at >= offset}
 
 
 def _taken_offsets(consumer: Consumer) -> TakenOffsets:
@@ -87,8 +93,11 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
             gaps.chop(0, max(filled[-1], highest + 1))
     acked.sort()
     taken = _taken_offsets(self)
-    in_flight = taken.in_flight(tp, self._acked_index[tp])
-    offset, covered = committable_offset(acked, self._committed_offset[tp], in_flight)
+    committed = self._committed_offset[tp]
+    if committed is not None:
+        taken.forget_below(tp, committed)
+    in_flight = taken.in_flight(tp, self._acked_index[tp], committed)
+    offset, covered = committable_offset(acked, committed, in_flight)
     if offset is not None:
         self._acked_index[tp].difference_update(acked[:covered])
         del acked[:covered]

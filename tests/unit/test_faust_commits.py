@@ -86,3 +86,70 @@ def test_a_message_a_stream_skipped_unprocessed_is_not_committed(tmp_path):
     skipped = Message(tp.topic, tp.partition, 0, 0.0, 0, None, None, b"v", None, tp=tp)
     _ack(app, skipped)
     assert app.consumer._filter_committable_offsets([tp]) == {}
+
+
+def _rebalance(app: faust.App, tp: TP) -> None:
+    """A rebalance that gives `tp` back to this member: Faust forgets the partition's acks and
+    committed offset on revoke (Consumer.on_partitions_revoked), and the committed offset is read
+    again only once the recovery seeks (perform_seek); the new generation's messages are taken
+    only after that. Faust does not stop the actors: a batch taken before is still being stored."""
+    consumer = app.consumer
+    for state in (consumer._gap, consumer._acked, consumer._acked_index, consumer._read_offset,
+                  consumer._committed_offset):
+        state.pop(tp, None)
+    app.consumer_generation_id += 1
+
+
+def test_a_batch_taken_before_a_rebalance_holds_the_first_commit_back(tmp_path):
+    # a fresh group (nothing committed): an actor stores 0 and 1, another stored 2; a rebalance in
+    # between, and 2's ack committed 3 past them (a stop then dropped them, lost)
+    app = _app(tmp_path)
+    tp = TP("proftask.profiles", 0)
+    app.consumer_generation_id = 1
+    held = [_taken(app, tp, offset) for offset in (0, 1)]
+    stored = _taken(app, tp, 2)
+    _rebalance(app, tp)
+    _ack(app, stored)
+    assert app.consumer._filter_committable_offsets([tp]) == {}
+    for message in held:
+        _ack(app, message)
+    assert app.consumer._filter_committable_offsets([tp]) == {tp: 3}
+
+
+def test_a_batch_taken_before_a_rebalance_holds_the_commit_back_until_the_seek(tmp_path):
+    # the partition was committed up to 100; until the recovery seeks, Faust reads it as never
+    # committed, and the commit handler (each second) committed 103 past 100 and 101
+    app = _app(tmp_path)
+    consumer = app.consumer
+    tp = TP("proftask.profiles", 0)
+    app.consumer_generation_id = 1
+    consumer._committed_offset[tp] = 100
+    held = [_taken(app, tp, offset) for offset in (100, 101)]
+    stored = _taken(app, tp, 102)
+    _rebalance(app, tp)
+    _ack(app, stored)
+    assert consumer._filter_committable_offsets([tp]) == {}
+    consumer._committed_offset[tp] = 100  # perform_seek; the new generation reads 100 on again
+    assert consumer._filter_committable_offsets([tp]) == {}
+    again = [_taken(app, tp, offset) for offset in (100, 101, 102)]
+    for message in again[:2]:
+        _ack(app, message)
+    assert consumer._filter_committable_offsets([tp]) == {tp: 103}
+    del held
+
+
+def test_offsets_below_the_committed_one_never_hold_a_commit_back_and_are_forgotten(tmp_path):
+    # taken in an earlier generation, and committed past meanwhile by another member: never
+    # acked here (Faust refuses acks below the committed offset), nor read again
+    app = _app(tmp_path)
+    consumer = app.consumer
+    tp = TP("proftask.profiles", 0)
+    app.consumer_generation_id = 1
+    stale = [_taken(app, tp, offset) for offset in (40, 41)]
+    _rebalance(app, tp)
+    consumer._committed_offset[tp] = 100  # perform_seek
+    for message in stale:
+        _ack(app, message)
+    _ack(app, _taken(app, tp, 100))
+    assert consumer._filter_committable_offsets([tp]) == {tp: 101}
+    assert dict(faust_commits._taken_offsets(consumer).taken[tp]) == {}
