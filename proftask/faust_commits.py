@@ -10,6 +10,8 @@ consecutive acked offsets, and with several actors on one partition acks come ou
   acked first, unless a message still in its WeakSet of unacked ones stops it; but a stop
   cancels the actors, their batches are dropped unacked and the WeakSet forgets them: 4 of 10
   profiles were lost that way after a SIGTERM mid-burst (tests/integration/test_graceful_stop.py);
+- Faust does not stop the actors on a rebalance, and forgets the committed offset on revoke: a
+  batch taken before it, still being stored after it, is in flight for the new generation too;
 - it also acks, and so commits, a message a stream skipped unprocessed during a rebalance.
 
 `committable_offset` is the rule, pure; `TakenOffsets` records every offset taken until it is
@@ -51,9 +53,8 @@ class TakenOffsets(Sensor):
     message taken and then dropped unacked (its actor stopped mid-batch) is still in flight,
     though Faust's own record of it (a WeakSet of messages) forgets it once it is garbage."""
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.app = app
         self.taken: dict[TP, set[int]] = defaultdict(set)
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
@@ -121,4 +122,4 @@ def install(app: faust.App) -> None:
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     Consumer.ack = _ack  # type: ignore[method-assign]
     if not any(isinstance(sensor, TakenOffsets) for sensor in app.sensors):
-        app.sensors.add(TakenOffsets(app))
+        app.sensors.add(TakenOffsets())
