@@ -88,6 +88,21 @@ def test_a_message_a_stream_skipped_unprocessed_is_not_committed(tmp_path):
     assert app.consumer._filter_committable_offsets([tp]) == {}
 
 
+def test_a_record_that_could_not_be_decoded_does_not_stop_the_commits(tmp_path):
+    # the conductor acks it for every channel, untracked (no stream took it); refused, no commit
+    # of the partition ever passed it again
+    app = _app(tmp_path)
+    app.flow_control.resume()
+    tp = TP("proftask.profiles", 0)
+    app.consumer._committed_offset[tp] = 5
+    undecodable = Message(tp.topic, tp.partition, 5, 0.0, 0, None, None, b"v", None, tp=tp,
+                          generation_id=app.consumer_generation_id)
+    undecodable.incref()
+    undecodable.ack(app.consumer)
+    _ack(app, _taken(app, tp, 6))
+    assert app.consumer._filter_committable_offsets([tp]) == {tp: 7}
+
+
 def _rebalance(app: faust.App, tp: TP) -> None:
     """A rebalance that gives `tp` back to this member: Faust forgets the partition's acks and
     committed offset on revoke (Consumer.on_partitions_revoked), and the committed offset is read
