@@ -7,12 +7,13 @@ consecutive acked offsets, and with several actors on one partition acks come ou
   issue #606, PR #707 unmerged); the committed offset is the next one to read, so with that one
   in flight and the next acked it committed past it;
 - with no commit yet (Faust also reads a committed 0 as none) it commits whatever run was
-  acked first, unless a message still in its WeakSet of unacked ones stops it; but a stop
-  cancels the actors, their batches are dropped unacked and the WeakSet forgets them: 4 of 10
-  profiles were lost that way after a SIGTERM mid-burst (tests/integration/test_graceful_stop.py);
+  acked first, whatever is still in flight below it: after a SIGTERM mid-burst, whose stop
+  leaves the actors' batches unacked, 4 of 10 profiles were lost that way
+  (tests/integration/test_graceful_stop.py);
 - Faust does not stop the actors on a rebalance, and forgets the committed offset on revoke: a
   batch taken before it, still being stored after it, is in flight for the new generation too;
-- it also acks, and so commits, a message a stream skipped unprocessed during a rebalance.
+- its pure-Python stream iterator (not the Cython one) acks, and so commits, a message it
+  skipped unprocessed during a rebalance.
 
 `committable_offset` is the rule, pure; `TakenOffsets` records every offset taken until it is
 committed; `install` puts both in place. Faust's gap handling (offsets with no message, such as
@@ -49,9 +50,9 @@ def committable_offset(acked: list[int], committed: int | None,
 
 
 class TakenOffsets(Sensor):
-    """Every offset a stream of this app has taken, by partition, until it is committed: a
-    message taken and then dropped unacked (its actor stopped mid-batch) is still in flight,
-    though Faust's own record of it (a WeakSet of messages) forgets it once it is garbage."""
+    """Every offset a stream of this app has taken, by partition, until it is committed: what
+    Faust's commit does not consult. A message taken and then dropped unacked (its actor stopped
+    mid-batch) stays in flight, and holds the partition's commits back until a rebalance."""
 
     def __init__(self) -> None:
         super().__init__()

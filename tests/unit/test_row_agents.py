@@ -87,4 +87,4 @@ def test_a_dead_letter_sent_while_kafka_is_away_is_waited_out_and_the_batch_rele
     (letter,) = [events.decode(value).dead_letter for value in service._dead_letters_out.values]
     assert letter.offset == 0
     assert len(service.writer.rows) == 1
-    assert [event.message.refcount for event in batch] == [0, 0]  # both acked: their offsets committed
+    assert [event.message.refcount for event in batch] == [0, 0]  # both acked: their offsets may be committed
