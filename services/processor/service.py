@@ -108,7 +108,7 @@ class ProcessorService:
                         rows.extend(to_rows(env))
                     except Exception as e:  # noqa: BLE001 - whatever fails on one record is that record's
                         msg = event.message
-                        await self._send_dead_letter_waiting(dead_letters.dead_letter(
+                        await self._send_dead_letter(dead_letters.dead_letter(
                             agent_name, msg.topic, msg.partition, msg.offset, dead_letters.reason_kind(e),
                             str(e), event.value, env.tenant if env is not None else ""))
                 await self.writer.insert(table, rows)
@@ -307,18 +307,17 @@ class ProcessorService:
             os.unlink(path)
 
     async def _send_dead_letter(self, letter: pb.Envelope) -> None:
-        source = letter.dead_letter
-        key = dead_letters.dead_letter_key(source.source_topic, source.partition)
-        await (await self._dead_letters_out.send(key=key, value=letter.SerializeToString()))
-
-    async def _send_dead_letter_waiting(self, letter: pb.Envelope) -> None:
         """Kafka away is waited out, however long that takes, as store_batch waits it out: a row
         agent's body that raised was restarted by Faust with its batch taken and never acked, not
-        read again before a rebalance, and its partitions' commits stopped there (faust_commits)."""
+        read again before a rebalance, and its partitions' commits stopped there (faust_commits);
+        a batch of profiles was folded again whole."""
+        source = letter.dead_letter
+        key = dead_letters.dead_letter_key(source.source_topic, source.partition)
         backoff = STORE_BACKOFF_S
         while True:
             try:
-                return await self._send_dead_letter(letter)
+                await (await self._dead_letters_out.send(key=key, value=letter.SerializeToString()))
+                return
             except TRANSIENT as e:
                 log.warning("a dead letter not sent (%r); sent again in %.1fs", e, backoff)
             await asyncio.sleep(backoff)
