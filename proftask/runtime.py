@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable
 
 from aiohttp import web
 
@@ -152,9 +153,8 @@ async def serve(role: str, settings: Settings) -> None:
                                                reuse_address=True, backlog=1024)
         log.info("proftask %s: HTTP on http://%s:%d", role, settings.http_host, settings.http_port)
         log.info("proftask %s: waiting for Kafka at %s", role, settings.kafka_bootstrap)
-        await wait_for_broker(settings.kafka_bootstrap, timeout_s=float("inf"))
-        await ensure_topics(settings.kafka_bootstrap, topics.specs(settings.partitions),
-                            settings.replication_factor)
+        if not await unless_stopped(_kafka_with_topics(settings, topics), stop):
+            return  # stopped before Kafka answered: nothing else was started
         kafka_ready = True
         if clickhouse is not None:
             await clickhouse.open()
@@ -176,3 +176,24 @@ async def serve(role: str, settings: Settings) -> None:
                 await (r.close() if r is clickhouse else r.stop())
             except Exception:  # noqa: BLE001 - keep stopping the rest
                 log.exception("error while stopping %r", r)
+
+
+async def _kafka_with_topics(settings: Settings, topics: Topics) -> None:
+    await wait_for_broker(settings.kafka_bootstrap, timeout_s=float("inf"))
+    await ensure_topics(settings.kafka_bootstrap, topics.specs(settings.partitions), settings.replication_factor)
+
+
+async def unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Awaits work until it ends or stop is set: False, work cancelled, if stop came first. The
+    wait for a broker has no end of its own, and SIGTERM (`make down`) must end it."""
+    working, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((working, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if working.done():
+            working.result()  # its error, if it failed
+            return True
+        return False
+    finally:
+        for waiting in (working, stopping):
+            waiting.cancel()
+        await asyncio.gather(working, stopping, return_exceptions=True)

@@ -1,7 +1,7 @@
 """`proftask serve ROLE` runs one part; every part answers /healthz, /readyz and /metrics."""
 import pytest
 
-from tests.integration.harness import Proftask, free_port, new_topic_prefix, wait_until
+from tests.integration.harness import KafkaBroker, Proftask, free_port, new_topic_prefix, wait_until
 
 
 
@@ -24,13 +24,29 @@ def test_each_role_starts_alone_and_serves_only_its_routes(spawn, role, own_rout
     assert foreign.status == 404 and foreign.json()["errorReason"] == "Not Found"  # no such route here
 
 
-def test_readyz_names_kafka_while_the_broker_is_unreachable(broker, tmp_path, output_dir):
+def unreachable_broker(broker: KafkaBroker) -> KafkaBroker:
     unreachable = type(broker).__new__(type(broker))
     unreachable.bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
-    p = Proftask("task", unreachable, tmp_path, new_topic_prefix(), output_dir).start(wait=False)
+    return unreachable
+
+
+def test_readyz_names_kafka_while_the_broker_is_unreachable(broker, tmp_path, output_dir):
+    p = Proftask("task", unreachable_broker(broker), tmp_path, new_topic_prefix(), output_dir).start(wait=False)
     try:
         wait_until(lambda: p.get("/healthz").status == 200, timeout=30, message="alive")
         r = p.get("/readyz")
         assert r.status == 503 and "kafka" in r.json()["notReady"], r
+    finally:
+        p.stop()
+
+
+def test_a_process_still_waiting_for_kafka_stops_at_once_on_sigterm(broker, tmp_path, output_dir):
+    # `make down` while the broker is away: the wait for Kafka used to hold SIGTERM off for good
+    p = Proftask("all", unreachable_broker(broker), tmp_path, new_topic_prefix(), output_dir).start(wait=False)
+    try:
+        wait_until(lambda: p.get("/healthz").status == 200, timeout=30, message="alive")
+        p.terminate()
+        assert p.proc.wait(timeout=10) == 0
+        assert "proftask all: stopping" in p.log_path.read_text()
     finally:
         p.stop()
