@@ -64,3 +64,17 @@ async def stored_batches(stream, max_events: int, within: float):
                 event.message.decref()
     finally:
         await batches.aclose()
+
+
+async def stored_events(stream):
+    """stream.events(), each event acknowledged only once the loop body that took it asks for the
+    next, as stored_batches does for batches: Faust's iterator acks the event in hand when a stop
+    closes the stream mid-body, and the consumer then committed past it."""
+    events = stream.events()
+    try:
+        async for event in events:
+            event.message.incref()
+            yield event
+            event.message.decref()  # the body is done with it: the stream's own ack is the last
+    finally:
+        await events.aclose()

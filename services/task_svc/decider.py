@@ -12,7 +12,7 @@ from proftask.config import Settings
 from proftask.core.creation import Decision, ServiceState, decide_creation, rejection_reason
 from proftask.core.tasks import EventType
 from proftask.events.v1 import events_pb2 as pb
-from proftask.faust_app import create_faust_app
+from proftask.faust_app import create_faust_app, stored_events
 from proftask.kafka import dead_letters
 from proftask.kafka.topics import Topics
 
@@ -73,7 +73,7 @@ def create_decider_app(settings: Settings, topics: Topics) -> faust.App:
 
     @app.agent(requests, name=AGENT_NAME)
     async def decide(stream):
-        async for event in stream.events():
+        async for event in stored_events(stream):
             key, value = event.key, event.value
             try:
                 env = events.read_event(value)
