@@ -184,15 +184,14 @@ async def _kafka_with_topics(settings: Settings, topics: Topics) -> None:
 
 
 async def unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
-    """Awaits work until it ends or stop is set: False, work cancelled, if stop came first. The
-    wait for a broker has no end of its own, and SIGTERM (`make down`) must end it."""
+    """Awaits work until it ends or stop is set: False once stop is set (work cancelled, if it had
+    not ended). The wait for a broker has no end of its own, and SIGTERM (`make down`) ends it."""
     working, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((working, stopping), return_when=asyncio.FIRST_COMPLETED)
         if working.done():
             working.result()  # its error, if it failed
-            return True
-        return False
+        return not stop.is_set()
     finally:
         for waiting in (working, stopping):
             waiting.cancel()

@@ -14,7 +14,10 @@ class BrokerUnavailable(TimeoutError):
 
 async def _port_open(host: str, port: int) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1)
+        # not asyncio.wait_for: on 3.11 it swallows a cancel that lands as the connection opens,
+        # and `proftask serve` cancels this wait on SIGTERM
+        async with asyncio.timeout(1):
+            _, writer = await asyncio.open_connection(host, port)
     except (TimeoutError, OSError):
         return False
     writer.close()
