@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
 from proftask.clickhouse.client import ClickHouse
@@ -21,6 +20,7 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.events import validity
 from proftask.faust_app import create_faust_app, faust_ready, stored_batches
 from proftask.kafka import dead_letters
+from proftask.kafka.delivery import KAFKA_AWAY, send_until_acked
 from proftask.kafka.topics import Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.cpu_pool import CpuPool
@@ -39,7 +39,7 @@ INLINE_INFLATED = 512 * 1024   # ... unless their profile inflates past this
 STORE_ATTEMPTS = 3              # a batch that fails (not for Kafka being away) is tried this often ...
 STORE_BACKOFF_S = 0.5           # ... waiting this long, doubled each time up to ...
 MAX_STORE_BACKOFF_S = 10.0      # ... this, then its records go to the dead letters
-TRANSIENT = (KafkaError, ConnectionError, TimeoutError, GroupWriteCancelled)  # waited out, never dead-lettered
+TRANSIENT = (*KAFKA_AWAY, GroupWriteCancelled)  # waited out, never dead-lettered
 ACTORS_PER_WORKER = 2  # profile agent actors per CPU worker (see ProcessorService.__init__)
 PROFILE_BATCH = 100            # profiles taken from the topic at once; their folded rows are written
 PROFILE_BATCH_ROWS = 200_000   # ... together, as soon as they pass this many rows ...
@@ -307,21 +307,11 @@ class ProcessorService:
             os.unlink(path)
 
     async def _send_dead_letter(self, letter: pb.Envelope) -> None:
-        """Kafka away is waited out, however long that takes, as store_batch waits it out: a row
-        agent's body that raised was restarted by Faust with its batch taken and never acked, not
-        read again before a rebalance, and its partitions' commits stopped there (faust_commits);
-        a batch of profiles was folded again whole."""
-        source = letter.dead_letter
-        key = dead_letters.dead_letter_key(source.source_topic, source.partition)
-        backoff = STORE_BACKOFF_S
-        while True:
-            try:
-                await (await self._dead_letters_out.send(key=key, value=letter.SerializeToString()))
-                return
-            except TRANSIENT as e:
-                log.warning("a dead letter not sent (%r); sent again in %.1fs", e, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_STORE_BACKOFF_S)
+        """Kafka away is waited out, as store_batch waits it out (a batch of profiles was folded
+        again whole)."""
+        key = dead_letters.dead_letter_key(letter.dead_letter.source_topic, letter.dead_letter.partition)
+        await send_until_acked(self._dead_letters_out, key, letter.SerializeToString(), "a dead letter",
+                               STORE_BACKOFF_S, MAX_STORE_BACKOFF_S)
 
     async def _dead_letter(self, topic: str, partition: int, offset: int, reason: str, value: bytes,
                            env: pb.Envelope | None, kind: str | None = None) -> None:

@@ -14,6 +14,7 @@ from proftask.core.tasks import EventType
 from proftask.events.v1 import events_pb2 as pb
 from proftask.faust_app import create_faust_app, stored_events
 from proftask.kafka import dead_letters
+from proftask.kafka.delivery import send_until_acked
 from proftask.kafka.topics import Topics
 
 AGENT_NAME = "decide-task-creation"
@@ -68,8 +69,8 @@ def create_decider_app(settings: Settings, topics: Topics) -> faust.App:
     async def dead_letter(message, value: bytes, error: Exception, tenant: str = "") -> None:
         letter = dead_letters.dead_letter(AGENT_NAME, message.topic, message.partition, message.offset,
                                           dead_letters.reason_kind(error), str(error), value, tenant)
-        await (await dead_letters_out.send(key=dead_letters.dead_letter_key(message.topic, message.partition),
-                                           value=letter.SerializeToString()))
+        await send_until_acked(dead_letters_out, dead_letters.dead_letter_key(message.topic, message.partition),
+                               letter.SerializeToString(), "a dead letter")
 
     @app.agent(requests, name=AGENT_NAME)
     async def decide(stream):
@@ -93,8 +94,7 @@ def create_decider_app(settings: Settings, topics: Topics) -> faust.App:
             out = decision_event(env, decision)
             # Wait for the broker's ack before the state moves on: a crash in between replays
             # the request against the old state, which yields the same decision and event id.
-            delivered = await decisions.send(key=key, value=out.SerializeToString())
-            await delivered
+            await send_until_acked(decisions, key, out.SerializeToString(), f"decision on task {req.task_id}")
             states[key] = state_to_bytes(new_state)
 
     return app
