@@ -38,7 +38,7 @@ class CommandDesk:
                 await self._notify_once(tenant, task, instance)
                 return task
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or view.waits_ended:  # ended: the process is stopping
                 return None
             await view.wait_for_change(remaining)
 

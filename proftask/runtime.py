@@ -170,6 +170,8 @@ async def serve(role: str, settings: Settings) -> None:
         log.info("proftask %s: stopping", role)
         if http_server is not None:
             http_server.close()  # no new connections; runner.cleanup() ends the open ones
+        if view is not None:
+            await view.end_waits()  # cleanup waits for the requests in hand: long polls answer now
         await runner.cleanup()
         for r in reversed(started):
             try:

@@ -40,6 +40,7 @@ class TaskView:
         self._settled: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
+        self.waits_ended = False  # the process is stopping: long polls answer now (end_waits)
         self._advanced = asyncio.Condition()  # notified after every batch the view has applied
         self.caught_up = asyncio.Event()
         self.failure: str | None = None  # why the last read failed, until one succeeds again
@@ -177,12 +178,22 @@ class TaskView:
                 self._start_ends_lookup()
 
     async def wait_for_change(self, timeout: float) -> None:
-        """Returns when a task was added, or after timeout (for long-polling agents)."""
+        """Returns when a task was added, or after timeout (for long-polling agents), or at once
+        once end_waits was called."""
         async with self._changed:
+            if self.waits_ended:
+                return
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
                 pass
+
+    async def end_waits(self) -> None:
+        """The process is stopping: every long poll answers now, rather than hold the stop for up
+        to its 30 s (the HTTP server waits for the requests in hand)."""
+        self.waits_ended = True
+        async with self._changed:
+            self._changed.notify_all()
 
     # ---- lifecycle ----
     async def start(self) -> None:

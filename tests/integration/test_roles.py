@@ -1,4 +1,8 @@
 """`proftask serve ROLE` runs one part; every part answers /healthz, /readyz and /metrics."""
+import threading
+import time
+import uuid
+
 import pytest
 
 from tests.integration.harness import KafkaBroker, Proftask, free_port, new_topic_prefix, wait_until
@@ -48,5 +52,29 @@ def test_a_process_still_waiting_for_kafka_stops_at_once_on_sigterm(broker, tmp_
         p.terminate()
         assert p.proc.wait(timeout=10) == 0
         assert "proftask all: stopping" in p.log_path.read_text()
+    finally:
+        p.stop()
+
+
+def test_a_stop_answers_the_agents_long_polls_at_once(broker, tmp_path, output_dir):
+    # an agent waits up to 30 s for a command; the stop waited for every such poll to time out
+    p = Proftask("task,query", broker, tmp_path, new_topic_prefix(), output_dir).start()  # query: GraphQL
+    try:
+        service, answer = f"svc-{uuid.uuid4().hex[:8]}", {}
+
+        def poll():
+            answer["reply"] = p.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance=i-1&wait=30")
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        wait_until(lambda: any(s["name"] == service for s in p.post("/graphql", {
+            "query": '{ listServices(layer: "GENERAL") { name } }'}).json()["data"]["listServices"]),
+            message="the agent's poll arrived")
+        started = time.monotonic()
+        p.terminate()
+        assert p.proc.wait(timeout=20) == 0
+        poller.join(5)
+        assert time.monotonic() - started < 5, "the stop waited for the long poll"
+        assert answer["reply"].status == 200 and answer["reply"].json()["commands"] == []
     finally:
         p.stop()
