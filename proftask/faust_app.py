@@ -46,35 +46,33 @@ def faust_ready(app: faust.App, started: bool) -> bool:
     return started and not app.rebalancing and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
 
 
-async def stored_batches(stream, max_events: int, within: float):
+def stored_batches(stream, max_events: int, within: float):
     """stream.take_events, each batch acknowledged only once the loop body that took it asks for
     the next (so only once it was stored). take_events acks a batch in a `finally`, which also
     runs when a stop closes the stream mid-body: the consumer, stopping after the agents, then
     committed offsets whose rows were never written, and a restart did not read them again
-    (tests/integration/test_graceful_stop.py). A batch holds one more reference on each message
-    here, released only after its body returned; stopped mid-body, its messages stay unacked and
-    are read again after the restart."""
-    batches = stream.take_events(max_events, within=within)
-    try:
-        async for batch in batches:
-            for event in batch:
-                event.message.incref()
-            yield batch
-            for event in batch:  # the body is done with it: take_events' own ack is the last
-                event.message.decref()
-    finally:
-        await batches.aclose()
+    (tests/integration/test_graceful_stop.py)."""
+    return _held_until_next(stream.take_events(max_events, within=within), lambda batch: batch)
 
 
-async def stored_events(stream):
+def stored_events(stream):
     """stream.events(), each event acknowledged only once the loop body that took it asks for the
     next, as stored_batches does for batches: Faust's iterator acks the event in hand when a stop
     closes the stream mid-body, and the consumer then committed past it."""
-    events = stream.events()
+    return _held_until_next(stream.events(), lambda event: (event,))
+
+
+async def _held_until_next(items, events_of):
+    """items, each holding one more reference on its events' messages, released only once the
+    body that took it asks for the next: stopped mid-body, its messages stay unacked and are read
+    again after the restart (the iterator's own ack is then not the last)."""
     try:
-        async for event in events:
-            event.message.incref()
-            yield event
-            event.message.decref()  # the body is done with it: the stream's own ack is the last
+        async for item in items:
+            held = [event.message for event in events_of(item)]
+            for message in held:
+                message.incref()
+            yield item
+            for message in held:
+                message.decref()
     finally:
-        await events.aclose()
+        await items.aclose()

@@ -61,14 +61,14 @@ class TakenOffsets(Sensor):
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         self.taken[tp].add(offset)
 
-    def in_flight(self, tp: TP, acked: set[int], committed: int | None) -> list[int]:
+    def in_flight(self, tp: TP, acked: set[int]) -> list[int]:
         """Whatever generation took them: Faust does not stop the actors on a rebalance, so a
         batch taken before one is still being stored after it, and until the new generation's
         seek (Faust forgets the committed offset on revoke) or before a partition's first commit
-        nothing else keeps the commit behind it. Below the committed offset nothing is in flight:
-        it is never read again (another member committed past it; Faust refuses its acks)."""
-        return [offset for offset in self.taken[tp]
-                if offset not in acked and (committed is None or offset >= committed)]
+        nothing else keeps the commit behind it. What is below the committed offset was forgotten
+        (forget_below): it is never read again (another member committed past it; Faust refuses
+        its acks)."""
+        return [offset for offset in self.taken[tp] if offset not in acked]
 
     def forget_below(self, tp: TP, offset: int) -> None:  # all acked, or committed past
         taken = self.taken[tp]
@@ -98,7 +98,7 @@ def _new_offset(self: Consumer, tp: TP) -> int | None:
     committed = self._committed_offset[tp]
     if committed is not None:
         taken.forget_below(tp, committed)
-    in_flight = taken.in_flight(tp, self._acked_index[tp], committed)
+    in_flight = taken.in_flight(tp, self._acked_index[tp])
     offset, covered = committable_offset(acked, committed, in_flight)
     if offset is not None:
         self._acked_index[tp].difference_update(acked[:covered])
