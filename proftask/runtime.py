@@ -25,6 +25,11 @@ from proftask.task_view import TaskView
 
 log = logging.getLogger("proftask")
 MAX_HEADER_LINE = 32 * 1024
+# A stop gives the requests in hand this long to end (an upload still arriving: to arrive), then
+# answers those still arriving 503 and gives that answer this long: within deploy/standalone.sh's
+# 20 s before it kills, with the rest of the stop.
+HTTP_DRAIN_S = 10.0
+HTTP_DRAIN_ANSWER_S = 2.0
 
 ROLES = {
     "all": ("task", "ingest", "query", "processor", "grpc"),
@@ -172,6 +177,7 @@ async def serve(role: str, settings: Settings) -> None:
             http_server.close()  # no new connections; runner.cleanup() ends the open ones
         if view is not None:
             await view.end_waits()  # cleanup waits for the requests in hand: long polls answer now
+        await guard.drain(HTTP_DRAIN_S, HTTP_DRAIN_ANSWER_S)  # uploads still arriving: received, else a 503
         await runner.cleanup()
         for r in reversed(started):
             try:

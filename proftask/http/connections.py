@@ -6,6 +6,10 @@ at a time, is held until aiohttp's keep-alive timeout (an hour), and every such 
 a file descriptor. Each accepted connection is wrapped in a `GuardedConnection` that forwards
 everything to aiohttp's own protocol and watches the bytes go by; `request_phase`, an app
 middleware, tells it when a request's headers are complete and when its handler is done.
+
+A stop drains the requests in hand first (`ConnectionGuard.drain`): aiohttp's own shutdown drops
+every byte that arrives after it begins, so an upload still arriving then never completes and
+its client waited aiohttp's whole shutdown timeout (60 s; `make down` kills at 20 s) for no answer.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import cast
 from aiohttp import web
 
 from proftask.config import HttpLimits
+from proftask.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ def _refusal(limit: int) -> bytes:
             b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
 
 
+STOPPING_RETRY_AFTER_S = 2  # a restart takes about that long
 FILES_KEPT_FOR_THE_REST = 256  # Kafka and ClickHouse connections, chDB's files, logs
 
 
@@ -58,6 +64,8 @@ class ConnectionGuard:
         self.refused = 0
         self.timed_out = 0
         self._last_refusal_log = 0.0
+        self.requesting: set[GuardedConnection] = set()  # those whose handler runs
+        self._request_ended = asyncio.Event()
 
     def __call__(self) -> asyncio.Protocol:  # the protocol factory for loop.create_server
         return GuardedConnection(self)
@@ -71,6 +79,38 @@ class ConnectionGuard:
             self._last_refusal_log = now
             log.warning("HTTP: %d open connections, the cap; refusing more (%d refused so far)",
                         len(self.open), self.refused)
+
+    def request_ended(self, connection: GuardedConnection) -> None:
+        self.requesting.discard(connection)
+        self._request_ended.set()
+
+    async def drain(self, timeout_s: float, answer_s: float) -> int:
+        """Waits up to timeout_s for the requests in hand to end, bodies still arriving included;
+        then refuses each body still arriving (503 with Retry-After: the client sends it again,
+        to the restarted server) and waits up to answer_s for those answers. Returns how many
+        bodies it refused. Call it once the listening socket is closed and the long polls are
+        answered, before aiohttp's shutdown."""
+        if await self._until_no_request(timeout_s):
+            return 0
+        refused = 0
+        for connection in list(self.requesting):
+            refused += connection.refuse_body(Unavailable(
+                "proftask is stopping: this upload was not received whole in time; send it again",
+                retry_after=STOPPING_RETRY_AFTER_S))
+        if refused:
+            log.warning("HTTP: stopping: %d upload(s) still arriving were refused (503, send again)", refused)
+        await self._until_no_request(answer_s)
+        return refused
+
+    async def _until_no_request(self, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self.requesting:
+                    self._request_ended.clear()
+                    await self._request_ended.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def middleware(self):
         """Tells each request's connection when its handler runs (headers complete) and ends."""
@@ -145,10 +185,21 @@ class GuardedConnection(asyncio.Protocol):
     # ---- phases, from the middleware ----
     def request_started(self, request: web.BaseRequest) -> None:
         self._request = request
+        self._guard.requesting.add(self)
         self._enter("REQUEST", self._loop.time())
 
     def request_done(self) -> None:
+        self._guard.request_ended(self)
         self._enter("IDLE", self._loop.time())
+
+    def refuse_body(self, why: Exception) -> int:
+        """The handler reading a body still arriving gets `why` instead of the rest (1), and
+        answers it; a body already whole is left to its handler (0)."""
+        request = self._request
+        if request is None or request.content.is_eof() or request.content.exception() is not None:
+            return 0
+        request.content.set_exception(why)
+        return 1
 
     def _enter(self, phase: str, now: float) -> None:
         self._phase, self._phase_since = phase, now
