@@ -22,16 +22,21 @@ from tests.integration.profiles import analysis, create_task, progress, upload
 INSTANCES = 10
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_a_stop_mid_burst_loses_no_profile(spawn, tmp_path, stop):
-    large = require_conformance() / "large" / "pprof-large.cpu.pb.gz"
-    body = large.read_bytes()
+def _serving_with_one_large_stored(spawn, tmp_path):
+    """A `serve all` that stored one large profile: it, its data and topics, the profile's bytes
+    and its tree's root total (what a restarted process's trees are checked against)."""
+    body = (require_conformance() / "large" / "pprof-large.cpu.pb.gz").read_bytes()
     data, prefix = tmp_path / "data", new_topic_prefix()
     p = spawn("all", prefix=prefix, data_dir=data)
     one = create_task(p, ["one"], events="CPU", duration=1)
     assert upload(p, one, "one", body).status == 202
     wait_until(lambda: progress(p, one)["successInstanceIds"] == ["one"], timeout=120)
-    one_total = analysis(p, one)["tree"]["elements"][0]["total"]
+    return p, data, prefix, body, analysis(p, one)["tree"]["elements"][0]["total"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stop_mid_burst_loses_no_profile(spawn, tmp_path, stop):
+    p, data, prefix, body, one_total = _serving_with_one_large_stored(spawn, tmp_path)
     names = [f"pod-{i}" for i in range(INSTANCES)]
     task_id = create_task(p, names, events="CPU", duration=1)
     for name in names:
@@ -85,14 +90,8 @@ def _length(data: bytes) -> int:
 def test_a_stop_receives_the_uploads_still_arriving_and_refuses_in_time_those_that_stall(spawn, tmp_path):
     # aiohttp's shutdown drops the bytes that arrive after it begins: an upload still arriving
     # at a stop got no answer, and the stop took aiohttp's 60 s (make down killed it at 20 s)
-    body = (require_conformance() / "large" / "pprof-large.cpu.pb.gz").read_bytes()
+    p, data, prefix, body, one_total = _serving_with_one_large_stored(spawn, tmp_path)
     half = len(body) // 2
-    data, prefix = tmp_path / "data", new_topic_prefix()
-    p = spawn("all", prefix=prefix, data_dir=data)
-    one = create_task(p, ["one"], events="CPU", duration=1)
-    assert upload(p, one, "one", body).status == 202
-    wait_until(lambda: progress(p, one)["successInstanceIds"] == ["one"], timeout=120)
-    one_total = analysis(p, one)["tree"]["elements"][0]["total"]
 
     task_id = create_task(p, ["arriving", "stalled"], events="CPU", duration=1)
     arriving, stalled = ArrivingUpload(p, task_id, "arriving", body), ArrivingUpload(p, task_id, "stalled", body)
