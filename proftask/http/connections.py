@@ -84,14 +84,13 @@ class ConnectionGuard:
         self.requesting.discard(connection)
         self._request_ended.set()
 
-    async def drain(self, timeout_s: float, answer_s: float) -> int:
+    async def drain(self, timeout_s: float, answer_s: float) -> None:
         """Waits up to timeout_s for the requests in hand to end, bodies still arriving included;
         then refuses each body still arriving (503 with Retry-After: the client sends it again,
-        to the restarted server) and waits up to answer_s for those answers. Returns how many
-        bodies it refused. Call it once the listening socket is closed and the long polls are
-        answered, before aiohttp's shutdown."""
+        to the restarted server) and waits up to answer_s for those answers. Call it once the
+        listening socket is closed and the long polls are answered, before aiohttp's shutdown."""
         if await self._until_no_request(timeout_s):
-            return 0
+            return
         refused = 0
         for connection in list(self.requesting):
             refused += connection.refuse_body(Unavailable(
@@ -100,7 +99,6 @@ class ConnectionGuard:
         if refused:
             log.warning("HTTP: stopping: %d upload(s) still arriving were refused (503, send again)", refused)
         await self._until_no_request(answer_s)
-        return refused
 
     async def _until_no_request(self, timeout_s: float) -> bool:
         try:
