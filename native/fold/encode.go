@@ -138,6 +138,7 @@ func NewEncoder(r *Result) *Encoder {
 	e.strs("function", r.Function)
 	e.i64("line", r.Line)
 	e.i64("is_address", r.IsAddress)
+	e.strs("file", r.File)
 	e.u64("stack_ids", r.StackID)
 	e.i64("stack_offsets", r.StackOffsets)
 	e.u64("function_frames", r.FunctionFrames)

@@ -37,6 +37,7 @@ type Result struct {
 	Function  []string
 	Line      []int64
 	IsAddress []int64
+	File      []string // the source file of the frame's function ("" for an address)
 
 	StackID        []uint64
 	StackOffsets   []int64
@@ -174,6 +175,8 @@ func Fold(p *profilepb.Profile) *Result {
 
 	functionNames := make(map[uint64]string, len(p.GetFunction()))
 	shown := map[[2]int64]string{} // each (name, system name) once: many functions may share one long name
+	// a function's source file, by its name (the first file named for it: fold.fold_stacks)
+	fileOf := make(map[string]string, len(p.GetFunction()))
 	for _, f := range p.GetFunction() {
 		pair := [2]int64{f.GetName(), f.GetSystemName()}
 		name, ok := shown[pair]
@@ -182,6 +185,9 @@ func Fold(p *profilepb.Profile) *Result {
 			shown[pair] = name
 		}
 		functionNames[f.GetId()] = name
+		if file := text(f.GetFilename()); file != "" && fileOf[name] == "" {
+			fileOf[name] = file
+		}
 	}
 	frameIndex := make(map[frame]int64, len(p.GetLocation()))
 	var frames []frame
@@ -281,8 +287,13 @@ func Fold(p *profilepb.Profile) *Result {
 			if f.isAddress {
 				isAddress = 1
 			}
+			file := ""
+			if !f.isAddress {
+				file = fileOf[f.function]
+			}
 			if at, ok := rowOf[fid]; ok {
-				r.FrameName[at], r.Function[at], r.Line[at], r.IsAddress[at] = name, f.function, line, isAddress
+				r.FrameName[at], r.Function[at], r.Line[at], r.IsAddress[at], r.File[at] = name, f.function, line,
+					isAddress, file
 			} else {
 				rowOf[fid] = len(r.FrameID)
 				r.FrameID = append(r.FrameID, fid)
@@ -290,6 +301,7 @@ func Fold(p *profilepb.Profile) *Result {
 				r.Function = append(r.Function, f.function)
 				r.Line = append(r.Line, line)
 				r.IsAddress = append(r.IsAddress, isAddress)
+				r.File = append(r.File, file)
 			}
 			out[i] = fid
 		}

@@ -79,7 +79,7 @@ SELECT sf.frames, sv.v FROM stack_values AS sv INNER JOIN stack_frames AS sf USI
 # Names of the frames of the chosen stacks, found by a subquery: a literal list of frame ids
 # is parsed as SQL text, and ClickHouse takes ~40 s to parse 200k of them.
 FRAME_INFO = """
-SELECT frame_id, any(name), any(function), any(line), any(is_address) FROM frame_names
+SELECT frame_id, any(name), any(function), any(line), any(is_address), anyIf(file, file != '') FROM frame_names
 WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
 GROUP BY frame_id
 """
@@ -253,11 +253,13 @@ async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[Sto
 
 
 async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
-                      granularity: str) -> dict[int, tuple[str, str, int, bool]]:
-    """frame id → (codeSignature, function, line, is_address) for the frames of the chosen stacks."""
+                      granularity: str) -> dict[int, tuple[str, str, int, bool, str]]:
+    """frame id → (codeSignature, function, line, is_address, file) for the frames of the chosen
+    stacks; file is "" where the profile named none (or its frame was written before m0008)."""
     with metrics.QUERY_SECONDS.labels("frame_names").time():
         rows = await ch.rows(_sql(stack_values, FRAME_INFO, granularity), params)
-    return {fid: (name, function, line, bool(is_address)) for fid, name, function, line, is_address in rows}
+    return {fid: (name, function, line, bool(is_address), file)
+            for fid, name, function, line, is_address, file in rows}
 
 
 async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -379,13 +381,15 @@ async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profi
 
 
 async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str]
-                            ) -> list[tuple[list[tuple[str, int, bool]], list[int]]]:
-    """Merged line-level stacks as (function, line, is_address) frames with every sample type."""
+                            ) -> tuple[list[tuple[list[tuple[str, int, bool]], list[int]]], dict[str, str]]:
+    """Merged line-level stacks as (function, line, is_address) frames with every sample type,
+    and the source file of each of their functions that has one."""
     params = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids}
     with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
         rows = await ch.rows(_sql(ALL_TYPES, STACKS, "line"), params)
     info = await _frame_info(ch, ALL_TYPES, params, "line")
-    return [([info[f][1:] for f in frames], list(v)) for frames, v in rows]
+    files = {function: file for _, function, _, is_address, file in info.values() if file and not is_address}
+    return [([info[f][1:4] for f in frames], list(v)) for frames, v in rows], files
 
 
 @dataclasses.dataclass

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from proftask.pprof.fold import Frame  # stacks root→leaf, as proftask stores line-level frames
 from proftask.pprof.v1 import profile_pb2
 
 
 def encode_profile(sample_types: Sequence[str], default_type: str, period_type: str, period: int,
-                   stacks: Iterable[tuple[Sequence[Frame], Sequence[int]]]) -> bytes:
+                   stacks: Iterable[tuple[Sequence[Frame], Sequence[int]]],
+                   files: Mapping[str, str] | None = None) -> bytes:
     """One Sample per stack, one Location per distinct frame (each with a single Line, so the
-    frames come back exactly as they were, inlined ones included), one Function per name."""
+    frames come back exactly as they were, inlined ones included), one Function per name, with
+    its source file from `files` (function name → file) where it has one."""
+    files = files or {}
     p = profile_pb2.Profile()
     strings: dict[str, int] = {"": 0}
 
@@ -46,7 +49,8 @@ def encode_profile(sample_types: Sequence[str], default_type: str, period_type: 
                     fn_id = functions.get(function)
                     if fn_id is None:
                         fn_id = functions[function] = len(functions) + 1
-                        p.function.add(id=fn_id, name=s(function), system_name=s(function))
+                        p.function.add(id=fn_id, name=s(function), system_name=s(function),
+                                       filename=s(files.get(function, "")))
                     loc.line.add(function_id=fn_id, line=line)
             ids.append(loc_id)
         p.sample.add(location_id=ids, value=list(values))

@@ -34,6 +34,7 @@ class FoldedProfile:
     values: np.ndarray         # int64 [n_stacks, n_types], summed over samples with that stack
     period_type: str = ""
     period: int = 0
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # function name → its source file
 
     @property
     def stack_count(self) -> int:
@@ -81,6 +82,11 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     function_names = {f.id: shown[pair] if pair in shown else shown.setdefault(
                           pair, display_name(_text(strings, f.name), _text(strings, f.system_name)))
                       for f in p.function for pair in ((f.name, f.system_name),)}
+    files: dict[str, str] = {}  # the first file named for a function (as the Go fold keeps it)
+    for f in p.function:
+        name = function_names[f.id]
+        if not files.get(name):
+            files[name] = _text(strings, f.filename)
     frame_index: dict[Frame, int] = {}
     frames: list[Frame] = []
 
@@ -139,13 +145,14 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     for i in range(n_loc_stacks):
         target[i] = merged.setdefault(flat[offsets[i]:offsets[i + 1]].tobytes(), len(merged))
     if len(merged) == n_loc_stacks:
-        return FoldedProfile(types, default_index, frames, offsets, flat, loc_stack_values, period_type, p.period)
+        return FoldedProfile(types, default_index, frames, offsets, flat, loc_stack_values, period_type, p.period,
+                             files)
     keep = np.unique(target, return_index=True)[1]  # first stack of each merged group, in group order
     values = np.zeros((len(merged), n_types), dtype=np.int64)
     np.add.at(values, target, loc_stack_values)
     new_off = np.concatenate(([0], np.cumsum(frames_per_stack[keep])))
     new_flat = gather_segments(flat, offsets, keep)
-    return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period)
+    return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period, files)
 
 
 class UnknownSampleType(Invalid):

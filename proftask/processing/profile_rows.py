@@ -155,7 +155,7 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     sample_types = folded.strings("sample_types")
     n_types = len(sample_types)
     frame_names = _frame_names_table(env.tenant, arrays["frame_id"], texts["frame_name"], texts["function"],
-                                     arrays["line"], arrays["is_address"])
+                                     arrays["line"], arrays["is_address"], texts["file"])
     rows = _rows(env, sample_types, int(arrays["default_index"][0]), folded.strings("period_type")[0],
                  int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
                  arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types))
@@ -189,7 +189,8 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
         for i, (function, line, is_address) in enumerate(folded.frames):
             name = frame_name((function, line, is_address), granularity)
             fid = frame_id(name)
-            names[fid] = (name, function, line if granularity == LINE else 0, int(is_address))
+            names[fid] = (name, function, line if granularity == LINE else 0, int(is_address),
+                          "" if is_address else folded.files.get(function, ""))
             out[i] = fid
         return out
 
@@ -208,10 +209,11 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
         fn_flat, line_flat = gather_segments(fn_flat, off, first), gather_segments(line_flat, off, first)
         off = np.concatenate(([0], np.cumsum(off[first + 1] - off[first])))
         stack_ids, values = unique_ids, merged
-    texts, functions, lines, is_address = list(zip(*names.values(), strict=True)) or [(), (), (), ()]
+    texts, functions, lines, is_address, files = list(zip(*names.values(), strict=True)) or [(), (), (), (), ()]
     frame_names = _frame_names_table(env.tenant, np.fromiter(names, dtype=np.uint64, count=len(names)),
                                      pa.array(texts, pa.string()), pa.array(functions, pa.string()),
-                                     np.array(lines, dtype=np.int64), np.array(is_address, dtype=np.int64))
+                                     np.array(lines, dtype=np.int64), np.array(is_address, dtype=np.int64),
+                                     pa.array(files, pa.string()))
     rows = _rows(env, folded.sample_types, folded.default_index, folded.period_type, folded.period, frame_names,
                  stack_ids, off, fn_flat, line_flat, values)
     rows.node_paths, rows.node_parts, rows.function_parts, rows.node_path_ends = fold_parts(rows)
@@ -219,10 +221,11 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
 
 
 def _frame_names_table(tenant: str, frame_ids: np.ndarray, names: pa.Array, functions: pa.Array, lines: np.ndarray,
-                       is_address: np.ndarray) -> pa.Table:
+                       is_address: np.ndarray, files: pa.Array) -> pa.Table:
     return pa.table({"tenant": constant_column(tenant, len(frame_ids)), "frame_id": pa.array(frame_ids, pa.uint64()),
                      "name": names.cast(pa.string()), "function": functions.cast(pa.string()),
-                     "line": pa.array(lines, pa.int64()), "is_address": pa.array(is_address.astype(np.uint8))})
+                     "line": pa.array(lines, pa.int64()), "is_address": pa.array(is_address.astype(np.uint8)),
+                     "file": files.cast(pa.string())})
 
 
 def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_type: str, period: int,

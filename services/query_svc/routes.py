@@ -133,7 +133,8 @@ class QueryRoutes:
         if any(p.sample_types != first.sample_types for p in sel.profiles):
             raise ApiError(409, "MIXED_SAMPLE_TYPES", "the chosen instances have different sample types "
                            "and cannot be merged into one pprof; choose them with instanceIds")
-        stacks = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
-                                                          [p.profile_id for p in sel.profiles])
+        stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
+                                                                 [p.profile_id for p in sel.profiles])
         assert sel.sample_type is not None  # a selection with profiles has its sample type
-        return encode_profile(first.sample_types, sel.sample_type, first.period_type, first.period, stacks)
+        return encode_profile(first.sample_types, sel.sample_type, first.period_type, first.period, stacks,
+                              files=files)

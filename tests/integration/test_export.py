@@ -1,8 +1,10 @@
 """Exports: pprof that go tool pprof opens with the same totals, folded, speedscope."""
+import gzip
 import subprocess
 
 import pytest
 
+from proftask.pprof.v1 import profile_pb2
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import analysis, as_oracle_shape, create_task, upload, wait_finished
 
@@ -37,6 +39,46 @@ def test_pprof_export_opens_in_go_tool_pprof_with_the_same_tree(stack, merged_ta
             assert oracle_tree([out], sample_type, granularity) == oracle_tree(files, sample_type, granularity)
             assert as_oracle_shape(analysis(stack, task_id, sampleType=sample_type, granularity=granularity)) \
                 == oracle_tree([out], sample_type, granularity)
+
+
+def _lines_top(files) -> list[str]:
+    """`go tool pprof -lines -top` rows, every one: `function file:line` with its values. An
+    export writes each frame as a location of its own, so pprof's `(inline)` and
+    `(partial-inline)` marks are not kept."""
+    out = subprocess.run(["go", "tool", "pprof", "-lines", "-top", "-nodecount=100000", "-nodefraction=0",
+                          *map(str, files)], capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = out[out.index(next(r for r in out if "flat%" in r)) + 1:]
+    return [row.removesuffix(" (inline)").removesuffix(" (partial-inline)") for row in rows]
+
+
+def _function_file_line(row: str) -> tuple[str, str, str]:
+    """A -lines -top row as (values and function, file, line)."""
+    head, where = row.rsplit(" ", 1)
+    file, _, line = where.rpartition(":")
+    return head, file, line
+
+
+def test_pprof_export_names_each_function_s_source_file(stack, merged_task, tmp_path):
+    """go tool pprof -lines and -list find the source by the file a function names: the export
+    keeps the files of the uploaded profiles (before m0008 it named none). A tenant's frames are
+    one by name, so a function whose profiles name two files (runtime.allocm here, from two
+    machines' Go installs) is named by one of them."""
+    task_id, files = merged_task
+    named: dict[str, set[str]] = {}  # function → the files the profiles name for it
+    for original in files:
+        p = profile_pb2.Profile.FromString(gzip.decompress(original.read_bytes()))
+        for f in p.function:
+            named.setdefault(p.string_table[f.name].decode(), set()).add(p.string_table[f.filename].decode())
+    assert named["runtime.allocm"] == {"runtime/proc.go", "/opt/homebrew/Cellar/go/1.17.6/libexec/src/runtime/proc.go"}
+    for instance, original in zip(["a", "b"], files, strict=True):
+        out = tmp_path / f"{instance}.pb.gz"
+        out.write_bytes(export(stack, task_id, format="pprof", instanceIds=instance))
+        exported, expected = _lines_top([out]), _lines_top([original])
+        assert len(exported) == len(expected)
+        for row, want in zip(exported, expected, strict=True):
+            (head, file, line), (want_head, want_file, want_line) = _function_file_line(row), _function_file_line(want)
+            assert (head, line) == (want_head, want_line)
+            assert file == want_file or file in named[head.split()[-1]], row
 
 
 def test_folded_export_is_the_tree(stack, merged_task):

@@ -1,10 +1,11 @@
 """Migrations apply to a data directory an older proftask made, rows and all: m0004 to one of
 the first three, m0005 to one whose profiles m0004 folded (their rows are copied into the
-packed tables, and the analyses read the same)."""
+packed tables, and the analyses read the same), m0008 to frames written without their files."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +56,7 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7]
+            assert await migrate(ch) == [4, 5, 6, 7, 8]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
@@ -98,7 +99,7 @@ async def _write_as_m0004_did(writer: RowWriter, rows: ProfileRows, copies: int 
     for _ in range(copies):
         await writer.insert_arrow("nodes", nodes)
         await writer.insert_arrow("functions", functions)
-    await writer.insert_arrow("frame_names", rows.frame_names)
+    await writer.insert_arrow("frame_names", rows.frame_names.drop_columns(["file"]))  # m0008 added it
     await writer.insert_arrow("stacks", rows.stacks_table())
     await writer.insert_arrow("samples", rows.samples_table())
     await writer.insert("profiles", [rows.profile])
@@ -132,7 +133,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7]
+            assert await migrate(ch) == [5, 6, 7, 8]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -166,7 +167,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7]
+            assert await migrate(ch) == [5, 6, 7, 8]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -175,5 +176,25 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
                 new = await _analyses(ch, "acme", "new-task", {"n-1": 1}, granularity)
                 assert len(old[0]) > 10
                 assert old[:5] == new[:5], granularity
+
+    asyncio.run(run())
+
+
+def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_path):
+    """m0008 adds `file` to frame_names: the frames an older processor wrote have none (an export
+    names no file for them), and a processor started after the migration writes each frame again
+    the first time it meets it (its known frames are this process's), with its file."""
+    async def run():
+        async with _older_data_dir(tmp_path, 7) as ch:
+            rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
+            await RowWriter(ch).write_profile(dataclasses.replace(rows, frame_names=rows.frame_names.drop_columns(
+                ["file"])))
+            assert await migrate(ch) == [8]
+            _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
+            assert files == {}
+            await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
+            stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
+            functions = {function for frames, _ in stacks for function, _, is_address in frames if not is_address}
+            assert set(files) == functions and files["main.main"].endswith(".go")
 
     asyncio.run(run())

@@ -1,0 +1,17 @@
+"""Each frame keeps its function's source file, so that a pprof export names it as the uploaded
+profile did: `go tool pprof -list` and `-lines` find the source by it. Before this migration
+frames were named `function:line` only.
+
+Rows written before have an empty file until their frames are written again (a later profile
+with them, after a restart of the processor) or `proftask replay` rebuilds frame_names from the
+topics; an export then names no file for those functions, as before.
+"""
+from proftask.clickhouse.migrations import AddColumn, Migration
+
+MIGRATION = Migration(
+    version=8,
+    name="frame_files",
+    forwards=(
+        AddColumn("frame_names", "file", "String DEFAULT ''"),
+    ),
+)
