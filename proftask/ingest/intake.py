@@ -22,8 +22,9 @@ from proftask.kafka.topics import CHUNK_BYTES, Topics, task_key
 from proftask.pprof.decode import ProfileError, ProfileTooLarge
 from proftask.task_view import TaskView
 from proftask.ingest.budget import Charge, UploadBusy, process_budget
-from proftask.ingest.upload import (Spool, UploadInterrupted, UploadTooLarge, check_profile, check_profile_by_go,
-                                        check_profile_file, check_profile_file_by_go, profile_id, receive_chunks)
+from proftask.ingest.upload import (Spool, UploadInterrupted, UploadOverDeclared, UploadTooLarge, check_profile,
+                                        check_profile_by_go, check_profile_file, check_profile_file_by_go, profile_id,
+                                        receive_chunks)
 
 log = logging.getLogger(__name__)
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
@@ -118,7 +119,8 @@ class ProfileIntake:
         refusing at once (budget_wait_s None) or after waiting that long: UploadBusy, not logged
         (the agent retries). Every other refusal is recorded as a task log and then raised:
         UploadTooLarge (over pprofMaxSize or the decompressed limit), InvalidProfile,
-        ProfileMisfit (a profile of another event), UploadInterrupted, UploadNotStored."""
+        ProfileMisfit (a profile of another event), UploadInterrupted (cut short, or stalled),
+        UploadOverDeclared (more bytes than declared), UploadNotStored."""
         settings = self.settings
         task_id = task.task_id
         charge = Charge(self.budget, budget_wait_s)
@@ -139,6 +141,9 @@ class ProfileIntake:
                 raise
             except UploadInterrupted as e:
                 await self.record_failure(tenant, task_id, instance, Reason.UPLOAD_INTERRUPTED, str(e))
+                raise
+            except UploadOverDeclared as e:
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e))
                 raise
         except BaseException:
             charge.release()

@@ -28,6 +28,12 @@ class UploadInterrupted(Invalid):
     code = "UPLOAD_INTERRUPTED"
 
 
+class UploadOverDeclared(Invalid):
+    """More bytes arrived than the upload declared (a gRPC stream's contentSize): refused as soon
+    as they do, so that the declared size, which the upload budget was charged, bounds what is held."""
+    code = "UPLOAD_OVER_DECLARED"
+
+
 class Spool:
     """An upload's bytes, held once: in memory (memory mode) or in a temporary file (file
     mode), with their size and sha256. close() frees them (the file is always removed)."""

@@ -14,10 +14,10 @@ from proftask.agent_commands import CommandDesk
 from proftask.auth import AGENT, Principal, TokenTable, bearer_token
 from proftask.core.commands import COMMAND_NAME, command_args
 from proftask.core.tasks import Task
-from proftask.errors import Forbidden, Invalid, ProftaskError, TooLarge, Unavailable
+from proftask.errors import Forbidden, ProftaskError, TooLarge, Unavailable
 from proftask.ingest.budget import UploadBusy
 from proftask.ingest.intake import ProfileIntake, Reason
-from proftask.ingest.upload import UploadInterrupted
+from proftask.ingest.upload import UploadInterrupted, UploadOverDeclared
 from proftask.skywalking.common.v3 import Command_pb2, Common_pb2
 from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
 from services.agent_grpc.errors import collection_status, grpc_status
@@ -31,8 +31,10 @@ OVERSIZE = Status.PPROF_TERMINATED_BY_OVERSIZE
 AUTH_METADATA = "authentication"  # gRPC metadata keys arrive lower-cased
 ERROR_MESSAGE_WAIT_S = 10  # how long a rejected error report may take to send its errorMessage
 # How long an upload waits for room in the upload budget; meanwhile gRPC's flow control holds
-# the agent's chunks. SkyWalking's agent does not retry a refused upload, so wait generously.
-BUDGET_WAIT_S = 120
+# the agent's chunks. SkyWalking's agent does not retry a refused upload, so wait generously, but
+# less than the 60 s it gives a whole upload (reporter/pprof_manager.go): the agent gets the
+# refusal, and the task log the reason, rather than the agent's deadline cutting the wait short.
+BUDGET_WAIT_S = 45
 
 
 def commands_message(task: Task | None) -> Command_pb2.Commands:
@@ -43,31 +45,54 @@ def commands_message(task: Task | None) -> Command_pb2.Commands:
 
 
 class _Upload:
-    """The content chunks of one collect stream, counted against the declared size."""
+    """The content chunks of one collect stream, counted against the declared size (which the
+    upload budget was charged): a stream that carries more is refused at the first byte over, and
+    one that sends nothing for idle_timeout_s (http.bodyIdleTimeoutSeconds, as an HTTP body) is
+    dropped, so a stalled agent does not hold the budget that every tenant's uploads share."""
 
-    def __init__(self, context: grpc.aio.ServicerContext, first: Pprof_pb2.PprofData, declared: int | None):
+    def __init__(self, context: grpc.aio.ServicerContext, first: Pprof_pb2.PprofData, declared: int | None,
+                 idle_timeout_s: float):
         self.context, self.first, self.declared, self.received = context, first, declared, 0
-        self.ended = False  # the stream reached its end; from then on intake records the outcome
+        self.idle_timeout_s = idle_timeout_s
+        self.ended = False  # the stream ended, or was refused; from then on intake records the outcome
+        self.admitted = False  # the upload budget took it: its chunks are being read
 
     def short_message(self) -> str:
         return f"upload ended after {self.received} of {self.declared} declared bytes"
 
+    def gone_message(self) -> str:
+        """Why the task failed when the agent went away mid-upload."""
+        if not self.admitted:
+            return (f"the agent gave up while its upload ({self.declared} declared bytes) waited for room in "
+                    f"the upload budget (the server was busy with other uploads)")
+        return self.short_message()
+
     async def chunks(self):
+        self.admitted = True
         if self.first.WhichOneof("result") == "content":
-            self.received += len(self.first.content)
-            yield self.first.content
+            yield self._counted(self.first.content)
         while True:
-            message = await self.context.read()
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    message = await self.context.read()
+            except TimeoutError:
+                self.ended = True
+                raise UploadInterrupted(f"no bytes for {self.idle_timeout_s:g} s: {self.short_message()}") from None
             if message is grpc.aio.EOF:
                 break
             if message.WhichOneof("result") == "content":
-                self.received += len(message.content)
-                yield message.content
+                yield self._counted(message.content)
         self.ended = True
         if self.declared is not None and self.received < self.declared:
             raise UploadInterrupted(self.short_message())
+
+    def _counted(self, content: bytes) -> bytes:
+        self.received += len(content)
         if self.declared is not None and self.received > self.declared:
-            raise Invalid(f"upload carried {self.received} bytes, more than the {self.declared} declared")
+            self.ended = True
+            raise UploadOverDeclared(f"upload carried {self.received} bytes or more, more than the "
+                                     f"{self.declared} declared")
+        return content
 
 
 class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
@@ -139,7 +164,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             await self._reply(context, collection_status(e), e.reason)
             return
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
-        upload = _Upload(context, first, declared)
+        upload = _Upload(context, first, declared, self.intake.settings.http_limits.body_idle_timeout_s)
         try:
             await self.intake.accept(tenant, task, meta.serviceInstance, upload.chunks(), "",
                                      declared=declared, budget_wait_s=BUDGET_WAIT_S)
@@ -156,7 +181,7 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             # progress says so. Recorded apart from this handler, which is being cancelled.
             if not upload.ended:
                 self._in_background(self.intake.record_failure(
-                    tenant, meta.taskId, meta.serviceInstance, Reason.UPLOAD_INTERRUPTED, upload.short_message()))
+                    tenant, meta.taskId, meta.serviceInstance, Reason.UPLOAD_INTERRUPTED, upload.gone_message()))
             raise
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
 

@@ -1,10 +1,12 @@
 """SkyWalking's agent protocol, driven by SkyWalking's official generated Go client
 (skywalking.apache.org/repo/goapi, collect/pprof/v10) the way skywalking-go's agent uses it."""
+import concurrent.futures
 import json
 import os
 import pathlib
 import re
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -17,10 +19,16 @@ from tests.integration.profiles import analysis, as_oracle_shape, create_task, l
 COMMAND_ARG_ORDER = ["SerialNumber", "TaskId", "Events", "Duration", "CreateTime", "DumpPeriod"]
 
 
+SMALL_MAX_SIZE = 2 * 1024 * 1024
+SMALL_IDLE_S = 2
+
+
 @pytest.fixture(scope="module")
 def small_stack(spawn):
-    """pprofMaxSize of 2 MiB, so oversize uploads stay small."""
-    return spawn("all", SW_RECEIVER_PPROF_MAX_SIZE=str(2 * 1024 * 1024))
+    """pprofMaxSize of 2 MiB, so oversize uploads stay small, and an upload budget of as much, so
+    one upload can fill it; a stream idle for 2 s is dropped."""
+    return spawn("all", SW_RECEIVER_PPROF_MAX_SIZE=str(SMALL_MAX_SIZE), PROFTASK_UPLOAD_BUDGET_BYTES=str(SMALL_MAX_SIZE),
+                 PROFTASK_HTTP_BODY_IDLE_TIMEOUT=str(SMALL_IDLE_S))
 
 
 def sw(binary, stack, *args: str) -> dict:
@@ -181,17 +189,66 @@ def test_declared_oversize_is_refused_before_any_chunk(small_stack, swclient, tm
     assert "pprofMaxSize" in log["message"]
 
 
-def test_actual_oversize_is_counted_on_the_bytes_received(small_stack, swclient, tmp_path):
+def test_a_stream_carrying_more_than_it_declared_is_refused_at_the_first_chunk_over(small_stack, swclient,
+                                                                                    tmp_path):
+    """The upload budget is charged the declared size: a stream that lies is refused as soon as
+    it carries more (not buffered to its end, up to pprofMaxSize each), and the task says so."""
     big = tmp_path / "big.pb.gz"
     big.write_bytes(os.urandom(3 * 1024 * 1024))
     service, task_id = task_of_service(small_stack, ["pod-a"])
     sent = sw(swclient, small_stack, "upload", "-service", service, "-instance", "pod-a", "-task", task_id,
-              "-file", str(big), "-declare", "1000")  # the declared size lies
+              "-file", str(big), "-declare", "1000", "-chunk-bytes", "65536")  # the declared size lies
     assert sent["first"] == "PPROF_PROFILING_SUCCESS"
-    assert sent["statuses"][-1] == "PPROF_TERMINATED_BY_OVERSIZE"
-    (log,) = wait_log(small_stack, task_id, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR")
-    assert "pprofMaxSize" in log["message"]
+    assert sent["statuses"][-1] == "PPROF_EXECUTION_TASK_ERROR"
+    assert sent["reason"] == "upload carried 65536 bytes or more, more than the 1000 declared", sent
+    (log,) = wait_log(small_stack, task_id, "EXECUTION_TASK_ERROR")
+    assert log["instanceId"] == "pod-a" and log["message"] == sent["reason"]
     assert small_stack.get("/readyz").status == 200
+
+
+def collect_stalling(stack, service: str, task_id: str, instance: str, declared: int, content: bytes,
+                     release: threading.Event) -> tuple[list[str], str | None]:
+    """A collect stream that declares `declared` bytes, sends `content`, then nothing until
+    `release` is set: the statuses the server answers, and its reason."""
+    import grpc
+
+    from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
+
+    def requests():
+        yield Pprof_pb2.PprofData(metadata=Pprof_pb2.PprofMetaData(
+            service=service, serviceInstance=instance, taskId=task_id, contentSize=declared,
+            type=Pprof_pb2.PprofProfilingStatus.PPROF_PROFILING_SUCCESS))
+        yield Pprof_pb2.PprofData(content=content)
+        release.wait(60)
+
+    with grpc.insecure_channel(stack.grpc_target) as channel:
+        call = Pprof_pb2_grpc.PprofTaskStub(channel).collect(requests(), timeout=60)
+        statuses = [Pprof_pb2.PprofProfilingStatus.Name(r.status) for r in call]
+        return statuses, dict(call.trailing_metadata() or ()).get("proftask-reason")
+
+
+def test_a_stalled_stream_is_dropped_and_gives_its_upload_budget_back(small_stack):
+    """An agent that declares an upload and then sends nothing held the budget every tenant's
+    uploads share, for as long as it kept the stream open: it is dropped after the idle timeout."""
+    profile = corpus("go/pprof-sample.cpu.pb.gz")
+    service, task_id = task_of_service(small_stack, ["pod-a", "pod-b"], events="CPU", duration=1)
+    release = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            stalled = pool.submit(collect_stalling, small_stack, service, task_id, "pod-a", SMALL_MAX_SIZE,
+                                  profile.read_bytes()[:100], release)
+            # while it holds the whole budget, another upload is refused as busy
+            wait_until(lambda: upload(small_stack, task_id, "pod-b", profile).status == 503 or None,
+                       timeout=SMALL_IDLE_S + 5, interval=0.05, message="an upload refused as busy")
+            statuses, reason = stalled.result(timeout=SMALL_IDLE_S + 10)
+        finally:
+            release.set()
+    assert statuses == ["PPROF_PROFILING_SUCCESS", "PPROF_EXECUTION_TASK_ERROR"]
+    assert reason == f"no bytes for {SMALL_IDLE_S} s: upload ended after 100 of {SMALL_MAX_SIZE} declared bytes"
+    (error,) = wait_log(small_stack, task_id, "EXECUTION_TASK_ERROR")
+    assert error["instanceId"] == "pod-a" and error["message"] == reason
+    assert upload(small_stack, task_id, "pod-b", profile).status == 202
+    wait_finished(small_stack, task_id, ["pod-b"])
 
 
 def test_keepalive_is_answered_and_polling_goes_on(stack, swclient):
