@@ -441,3 +441,52 @@ def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
 def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
     return NodeColumns(c.node[rows], c.parent[rows], c.depth[rows], c.name[rows], c.total[rows],
                        c.self_value[rows], c.names)
+
+
+# An element's fields as SkyWalking's query protocol names them (PprofStackElement), each as
+# JSON pieces: constants, or a column of the elements' values.
+ELEMENT_FIELDS = ("id", "parentId", "codeSignature", "total", "self")
+
+
+def render_element_fields(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
+                          fields: list[tuple[str, str]], typename: str = "") -> bytes:
+    """The pre-ordered elements as a JSON array whose objects hold `fields`, (response key,
+    field) pairs in order, as GraphQL answers a selection of PprofStackElement (aliases, a field
+    twice, `__typename` as `typename`): the values of render_elements, each object built by
+    Arrow's kernels and not by a GraphQL executor, which spends ~10 µs a field (5 s on a
+    425k-node tree)."""
+    n = len(ordered)
+    if n == 0:
+        return b"[]"
+
+    def decimal(values: np.ndarray) -> pa.Array:
+        return pc.cast(pa.array(values), pa.string()).cast(pa.large_binary())
+
+    names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
+    name_index = c.name[ordered]
+    name_index[0] = len(names) - 1  # the root is named "root", as in render_elements
+    values: dict[str, Callable[[], list]] = {
+        "id": lambda: [b'"', decimal(np.arange(n)), b'"'],
+        "parentId": lambda: [b'"', decimal(parent_pos), b'"'],
+        "codeSignature": lambda: [pc.take(pa.array(names, pa.large_binary()), pa.array(name_index))],
+        "total": lambda: [decimal(c.total[ordered])],
+        "self": lambda: [decimal(c.self_value[ordered])],
+        "__typename": lambda: [json.dumps(typename).encode()],
+    }
+    pieces: list = []
+    for i, (key, field) in enumerate(fields):
+        pieces += [(b"{" if i == 0 else b",") + json.dumps(key).encode() + b":", *values[field]()]
+    pieces.append(b"{}," if not fields else b"},")
+    merged: list = []  # neighbouring constants as one
+    for piece in pieces:
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    if all(isinstance(piece, bytes) for piece in merged):  # no column: the same object n times
+        return b"[" + (merged[0] * n)[:-1] + b"]"
+    joined = pc.binary_join_element_wise(*(pa.scalar(p, pa.large_binary()) if isinstance(p, bytes) else p
+                                           for p in merged), pa.scalar(b"", pa.large_binary()))
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)[joined.offset:joined.offset + n + 1]
+    text = memoryview(joined.buffers()[2])[int(offsets[0]):int(offsets[-1]) - 1]  # no last comma
+    return b"".join((b"[", text, b"]"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import pathlib
 
 from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
@@ -12,7 +11,7 @@ from graphql import GraphQLError
 
 from proftask.agents_view import SEEN_INTERVAL_S
 from proftask.core import skywalking_ids as ids
-from proftask.core.flamegraph import NodeColumns, preorder, render_elements
+from proftask.core.flamegraph import NodeColumns, preorder, render_element_fields
 from proftask.core.progress import derive_progress
 from proftask.core.echo import echo
 from proftask.errors import ProftaskError
@@ -20,6 +19,7 @@ from proftask.http.errors import http_status
 from proftask.analysis import analysis_queries, progress_queries
 from proftask.analysis.selection import require_task, select
 from proftask import task_usecases as usecases
+from services.graphql_svc.big_answers import selected
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
 VERSION = "10.3"  # swctl picks its query documents by the major version (9+: the current ones)
@@ -247,8 +247,19 @@ async def resolve_analyze(_, info, request):
     except ProftaskError as e:
         raise graphql_error(e) from None
     ordered, parent_pos, _ = await asyncio.to_thread(preorder, columns, 0)
-    elements = json.loads(await asyncio.to_thread(render_elements, columns, ordered, parent_pos))
-    return {"tree": {"elements": elements}}
+    # the elements as JSON text, spliced into the response for the list GraphQL answers here
+    # (services/graphql_svc/big_answers.py): each selection of them as it asks
+    splices = info.context["splices"]
+    for tree_key, trees in selected(info, info.field_nodes, "PprofAnalyzation").items():
+        if trees[0].name.value != "tree":
+            continue
+        for elements_key, lists in selected(info, trees, "PprofStackTree").items():
+            if lists[0].name.value != "elements":
+                continue
+            fields = [(key, nodes[0].name.value) for key, nodes in selected(info, lists, "PprofStackElement").items()]
+            splices.add((info.path.key, tree_key, elements_key), await asyncio.to_thread(
+                render_element_fields, columns, ordered, parent_pos, fields, "PprofStackElement"))
+    return {"tree": {"elements": []}}
 
 
 def build_schema():

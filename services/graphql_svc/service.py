@@ -2,17 +2,39 @@
 the REST API's tokens and tenants (`Authorization: Bearer`, a user token)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 from aiohttp import web
 from ariadne import graphql
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLSyntaxError
 
 from proftask.auth import USER, TokenTable, bearer_token
 from proftask.http.app import RoutesComponent
 from proftask.http.errors import read_json
+from services.graphql_svc.big_answers import OncePerDocument, Splices
 from services.graphql_svc.resolvers import build_schema
+
+log = logging.getLogger(__name__)
+LOGGED_QUERY_CHARS = 300
+
+
+class _ErrorLog(logging.LoggerAdapter):
+    """Where ariadne logs the errors of a result (at ERROR, with a traceback and the document):
+    an error of the request (bad syntax, an unknown field, a task not found) is the client's and
+    is logged at INFO in one line; an error a resolver raised keeps ERROR and its traceback."""
+
+    def error(self, msg, *args, exc_info=None, **kwargs):
+        original = getattr(exc_info, "original_error", None)
+        if isinstance(exc_info, GraphQLError) and (original is None or isinstance(original, GraphQLError)):
+            self.logger.info("GraphQL request refused: %s", str(msg)[:LOGGED_QUERY_CHARS].replace("\n", " "))
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+ERROR_LOG = _ErrorLog(log, {})
 
 
 class GraphqlService(RoutesComponent):
@@ -46,8 +68,11 @@ class GraphqlService(RoutesComponent):
             data = await read_json(request, self.max_body)
         if not isinstance(data, dict) or not isinstance(data.get("query"), str):
             return _bad_request("the body must be a JSON object with the GraphQL document in `query`")
-        _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant},
-                                  debug=False)
+        splices = Splices()
+        _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant, "splices": splices},
+                                  debug=False, validation_rules=[OncePerDocument], logger=ERROR_LOG)
+        if splices:  # a whole tree: its text is large, joined off the event loop
+            return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)
 
 

@@ -231,3 +231,26 @@ def test_focus_in_a_delta_profile_whose_ancestors_are_lighter_than_the_focus_kee
         assert [p for p, _, _ in got][:len(focus) + 1] == [(), *[tuple(focus[:i + 1]) for i in range(len(focus))]]
         assert got[0][1:] == (-3, 0) and len(ordered) == len(focus) + 2 and dropped == len(f.node) - len(ordered)
         assert parent_pos[0] == -1 and all(0 <= parent_pos[i] < i for i in range(1, len(ordered)))
+
+
+def test_elements_with_a_graphql_selection_hold_its_fields_in_its_order():
+    """What GraphQL answers for a selection of PprofStackElement (aliases, a field twice,
+    __typename): the values of render_elements under the selection's keys, in its order."""
+    from proftask.core.flamegraph import ELEMENT_FIELDS, render_element_fields
+    for seed in range(4):
+        c = columns_from_paths(random_tree(seed, negative=seed % 2 == 1))
+        c.names[0] = 'quote " back\\slash \u00e9 \U0001F600 nul \x00'
+        ordered, parent_pos, _ = preorder(c)
+        plain = json.loads(render_elements(c, ordered, parent_pos))
+        same = render_element_fields(c, ordered, parent_pos, [(f, f) for f in ELEMENT_FIELDS], "PprofStackElement")
+        assert json.loads(same) == plain
+        selection = [("self", "self"), ("n", "id"), ("__typename", "__typename"), ("name", "codeSignature"),
+                     ("up", "parentId"), ("t", "total"), ("t2", "total")]
+        answered = json.loads(render_element_fields(c, ordered, parent_pos, selection, "PprofStackElement"))
+        assert [list(e) for e in answered] == [[key for key, _ in selection]] * len(plain)
+        assert answered == [{"self": e["self"], "n": e["id"], "__typename": "PprofStackElement",
+                             "name": e["codeSignature"], "up": e["parentId"], "t": e["total"], "t2": e["total"]}
+                            for e in plain]
+        assert json.loads(render_element_fields(c, ordered, parent_pos, [("k", "__typename")], "T")) == \
+            [{"k": "T"}] * len(plain)
+        assert json.loads(render_element_fields(c, ordered, parent_pos, [])) == [{}] * len(plain)

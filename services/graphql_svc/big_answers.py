@@ -1,0 +1,104 @@
+"""A merged tree over GraphQL without a GraphQL executor walking it: queryPprofAnalyze returns
+every node (SkyWalking's UI draws them all), and graphql-core completes ~10 µs a field, on the
+event loop: 6.7 s for a 425k-node tree, every request of every tenant waiting. So the resolver
+reads which fields the query selects of the elements, the elements are rendered as JSON text in
+a thread (proftask.core.flamegraph.render_element_fields), GraphQL completes an empty list in
+their place, and the text is spliced into the response where that list is.
+
+Aliases, fragments and @skip/@include are honoured as GraphQL would. A document may select
+`queryPprofAnalyze` and `elements` once each: aliases would multiply a whole tree's work and
+answer (eight gave a 367 MB response) for no client's use."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+
+from graphql import (FieldNode, FragmentSpreadNode, GraphQLError, GraphQLIncludeDirective, GraphQLResolveInfo,
+                     GraphQLSkipDirective, InlineFragmentNode, SelectionSetNode, ValidationRule)
+from graphql.execution.values import get_directive_values
+
+ONCE_PER_DOCUMENT = ("queryPprofAnalyze", "elements")
+
+
+def selected(info: GraphQLResolveInfo, field_nodes: Iterable[FieldNode], type_name: str) -> dict[str, list[FieldNode]]:
+    """The fields the nodes select of their object (of type `type_name`), by response key, in the
+    order GraphQL answers them: aliases kept, fragments spread, @skip and @include applied."""
+    out: dict[str, list[FieldNode]] = {}
+    for node in field_nodes:
+        if node.selection_set is not None:
+            _collect(info, node.selection_set, type_name, out, set())
+    return out
+
+
+def _collect(info: GraphQLResolveInfo, selection_set: SelectionSetNode, type_name: str,
+             out: dict[str, list[FieldNode]], spread: set[str]) -> None:
+    for selection in selection_set.selections:
+        if not _included(info, selection):
+            continue
+        if isinstance(selection, FieldNode):
+            out.setdefault(selection.alias.value if selection.alias else selection.name.value, []).append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            if selection.type_condition is None or selection.type_condition.name.value == type_name:
+                _collect(info, selection.selection_set, type_name, out, spread)
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in spread:
+            spread.add(selection.name.value)
+            fragment = info.fragments.get(selection.name.value)
+            if fragment is not None and fragment.type_condition.name.value == type_name:
+                _collect(info, fragment.selection_set, type_name, out, spread)
+
+
+def _included(info: GraphQLResolveInfo, node) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, info.variable_values)
+    if skip is not None and skip["if"]:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, info.variable_values)
+    return include is None or bool(include["if"])
+
+
+class Splices:
+    """JSON text to put in a response in place of the values at some paths (a request's)."""
+
+    def __init__(self):
+        self._token = f"proftask-splice-{uuid.uuid4().hex}-"
+        self._texts: list[tuple[tuple[str, ...], bytes]] = []
+
+    def add(self, path: tuple[str, ...], text: bytes) -> None:
+        self._texts.append((path, text))
+
+    def __bool__(self) -> bool:
+        return bool(self._texts)
+
+    def body(self, result: dict) -> bytes:
+        """The result as a JSON body, each spliced text where its path is (a path that an error
+        cut from the result, nulled above it, takes nothing)."""
+        placed: list[tuple[bytes, bytes]] = []
+        for i, (path, text) in enumerate(self._texts):
+            parent = result.get("data")
+            for key in path[:-1]:
+                parent = parent.get(key) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and path[-1] in parent:
+                marker = f"{self._token}{i}"
+                parent[path[-1]] = marker
+                placed.append((json.dumps(marker).encode(), text))
+        body = json.dumps(result).encode()
+        for marker, text in placed:  # a marker is a unique string: no other value contains it
+            before, _, after = body.partition(marker)
+            body = b"".join((before, text, after))
+        return body
+
+
+class OncePerDocument(ValidationRule):
+    """queryPprofAnalyze and elements at most once in a document (see the module's docstring)."""
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.seen: dict[str, int] = {}
+
+    def enter_field(self, node: FieldNode, *_args) -> None:
+        name = node.name.value
+        if name in ONCE_PER_DOCUMENT:
+            self.seen[name] = self.seen.get(name, 0) + 1
+            if self.seen[name] == 2:
+                self.report_error(GraphQLError(f"{name} may be selected once per request: send another request "
+                                               f"for another tree", node))
