@@ -78,12 +78,11 @@ class Splices:
             for key in path[:-1]:
                 parent = parent.get(key) if isinstance(parent, dict) else None
             if isinstance(parent, dict) and path[-1] in parent:
-                marker = f"{self._token}{i}"
-                parent[path[-1]] = marker
-                placed.append((json.dumps(marker).encode(), text))
+                parent[path[-1]] = f"{self._token}{i}"
+                placed.append((json.dumps(f"{self._token}{i}").encode(), text))
         body = json.dumps(result).encode()
-        for marker, text in placed:  # a marker is a unique string: no other value contains it
-            before, _, after = body.partition(marker)
+        for quoted, text in placed:  # a marker is a unique string: no other value contains it
+            before, _, after = body.partition(quoted)
             body = b"".join((before, text, after))
         return body
 
