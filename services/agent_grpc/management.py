@@ -6,6 +6,7 @@ import grpc
 
 from proftask.skywalking.common.v3 import Command_pb2
 from proftask.skywalking.management.v3 import Management_pb2, Management_pb2_grpc
+from services.agent_grpc.pprof_task import agent_names_refusal
 
 
 class ManagementServicer(Management_pb2_grpc.ManagementServiceServicer):
@@ -15,8 +16,9 @@ class ManagementServicer(Management_pb2_grpc.ManagementServiceServicer):
 
     async def _seen(self, service: str, instance: str, context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
         tenant = await self.pprof._tenant(context)
-        if not service or not instance:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "service and serviceInstance are required")
+        refusal = agent_names_refusal(service, instance)
+        if refusal is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal)
         if self.agents is not None:
             self.agents.seen(tenant, service, instance, "keepAlive")
         return Command_pb2.Commands()

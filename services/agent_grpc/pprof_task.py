@@ -13,7 +13,7 @@ import grpc
 from proftask.agent_commands import CommandDesk
 from proftask.auth import AGENT, Principal, TokenTable, bearer_token
 from proftask.core.commands import COMMAND_NAME, command_args
-from proftask.core.tasks import Task
+from proftask.core.tasks import MAX_ID_LENGTH, Task
 from proftask.errors import Forbidden, ProftaskError, TooLarge, Unavailable
 from proftask.ingest.budget import UploadBusy
 from proftask.ingest.intake import ProfileIntake, Reason
@@ -35,6 +35,16 @@ ERROR_MESSAGE_WAIT_S = 10  # how long a rejected error report may take to send i
 # less than the 60 s it gives a whole upload (reporter/pprof_manager.go): the agent gets the
 # refusal, and the task log the reason, rather than the agent's deadline cutting the wait short.
 BUDGET_WAIT_S = 45
+
+
+def agent_names_refusal(service: str, instance: str) -> str | None:
+    """Why an agent's names are refused, if they are: both are required, and at most
+    MAX_ID_LENGTH characters, as over HTTP (they are kept and listed as live agents)."""
+    if not service or not instance:
+        return "service and serviceInstance are required"
+    if max(len(service), len(instance)) > MAX_ID_LENGTH:
+        return f"service and serviceInstance must be at most {MAX_ID_LENGTH} characters"
+    return None
 
 
 def commands_message(task: Task | None) -> Command_pb2.Commands:
@@ -127,8 +137,9 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
     async def getPprofTaskCommands(self, request: Pprof_pb2.PprofTaskCommandQuery,
                                    context: grpc.aio.ServicerContext) -> Command_pb2.Commands:
         tenant = await self._tenant(context)  # first: a caller without a token learns nothing else
-        if not request.service or not request.serviceInstance:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "service and serviceInstance are required")
+        refusal = agent_names_refusal(request.service, request.serviceInstance)
+        if refusal is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refusal)
         try:
             task = await self.commands.next_task(tenant, request.service, request.serviceInstance,
                                                  request.lastCommandTime)

@@ -255,3 +255,27 @@ def test_keepalive_is_answered_and_polling_goes_on(stack, swclient):
     service, task_id = task_of_service(stack, ["pod-a"])
     assert sw(swclient, stack, "keepalive", "-service", service, "-instance", "pod-a")["code"] == "OK"
     assert len(sw(swclient, stack, "poll", "-service", service, "-instance", "pod-a")["commands"]) == 1
+
+
+def test_agent_names_past_the_http_limit_are_refused_and_not_listed(stack):
+    """An agent's names are kept and listed as a live agent: over gRPC, as over HTTP, at most
+    512 characters (a 1,000,000-character service made every services list 1 MB)."""
+    import grpc
+
+    from proftask.skywalking.management.v3 import Management_pb2, Management_pb2_grpc
+    from proftask.skywalking.pprof.v10 import Pprof_pb2, Pprof_pb2_grpc
+    service, long_name = f"sw-{uuid.uuid4().hex[:8]}", "s" * 513
+    with grpc.insecure_channel(stack.grpc_target) as channel:
+        pprof, management = Pprof_pb2_grpc.PprofTaskStub(channel), Management_pb2_grpc.ManagementServiceStub(channel)
+        calls = [(pprof.getPprofTaskCommands, Pprof_pb2.PprofTaskCommandQuery(service=long_name, serviceInstance="pod-a")),
+                 (pprof.getPprofTaskCommands, Pprof_pb2.PprofTaskCommandQuery(service=service, serviceInstance=long_name)),
+                 (management.keepAlive, Management_pb2.InstancePingPkg(service=long_name, serviceInstance="pod-a"))]
+        for call, request in calls:
+            with pytest.raises(grpc.RpcError) as refused:
+                call(request, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert refused.value.details() == "service and serviceInstance must be at most 512 characters"
+        management.keepAlive(Management_pb2.InstancePingPkg(service=service, serviceInstance="pod-a"), timeout=10)
+    listed = wait_until(lambda: (lambda names: names if service in names else None)(
+        [s["service"] for s in stack.get("/api/v1/pprof/services").json()["services"]]))
+    assert long_name not in listed
