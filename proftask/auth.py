@@ -29,7 +29,8 @@ class Principal:
 
     def require(self, needed: str) -> None:
         if self.role != ADMIN and self.role != needed:
-            raise Forbidden(f"a {self.role} token cannot do this (needs {needed} or admin)")
+            article = "an" if self.role in ("agent", "admin") else "a"  # "a user"
+            raise Forbidden(f"{article} {self.role} token cannot do this (needs {needed} or admin)")
 
 
 @dataclasses.dataclass(frozen=True)

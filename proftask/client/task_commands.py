@@ -13,18 +13,29 @@ EVENTS = ("CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE"
 WAIT_FINISHED, WAIT_FAILED, WAIT_TIMEOUT = 0, 1, 2  # and 3 (CLIENT_ERROR): the server said no
 
 
-def instance_states(task: dict, progress: dict) -> list[tuple[str, str, str]]:
+MISSED_MESSAGE = "the task's deadline passed before this instance finished it; it will not run it now"
+
+
+def deadline_ms(task: dict) -> int:
+    """When the task's instances can no longer run it (the server's `deadline`)."""
+    return task.get("deadline", task["createTime"] + (task["duration"] or 0) * 60_000)
+
+
+def instance_states(task: dict, progress: dict, now_ms: int | None = None) -> list[tuple[str, str, str]]:
     """(instance, state, latest message) per instance of the task; state is finished, error,
-    notified or waiting."""
+    notified or waiting, or missed: not settled when the task's deadline passed (as
+    core.progress.task_status counts the task failed then)."""
     done, failed = set(progress["successInstanceIds"]), set(progress["errorInstanceIds"])
+    expired = now_ms is not None and now_ms > deadline_ms(task)
     out = []
     for instance in task["serviceInstanceIds"]:
         logs = [log for log in progress["logs"] if log["instanceId"] == instance]
         notified = any(log["operationType"] == "NOTIFIED" for log in logs)
         errors = [log["message"] for log in logs if log["operationType"] not in ("NOTIFIED", "EXECUTION_FINISHED")]
         state = ("finished" if instance in done else "error" if instance in failed
-                 else "notified" if notified else "waiting")
-        out.append((instance, state, errors[-1] if errors and state == "error" else ""))
+                 else "missed" if expired else "notified" if notified else "waiting")
+        message = errors[-1] if errors and state == "error" else MISSED_MESSAGE if state == "missed" else ""
+        out.append((instance, state, message))
     return out
 
 
@@ -65,8 +76,7 @@ def cmd_list(client: ApiClient, args) -> int:
     now = int(time.time() * 1000)
     rows = [[t["id"], _ms(t["createTime"]), t["serviceId"], t["events"], ",".join(t["serviceInstanceIds"]),
              f"{t['duration']} min" if t["duration"] else "",
-             task_status(t["serviceInstanceIds"], _progress(client, t["id"]),
-                         t.get("deadline", t["createTime"] + (t["duration"] or 0) * 60_000), now)]
+             task_status(t["serviceInstanceIds"], _progress(client, t["id"]), deadline_ms(t), now)]
             for t in tasks]
     print(_table(rows, ["TASK", "CREATED", "SERVICE", "EVENT", "INSTANCES", "DURATION", "STATUS"]))
     return 0
@@ -83,14 +93,15 @@ def cmd_progress(client: ApiClient, args) -> int:
     if args.json:
         print(json.dumps(progress, indent=2))
         return 0
-    print(_table([list(s) for s in instance_states(task, progress)], ["INSTANCE", "STATE", "MESSAGE"]))
+    print(_table([list(s) for s in instance_states(task, progress, int(time.time() * 1000))],
+                 ["INSTANCE", "STATE", "MESSAGE"]))
     return 0
 
 
 def progress_bar(states: list[tuple[str, str, str]], width: int = 30) -> str:
     n = len(states)
     finished = sum(s == "finished" for _, s, _ in states)
-    failed = sum(s == "error" for _, s, _ in states)
+    failed = sum(s in ("error", "missed") for _, s, _ in states)
     filled = round(width * (finished + failed) / n) if n else width
     return (f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{n} finished, {failed} failed, "
             f"{n - finished - failed} pending")
@@ -102,18 +113,18 @@ def cmd_wait(client: ApiClient, args) -> int:
     live = sys.stderr.isatty()
     last = ""
     while True:
-        states = instance_states(task, _progress(client, args.task_id))
+        states = instance_states(task, _progress(client, args.task_id), int(time.time() * 1000))
         bar = progress_bar(states)
         if bar != last:
             print(("\r" + bar) if live else bar, end="" if live else "\n", file=sys.stderr, flush=True)
             last = bar
-        if all(s in ("finished", "error") for _, s, _ in states):
+        if all(s in ("finished", "error", "missed") for _, s, _ in states):
             if live:
                 print(file=sys.stderr)
             for instance, state, message in states:
-                if state == "error":
+                if state in ("error", "missed"):
                     print(f"{instance}: {message}", file=sys.stderr)
-            return WAIT_FAILED if any(s == "error" for _, s, _ in states) else WAIT_FINISHED
+            return WAIT_FAILED if any(s != "finished" for _, s, _ in states) else WAIT_FINISHED
         if time.monotonic() >= deadline:
             if live:
                 print(file=sys.stderr)
@@ -153,7 +164,8 @@ def register(sub, client_options) -> None:
     get.add_argument("task_id", help="the task's id")
     get.set_defaults(client_func=cmd_get)
 
-    progress = commands.add_parser("progress", help="each instance's state: waiting, notified, finished or error")
+    progress = commands.add_parser("progress", help="each instance's state: waiting, notified, finished, error, "
+                                                   "or missed (the task's deadline passed first)")
     progress.add_argument("task_id", help="the task's id")
     progress.add_argument("--json", action="store_true", help="print the API's JSON (logs included)")
     progress.set_defaults(client_func=cmd_progress)
@@ -162,9 +174,10 @@ def register(sub, client_options) -> None:
         "wait", help="wait until every instance finished or failed, with a progress bar",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show a live progress bar (on stderr) until every instance of the task has finished or "
-                    "failed.\n\nexit codes:\n  0  every instance finished\n  1  at least one instance failed "
-                    "(their messages are printed)\n  2  --timeout passed first\n  3  the server refused "
-                    "or could not be reached")
+                    "failed, or the task's deadline passed (the instances that had not settled then never "
+                    "will).\n\nexit codes:\n  0  every instance finished\n  1  at least one instance failed "
+                    "or missed the deadline (their messages are printed)\n  2  --timeout passed first\n"
+                    "  3  the server refused or could not be reached")
     wait.add_argument("task_id", help="the task's id")
     wait.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (default: never)")
     wait.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")

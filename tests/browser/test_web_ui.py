@@ -377,3 +377,16 @@ def test_shared_url_keyboard_sandwich_and_dark_mode(stack, browser, large_task, 
     shots(page, "13-sandwich-dark")
     assert not errors, errors
     context.close()
+
+
+def test_a_task_past_its_deadline_shows_failed_and_its_unsettled_instance_missed(spawn, page):
+    """No grace: a HEAP task's deadline is its creation, and an instance that never ran it never
+    will: the list says failed, as `proftask task list` does, and the task page says why."""
+    expired = spawn("all", PROFTASK_TASK_GRACE_MINUTES="0")
+    task_id = create_task(expired, ["gone-1"], events="HEAP", service="past-deadline")
+    page.goto(f"{expired.base}/ui/tasks?service=past-deadline")
+    page.wait_for_selector(f"tr[data-task='{task_id}'] .task-status:has-text('failed (0 finished, 1 failed of 1)')",
+                           timeout=30_000)
+    page.goto(f"{expired.base}/ui/tasks/{task_id}")
+    page.wait_for_selector("#progress-summary:has-text('0 finished, 1 failed, 0 pending')", timeout=30_000)
+    assert page.text_content("tr[data-instance=gone-1] .status-missed") == "missed: the task's deadline passed first"

@@ -77,6 +77,21 @@ def test_wait_exit_codes_for_finished_and_timeout(stack):
     assert finished.returncode == 0 and "1/1 finished" in finished.stderr
 
 
+def test_wait_ends_failed_when_the_task_s_deadline_passes_before_an_instance_runs_it(spawn):
+    """No grace: a HEAP task's deadline is its creation. An instance that never ran it never
+    will: `task wait` ends (1, as `task list` says failed) instead of waiting for ever."""
+    stack = spawn("all", PROFTASK_TASK_GRACE_MINUTES="0")
+    task_id = cli(stack, "task", "create", "--service", "cli-gone", "--instances", "gone-1", "--event", "heap"
+                  ).stdout.strip()
+    waited = cli(stack, "task", "wait", task_id, "--timeout", "30", "--interval", "0.2")
+    assert waited.returncode == 1, waited.stderr
+    assert "gone-1: the task's deadline passed before this instance finished it" in waited.stderr
+    assert "0/1 finished, 1 failed" in waited.stderr
+    listed = cli(stack, "task", "list", "--service", "cli-gone").stdout
+    assert task_id in listed and listed.rstrip().endswith("failed")
+    assert cli(stack, "task", "progress", task_id).stdout.splitlines()[1].split()[:2] == ["gone-1", "missed"]
+
+
 def test_tokens_unreachable_server_and_help(spawn):
     secured = spawn("all", PROFTASK_TOKENS="cli-token=acme:user")
     refused = cli(secured, "task", "list")

@@ -86,12 +86,21 @@ function showError(box, e) { box.textContent = e ? `${e.code || "ERROR"}: ${e.me
 // ---------------------------------------------------------------- tasks: list and create
 // A task's status from its progress: waiting = no instance reported yet, running = some did and
 // not all settled, finished = all finished, failed = all settled and at least one failed.
-function taskStatus(task, progress) {
+// When the task's instances can no longer run it: one that has not settled by then never will.
+const expiredTask = (task, now = Date.now()) => now > (task.deadline ?? task.createTime + (task.duration || 0) * 60000);
+
+// The rule of proftask/core/progress.py task_status, which the CLI's `task list` uses: past the
+// task's deadline, an instance that has not settled never will, and the task has failed.
+function taskStatus(task, progress, now = Date.now()) {
   const done = new Set(progress.successInstanceIds), failed = new Set(progress.errorInstanceIds);
-  const settled = task.serviceInstanceIds.filter((i) => done.has(i) || failed.has(i)).length;
-  const status = !progress.logs.length ? "waiting" : settled < task.serviceInstanceIds.length ? "running"
-    : task.serviceInstanceIds.some((i) => !done.has(i)) ? "failed" : "finished";
-  return { status, done: task.serviceInstanceIds.filter((i) => done.has(i)).length, failed: task.serviceInstanceIds.filter((i) => failed.has(i) && !done.has(i)).length };
+  const ids = task.serviceInstanceIds;
+  const settled = ids.filter((i) => done.has(i) || failed.has(i)).length;
+  const expired = expiredTask(task, now);
+  const status = ids.length && ids.every((i) => done.has(i)) ? "finished"
+    : settled === ids.length || expired ? "failed"
+    : !progress.logs.length ? "waiting" : "running";
+  const finished = ids.filter((i) => done.has(i)).length;
+  return { status, done: finished, failed: expired ? ids.length - finished : ids.filter((i) => failed.has(i) && !done.has(i)).length };
 }
 
 async function progressOf(taskId) {
@@ -249,25 +258,27 @@ async function taskView(taskId, params) {
     let progress;
     try { progress = await progressOf(taskId); } catch (e) { return showError(err, e); }
     const done = new Set(progress.successInstanceIds), failed = new Set(progress.errorInstanceIds);
+    const expired = expiredTask(task);
     rows.replaceChildren();
     let firstFailure = null; // shown on the folded list: why an instance failed, without a click
     for (const instance of task.serviceInstanceIds) {
       const logs = progress.logs.filter((l) => l.instanceId === instance);
       const first = (type) => logs.find((l) => l.operationType === type);
-      const status = done.has(instance) ? "finished" : failed.has(instance) ? "error" : first("NOTIFIED") ? "notified" : "waiting";
+      const status = done.has(instance) ? "finished" : failed.has(instance) ? "error" : expired ? "missed"
+        : first("NOTIFIED") ? "notified" : "waiting";
       const messages = logs.filter((l) => l.operationType !== "NOTIFIED" && l.operationType !== "EXECUTION_FINISHED")
         .map((l) => h("div", {}, `${time(l.operationTime)} ${l.operationType}: ${l.message}`));
       const error = logs.filter((l) => l.operationType !== "NOTIFIED" && l.operationType !== "EXECUTION_FINISHED").at(-1);
       if (!firstFailure && failed.has(instance) && !done.has(instance) && error) firstFailure = `${instance}: ${error.message}`;
       rows.append(h("tr", { "data-instance": instance },
         h("td", { className: "name" }, instance),
-        h("td", { className: "status-" + status }, { finished: "finished", error: "failed", notified: "notified, profiling", waiting: "waiting for the agent" }[status]),
+        h("td", { className: "status-" + status }, { finished: "finished", error: "failed", missed: "missed: the task's deadline passed first", notified: "notified, profiling", waiting: "waiting for the agent" }[status]),
         h("td", {}, time(first("NOTIFIED")?.operationTime)), h("td", {}, time(first("EXECUTION_FINISHED")?.operationTime)),
         h("td", {}, messages)));
     }
     const all = task.serviceInstanceIds.length;
     const nDone = task.serviceInstanceIds.filter((i) => done.has(i)).length;
-    const nFailed = task.serviceInstanceIds.filter((i) => failed.has(i) && !done.has(i)).length;
+    const nFailed = task.serviceInstanceIds.filter((i) => !done.has(i) && (failed.has(i) || expired)).length;
     const pending = all - nDone - nFailed;
     const [fin, fail, pend] = bar.children;
     fin.style.width = (100 * nDone) / all + "%";
