@@ -7,13 +7,14 @@ import sys
 import time
 
 from proftask.client.http import ApiClient, ClientError
-from proftask.core.progress import task_status
+from proftask.core.progress import missed_instances, task_status
 
 EVENTS = ("CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE")
 WAIT_FINISHED, WAIT_FAILED, WAIT_TIMEOUT = 0, 1, 2  # and 3 (CLIENT_ERROR): the server said no
 
 
-MISSED_MESSAGE = "the task's deadline passed before this instance finished it; it will not run it now"
+MISSED_MESSAGE = ("not settled in the time the task gives an instance: not handed the task by its deadline, or "
+                  "its agent went away after")
 
 
 def deadline_ms(task: dict) -> int:
@@ -23,17 +24,18 @@ def deadline_ms(task: dict) -> int:
 
 def instance_states(task: dict, progress: dict, now_ms: int | None = None) -> list[tuple[str, str, str]]:
     """(instance, state, latest message) per instance of the task; state is finished, error,
-    notified or waiting, or missed: not settled when the task's deadline passed (as
-    core.progress.task_status counts the task failed then)."""
+    notified or waiting, or missed: it never will settle (core.progress.missed_instances, by the
+    server's deadline against this machine's clock)."""
     done, failed = set(progress["successInstanceIds"]), set(progress["errorInstanceIds"])
-    expired = now_ms is not None and now_ms > deadline_ms(task)
+    missed = (missed_instances(task["serviceInstanceIds"], progress, task["createTime"], deadline_ms(task), now_ms)
+              if now_ms is not None else set())
     out = []
     for instance in task["serviceInstanceIds"]:
         logs = [log for log in progress["logs"] if log["instanceId"] == instance]
         notified = any(log["operationType"] == "NOTIFIED" for log in logs)
         errors = [log["message"] for log in logs if log["operationType"] not in ("NOTIFIED", "EXECUTION_FINISHED")]
         state = ("finished" if instance in done else "error" if instance in failed
-                 else "missed" if expired else "notified" if notified else "waiting")
+                 else "missed" if instance in missed else "notified" if notified else "waiting")
         message = errors[-1] if errors and state == "error" else MISSED_MESSAGE if state == "missed" else ""
         out.append((instance, state, message))
     return out
@@ -76,7 +78,7 @@ def cmd_list(client: ApiClient, args) -> int:
     now = int(time.time() * 1000)
     rows = [[t["id"], _ms(t["createTime"]), t["serviceId"], t["events"], ",".join(t["serviceInstanceIds"]),
              f"{t['duration']} min" if t["duration"] else "",
-             task_status(t["serviceInstanceIds"], _progress(client, t["id"]), deadline_ms(t), now)]
+             task_status(t["serviceInstanceIds"], _progress(client, t["id"]), t["createTime"], deadline_ms(t), now)]
             for t in tasks]
     print(_table(rows, ["TASK", "CREATED", "SERVICE", "EVENT", "INSTANCES", "DURATION", "STATUS"]))
     return 0
@@ -153,8 +155,9 @@ def register(sub, client_options) -> None:
     ls = commands.add_parser(
         "list", help="list tasks, newest first, with their status",
         description="Tasks, newest first. STATUS: finished (every instance finished), failed (every instance "
-                    "settled and some failed, or the deadline passed first), waiting (no instance notified yet), "
-                    "running (otherwise).")
+                    "settled or missed, and some did not finish), waiting (no instance notified yet), running "
+                    "(otherwise). An instance missed the task when it was not handed it by the task's deadline, or "
+                    "did not settle in the time the task gives an instance after it was.")
     ls.add_argument("--service", help="only this service's tasks")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -165,7 +168,7 @@ def register(sub, client_options) -> None:
     get.set_defaults(client_func=cmd_get)
 
     progress = commands.add_parser("progress", help="each instance's state: waiting, notified, finished, error, "
-                                                   "or missed (the task's deadline passed first)")
+                                                   "or missed (it never will settle)")
     progress.add_argument("task_id", help="the task's id")
     progress.add_argument("--json", action="store_true", help="print the API's JSON (logs included)")
     progress.set_defaults(client_func=cmd_progress)
@@ -174,9 +177,9 @@ def register(sub, client_options) -> None:
         "wait", help="wait until every instance finished or failed, with a progress bar",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show a live progress bar (on stderr) until every instance of the task has finished or "
-                    "failed, or the task's deadline passed (the instances that had not settled then never "
-                    "will).\n\nexit codes:\n  0  every instance finished\n  1  at least one instance failed "
-                    "or missed the deadline (their messages are printed)\n  2  --timeout passed first\n"
+                    "failed, or missed the task (see `task list`): those never will settle.\n\nexit codes:\n"
+                    "  0  every instance finished\n  1  at least one instance failed "
+                    "or missed the task (their messages are printed)\n  2  --timeout passed first\n"
                     "  3  the server refused or could not be reached")
     wait.add_argument("task_id", help="the task's id")
     wait.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (default: never)")

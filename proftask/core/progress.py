@@ -46,22 +46,41 @@ def derive_progress(logs: Iterable[TaskLog]) -> Progress:
 WAITING, RUNNING, FINISHED, FAILED = "waiting", "running", "finished", "failed"
 
 
-def task_status(instance_ids: Iterable[str], progress: dict, deadline_ms: int, now_ms: int) -> str:
-    """One word for a task, from its progress answer (the shape of progress_json in
-    services/query_svc/views.py) — the CLI's `task list` and the web UI use this same rule:
+def missed_instances(instance_ids: Iterable[str], progress: dict, create_time_ms: int, deadline_ms: int,
+                     now_ms: int) -> set[str]:
+    """The instances that have not settled (finished or failed) and never will, from a progress
+    answer (the shape of progress_json in services/query_svc/views.py): one not notified by the
+    task's deadline (the last moment an agent is handed the task), or one notified at t and not
+    settled by t + (deadline − creation), the time the task gives an instance from its hand-out
+    (its duration and the grace): its agent went away."""
+    settled = set(progress.get("successInstanceIds", ())) | set(progress.get("errorInstanceIds", ()))
+    notified: dict[str, int] = {}
+    for log in progress.get("logs", ()):
+        if log.get("operationType") == NOTIFIED:
+            at = int(log.get("operationTime") or 0)
+            notified[log.get("instanceId")] = min(at, notified.get(log.get("instanceId"), at))
+    allowance = deadline_ms - create_time_ms
+    return {i for i in instance_ids if i not in settled and now_ms > (
+        notified[i] + allowance if i in notified else deadline_ms)}
+
+
+def task_status(instance_ids: Iterable[str], progress: dict, create_time_ms: int, deadline_ms: int,
+                now_ms: int) -> str:
+    """One word for a task, from its progress answer — the CLI's `task list` and the web UI
+    (services/query_svc/ui/app.js) use this same rule:
 
     - finished: every instance finished;
-    - failed: every instance settled (finished or failed) and some failed, or the task's deadline
-      (creation + duration + grace) passed before all settled: the rest will never run it;
-    - waiting: before the deadline, no instance notified or settled yet;
-    - running: before the deadline, some instance notified or settled, not all settled.
+    - failed: every instance settled (finished or failed) or missed (missed_instances), and some
+      did not finish;
+    - waiting: no instance notified or settled yet;
+    - running: some instance notified or settled, not all settled or missed.
     """
     instances = set(instance_ids)
     finished = instances & set(progress.get("successInstanceIds", ()))
     failed = instances & set(progress.get("errorInstanceIds", ()))
     if instances and finished == instances:
         return FINISHED
-    if finished | failed == instances or now_ms > deadline_ms:
+    if finished | failed | missed_instances(instances, progress, create_time_ms, deadline_ms, now_ms) == instances:
         return FAILED
     if not finished and not failed and not any(log.get("operationType") == NOTIFIED and log.get("instanceId")
                                                in instances for log in progress.get("logs", ())):

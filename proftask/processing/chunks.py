@@ -26,47 +26,59 @@ class ChunksUnreadable(Exception):
 
 class ChunkReader:
     def __init__(self, bootstrap: str):
-        # A short wait at the end of the log: a seek waits for the fetch in flight, which past a
-        # profile's last chunk (where the consumer prefetches) the broker held for the default
-        # 500 ms. Between profiles the partition is paused, so an idle reader fetches nothing (not
-        # unassigned: a client of no topic refreshes the metadata of every topic of the cluster).
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                          max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
-                                          fetch_max_wait_ms=FETCH_WAIT_MS)
+        self._bootstrap = bootstrap
+        self._consumer: AIOKafkaConsumer | None = None  # made when first needed; again after a stop
         self._lock = asyncio.Lock()  # one seek position: one profile at a time
         self._started = False
 
+    def _made(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            # A short wait at the end of the log: a seek waits for the fetch in flight, which past
+            # a profile's last chunk (where the consumer prefetches) the broker held for the
+            # default 500 ms. Between profiles the partition is paused, so an idle reader fetches
+            # nothing (not unassigned: a client of no topic refreshes the metadata of every topic
+            # of the cluster).
+            self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                              enable_auto_commit=False, max_partition_fetch_bytes=FETCH_BYTES,
+                                              fetch_max_bytes=4 * FETCH_BYTES, fetch_max_wait_ms=FETCH_WAIT_MS)
+            self._started = False
+        return self._consumer
+
     async def stop(self) -> None:
-        # stopped even if never started: aiokafka warns of a consumer made and never stopped
-        # ("Unclosed AIOKafkaConsumer", at the end of a replay with no chunked profile)
-        self._started = False
-        await self._consumer.stop()
+        """Stops the consumer, started or not (aiokafka warns of one made and never stopped:
+        "Unclosed AIOKafkaConsumer"); a later read makes another. Not behind the read lock: a
+        stop does not wait out a read."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
 
     async def read_into(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
         """Writes the profile's content to `out`; returns its size. Raises ChunksUnreadable."""
         async with self._lock:
+            consumer = self._made()
             if not self._started:
-                await self._consumer.start()
+                await consumer.start()
                 self._started = True
             try:
-                return await asyncio.wait_for(self._read(up, out), READ_TIMEOUT_S)
+                return await asyncio.wait_for(self._read(consumer, up, out), READ_TIMEOUT_S)
             except TimeoutError:
                 raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
                                        f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?)") from None
             finally:
-                self._consumer.pause(*self._consumer.assignment())  # assign() in _read resumes it
+                consumer.pause(*consumer.assignment())  # assign() in _read resumes it
 
-    async def _read(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
+    @staticmethod
+    async def _read(consumer: AIOKafkaConsumer, up: pb.ProfileUploaded, out: BinaryIO) -> int:
         refs = up.chunks
         tp = TopicPartition(refs.topic, refs.partition)
-        self._consumer.assign([tp])
+        consumer.assign([tp])
         offsets = list(refs.offsets)
         if not offsets:
             raise ChunksUnreadable(f"profile {up.profile_id} points to no chunks")
         digest, size, i = hashlib.sha256(), 0, 0
-        self._consumer.seek(tp, offsets[0])
+        consumer.seek(tp, offsets[0])
         while i < len(offsets):
-            batch = await self._consumer.getmany(tp, timeout_ms=1000)
+            batch = await consumer.getmany(tp, timeout_ms=1000)
             for record in batch.get(tp, ()):
                 if i == len(offsets) or record.offset < offsets[i]:
                     continue
@@ -80,8 +92,8 @@ class ChunkReader:
                 out.write(chunk.data)
                 size += len(chunk.data)
                 i += 1
-            if i < len(offsets) and await self._consumer.position(tp) != offsets[i]:
-                self._consumer.seek(tp, offsets[i])  # skip other profiles' chunks in between
+            if i < len(offsets) and await consumer.position(tp) != offsets[i]:
+                consumer.seek(tp, offsets[i])  # skip other profiles' chunks in between
         if digest.digest() != refs.sha256 or size != up.size:
             raise ChunksUnreadable(f"the chunks of profile {up.profile_id} do not add up to its content "
                                    f"({size} bytes read, {up.size} uploaded; sha256 differs)")

@@ -68,6 +68,8 @@ class _Upload:
         self.admitted = False  # the upload budget took it: its chunks are being read
 
     def short_message(self) -> str:
+        if self.declared is None:
+            return f"upload ended after {self.received} bytes (no size declared)"
         return f"upload ended after {self.received} of {self.declared} declared bytes"
 
     def gone_message(self) -> str:

@@ -5,9 +5,10 @@ reads which fields the query selects of the elements, the elements are rendered 
 a thread (proftask.core.flamegraph.render_element_fields), GraphQL completes an empty list in
 their place, and the text is spliced into the response where that list is.
 
-Aliases, fragments and @skip/@include are honoured as GraphQL would. A document may select
-`queryPprofAnalyze` and `elements` once each: aliases would multiply a whole tree's work and
-answer (eight gave a 367 MB response) for no client's use."""
+Aliases, fragments and @skip/@include are honoured as GraphQL would. A request gets one tree:
+`queryPprofAnalyze` and its `elements` are answered once (aliases, or a fragment spread under
+several aliases, would multiply a whole tree's work and answer, eight gave a 367 MB response, for
+no client's use); a second is an error of the request."""
 from __future__ import annotations
 
 import json
@@ -15,10 +16,32 @@ import uuid
 from collections.abc import Iterable
 
 from graphql import (FieldNode, FragmentSpreadNode, GraphQLError, GraphQLIncludeDirective, GraphQLResolveInfo,
-                     GraphQLSkipDirective, InlineFragmentNode, SelectionSetNode, ValidationRule)
+                     GraphQLSkipDirective, InlineFragmentNode, SelectionSetNode)
 from graphql.execution.values import get_directive_values
 
-ONCE_PER_DOCUMENT = ("queryPprofAnalyze", "elements")
+ONE_TREE = "a request gets one tree: select queryPprofAnalyze, and its elements, once; send another request for another"
+
+
+def elements_selections(info: GraphQLResolveInfo) -> list[tuple[tuple[str, ...], list[tuple[str, str]]]]:
+    """Where queryPprofAnalyze's elements go in the response (their path) and the fields each
+    selects, as (response key, field) pairs: at most one (raises GraphQLError beyond, and for a
+    second queryPprofAnalyze of the request)."""
+    answered = info.context.setdefault("trees_answered", [])
+    answered.append(info.path.key)
+    if len(answered) > 1:
+        raise GraphQLError(ONE_TREE)
+    out: list[tuple[tuple[str, ...], list[tuple[str, str]]]] = []
+    for tree_key, trees in selected(info, info.field_nodes, "PprofAnalyzation").items():
+        if trees[0].name.value != "tree":
+            continue
+        for elements_key, lists in selected(info, trees, "PprofStackTree").items():
+            if lists[0].name.value == "elements":
+                fields = selected(info, lists, "PprofStackElement")
+                out.append(((str(info.path.key), tree_key, elements_key),
+                            [(key, nodes[0].name.value) for key, nodes in fields.items()]))
+    if len(out) > 1:
+        raise GraphQLError(ONE_TREE)
+    return out
 
 
 def selected(info: GraphQLResolveInfo, field_nodes: Iterable[FieldNode], type_name: str) -> dict[str, list[FieldNode]]:
@@ -85,19 +108,3 @@ class Splices:
             before, _, after = body.partition(quoted)
             body = b"".join((before, text, after))
         return body
-
-
-class OncePerDocument(ValidationRule):
-    """queryPprofAnalyze and elements at most once in a document (see the module's docstring)."""
-
-    def __init__(self, context):
-        super().__init__(context)
-        self.seen: dict[str, int] = {}
-
-    def enter_field(self, node: FieldNode, *_args) -> None:
-        name = node.name.value
-        if name in ONCE_PER_DOCUMENT:
-            self.seen[name] = self.seen.get(name, 0) + 1
-            if self.seen[name] == 2:
-                self.report_error(GraphQLError(f"{name} may be selected once per request: send another request "
-                                               f"for another tree", node))

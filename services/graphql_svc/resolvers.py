@@ -19,7 +19,7 @@ from proftask.http.errors import http_status
 from proftask.analysis import analysis_queries, progress_queries
 from proftask.analysis.selection import require_task, select
 from proftask import task_usecases as usecases
-from services.graphql_svc.big_answers import selected
+from services.graphql_svc.big_answers import elements_selections
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
 VERSION = "10.3"  # swctl picks its query documents by the major version (9+: the current ones)
@@ -46,7 +46,8 @@ def _parse_long(value) -> int:
 
 
 def graphql_error(e: ProftaskError) -> GraphQLError:
-    return GraphQLError(e.reason, extensions={"code": e.code})
+    # the ProftaskError kept as the cause: the error log tells the client's errors from the server's
+    return GraphQLError(e.reason, extensions={"code": e.code}, original_error=e)
 
 
 def _ctx(info):
@@ -236,6 +237,9 @@ async def resolve_progress(_, info, taskId):
 @query.field("queryPprofAnalyze")
 async def resolve_analyze(_, info, request):
     svc, tenant = _ctx(info)
+    # the elements as JSON text, spliced into the response for the list GraphQL answers here
+    # (services/graphql_svc/big_answers.py): each selection of them as it asks, one a request
+    wanted_elements = elements_selections(info)
     task = await _task(svc, tenant, request["taskId"])
     service = task.spec.service_id
     wanted = {ids.instance_name(i, service) for i in request["instanceIds"]}
@@ -247,18 +251,9 @@ async def resolve_analyze(_, info, request):
     except ProftaskError as e:
         raise graphql_error(e) from None
     ordered, parent_pos, _ = await asyncio.to_thread(preorder, columns, 0)
-    # the elements as JSON text, spliced into the response for the list GraphQL answers here
-    # (services/graphql_svc/big_answers.py): each selection of them as it asks
-    splices = info.context["splices"]
-    for tree_key, trees in selected(info, info.field_nodes, "PprofAnalyzation").items():
-        if trees[0].name.value != "tree":
-            continue
-        for elements_key, lists in selected(info, trees, "PprofStackTree").items():
-            if lists[0].name.value != "elements":
-                continue
-            fields = [(key, nodes[0].name.value) for key, nodes in selected(info, lists, "PprofStackElement").items()]
-            splices.add((info.path.key, tree_key, elements_key), await asyncio.to_thread(
-                render_element_fields, columns, ordered, parent_pos, fields, "PprofStackElement"))
+    for path, fields in wanted_elements:
+        info.context["splices"].add(path, await asyncio.to_thread(
+            render_element_fields, columns, ordered, parent_pos, fields, "PprofStackElement"))
     return {"tree": {"elements": []}}
 
 

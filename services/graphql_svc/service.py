@@ -8,13 +8,15 @@ import logging
 
 from aiohttp import web
 from ariadne import graphql
+from ariadne.utils import unwrap_graphql_error
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLSyntaxError
 
 from proftask.auth import USER, TokenTable, bearer_token
+from proftask.errors import ProftaskError
 from proftask.http.app import RoutesComponent
-from proftask.http.errors import read_json
-from services.graphql_svc.big_answers import OncePerDocument, Splices
+from proftask.http.errors import http_status, read_json
+from services.graphql_svc.big_answers import Splices
 from services.graphql_svc.resolvers import build_schema
 
 log = logging.getLogger(__name__)
@@ -23,13 +25,18 @@ LOGGED_QUERY_CHARS = 300
 
 class _ErrorLog(logging.LoggerAdapter):
     """Where ariadne logs the errors of a result (at ERROR, with a traceback and the document):
-    an error of the request (bad syntax, an unknown field, a task not found) is the client's and
-    is logged at INFO in one line; an error a resolver raised keeps ERROR and its traceback."""
+    an error of the request (bad syntax, an unknown field, a task not found: a GraphQLError of its
+    own, or a ProftaskError of a 4xx kind) is the client's and is logged at INFO in one line; a
+    server's (Unavailable: ClickHouse or the task view away) at WARNING in one line; any other
+    exception a resolver raised, a bug, keeps ERROR and its traceback."""
 
     def error(self, msg, *args, exc_info=None, **kwargs):
-        original = getattr(exc_info, "original_error", None)
-        if isinstance(exc_info, GraphQLError) and (original is None or isinstance(original, GraphQLError)):
-            self.logger.info("GraphQL request refused: %s", str(msg)[:LOGGED_QUERY_CHARS].replace("\n", " "))
+        cause = unwrap_graphql_error(exc_info) if isinstance(exc_info, GraphQLError) else exc_info
+        if isinstance(exc_info, GraphQLError) and (cause is None or isinstance(cause, ProftaskError)):
+            server = cause is not None and http_status(cause) >= 500
+            self.logger.log(logging.WARNING if server else logging.INFO, "GraphQL request %s: %s",
+                            "not served" if server else "refused",
+                            str(msg)[:LOGGED_QUERY_CHARS].replace("\n", " "))
             return
         self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
 
@@ -70,7 +77,7 @@ class GraphqlService(RoutesComponent):
             return _bad_request("the body must be a JSON object with the GraphQL document in `query`")
         splices = Splices()
         _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant, "splices": splices},
-                                  debug=False, validation_rules=[OncePerDocument], logger=ERROR_LOG)
+                                  debug=False, logger=ERROR_LOG)
         if splices:  # a whole tree: its text is large, joined off the event loop
             return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)

@@ -57,7 +57,7 @@ def test_one_reader_reads_interleaved_and_other_partitions_chunks_and_asks_only_
                "b": _uploaded("b", topic, 0, [at[1], at[4]], b"".join(b)),
                "c": _uploaded("c", topic, 1, [at[3]], c[0])}
         reader = ChunkReader(broker.bootstrap)
-        client = reader._consumer._client
+        client = reader._made()._client
         asked: list = []
         update = client._metadata_update
 

@@ -85,7 +85,8 @@ def test_wait_ends_failed_when_the_task_s_deadline_passes_before_an_instance_run
                   ).stdout.strip()
     waited = cli(stack, "task", "wait", task_id, "--timeout", "30", "--interval", "0.2")
     assert waited.returncode == 1, waited.stderr
-    assert "gone-1: the task's deadline passed before this instance finished it" in waited.stderr
+    assert "gone-1: not settled in the time the task gives an instance: not handed the task by its deadline" \
+        in waited.stderr
     assert "0/1 finished, 1 failed" in waited.stderr
     listed = cli(stack, "task", "list", "--service", "cli-gone").stdout
     assert task_id in listed and listed.rstrip().endswith("failed")

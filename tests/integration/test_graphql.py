@@ -255,5 +255,18 @@ def test_the_large_tree_over_graphql_is_the_rest_tree_in_every_shape_it_is_asked
         a: queryPprofAnalyze(request: $r) { tree { elements { id } } }
         b: queryPprofAnalyze(request: $r) { tree { elements { id } } } }""",
                 {"r": {"taskId": task_id, "instanceIds": []}})
-    assert "data" not in twice and twice["errors"][0]["message"] == (
-        "queryPprofAnalyze may be selected once per request: send another request for another tree")
+    one_tree = ("a request gets one tree: select queryPprofAnalyze, and its elements, once; send another request "
+                "for another")
+    assert twice["data"] is None and [e["message"] for e in twice["errors"]] == [one_tree]
+    # nor by a fragment spread under several aliases
+    spread = gql(secured, "acme-user", """query ($r: PprofAnalyzationRequest!) {
+        queryPprofAnalyze(request: $r) { a: tree { ...E } b: tree { ...E } } }
+        fragment E on PprofStackTree { elements { id } }""", {"r": {"taskId": task_id, "instanceIds": []}})
+    assert spread["data"] is None and [e["message"] for e in spread["errors"]] == [one_tree]
+    # two operations in a document, one of them run: its tree
+    two = """query A ($r: PprofAnalyzationRequest!) { queryPprofAnalyze(request: $r) { tree { elements { id } } } }
+        query B ($r: PprofAnalyzationRequest!) { queryPprofAnalyze(request: $r) { tree { elements { id } } } }"""
+    chosen = secured.post("/graphql", {"query": two, "operationName": "A",
+                                       "variables": {"r": {"taskId": task_id, "instanceIds": []}}},
+                          headers={"Authorization": "Bearer acme-user"}).json()
+    assert chosen == {"data": {"queryPprofAnalyze": {"tree": {"elements": [{"id": e["id"]} for e in rest]}}}}

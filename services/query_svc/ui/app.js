@@ -86,21 +86,29 @@ function showError(box, e) { box.textContent = e ? `${e.code || "ERROR"}: ${e.me
 // ---------------------------------------------------------------- tasks: list and create
 // A task's status from its progress: waiting = no instance reported yet, running = some did and
 // not all settled, finished = all finished, failed = all settled and at least one failed.
-// When the task's instances can no longer run it: one that has not settled by then never will.
-const expiredTask = (task, now = Date.now()) => now > (task.deadline ?? task.createTime + (task.duration || 0) * 60000);
+// The instances that never will settle: not handed the task by its deadline, or handed it at t
+// and not settled by t + (deadline - creation) (their agent went away): missed_instances of
+// proftask/core/progress.py.
+function missedInstances(task, progress, now = Date.now()) {
+  const settled = new Set([...progress.successInstanceIds, ...progress.errorInstanceIds]);
+  const deadline = task.deadline ?? task.createTime + (task.duration || 0) * 60000;
+  const notified = new Map();
+  for (const l of progress.logs) {
+    if (l.operationType === "NOTIFIED") notified.set(l.instanceId, Math.min(l.operationTime, notified.get(l.instanceId) ?? Infinity));
+  }
+  return new Set(task.serviceInstanceIds.filter((i) => !settled.has(i)
+    && now > (notified.has(i) ? notified.get(i) + deadline - task.createTime : deadline)));
+}
 
-// The rule of proftask/core/progress.py task_status, which the CLI's `task list` uses: past the
-// task's deadline, an instance that has not settled never will, and the task has failed.
+// The rule of proftask/core/progress.py task_status, which the CLI's `task list` uses.
 function taskStatus(task, progress, now = Date.now()) {
   const done = new Set(progress.successInstanceIds), failed = new Set(progress.errorInstanceIds);
-  const ids = task.serviceInstanceIds;
-  const settled = ids.filter((i) => done.has(i) || failed.has(i)).length;
-  const expired = expiredTask(task, now);
+  const ids = task.serviceInstanceIds, missed = missedInstances(task, progress, now);
+  const ended = ids.filter((i) => done.has(i) || failed.has(i) || missed.has(i)).length;
   const status = ids.length && ids.every((i) => done.has(i)) ? "finished"
-    : settled === ids.length || expired ? "failed"
+    : ended === ids.length ? "failed"
     : !progress.logs.length ? "waiting" : "running";
-  const finished = ids.filter((i) => done.has(i)).length;
-  return { status, done: finished, failed: expired ? ids.length - finished : ids.filter((i) => failed.has(i) && !done.has(i)).length };
+  return { status, done: ids.filter((i) => done.has(i)).length, failed: ids.filter((i) => !done.has(i) && (failed.has(i) || missed.has(i))).length };
 }
 
 async function progressOf(taskId) {
@@ -258,13 +266,13 @@ async function taskView(taskId, params) {
     let progress;
     try { progress = await progressOf(taskId); } catch (e) { return showError(err, e); }
     const done = new Set(progress.successInstanceIds), failed = new Set(progress.errorInstanceIds);
-    const expired = expiredTask(task);
+    const missed = missedInstances(task, progress);
     rows.replaceChildren();
     let firstFailure = null; // shown on the folded list: why an instance failed, without a click
     for (const instance of task.serviceInstanceIds) {
       const logs = progress.logs.filter((l) => l.instanceId === instance);
       const first = (type) => logs.find((l) => l.operationType === type);
-      const status = done.has(instance) ? "finished" : failed.has(instance) ? "error" : expired ? "missed"
+      const status = done.has(instance) ? "finished" : failed.has(instance) ? "error" : missed.has(instance) ? "missed"
         : first("NOTIFIED") ? "notified" : "waiting";
       const messages = logs.filter((l) => l.operationType !== "NOTIFIED" && l.operationType !== "EXECUTION_FINISHED")
         .map((l) => h("div", {}, `${time(l.operationTime)} ${l.operationType}: ${l.message}`));
@@ -272,13 +280,13 @@ async function taskView(taskId, params) {
       if (!firstFailure && failed.has(instance) && !done.has(instance) && error) firstFailure = `${instance}: ${error.message}`;
       rows.append(h("tr", { "data-instance": instance },
         h("td", { className: "name" }, instance),
-        h("td", { className: "status-" + status }, { finished: "finished", error: "failed", missed: "missed: the task's deadline passed first", notified: "notified, profiling", waiting: "waiting for the agent" }[status]),
+        h("td", { className: "status-" + status }, { finished: "finished", error: "failed", missed: "missed: not handed the task by its deadline, or its agent went away after", notified: "notified, profiling", waiting: "waiting for the agent" }[status]),
         h("td", {}, time(first("NOTIFIED")?.operationTime)), h("td", {}, time(first("EXECUTION_FINISHED")?.operationTime)),
         h("td", {}, messages)));
     }
     const all = task.serviceInstanceIds.length;
     const nDone = task.serviceInstanceIds.filter((i) => done.has(i)).length;
-    const nFailed = task.serviceInstanceIds.filter((i) => !done.has(i) && (failed.has(i) || expired)).length;
+    const nFailed = task.serviceInstanceIds.filter((i) => !done.has(i) && (failed.has(i) || missed.has(i))).length;
     const pending = all - nDone - nFailed;
     const [fin, fail, pend] = bar.children;
     fin.style.width = (100 * nDone) / all + "%";
