@@ -17,6 +17,10 @@ MISSED_MESSAGE = ("not settled in the time the task gives an instance: not hande
                   "its agent went away after")
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def deadline_ms(task: dict) -> int:
     """When the task's instances can no longer run it (the server's `deadline`)."""
     return task.get("deadline", task["createTime"] + (task["duration"] or 0) * 60_000)
@@ -75,7 +79,7 @@ def cmd_list(client: ApiClient, args) -> int:
     if args.json:
         print(json.dumps(tasks, indent=2))
         return 0
-    now = int(time.time() * 1000)
+    now = _now_ms()
     rows = [[t["id"], _ms(t["createTime"]), t["serviceId"], t["events"], ",".join(t["serviceInstanceIds"]),
              f"{t['duration']} min" if t["duration"] else "",
              task_status(t["serviceInstanceIds"], _progress(client, t["id"]), t["createTime"], deadline_ms(t), now)]
@@ -95,7 +99,7 @@ def cmd_progress(client: ApiClient, args) -> int:
     if args.json:
         print(json.dumps(progress, indent=2))
         return 0
-    print(_table([list(s) for s in instance_states(task, progress, int(time.time() * 1000))],
+    print(_table([list(s) for s in instance_states(task, progress, _now_ms())],
                  ["INSTANCE", "STATE", "MESSAGE"]))
     return 0
 
@@ -115,7 +119,7 @@ def cmd_wait(client: ApiClient, args) -> int:
     live = sys.stderr.isatty()
     last = ""
     while True:
-        states = instance_states(task, _progress(client, args.task_id), int(time.time() * 1000))
+        states = instance_states(task, _progress(client, args.task_id), _now_ms())
         bar = progress_bar(states)
         if bar != last:
             print(("\r" + bar) if live else bar, end="" if live else "\n", file=sys.stderr, flush=True)

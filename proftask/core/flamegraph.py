@@ -189,9 +189,7 @@ def _elements(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     n = len(ordered)
     if n == 0:
         return np.frombuffer(b"[]", dtype=np.uint8)
-    names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
-    name_index = c.name[ordered]
-    name_index[0] = len(names) - 1  # the first element is the root, named "root" whatever it is
+    names, name_index = _element_names(c, ordered)
     if not extra:
         try:
             return _elements_by_arrow(c, ordered, parent_pos, names, name_index)
@@ -269,18 +267,29 @@ def _elements_by_arrow(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarr
     return np.concatenate((np.frombuffer(b"[", dtype=np.uint8), text, np.frombuffer(b"]", dtype=np.uint8)))
 
 
+def _element_names(c: NodeColumns, ordered: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The names as JSON strings, "root" last, and each pre-ordered element's position in them:
+    the first element is the root, named "root" whatever it is."""
+    names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
+    name_index = c.name[ordered]
+    name_index[0] = len(names) - 1
+    return names, name_index
+
+
+def _decimal(values: np.ndarray, binary: pa.DataType | None = None) -> pa.Array:
+    """Integers as their decimal text, bytes of an Arrow binary type (binary by default)."""
+    return pc.cast(pa.array(values), pa.string()).cast(binary or pa.binary())
+
+
 def _arrow_rows(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray, names: list[bytes],
                 name_index: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Elements lo..hi of the pre-order as text, each followed by a comma."""
-    def decimal(values: np.ndarray) -> pa.Array:
-        return pc.cast(pa.array(values), pa.string()).cast(pa.binary())
-
     name_text = pc.take(pa.array(names, pa.binary()), pa.array(name_index[lo:hi]))
     rows = ordered[lo:hi]
     joined = pc.binary_join_element_wise(
-        b'{"id":"', decimal(np.arange(lo, hi)), b'","parentId":"', decimal(parent_pos[lo:hi]),
-        b'","codeSignature":', name_text, b',"total":', decimal(c.total[rows]), b',"self":',
-        decimal(c.self_value[rows]), b"},", b"")
+        b'{"id":"', _decimal(np.arange(lo, hi)), b'","parentId":"', _decimal(parent_pos[lo:hi]),
+        b'","codeSignature":', name_text, b',"total":', _decimal(c.total[rows]), b',"self":',
+        _decimal(c.self_value[rows]), b"},", b"")
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
     return np.frombuffer(joined.buffers()[2], dtype=np.uint8)[int(offsets[0]):int(offsets[-1])]
 
@@ -299,9 +308,7 @@ def elements_jobs(c: NodeColumns, ordered: np.ndarray, parent_pos: np.ndarray,
     n = len(ordered)
     if n == 0:
         return None
-    names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
-    name_index = c.name[ordered]
-    name_index[0] = len(names) - 1  # the first element is the root, named "root" whatever it is
+    names, name_index = _element_names(c, ordered)
     name_length = np.fromiter(map(len, names), dtype=np.int64, count=len(names))
     if (int(name_length[name_index].sum()) + n * _ELEMENT_BYTES) // parts > _PART_BYTES:
         return None
@@ -443,8 +450,8 @@ def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
                        c.self_value[rows], c.names)
 
 
-# An element's fields as SkyWalking's query protocol names them (PprofStackElement), each as
-# JSON pieces: constants, or a column of the elements' values.
+# An element's fields as SkyWalking's query protocol names them (PprofStackElement), in
+# render_elements' order.
 ELEMENT_FIELDS = ("id", "parentId", "codeSignature", "total", "self")
 
 
@@ -459,18 +466,14 @@ def render_element_fields(c: NodeColumns, ordered: np.ndarray, parent_pos: np.nd
     if n == 0:
         return b"[]"
 
-    def decimal(values: np.ndarray) -> pa.Array:
-        return pc.cast(pa.array(values), pa.string()).cast(pa.large_binary())
-
-    names = [encode_basestring(name).encode("utf-8", "surrogatepass") for name in c.names] + [b'"root"']
-    name_index = c.name[ordered]
-    name_index[0] = len(names) - 1  # the root is named "root", as in render_elements
+    names, name_index = _element_names(c, ordered)
+    wide = pa.large_binary()  # one array of every element's text: past Arrow's 2 GiB of binary
     values: dict[str, Callable[[], list]] = {
-        "id": lambda: [b'"', decimal(np.arange(n)), b'"'],
-        "parentId": lambda: [b'"', decimal(parent_pos), b'"'],
+        "id": lambda: [b'"', _decimal(np.arange(n), wide), b'"'],
+        "parentId": lambda: [b'"', _decimal(parent_pos, wide), b'"'],
         "codeSignature": lambda: [pc.take(pa.array(names, pa.large_binary()), pa.array(name_index))],
-        "total": lambda: [decimal(c.total[ordered])],
-        "self": lambda: [decimal(c.self_value[ordered])],
+        "total": lambda: [_decimal(c.total[ordered], wide)],
+        "self": lambda: [_decimal(c.self_value[ordered], wide)],
         "__typename": lambda: [json.dumps(typename).encode()],
     }
     pieces: list = []
