@@ -3,6 +3,8 @@ same profile (same task, instance and profile ids): each tenant's analysis and t
 its own and whole, and a redelivered profile counts once."""
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from proftask import events
@@ -129,3 +131,56 @@ def test_a_node_path_and_a_frame_name_written_twice_and_not_merged_yet_make_one_
     finally:
         for table in ("node_paths", "frame_names"):
             run(clickhouse.command(f"SYSTEM START MERGES {table}"))
+
+
+def test_a_sample_type_written_without_its_ids_reads_those_of_the_type_before_as_rows_written_with_them(
+        loop, clickhouse):
+    """A heap profile's four sample types make two sets of nodes (alloc_*, inuse_*): its rows of
+    alloc_space and inuse_space are written with no ids, and read those of the type before. Rows
+    written before that (every type with its ids) read the same, and the two merge."""
+    content = (require_conformance() / "go" / "pyroscope-heap.pb.gz").read_bytes()
+
+    def run(coro):
+        return loop.run_until_complete(coro)
+
+    rows = {}
+    for profile_id in ("h-now", "h-before"):
+        rows[profile_id] = r = profile_rows(_env("acme", content, f"pod-{profile_id}", profile_id), LIMIT)
+        run(RowWriter(clickhouse).write_profile(r))
+    stored = run(clickhouse.rows(
+        "SELECT granularity, type_index, length(node_ids), length(total_values) FROM node_values FINAL "
+        "WHERE tenant = 'acme' AND profile_id = 'h-now' ORDER BY granularity, type_index"))
+    assert [(g, t, ids > 0) for g, t, ids, _ in stored] == [
+        (g, t, t in (0, 2)) for g in ("function", "line") for t in range(4)]
+    # h-before as written before the ids were shared: each row with its ids (written again with the
+    # same key, which replaces the first rows)
+    before = rows["h-before"]
+    for table, ids_column, written, parts in (
+            ("node_values", "node_ids", before.node_values_table(), before.node_parts),
+            ("function_values", "frame_ids", before.function_values_table(), before.function_parts)):
+        every_ids = [part["values"][0] for part in parts]
+        offsets = np.concatenate(([0], np.cumsum([len(ids) for ids in every_ids])))
+        column = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(np.concatenate(every_ids)))
+        run(clickhouse.insert_arrow(table, written.set_column(written.schema.get_field_index(ids_column),
+                                                              ids_column, column)))
+    assert run(clickhouse.rows("SELECT countIf(empty(node_ids)) FROM node_values FINAL "
+                               "WHERE tenant = 'acme' AND profile_id = 'h-before'")) == [(0,)]
+
+    for granularity in ("function", "line"):
+        folded = {p["type_index"]: p["values"] for p in rows["h-now"].node_parts if p["granularity"] == granularity}
+        for index in range(1, 5):
+            ids, self_value, total = folded[index - 1]
+            want = sorted(zip(ids.tolist(), total.tolist(), self_value.tolist(), strict=True))
+            trees = {}
+            for profile_id in ("h-now", "h-before"):
+                c = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", {profile_id: index},
+                                                      granularity))
+                assert sorted(zip(c.node.tolist(), c.total.tolist(), c.self_value.tolist(), strict=True)) == want
+                trees[profile_id] = _tree(c)
+            assert trees["h-now"] == trees["h-before"]
+            both = {"h-now": index, "h-before": index}
+            merged = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", both, granularity))
+            assert _tree(merged) == [(n, p, d, name, 2 * t, 2 * s) for n, p, d, name, t, s in trees["h-now"]]
+            tops = [sort_rows(run(analysis_queries.top_rows(clickhouse, "acme", "task-same", chosen, granularity))[0],
+                              "flat", granularity) for chosen in ({"h-now": index}, {"h-before": index})]
+            assert tops[0] == tops[1] and len(tops[0]) > 5
