@@ -10,7 +10,8 @@ import numpy as np
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import NodeColumns
-from proftask.core.node_table import NodePlaces, NodeSums
+from proftask.core.node_table import NodePlaces, NodeShares, NodeSums
+from proftask.core.spread import Spread
 from proftask.core.top import FunctionRow
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
@@ -132,30 +133,40 @@ ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_sel
 # (parents, depths, frame_ids: m0007), heaviest first; a row from before m0007 has no places
 # and is not read (its task's analyses sum the profiles until the row is written again).
 TASK_FOLD_ROW = """
-SELECT node_ids, self_values, total_values, parents, depths, frame_ids{row_extra}
+SELECT node_ids, self_values, total_values, parents, depths, frame_ids, instances, share_mins, share_maxes,
+       length(instances) = length(node_ids) AS has_spread{row_extra}
 FROM task_folds
 WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
   AND sample_type = {sample_type:String} AND profile_ids = {sorted_profile_ids:Array(String)}
   AND length(parents) = length(node_ids)
 LIMIT 1"""
+# The row's spread of each node across the instances (m0009; a row from before has none: its
+# arrays are read as zeros and has_spread 0).
 TASK_FOLD_PLACED = """
-SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self""" + """,
+       spread_instances, spread_min, spread_max, has_spread
 FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", "") + """)
 ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self, parents AS parent,
-           depths AS depth, frame_ids AS frame_id
+           depths AS depth, frame_ids AS frame_id, arrayResize(instances, length(node_ids)) AS spread_instances,
+           arrayResize(share_mins, length(node_ids)) AS spread_min,
+           arrayResize(share_maxes, length(node_ids)) AS spread_max
 """
 # The first view of a task: as HEAVIEST_OF below, from the row's prefix (its nodes are heaviest
 # first, ancestors before their descendants: node_table.heaviest_first) up to the last node tied
 # with the max_nodes-th; the whole tree's counts come from the arrays, nothing is sorted here.
 TASK_FOLD_HEAVIEST_PLACED = """
-SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self, node_count, min_self, min_total
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self, node_count, min_self, min_total,
+       spread_instances, spread_min, spread_max, has_spread
 FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", """,
              length(node_ids) AS node_count, arrayMin(self_values) AS min_self,
              arrayMin(arrayMap((n, t) -> if(n = 0, 0, t), node_ids, total_values)) AS min_total,
              arrayCount(t -> t >= total_values[least({max_nodes:UInt64}, node_count)], total_values) AS kept""") + """)
 ARRAY JOIN arraySlice(node_ids, 1, kept) AS node, arraySlice(total_values, 1, kept) AS node_total,
            arraySlice(self_values, 1, kept) AS node_self, arraySlice(parents, 1, kept) AS parent,
-           arraySlice(depths, 1, kept) AS depth, arraySlice(frame_ids, 1, kept) AS frame_id
+           arraySlice(depths, 1, kept) AS depth, arraySlice(frame_ids, 1, kept) AS frame_id,
+           arrayResize(arraySlice(instances, 1, kept), kept) AS spread_instances,
+           arrayResize(arraySlice(share_mins, 1, kept), kept) AS spread_min,
+           arrayResize(arraySlice(share_maxes, 1, kept), kept) AS spread_max
 """
 
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
@@ -199,13 +210,14 @@ def _named_nodes_sql(sums: str, extra: str = "") -> str:
 
 
 MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
-TASK_FOLD_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_PLACED).replace("{extra}", "")
+TASK_FOLD_SPREAD = ", spread_instances, spread_min, spread_max, has_spread"
+TASK_FOLD_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_PLACED).replace("{extra}", TASK_FOLD_SPREAD)
 SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
 HEAVIEST_COUNTS = ", node_count, min_self, min_total"
 HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
 SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
-TASK_FOLD_HEAVIEST_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_HEAVIEST_PLACED).replace("{extra}",
-                                                                                             HEAVIEST_COUNTS)
+TASK_FOLD_HEAVIEST_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_HEAVIEST_PLACED).replace(
+    "{extra}", HEAVIEST_COUNTS + TASK_FOLD_SPREAD)
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
 # per sample in each profile's function values, so the sums do too), with each function's name.
@@ -293,11 +305,16 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
 # MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
 # values hold) the profiles whose values were read: on a cluster a replica may not have them all
 # yet, nor every node's path (`placed` 0: node_paths is sharded by node, node_values by task).
+# And each node's shares of the profiles' totals (node_table.NodeShares), a profile's total
+# being its root's (node 0 sorts first among its ids).
 MERGED_SUMS_READ = PLACED_NODES.replace("{sums}", """
-    SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles
-    FROM (""" + CHOSEN_NODE_VALUES + """)
+    SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles,
+           countIf(node_total != 0 AND root_total != 0) AS present,
+           minIf(node_total / root_total, node_total != 0 AND root_total != 0) AS low,
+           maxIf(node_total / root_total, node_total != 0 AND root_total != 0) AS high
+    FROM (SELECT *, if(node_ids[1] = 0, total_values[1], 0) AS root_total FROM (""" + CHOSEN_NODE_VALUES + """))
     ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
-    GROUP BY node""").replace("{extra}", ", profiles, placed") + "ORDER BY node\n"
+    GROUP BY node""").replace("{extra}", ", profiles, placed, present, low, high") + "ORDER BY node\n"
 
 
 async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -316,8 +333,11 @@ async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_inde
         places = NodePlaces(t.column("parent").to_numpy().astype(np.uint64, copy=False),
                             t.column("depth").to_numpy().astype(np.uint32, copy=False),
                             t.column("frame_id").to_numpy().astype(np.uint64, copy=False))
+    present = t.column("present").to_numpy().astype(np.int64)
+    shares = NodeShares(present, np.where(present > 0, t.column("low").to_numpy(), np.inf),
+                        np.where(present > 0, t.column("high").to_numpy(), -np.inf))
     return NodeSums(node, t.column("self").to_numpy().astype(np.int64, copy=False),
-                    t.column("total").to_numpy().astype(np.int64, copy=False), places), read
+                    t.column("total").to_numpy().astype(np.int64, copy=False), places, shares), read
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -359,14 +379,22 @@ def _node_columns(t) -> NodeColumns:
         ids, first_row = np.unique(frame_id[unnamed], return_inverse=True)
         name[unnamed] = len(names) + first_row.reshape(-1)
         names += ["root" if f == 0 else f"<frame {f:#x}>" for f in ids.tolist()]
+    node = t.column("node").to_numpy().astype(np.uint64, copy=False)
+    spread = None
+    if "has_spread" in t.column_names and t.column("has_spread")[0].as_py():  # a task fold's (m0009)
+        depth = t.column("depth").to_numpy()
+        instances = t.column("spread_instances").to_numpy().astype(np.int64)
+        spread = Spread(instances, t.column("spread_min").to_numpy(), t.column("spread_max").to_numpy(),
+                        int(instances[depth == 0][0]) if (depth == 0).any() else 0)
     return NodeColumns(
-        node=t.column("node").to_numpy().astype(np.uint64, copy=False),
+        node=node,
         parent=t.column("parent").to_numpy().astype(np.uint64, copy=False),
         depth=t.column("depth").to_numpy().astype(np.int64),
         name=name,
         total=t.column("total").to_numpy().astype(np.int64, copy=False),
         self_value=t.column("self").to_numpy().astype(np.int64, copy=False),
         names=names,
+        spread=spread,
     )
 
 

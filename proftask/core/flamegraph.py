@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from json.encoder import encode_basestring
 
 import numpy as np
@@ -16,6 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from proftask.core.echo import echo
+
+if TYPE_CHECKING:
+    from proftask.core.spread import Spread
 
 ROOT_NODE = 0
 
@@ -30,6 +34,7 @@ class NodeColumns:
     total: np.ndarray   # int64
     self_value: np.ndarray  # int64
     names: list[str]
+    spread: Spread | None = None  # per node, how the instances share it (a task's merged tree holds it)
 
     @classmethod
     def empty(cls) -> NodeColumns:
@@ -446,8 +451,12 @@ def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
 
 
 def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
+    spread = None
+    if c.spread is not None:  # the same nodes with the same values: the same spread
+        spread = dataclasses.replace(c.spread, instances=c.spread.instances[rows],
+                                     share_min=c.spread.share_min[rows], share_max=c.spread.share_max[rows])
     return NodeColumns(c.node[rows], c.parent[rows], c.depth[rows], c.name[rows], c.total[rows],
-                       c.self_value[rows], c.names)
+                       c.self_value[rows], c.names, spread)
 
 
 # An element's fields as SkyWalking's query protocol names them (PprofStackElement), in

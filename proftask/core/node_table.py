@@ -174,28 +174,58 @@ class NodePlaces:
 
 
 @dataclasses.dataclass
+class NodeShares:
+    """How the summed profiles share each node, aligned with the nodes: in how many of them
+    (those with a non-zero root total) the node's total is not zero, and the lowest and highest
+    of its total over the profile's root total among those (+inf and -inf where none).
+    proftask.core.spread.settled_spread makes the instance spread of them."""
+    present: np.ndarray  # int64
+    low: np.ndarray      # float64
+    high: np.ndarray     # float64
+
+    @classmethod
+    def empty(cls) -> NodeShares:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64))
+
+    @classmethod
+    def of(cls, total: np.ndarray, root_total: int) -> NodeShares:
+        """One profile's: its node totals over its root total (none where either is zero)."""
+        if root_total == 0:  # left out, as instance_spread leaves out an instance with a zero total
+            return cls(np.zeros(len(total), np.int64), np.full(len(total), np.inf), np.full(len(total), -np.inf))
+        share = total / root_total  # as instance_spread divides
+        if total.all():  # no value negative: every node a stack made has a total
+            return cls(np.ones(len(total), np.int64), share, share)
+        counted = total != 0
+        return cls(counted.astype(np.int64), np.where(counted, share, np.inf), np.where(counted, share, -np.inf))
+
+
+@dataclasses.dataclass
 class NodeSums:
     """Node values summed over profiles, sorted by node: what a merged tree is made of; with
-    the nodes' places when every profile summed gave them."""
+    the nodes' places when every profile summed gave them, and their shares when every profile
+    summed gave its root total."""
     node: np.ndarray        # uint64, sorted, distinct
     self_value: np.ndarray  # int64
     total: np.ndarray       # int64
     places: NodePlaces | None = None
+    shares: NodeShares | None = None
 
     @classmethod
     def empty(cls) -> NodeSums:
-        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), NodePlaces.empty())
+        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), NodePlaces.empty(),
+                   NodeShares.empty())
 
     def __len__(self) -> int:
         return len(self.node)
 
 
 def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, total: np.ndarray,
-                    places: NodePlaces | None = None) -> NodeSums:
+                    places: NodePlaces | None = None, root_total: int | None = None) -> NodeSums:
     """The sums with one more profile's node values (its nodes distinct, in any order), and
-    their places (aligned with node) if the sums have theirs. A node the sums lack is added: a
-    merged tree holds every node of every profile, as a GROUP BY node over their values does.
-    Exact in int64, and the same sums whatever the order of adding."""
+    their places (aligned with node) if the sums have theirs, and their shares of root_total
+    (the profile's total) if the sums have theirs. A node the sums lack is added: a merged tree
+    holds every node of every profile, as a GROUP BY node over their values does. Exact in
+    int64, and the same sums whatever the order of adding."""
     node = np.asarray(node, dtype=np.uint64)
     self_value, total = np.asarray(self_value, np.int64), np.asarray(total, np.int64)
     places = places if sums.places is not None else None
@@ -204,6 +234,15 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
         order = np.argsort(node, kind="stable")
         node, self_value, total = node[order], self_value[order], total[order]
         places = places.taken(order) if places is not None else None
+    shares = NodeShares.of(total, root_total) if sums.shares is not None and root_total is not None else None
+    if len(node) == len(sums.node) and np.array_equal(node, sums.node):
+        # the very nodes of the sums (a fleet of one build, one workload): added in place of
+        # looked up (~3x faster for a large tree)
+        shared = None if shares is None or sums.shares is None else NodeShares(
+            sums.shares.present + shares.present, np.minimum(sums.shares.low, shares.low),
+            np.maximum(sums.shares.high, shares.high))
+        return NodeSums(sums.node, sums.self_value + self_value, sums.total + total,
+                        sums.places if places is not None else None, shared)
     at = np.searchsorted(sums.node, node)
     known = at < len(sums.node)
     known[known] = sums.node[at[known]] == node[known]
@@ -211,9 +250,17 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
     # a profile's nodes are distinct, so no position is added to twice
     self_sum[at[known]] += self_value[known]
     total_sum[at[known]] += total[known]
+    shared = None
+    if shares is not None:  # and so sums.shares
+        assert sums.shares is not None
+        shared = NodeShares(sums.shares.present.copy(), sums.shares.low.copy(), sums.shares.high.copy())
+        to = at[known]
+        shared.present[to] += shares.present[known]
+        shared.low[to] = np.minimum(shared.low[to], shares.low[known])
+        shared.high[to] = np.maximum(shared.high[to], shares.high[known])
     new = ~known
     if not new.any():
-        return NodeSums(sums.node, self_sum, total_sum, sums.places if places is not None else None)
+        return NodeSums(sums.node, self_sum, total_sum, sums.places if places is not None else None, shared)
     into = at[new]
     merged_places = None
     if places is not None:  # and so sums.places
@@ -221,8 +268,11 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
         merged_places = NodePlaces(*(np.insert(old, into, added[new]) for old, added in (
             (sums.places.parent, places.parent), (sums.places.depth, places.depth),
             (sums.places.frame_id, places.frame_id))))
+    if shared is not None and shares is not None:
+        shared = NodeShares(*(np.insert(old, into, added[new]) for old, added in (
+            (shared.present, shares.present), (shared.low, shares.low), (shared.high, shares.high))))
     return NodeSums(np.insert(sums.node, into, node[new]), np.insert(self_sum, into, self_value[new]),
-                    np.insert(total_sum, into, total[new]), merged_places)
+                    np.insert(total_sum, into, total[new]), merged_places, shared)
 
 
 def heaviest_first(sums: NodeSums) -> np.ndarray:

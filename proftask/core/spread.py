@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from proftask.core.flamegraph import ROOT_NODE
-from proftask.core.node_table import sorted_lookup
+from proftask.core.node_table import NodeShares, sorted_lookup
 
 
 @dataclasses.dataclass
@@ -41,3 +41,19 @@ def instance_spread(nodes: np.ndarray, row_instance: np.ndarray, row_node: np.nd
     shares[order[at[found]], col[found]] = np.asarray(row_total, dtype=np.int64)[found] / root_total[col[found]]
     shares[nodes == ROOT_NODE, :] = 1.0
     return Spread((shares != 0).sum(axis=1), shares.min(axis=1), shares.max(axis=1), len(kept))
+
+
+def settled_spread(node: np.ndarray, shares: NodeShares) -> Spread:
+    """The spread of summed profiles from their shares (aligned with node, the root among them):
+    what instance_spread makes of the same profiles' node totals, one profile an instance. An
+    instance without the node takes 0 into the lowest and highest share."""
+    present = np.asarray(shares.present, dtype=np.int64)
+    root = np.flatnonzero(np.asarray(node) == ROOT_NODE)
+    count = int(present[root[0]]) if len(root) else 0  # every counted profile has its root
+    everywhere = present == count
+    low = np.where(present == 0, 0.0, np.where(everywhere, shares.low, np.minimum(shares.low, 0.0)))
+    high = np.where(present == 0, 0.0, np.where(everywhere, shares.high, np.maximum(shares.high, 0.0)))
+    if count == 0:
+        zeros = np.zeros(len(present))
+        return Spread(zeros.astype(np.int64), zeros, zeros, 0)
+    return Spread(present, low, high, count)

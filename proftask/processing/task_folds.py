@@ -27,12 +27,13 @@ from proftask.analysis import analysis_queries
 from proftask.analysis.selection import resolve_sample_type
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.node_table import NodeSums, add_node_values, heaviest_first
+from proftask.core.spread import settled_spread
 from proftask.pprof.fold import FUNCTION
 from proftask.processing.profile_rows import ProfileRows
 
 log = logging.getLogger(__name__)
 GRANULARITY = FUNCTION  # what a task opens on; the line view and other types sum at query time
-MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each, and 20 of places)
+MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each, 20 of places, 20 of shares)
 TASK_VALUES = 96  # what a task's sums cost besides their values (~2 KB of Python objects, places too), in values
 
 
@@ -157,13 +158,16 @@ class TaskFolds:
 def _cost(task: _TaskSums) -> int:
     """What a task's sums hold in memory, in node values (24 bytes each): a small task's
     objects, not its few values, are most of it."""
-    return len(task.sums) * (2 if task.sums.places is not None else 1) + TASK_VALUES
+    extra = (task.sums.places is not None) + (task.sums.shares is not None)  # ~20 bytes a node each
+    return len(task.sums) * (1 + extra) + TASK_VALUES
 
 
 def _added(sums: NodeSums, rows: ProfileRows, type_index: int) -> NodeSums:
     """The sums with the profile's nodes of a sample type and their places (for a thread)."""
     node, self_value, total = _node_part(rows, type_index)
-    return add_node_values(sums, node, self_value, total, rows.places(GRANULARITY, node))
+    root = np.flatnonzero(node == 0)
+    return add_node_values(sums, node, self_value, total, rows.places(GRANULARITY, node),
+                           int(total[root[0]]) if len(root) else 0)
 
 
 def _node_part(rows: ProfileRows, type_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,5 +197,20 @@ def _task_fold_table(tenant: str, task_id: str, sample_type: str, task: _TaskSum
         "parents": column(places.parent, pa.uint64()),
         "depths": column(places.depth, pa.uint32()),
         "frame_ids": column(places.frame_id, pa.uint64()),
+        **_spread_columns(sums, order, offsets),
         "folded_at": pa.array([folded_at], pa.int64()),
     })
+
+
+def _spread_columns(sums: NodeSums, order: np.ndarray, offsets: pa.Array) -> dict[str, pa.ListArray]:
+    """How the task's instances share each node (m0009), in the row's order: what an analysis
+    with instanceStats would look up in every profile. Empty where the sums have no shares."""
+    if sums.shares is None:
+        return {name: pa.array([[]], pa.list_(typ)) for name, typ in SPREAD_COLUMNS.items()}
+    spread = settled_spread(sums.node, sums.shares)
+    return {name: pa.ListArray.from_arrays(offsets, pa.array(values[order], typ))
+            for (name, typ), values in zip(SPREAD_COLUMNS.items(), (spread.instances, spread.share_min,
+                                                                   spread.share_max), strict=True)}
+
+
+SPREAD_COLUMNS = {"instances": pa.uint32(), "share_mins": pa.float64(), "share_maxes": pa.float64()}

@@ -17,7 +17,7 @@ import numpy as np
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import (NodeColumns, UnknownFocus, elements_buffer, elements_joined, elements_jobs,
                                       focus_rows, focused, preorder)
-from proftask.core.spread import instance_spread
+from proftask.core.spread import Spread, instance_spread
 from proftask.core.top import sort_rows
 from proftask.errors import Invalid
 from proftask.analysis import analysis_queries
@@ -96,7 +96,7 @@ class Analyses:
             truncated = node_count - len(ordered)
         extra, instance_count = None, None
         if with_stats:
-            extra, instance_count = await self._instance_stats(sel, columns.node[ordered])
+            extra, instance_count = await self._instance_stats(sel, columns, ordered)
         jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else elements_jobs(columns, ordered, parent_pos, 2)
         elements: np.ndarray | list[memoryview]
         if jobs:  # a whole tree's text formatted by two threads at once
@@ -105,10 +105,16 @@ class Analyses:
             elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
         return views.analysis_body(sel, truncated, focus, instance_count, elements)
 
-    async def _instance_stats(self, sel: Selection, nodes: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+    async def _instance_stats(self, sel: Selection, columns: NodeColumns,
+                              ordered: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+        nodes = columns.node[ordered]
         if len(nodes) > MAX_STATS_NODES:
             raise Invalid(f"instanceStats covers at most {MAX_STATS_NODES} nodes; "
                           f"this tree has {len(nodes)}: set maxNodes")
+        if columns.spread is not None:  # the task's merged tree holds it (all its instances, no focus)
+            spread = Spread(columns.spread.instances[ordered], columns.spread.share_min[ordered],
+                            columns.spread.share_max[ordered], columns.spread.instance_count)
+            return self._spread_fields(spread), spread.instance_count
         if sel.value_index:
             totals, roots = await analysis_queries.profile_node_totals(
                 self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, nodes.tolist())
@@ -118,9 +124,12 @@ class Analyses:
         spread = await asyncio.to_thread(
             instance_spread, nodes, totals.profile, totals.node, totals.total,
             [(by_profile[p], roots.get(p, 0)) for p in totals.profile_ids])
-        extra = {"instances": spread.instances, "shareMin": np.round(spread.share_min, 6),
-                 "shareMax": np.round(spread.share_max, 6)}
-        return extra, spread.instance_count
+        return self._spread_fields(spread), spread.instance_count
+
+    @staticmethod
+    def _spread_fields(spread: Spread) -> dict[str, np.ndarray]:
+        return {"instances": spread.instances, "shareMin": np.round(spread.share_min, 6),
+                "shareMax": np.round(spread.share_max, 6)}
 
     async def top(self, q: Question, limit: int = 0) -> bytes:
         """pprof's -top of the whole merged profile (every node, whatever maxNodes the tree is

@@ -56,7 +56,7 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7, 8]
+            assert await migrate(ch) == [4, 5, 6, 7, 8, 9]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
@@ -133,7 +133,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7, 8]
+            assert await migrate(ch) == [5, 6, 7, 8, 9]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -167,7 +167,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7, 8]
+            assert await migrate(ch) == [5, 6, 7, 8, 9]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -189,7 +189,7 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
             await RowWriter(ch).write_profile(dataclasses.replace(rows, frame_names=rows.frame_names.drop_columns(
                 ["file"])))
-            assert await migrate(ch) == [8]
+            assert await migrate(ch) == [8, 9]
             _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))

@@ -47,11 +47,12 @@ def _folded_profiles(loop, clickhouse, tenant: str, task_id: str) -> list[list[s
     return [sorted(r[0]) for r in rows]
 
 
-def _answers(loop, clickhouse, tenant: str, task_id: str, max_nodes: int = 0) -> tuple[bytes, bytes]:
+def _answers(loop, clickhouse, tenant: str, task_id: str, max_nodes: int = 0,
+             with_stats: bool = False) -> tuple[bytes, bytes]:
     """The task's tree from its fold, and the same question answered with no fold (its rows
-    removed, then put back)."""
+    removed, then put back); with_stats: with each node's spread across the instances."""
     folded = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
-        Question(tenant, task_id), max_nodes=max_nodes))
+        Question(tenant, task_id), max_nodes=max_nodes, with_stats=with_stats))
     where = {"t": tenant, "k": task_id}
     loop.run_until_complete(clickhouse.command(
         "CREATE TABLE IF NOT EXISTS task_folds_aside AS task_folds"))
@@ -62,9 +63,21 @@ def _answers(loop, clickhouse, tenant: str, task_id: str, max_nodes: int = 0) ->
     loop.run_until_complete(clickhouse.command(
         "DELETE FROM task_folds WHERE tenant = {t:String} AND task_id = {k:String}", where))
     summed = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
-        Question(tenant, task_id), max_nodes=max_nodes))
+        Question(tenant, task_id), max_nodes=max_nodes, with_stats=with_stats))
     loop.run_until_complete(clickhouse.command("INSERT INTO task_folds SELECT * FROM task_folds_aside"))
     return folded, summed
+
+
+def _spread(body: bytes) -> dict[tuple[str, ...], tuple[int, float, float]]:
+    """The answer's spread: node path → (instances, shareMin, shareMax)."""
+    answer = json.loads(body)
+    paths: dict[str, tuple[str, ...]] = {}
+    spread = {}
+    for e in answer["tree"]["elements"]:
+        path = () if e["parentId"] == "-1" else paths[e["parentId"]] + (e["codeSignature"],)
+        paths[e["id"]] = path
+        spread[path] = (e["instances"], e["shareMin"], e["shareMax"])
+    return spread
 
 
 def test_two_tenants_same_task_id_and_stacks_each_get_their_own_merged_tree(loop, clickhouse):
@@ -88,6 +101,10 @@ def test_two_tenants_same_task_id_and_stacks_each_get_their_own_merged_tree(loop
     assert folded == summed
     assert _tree(folded)[1] == {(): (9 * MS, 0), ("main",): (9 * MS, 0), ("main", "a"): (6 * MS, 6 * MS),
                                 ("main", "b"): (3 * MS, 3 * MS)}
+    for tenant, b_share in (("acme", (2, 0.375, 0.375)), ("beta", (1, 0.0, 0.375))):
+        folded, summed = _answers(loop, clickhouse, tenant, task_id, with_stats=True)
+        assert folded == summed
+        assert _spread(folded)[("main", "b")] == b_share
 
 
 def test_a_restart_a_new_upload_and_concurrent_batches_keep_the_fold_exact(loop, clickhouse):
@@ -117,6 +134,9 @@ def test_a_restart_a_new_upload_and_concurrent_batches_keep_the_fold_exact(loop,
     assert _tree(folded)[1] == {
         (): (16 * MS, 0), ("main",): (16 * MS, 0), ("main", "a"): (7 * MS, 0), ("main", "a", "x"): (7 * MS, 7 * MS),
         ("main", "b"): (2 * MS, 2 * MS), ("main", "c"): (7 * MS, 7 * MS)}
+    folded, summed = _answers(loop, clickhouse, "acme", task_id, with_stats=True)
+    assert folded == summed
+    assert _spread(folded)[("main", "a")] == (2, 0.0, 1.0) and _spread(folded)[("main", "c")] == (1, 0.0, 1.0)
 
 
 def test_the_large_profile_opens_from_its_fold_with_go_pprofs_numbers(loop, clickhouse):
@@ -138,6 +158,9 @@ def test_the_large_profile_opens_from_its_fold_with_go_pprofs_numbers(loop, clic
     assert answer["tree"]["elements"][0]["total"] == 3 * 240_290_000_000
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and len(json.loads(folded)["tree"]["elements"]) == 425_052
+    folded, summed = _answers(loop, clickhouse, "acme", task_id, max_nodes=5000, with_stats=True)
+    assert folded == summed and all(s == (3, 0.0, 0.0) or s[0] == 3 and s[1] == s[2] > 0
+                                    for s in _spread(folded).values())
 
 
 def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one(loop, clickhouse):
@@ -263,6 +286,8 @@ def test_a_fold_summed_again_names_only_the_profiles_whose_values_it_read(loop, 
         "INSERT INTO node_values SELECT * FROM node_values_late WHERE profile_id = {p:String}", where))
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed and _tree(folded)[1][()] == (7 * MS, 0)
+    folded, summed = _answers(loop, clickhouse, "acme", task_id, with_stats=True)
+    assert folded == summed and _spread(folded)[("main", "c")] == (1, 0.0, 1.0)
 
 
 def test_an_agent_stopped_as_a_profile_finishes_folding_leaves_no_profile_waited_for(loop, clickhouse):
@@ -421,3 +446,31 @@ def test_a_task_gets_its_row_when_its_last_profile_could_not_tell_it_is_stored(l
     assert _folded_profiles(loop, clickhouse, "acme", task_id) == [sorted([first.profile_id, second.profile_id])]
     folded, summed = _answers(loop, clickhouse, "acme", task_id)
     assert folded == summed
+
+
+def test_the_spread_across_instances_comes_from_the_row_as_the_profiles_give_it(loop, clickhouse):
+    """The UI opens a task of several instances with each node's spread across them (how many
+    have it, the lowest and highest share of their own total). The row keeps it (m0009): equal
+    to looking each node up in every profile, with an instance lacking a node, one with nothing
+    of the sample type (left out), and negative values (a delta profile)."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    writer = RowWriter(clickhouse)
+    _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2", "pod-3", "pod-4"])
+    stored = [_rows("acme", task_id, "pod-1", _profile({("main", "a"): 3, ("main", "b"): 1})),
+              _rows("acme", task_id, "pod-2", _profile({("main", "a"): 1})),
+              _rows("acme", task_id, "pod-3", _profile({("main", "a"): 0})),
+              _rows("acme", task_id, "pod-4", _profile({("main", "a"): 4, ("main", "b"): -2}))]
+    _store(loop, writer, stored[0], stored[1])
+    _store(loop, writer, stored[2], stored[3])
+    spread_rows = loop.run_until_complete(clickhouse.rows(
+        "SELECT length(instances) FROM task_folds FINAL WHERE tenant = 'acme' AND task_id = {k:String}",
+        {"k": task_id}))
+    assert spread_rows and all(n > 0 for n, in spread_rows)
+    for max_nodes in (2, 0):  # the cut tree, then the whole
+        folded, summed = _answers(loop, clickhouse, "acme", task_id, max_nodes=max_nodes, with_stats=True)
+        assert folded == summed
+    spread = _spread(folded)
+    assert json.loads(folded)["instanceCount"] == 3
+    assert spread[()] == (3, 1.0, 1.0)
+    assert spread[("main", "a")] == (3, 0.75, 2.0)
+    assert spread[("main", "b")] == (2, -1.0, 0.25)

@@ -148,3 +148,34 @@ def test_one_deep_stack_beside_a_million_short_ones_folds_in_linear_time():
     table = fold.nodes(np.ones(len(lengths), dtype=np.int64))
     assert len(table.node) == 1 + deep + 999  # the root, the deep path, and the short stacks' frames but 7
     assert int(table.depth.max()) == deep
+
+
+def test_shares_summed_as_profiles_are_added_give_the_spread_each_node_looked_up_gives():
+    """A task's merged tree keeps each node's spread across its instances (m0009): added one
+    profile at a time, in any order, the same instances, lowest and highest share as looking
+    each node up in every profile (instance_spread) — with a node some lack, negative values,
+    an instance with nothing of the sample type, and one holding the very nodes of another."""
+    from proftask.core.spread import instance_spread, settled_spread
+
+    for seed in range(8):
+        stacks = [_merged(random_stacks(40 + seed + k, zero_share=0.2, negative=seed % 2 == 1)) for k in range(3)]
+        stacks.append(stacks[0])                 # the very nodes of the first
+        stacks.append([(("a",), 0)])             # nothing of the sample type: left out
+        tables = [_fold(s)[0].nodes(_fold(s)[1]) for s in stacks]
+        roots = [int(t.total[t.node == 0][0]) for t in tables]
+        for order in (range(len(tables)), reversed(range(len(tables)))):
+            sums = NodeSums.empty()
+            for k in order:
+                t = tables[k]
+                sums = add_node_values(sums, t.node, t.self_value, t.total,
+                                       NodePlaces(t.parent, t.depth.astype(np.uint32), t.frame_id), roots[k])
+            got = settled_spread(sums.node, sums.shares)
+            rows = [(k, n, v) for k, t in enumerate(tables) for n, v in zip(t.node.tolist(), t.total.tolist())
+                    if n != 0]
+            want = instance_spread(sums.node, np.array([k for k, _, _ in rows]),
+                                   np.array([n for _, n, _ in rows], np.uint64), np.array([v for _, _, v in rows]),
+                                   [(f"pod-{k}", r) for k, r in enumerate(roots)])
+            assert got.instance_count == want.instance_count == sum(r != 0 for r in roots)
+            assert got.instances.tolist() == want.instances.tolist()
+            assert got.share_min.tolist() == want.share_min.tolist()
+            assert got.share_max.tolist() == want.share_max.tolist()
