@@ -92,13 +92,15 @@ CHOSEN_INDEX = "transform(profile_id, {profile_ids:Array(String)}, {value_indexe
 # The node and function values (folded at ingest, m0005) of the chosen profiles, each at its own
 # position of the chosen sample type; FINAL reads one copy of a profile however often it was written.
 # A row written with no ids has those of the nearest row before it (the same profile and
-# granularity, a lower sample type: profile_rows._packed), which the ASOF JOIN finds. (Reading
+# granularity, a lower sample type: profile_rows._packed), which the ASOF JOIN finds; a row
+# with no values either (a sample type with no function) adds nothing and is not joined. (Reading
 # both in one GROUP BY copies the arrays into aggregate states: 2.2× the time for ten profiles.)
 CHOSEN_PARTS = """
     SELECT v.profile_id AS profile_id, i.{ids} AS {ids}, v.{a} AS {a}, v.{b} AS {b}
     FROM (SELECT profile_id, type_index, {a}, {b} FROM {table} FINAL
           WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
-            AND profile_id IN {profile_ids:Array(String)} AND type_index + 1 = """ + CHOSEN_INDEX + """) AS v
+            AND profile_id IN {profile_ids:Array(String)} AND type_index + 1 = """ + CHOSEN_INDEX + """
+            AND notEmpty({b})) AS v
     ASOF INNER JOIN
          (SELECT profile_id, type_index, {ids} FROM {table} FINAL
           WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
@@ -306,13 +308,13 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
 # values hold) the profiles whose values were read: on a cluster a replica may not have them all
 # yet, nor every node's path (`placed` 0: node_paths is sharded by node, node_values by task).
 # And each node's shares of the profiles' totals (node_table.NodeShares), a profile's total
-# being its root's (node 0 sorts first among its ids).
+# being its root's (node 0; first among the ids the processor writes, not in rows m0005 copied).
 MERGED_SUMS_READ = PLACED_NODES.replace("{sums}", """
     SELECT node, sum(node_total) AS total, sum(node_self) AS self, groupArrayIf(profile_id, node = 0) AS profiles,
            countIf(node_total != 0 AND root_total != 0) AS present,
            minIf(node_total / root_total, node_total != 0 AND root_total != 0) AS low,
            maxIf(node_total / root_total, node_total != 0 AND root_total != 0) AS high
-    FROM (SELECT *, if(node_ids[1] = 0, total_values[1], 0) AS root_total FROM (""" + CHOSEN_NODE_VALUES + """))
+    FROM (SELECT *, total_values[indexOf(node_ids, 0)] AS root_total FROM (""" + CHOSEN_NODE_VALUES + """))
     ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self
     GROUP BY node""").replace("{extra}", ", profiles, placed, present, low, high") + "ORDER BY node\n"
 

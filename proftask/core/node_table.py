@@ -193,7 +193,7 @@ class NodeShares:
         if root_total == 0:  # left out, as instance_spread leaves out an instance with a zero total
             return cls(np.zeros(len(total), np.int64), np.full(len(total), np.inf), np.full(len(total), -np.inf))
         share = total / root_total  # as instance_spread divides
-        if total.all():  # no value negative: every node a stack made has a total
+        if total.all():  # every node counted (so with no negative value: a node a stack made has a total)
             return cls(np.ones(len(total), np.int64), share, share)
         counted = total != 0
         return cls(counted.astype(np.int64), np.where(counted, share, np.inf), np.where(counted, share, -np.inf))

@@ -300,15 +300,16 @@ def _packed(rows: ProfileRows, parts: list[dict], arrays: tuple) -> pa.Table:
     A part whose ids are its previous part's (the same granularity, the sample type before; a CPU
     profile's two types make the same nodes) is written with no ids: they are random 64-bit
     hashes, which do not compress, and were half of a large profile's 14.5 MB on disk. Readers
-    take the ids of the nearest row before that has them (analysis_queries.CHOSEN_PARTS); every
-    part has ids of its own or its previous part's, since each holds at least the root."""
+    take the ids of the nearest row before that has them (analysis_queries.CHOSEN_PARTS). A part
+    with no ids at all (a sample type with no function: its values are all zero) has no values
+    either, and readers skip it."""
     if not parts:
         return _scoped(rows, 0, {"granularity": pa.array([], pa.string()), "type_index": pa.array([], pa.uint16()),
                                  **{name: pa.array([], pa.list_(typ)) for name, typ in arrays}})
     tables, previous = [], None
     for part in parts:
         ids, *values = part["values"]
-        same_ids = previous is not None and previous["granularity"] == part["granularity"] and (
+        same_ids = len(ids) > 0 and previous is not None and previous["granularity"] == part["granularity"] and (
             previous["values"][0] is ids or np.array_equal(previous["values"][0], ids))
         tables.append(_scoped(rows, 1, {
             "granularity": pa.array([part["granularity"]], pa.string()),

@@ -33,7 +33,7 @@ from proftask.processing.profile_rows import ProfileRows
 
 log = logging.getLogger(__name__)
 GRANULARITY = FUNCTION  # what a task opens on; the line view and other types sum at query time
-MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each, 20 of places, 20 of shares)
+MAX_VALUES = 8_000_000  # node sums kept in memory over every task (24 bytes each, 20 of places, 24 of shares)
 TASK_VALUES = 96  # what a task's sums cost besides their values (~2 KB of Python objects, places too), in values
 
 
@@ -158,7 +158,7 @@ class TaskFolds:
 def _cost(task: _TaskSums) -> int:
     """What a task's sums hold in memory, in node values (24 bytes each): a small task's
     objects, not its few values, are most of it."""
-    extra = (task.sums.places is not None) + (task.sums.shares is not None)  # ~20 bytes a node each
+    extra = (task.sums.places is not None) + (task.sums.shares is not None)  # ~20 and 24 bytes a node
     return len(task.sums) * (1 + extra) + TASK_VALUES
 
 

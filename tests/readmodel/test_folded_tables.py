@@ -184,3 +184,28 @@ def test_a_sample_type_written_without_its_ids_reads_those_of_the_type_before_as
             tops = [sort_rows(run(analysis_queries.top_rows(clickhouse, "acme", "task-same", chosen, granularity))[0],
                               "flat", granularity) for chosen in ({"h-now": index}, {"h-before": index})]
             assert tops[0] == tops[1] and len(tops[0]) > 5
+
+
+def test_a_sample_type_with_no_function_beside_one_with_some_reads_as_empty(loop, clickhouse):
+    """A heap profile with nothing in use has functions for alloc_* and none for inuse_*: that
+    type's rows have no ids and no values (not the ids of the type before). Its tree is the root
+    alone and its top table empty; the other type's are whole."""
+    from proftask.pprof.encode import encode_profile
+
+    content = encode_profile(["alloc_space/bytes", "inuse_space/bytes"], "inuse_space/bytes", "space/bytes", 512,
+                             [([("main.a", 0, False), ("main.b", 0, False)], [4096, 0]),
+                              ([("main.a", 0, False)], [1024, 0])])
+
+    def run(coro):
+        return loop.run_until_complete(coro)
+
+    run(RowWriter(clickhouse).write_profile(profile_rows(_env("acme", content, "pod-z", "z-1"), LIMIT)))
+    for granularity in ("function", "line"):
+        empty = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", {"z-1": 2}, granularity))
+        assert empty.node.tolist() == [0] and empty.total.tolist() == [0]
+        rows, total = run(analysis_queries.top_rows(clickhouse, "acme", "task-same", {"z-1": 2}, granularity))
+        assert rows == [] and total == 0
+        alloc = run(analysis_queries.node_columns(clickhouse, "acme", "task-same", {"z-1": 1}, granularity))
+        assert int(alloc.total[alloc.depth == 0][0]) == 5120 and len(alloc.node) == 3
+        rows, total = run(analysis_queries.top_rows(clickhouse, "acme", "task-same", {"z-1": 1}, granularity))
+        assert total == 5120 and sorted((r.flat, r.cum) for r in rows) == [(1024, 5120), (4096, 4096)]

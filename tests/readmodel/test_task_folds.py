@@ -165,8 +165,8 @@ def test_the_large_profile_opens_from_its_fold_with_go_pprofs_numbers(loop, clic
 
 def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one(loop, clickhouse):
     """A fold row naming the task's newest profiles is what the analysis answers from (a row
-    put in by hand with other sums shows); one naming other profiles is not read, nor one
-    without its nodes' places (written before m0007)."""
+    put in by hand with other sums shows, and with another spread across instances); one naming
+    other profiles is not read, nor one without its nodes' places (written before m0007)."""
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     writer = RowWriter(clickhouse)
     _write_task(loop, writer, "acme", task_id, ["pod-1", "pod-2"])
@@ -194,6 +194,20 @@ def test_the_first_view_reads_the_fold_that_names_its_profiles_and_only_that_one
     assert root_total() == 3 * MS
     fold_row(sorted(r.profile_id for r in stored), 7)
     assert root_total() == 7
+
+    def instance_count() -> int:
+        body = loop.run_until_complete(Analyses(clickhouse, None, AnalysisCache()).tree(
+            Question("acme", task_id), max_nodes=5000, with_stats=True))
+        return json.loads(body)["instanceCount"]
+
+    assert instance_count() == 2  # a row without the spread (before m0009): looked up in the profiles
+    loop.run_until_complete(clickhouse.command("DELETE FROM task_folds WHERE task_id = {k:String}", {"k": task_id}))
+    loop.run_until_complete(clickhouse.command(
+        "INSERT INTO task_folds (tenant, task_id, granularity, sample_type, profile_ids, node_ids, self_values, "
+        "total_values, parents, depths, frame_ids, instances, share_mins, share_maxes, folded_at) VALUES "
+        "('acme', {k:String}, 'function', 'cpu/nanoseconds', {p:Array(String)}, [0], [0], [7], [0], [0], [0], "
+        "[5], [1], [1], 1)", {"k": task_id, "p": sorted(r.profile_id for r in stored)}))
+    assert instance_count() == 5  # the row's spread, put in by hand
 
 
 def test_the_row_waits_for_the_tasks_last_profile_in_progress_even_one_that_is_dead_lettered(loop, clickhouse):

@@ -159,7 +159,8 @@ def test_shares_summed_as_profiles_are_added_give_the_spread_each_node_looked_up
 
     for seed in range(8):
         stacks = [_merged(random_stacks(40 + seed + k, zero_share=0.2, negative=seed % 2 == 1)) for k in range(3)]
-        stacks.append(stacks[0])                 # the very nodes of the first
+        # the very nodes of the first with other shares, added next
+        stacks.insert(1, [(s, 3 * v + (v > 0) - (v < 0)) for s, v in stacks[0]])
         stacks.append([(("a",), 0)])             # nothing of the sample type: left out
         tables = [_fold(s)[0].nodes(_fold(s)[1]) for s in stacks]
         roots = [int(t.total[t.node == 0][0]) for t in tables]
