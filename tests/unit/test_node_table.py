@@ -171,8 +171,8 @@ def test_shares_summed_as_profiles_are_added_give_the_spread_each_node_looked_up
                 sums = add_node_values(sums, t.node, t.self_value, t.total,
                                        NodePlaces(t.parent, t.depth.astype(np.uint32), t.frame_id), roots[k])
             got = settled_spread(sums.node, sums.shares)
-            rows = [(k, n, v) for k, t in enumerate(tables) for n, v in zip(t.node.tolist(), t.total.tolist())
-                    if n != 0]
+            rows = [(k, n, v) for k, t in enumerate(tables)
+                    for n, v in zip(t.node.tolist(), t.total.tolist(), strict=True) if n != 0]
             want = instance_spread(sums.node, np.array([k for k, _, _ in rows]),
                                    np.array([n for _, n, _ in rows], np.uint64), np.array([v for _, _, v in rows]),
                                    [(f"pod-{k}", r) for k, r in enumerate(roots)])
