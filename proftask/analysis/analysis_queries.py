@@ -135,41 +135,55 @@ ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_sel
 # (parents, depths, frame_ids: m0007), heaviest first; a row from before m0007 has no places
 # and is not read (its task's analyses sum the profiles until the row is written again).
 TASK_FOLD_ROW = """
-SELECT node_ids, self_values, total_values, parents, depths, frame_ids, instances, share_mins, share_maxes,
-       length(instances) = length(node_ids) AS has_spread{row_extra}
+SELECT node_ids, self_values, total_values, parents, depths, frame_ids{spread_row}{row_extra}
 FROM task_folds
 WHERE tenant = {tenant:String} AND task_id = {task_id:String} AND granularity = {granularity:String}
   AND sample_type = {sample_type:String} AND profile_ids = {sorted_profile_ids:Array(String)}
   AND length(parents) = length(node_ids)
 LIMIT 1"""
-# The row's spread of each node across the instances (m0009; a row from before has none: its
-# arrays are read as zeros and has_spread 0).
 TASK_FOLD_PLACED = """
-SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self""" + """,
-       spread_instances, spread_min, spread_max, has_spread
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self{spread_out}
 FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", "") + """)
 ARRAY JOIN node_ids AS node, total_values AS node_total, self_values AS node_self, parents AS parent,
-           depths AS depth, frame_ids AS frame_id, arrayResize(instances, length(node_ids)) AS spread_instances,
-           arrayResize(share_mins, length(node_ids)) AS spread_min,
-           arrayResize(share_maxes, length(node_ids)) AS spread_max
+           depths AS depth, frame_ids AS frame_id{spread_join}
 """
 # The first view of a task: as HEAVIEST_OF below, from the row's prefix (its nodes are heaviest
 # first, ancestors before their descendants: node_table.heaviest_first) up to the last node tied
 # with the max_nodes-th; the whole tree's counts come from the arrays, nothing is sorted here.
 TASK_FOLD_HEAVIEST_PLACED = """
-SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self, node_count, min_self, min_total,
-       spread_instances, spread_min, spread_max, has_spread
+SELECT node, parent, depth, frame_id, node_total AS total, node_self AS self, node_count, min_self,
+       min_total{spread_out}
 FROM (""" + TASK_FOLD_ROW.replace("{row_extra}", """,
              length(node_ids) AS node_count, arrayMin(self_values) AS min_self,
              arrayMin(arrayMap((n, t) -> if(n = 0, 0, t), node_ids, total_values)) AS min_total,
              arrayCount(t -> t >= total_values[least({max_nodes:UInt64}, node_count)], total_values) AS kept""") + """)
 ARRAY JOIN arraySlice(node_ids, 1, kept) AS node, arraySlice(total_values, 1, kept) AS node_total,
            arraySlice(self_values, 1, kept) AS node_self, arraySlice(parents, 1, kept) AS parent,
-           arraySlice(depths, 1, kept) AS depth, arraySlice(frame_ids, 1, kept) AS frame_id,
+           arraySlice(depths, 1, kept) AS depth, arraySlice(frame_ids, 1, kept) AS frame_id{spread_join}
+"""
+# With the row's spread of each node across the instances (m0009), when an answer asks for it
+# (instanceStats; ~8 MB more for a large tree otherwise read for nothing). A row from before
+# m0009 has none: its arrays are read as zeros, and has_spread 0.
+SPREAD_ROW = ", instances, share_mins, share_maxes, length(instances) = length(node_ids) AS has_spread"
+SPREAD_OUT = ", spread_instances, spread_min, spread_max, has_spread"
+
+
+def _with_spread(sql: str, join: str) -> str:
+    return sql.replace("{spread_row}", SPREAD_ROW).replace("{spread_out}", SPREAD_OUT).replace("{spread_join}", join)
+
+
+def _without_spread(sql: str) -> str:
+    return sql.replace("{spread_row}", "").replace("{spread_out}", "").replace("{spread_join}", "")
+
+
+TASK_FOLD_PLACED_SPREAD = _with_spread(TASK_FOLD_PLACED, """,
+           arrayResize(instances, length(node_ids)) AS spread_instances,
+           arrayResize(share_mins, length(node_ids)) AS spread_min,
+           arrayResize(share_maxes, length(node_ids)) AS spread_max""")
+TASK_FOLD_HEAVIEST_PLACED_SPREAD = _with_spread(TASK_FOLD_HEAVIEST_PLACED, """,
            arrayResize(arraySlice(instances, 1, kept), kept) AS spread_instances,
            arrayResize(arraySlice(share_mins, 1, kept), kept) AS spread_min,
-           arrayResize(arraySlice(share_maxes, 1, kept), kept) AS spread_max
-"""
+           arrayResize(arraySlice(share_maxes, 1, kept), kept) AS spread_max""")
 
 # The heaviest nodes of the merged tree, ties at the cut included, with how many nodes the tree
 # has and its least values: with no negative value a node is never lighter than its child, so
@@ -212,14 +226,19 @@ def _named_nodes_sql(sums: str, extra: str = "") -> str:
 
 
 MERGED_NODES = _named_nodes_sql(MERGED_SUMS)
-TASK_FOLD_SPREAD = ", spread_instances, spread_min, spread_max, has_spread"
-TASK_FOLD_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_PLACED).replace("{extra}", TASK_FOLD_SPREAD)
+# a task fold's answers by whether they carry the spread (m0009)
+TASK_FOLD_NODES = {
+    False: NAMED_PLACED.replace("{placed}", _without_spread(TASK_FOLD_PLACED)).replace("{extra}", ""),
+    True: NAMED_PLACED.replace("{placed}", TASK_FOLD_PLACED_SPREAD).replace("{extra}", SPREAD_OUT)}
 SINGLE_NODES = _named_nodes_sql(SINGLE_SUMS)
 HEAVIEST_COUNTS = ", node_count, min_self, min_total"
 HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_SUMS, HEAVIEST_COUNTS)
 SINGLE_HEAVIEST_NODES = _named_nodes_sql(HEAVIEST_OF.replace("{sums}", SINGLE_SUMS), HEAVIEST_COUNTS)
-TASK_FOLD_HEAVIEST_NODES = NAMED_PLACED.replace("{placed}", TASK_FOLD_HEAVIEST_PLACED).replace(
-    "{extra}", HEAVIEST_COUNTS + TASK_FOLD_SPREAD)
+TASK_FOLD_HEAVIEST_NODES = {
+    False: NAMED_PLACED.replace("{placed}", _without_spread(TASK_FOLD_HEAVIEST_PLACED)).replace(
+        "{extra}", HEAVIEST_COUNTS),
+    True: NAMED_PLACED.replace("{placed}", TASK_FOLD_HEAVIEST_PLACED_SPREAD).replace(
+        "{extra}", HEAVIEST_COUNTS + SPREAD_OUT)}
 
 # pprof's -top: flat and cum per function summed over the profiles (cum counts a function once
 # per sample in each profile's function values, so the sums do too), with each function's name.
@@ -288,14 +307,15 @@ async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
 
 
 async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                       granularity: str, sample_type: str | None = None) -> NodeColumns:
+                       granularity: str, sample_type: str | None = None, with_spread: bool = False) -> NodeColumns:
     """Every node with its sums, the root included, as columns. value_index_by_profile: the
-    1-based position of the chosen sample type (named sample_type) in each profile's values."""
+    1-based position of the chosen sample type (named sample_type) in each profile's values.
+    with_spread: with the nodes' spread across instances where a task's merged tree holds it."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     folded = _task_fold_params(params, sample_type)
     if folded is not None:
         with metrics.QUERY_SECONDS.labels("task_fold_nodes").time():
-            t = await ch.arrow(TASK_FOLD_NODES, folded)
+            t = await ch.arrow(TASK_FOLD_NODES[with_spread], folded)
         if t.num_rows:
             return _node_columns(t)
     sql = SINGLE_NODES if len(value_index_by_profile) == 1 else MERGED_NODES
@@ -343,17 +363,18 @@ async def merged_node_sums(ch: ClickHouse, tenant: str, task_id: str, value_inde
 
 
 async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
-                                granularity: str, max_nodes: int, sample_type: str | None = None
-                                ) -> tuple[NodeColumns, int] | None:
+                                granularity: str, max_nodes: int, sample_type: str | None = None,
+                                with_spread: bool = False) -> tuple[NodeColumns, int] | None:
     """The heaviest max_nodes nodes (and any tied with the last) with their ancestors, and how
-    many nodes the whole tree has; None when the tree has negative values (read it whole)."""
+    many nodes the whole tree has; None when the tree has negative values (read it whole).
+    with_spread: as node_columns."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity,
               "max_nodes": max_nodes}
     t = None
     folded = _task_fold_params(params, sample_type)
     if folded is not None:
         with metrics.QUERY_SECONDS.labels("task_fold_heaviest_nodes").time():
-            t = await ch.arrow(TASK_FOLD_HEAVIEST_NODES, folded)
+            t = await ch.arrow(TASK_FOLD_HEAVIEST_NODES[with_spread], folded)
     if t is None or t.num_rows == 0:  # no task fold of these profiles: they are summed here
         sql = SINGLE_HEAVIEST_NODES if len(value_index_by_profile) == 1 else HEAVIEST_NODES
         with metrics.QUERY_SECONDS.labels("heaviest_nodes").time():

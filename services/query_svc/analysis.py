@@ -55,12 +55,13 @@ class Analyses:
         return await select(self.clickhouse, self.tasks, q.tenant, q.task_id, set(q.instance_ids),
                             q.sample_type, q.granularity, missing_status)
 
-    async def columns(self, sel: Selection) -> NodeColumns:
-        """The selection's whole merged tree."""
+    async def columns(self, sel: Selection, with_spread: bool = False) -> NodeColumns:
+        """The selection's whole merged tree (with_spread: with its spread across instances
+        where the task's merged tree holds it)."""
         if not sel.value_index:
             return NodeColumns.empty()
         return await analysis_queries.node_columns(self.clickhouse, sel.tenant, sel.task_id,
-                                                   sel.value_index, sel.granularity, sel.sample_type)
+                                                   sel.value_index, sel.granularity, sel.sample_type, with_spread)
 
     async def tree(self, q: Question, max_nodes: int = 0, with_stats: bool = False,
                    focus: tuple[str, ...] | None = None) -> bytes:
@@ -82,8 +83,8 @@ class Analyses:
         if max_nodes and focus is None and sel.value_index:  # the cut tree: only its nodes are read
             heaviest = await analysis_queries.heaviest_node_columns(
                 self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity, max_nodes,
-                sel.sample_type)
-        columns, node_count = heaviest if heaviest is not None else (await self.columns(sel), None)
+                sel.sample_type, with_stats)
+        columns, node_count = heaviest if heaviest is not None else (await self.columns(sel, with_stats), None)
         if focus is not None:
             try:
                 columns = focused(columns, await asyncio.to_thread(focus_rows, columns, list(focus)))
