@@ -451,10 +451,7 @@ def focus_rows(c: NodeColumns, path: list[str]) -> np.ndarray:
 
 
 def focused(c: NodeColumns, rows: np.ndarray) -> NodeColumns:
-    spread = None
-    if c.spread is not None:  # the same nodes with the same values: the same spread
-        spread = dataclasses.replace(c.spread, instances=c.spread.instances[rows],
-                                     share_min=c.spread.share_min[rows], share_max=c.spread.share_max[rows])
+    spread = c.spread.taken(rows) if c.spread is not None else None  # the same nodes, the same spread
     return NodeColumns(c.node[rows], c.parent[rows], c.depth[rows], c.name[rows], c.total[rows],
                        c.self_value[rows], c.names, spread)
 

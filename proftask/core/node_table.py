@@ -268,7 +268,8 @@ def add_node_values(sums: NodeSums, node: np.ndarray, self_value: np.ndarray, to
         merged_places = NodePlaces(*(np.insert(old, into, added[new]) for old, added in (
             (sums.places.parent, places.parent), (sums.places.depth, places.depth),
             (sums.places.frame_id, places.frame_id))))
-    if shared is not None and shares is not None:
+    if shared is not None:
+        assert shares is not None
         shared = NodeShares(*(np.insert(old, into, added[new]) for old, added in (
             (shared.present, shares.present), (shared.low, shares.low), (shared.high, shares.high))))
     return NodeSums(np.insert(sums.node, into, node[new]), np.insert(self_sum, into, self_value[new]),

@@ -18,6 +18,10 @@ class Spread:
     share_max: np.ndarray  # float
     instance_count: int    # instances with any value of the sample type
 
+    def taken(self, rows: np.ndarray) -> Spread:
+        """The spread of the nodes at rows, in their order."""
+        return Spread(self.instances[rows], self.share_min[rows], self.share_max[rows], self.instance_count)
+
 
 def instance_spread(nodes: np.ndarray, row_instance: np.ndarray, row_node: np.ndarray, row_total: np.ndarray,
                     instance_totals: list[tuple[str, int]]) -> Spread:
@@ -50,10 +54,10 @@ def settled_spread(node: np.ndarray, shares: NodeShares) -> Spread:
     present = np.asarray(shares.present, dtype=np.int64)
     root = np.flatnonzero(np.asarray(node) == ROOT_NODE)
     count = int(present[root[0]]) if len(root) else 0  # every counted profile has its root
-    everywhere = present == count
-    low = np.where(present == 0, 0.0, np.where(everywhere, shares.low, np.minimum(shares.low, 0.0)))
-    high = np.where(present == 0, 0.0, np.where(everywhere, shares.high, np.maximum(shares.high, 0.0)))
     if count == 0:
         zeros = np.zeros(len(present))
         return Spread(zeros.astype(np.int64), zeros, zeros, 0)
+    everywhere = present == count
+    low = np.where(present == 0, 0.0, np.where(everywhere, shares.low, np.minimum(shares.low, 0.0)))
+    high = np.where(present == 0, 0.0, np.where(everywhere, shares.high, np.maximum(shares.high, 0.0)))
     return Spread(present, low, high, count)

@@ -113,8 +113,7 @@ class Analyses:
             raise Invalid(f"instanceStats covers at most {MAX_STATS_NODES} nodes; "
                           f"this tree has {len(nodes)}: set maxNodes")
         if columns.spread is not None:  # the task's merged tree holds it (all its instances, in a focus too)
-            spread = Spread(columns.spread.instances[ordered], columns.spread.share_min[ordered],
-                            columns.spread.share_max[ordered], columns.spread.instance_count)
+            spread = columns.spread.taken(ordered)
             return self._spread_fields(spread), spread.instance_count
         if sel.value_index:
             totals, roots = await analysis_queries.profile_node_totals(
