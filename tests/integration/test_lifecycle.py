@@ -154,6 +154,7 @@ def test_the_readme_replay_procedure_rebuilds_every_table(tmp_path):
         def answers():
             return (api.get(f"/api/v1/pprof/tasks/{task_id}").json(), progress(api, task_id),
                     analysis(api, task_id), analysis(api, task_id, granularity="line", instanceIds="pod-2"),
+                    analysis(api, task_id, maxNodes=100, instanceStats="true"),
                     api.get("/api/v1/pprof/tasks").json())
 
         before = answers()
