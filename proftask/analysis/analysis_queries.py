@@ -27,11 +27,24 @@ class StoredProfile:
     default_index: int
     period_type: str
     period: int
+    # per sample type, the sum of its positive values and of its negative ones (m0010); a row
+    # written before has its signed totals' parts
+    positive_totals: list[int] = dataclasses.field(default_factory=list)
+    negative_totals: list[int] = dataclasses.field(default_factory=list)
+
+    def value_bounds(self, sample_type: str) -> tuple[int, int]:
+        """(positive sum, negative sum) of the sample type's values (core.value_range)."""
+        i = self.sample_types.index(sample_type)
+        return self.positive_totals[i], self.negative_totals[i]
 
 
+# Each instance's newest upload. Two uploads of the same millisecond are told apart by their
+# profile ids: without that, argMax took whichever row it read first, which a merge could change.
 LATEST_PROFILES = """
-SELECT instance_id, argMax(profile_id, uploaded_at), argMax(sample_types, uploaded_at),
-       argMax(default_index, uploaded_at), argMax(period_type, uploaded_at), argMax(period, uploaded_at)
+WITH (uploaded_at, profile_id) AS newest
+SELECT instance_id, argMax(profile_id, newest), argMax(sample_types, newest),
+       argMax(default_index, newest), argMax(period_type, newest), argMax(period, newest),
+       argMax(totals, newest), argMax(positive_totals, newest), argMax(negative_totals, newest)
 FROM profiles
 WHERE tenant = {tenant:String} AND task_id = {task_id:String}
 GROUP BY instance_id
@@ -293,7 +306,14 @@ def _task_fold_params(params: dict, sample_type: str | None) -> dict | None:
 async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
     """The newest upload of each instance of the task (a new upload replaces the old)."""
     rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
-    return [StoredProfile(i, p, list(t), d, pt, per) for i, p, t, d, pt, per in rows]
+    return [StoredProfile(i, p, list(t), d, pt, per, *_value_bounds(totals, positive, negative))
+            for i, p, t, d, pt, per, totals, positive, negative in rows]
+
+
+def _value_bounds(totals: list[int], positive: list[int], negative: list[int]) -> tuple[list[int], list[int]]:
+    if len(positive) == len(negative) == len(totals):
+        return list(positive), list(negative)
+    return [max(t, 0) for t in totals], [min(t, 0) for t in totals]  # written before m0010
 
 
 async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
@@ -448,7 +468,9 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
     and the source file of each of their functions that has one."""
     params = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids}
     with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
-        rows = await ch.rows(_sql(ALL_TYPES, STACKS, "line"), params)
+        # in the order of their ids: the same profiles make the same bytes (the file's locations
+        # are numbered in the order of its samples)
+        rows = await ch.rows(_sql(ALL_TYPES, STACKS + "ORDER BY stack_id\n", "line"), params)
     info = await _frame_info(ch, ALL_TYPES, params, "line")
     files = {function: file for _, function, _, is_address, file in info.values() if file and not is_address}
     return [([info[f][1:4] for f in frames], list(v)) for frames, v in rows], files

@@ -8,6 +8,7 @@ import dataclasses
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.echo import echo
+from proftask.core.value_range import INT64_MAX, INT64_MIN, merged_sum_beyond_int64
 from proftask.http.errors import ApiError
 from proftask.pprof.fold import GRANULARITIES, select_sample_type
 from proftask.analysis import analysis_queries, progress_queries
@@ -31,6 +32,14 @@ class Selection:
         """profile id → 1-based position of the chosen sample type in its values."""
         return {p.profile_id: p.sample_types.index(self.sample_type) + 1
                 for p in self.profiles if self.sample_type in p.sample_types}
+
+    @property
+    def cache_key(self) -> tuple:
+        """What an answer of this selection is made of: every chosen profile (an answer names
+        their instances and sample types, not only those with the chosen type), the chosen type
+        and the granularity."""
+        return (self.tenant, self.task_id, tuple(sorted((p.instance_id, p.profile_id) for p in self.profiles)),
+                tuple(sorted(self.value_index.items())), self.sample_type, self.granularity)
 
     @property
     def instance_ids(self) -> list[str]:
@@ -94,7 +103,23 @@ async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: s
     for p in profiles:
         sample_types += [t for t in p.sample_types if t not in sample_types]
     chosen = resolve_sample_type(profiles, sample_types, sample_type)
+    if chosen is not None:
+        require_merge_fits(profiles, [chosen])
     return Selection(tenant, task_id, profiles, sample_types, chosen, granularity)
+
+
+def require_merge_fits(profiles: list[StoredProfile], sample_types: list[str]) -> None:
+    """422 when the profiles' merge of one of the sample types would sum past 64 bits
+    (core.value_range): its numbers would wrap, so it is refused rather than shown wrong, as a
+    single such profile is at upload."""
+    for sample_type in sample_types:
+        having = [p for p in profiles if sample_type in p.sample_types]
+        beyond = merged_sum_beyond_int64([p.value_bounds(sample_type) for p in having])
+        if beyond is not None:
+            raise ApiError(422, "VALUES_OUT_OF_RANGE", (
+                f"the values of sample type {echo(sample_type)} of the {len(having)} chosen instances sum to "
+                f"{beyond}, beyond the 64-bit range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than "
+                "shown wrong: choose fewer instances with instanceIds"))
 
 
 def resolve_sample_type(profiles: list[StoredProfile], sample_types: list[str], requested: str | None) -> str | None:

@@ -55,4 +55,4 @@ def encode_profile(sample_types: Sequence[str], default_type: str, period_type: 
             ids.append(loc_id)
         p.sample.add(location_id=ids, value=list(values))
     p.string_table.extend(text.encode("utf-8", "surrogatepass") for text in strings)
-    return gzip.compress(p.SerializeToString(), 6)
+    return gzip.compress(p.SerializeToString(), 6, mtime=0)  # no time in the header: the same profile, the same bytes

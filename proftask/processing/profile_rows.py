@@ -232,10 +232,16 @@ def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_
           frame_names: pa.Table, stack_ids: np.ndarray, offsets: np.ndarray, fn_flat: np.ndarray,
           line_flat: np.ndarray, values: np.ndarray) -> ProfileRows:
     up, tenant = env.profile_uploaded, env.tenant
-    totals = values.sum(axis=0, dtype=np.int64).tolist() if len(stack_ids) else [0] * len(sample_types)
+    def summed(v: np.ndarray) -> list[int]:
+        return v.sum(axis=0, dtype=np.int64).tolist() if len(stack_ids) else [0] * len(sample_types)
+
+    # the positive and negative sums bound what a merge with other profiles sums (core.value_range);
+    # each fits, as the profile's own were checked when it was decoded
+    totals, positive_totals, negative_totals = summed(values), summed(values.clip(min=0)), summed(values.clip(max=0))
     profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
                    uploaded_at=env.occurred_at, sample_types=sample_types, default_index=default_index,
-                   totals=totals, period_type=period_type, period=period, size_bytes=up.size,
+                   totals=totals, positive_totals=positive_totals, negative_totals=negative_totals,
+                   period_type=period_type, period=period, size_bytes=up.size,
                    stack_count=len(stack_ids), event_id=env.event_id)
     return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile, frame_names,
                        stack_ids, offsets, fn_flat, line_flat, values, sample_types)

@@ -69,8 +69,7 @@ class Analyses:
         the path come on top), per-instance shares with with_stats. Raises Invalid for a focus
         that is not in the tree or instance stats over too many nodes."""
         sel = await self.select(q)
-        key = (sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, max_nodes, with_stats, focus)
+        key = (sel.cache_key, max_nodes, with_stats, focus)
         body = self.cache.get(key)
         if body is None:
             body = await self._tree(sel, max_nodes, with_stats, focus)
@@ -135,8 +134,7 @@ class Analyses:
         """pprof's -top of the whole merged profile (every node, whatever maxNodes the tree is
         viewed at), sorted by flat; the first `limit` rows (0: all)."""
         sel = await self.select(q)
-        key = ("top", sel.tenant, sel.task_id, tuple(sorted(sel.value_index.items())), sel.sample_type,
-               sel.granularity, limit)
+        key = ("top", sel.cache_key, limit)
         body = self.cache.get(key)
         if body is None:
             rows, total = ([], 0) if not sel.value_index else await analysis_queries.top_rows(

@@ -42,11 +42,12 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     # the default view (each task's merged tree, summed at ingest and rebuilt by replay) and another type
     before = (analysis(standalone, task_id, sampleType="inuse_space"), progress(standalone, task_id),
               standalone.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body,
+              standalone.get(f"/api/v1/pprof/tasks/{task_id}/export?format=pprof").body,  # the very bytes
               analysis(standalone, task_id, maxNodes=50),
               analysis(standalone, task_id, maxNodes=50, instanceStats="true"))  # the spread kept at ingest
     assert before[0]["tree"]["elements"][0]["total"] == oracle_tree([path] * 20, "inuse_space")["total"]
     assert twenty["total"] == 20 * oracle_tree([path])["total"]
-    assert before[4]["instanceCount"] == 20 and before[4]["tree"]["elements"][0]["instances"] == 20
+    assert before[5]["instanceCount"] == 20 and before[5]["tree"]["elements"][0]["instances"] == 20
 
     standalone.stop()
     shutil.rmtree(data_dir / "clickhouse")
@@ -56,6 +57,7 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     again = spawn("all", prefix=prefix, data_dir=data_dir)
     after = (analysis(again, task_id, sampleType="inuse_space"), progress(again, task_id),
              again.get(f"/api/v1/pprof/tasks/{task_id}/export?format=folded").body,
+             again.get(f"/api/v1/pprof/tasks/{task_id}/export?format=pprof").body,
              analysis(again, task_id, maxNodes=50), analysis(again, task_id, maxNodes=50, instanceStats="true"))
     assert after == before
     assert analysis(again, big_task, sampleType="cpu") == big_before

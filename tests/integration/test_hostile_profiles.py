@@ -87,6 +87,30 @@ def test_values_summing_past_64_bits_are_refused_with_the_reason(stack):
     assert "beyond the 64-bit range" in log["message"]
 
 
+def test_instances_whose_values_sum_past_64_bits_together_are_refused_not_wrapped(stack):
+    """Each profile fits and is stored; their merge would wrap past 2^63 - 1 to a negative total,
+    so every answer summing them (tree, cut tree, top, pprof export, diff, GraphQL) is a 422
+    naming the sum, and each instance alone is shown exactly."""
+    big = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 10_000_000,
+                         [([("main.main", 0, False), ("main.hot", 0, False)], [2**62])])
+    task_id = create_task(stack, ["pod-1", "pod-2"], events="CPU", duration=1)
+    for instance in ("pod-1", "pod-2"):
+        assert upload(stack, task_id, instance, big).status == 202
+    wait_finished(stack, task_id, ["pod-1", "pod-2"])
+    assert analysis(stack, task_id, instanceIds="pod-2")["tree"]["elements"][0]["total"] == 2**62
+    base = f"/api/v1/pprof/tasks/{task_id}"
+    for path in (f"{base}/analysis", f"{base}/analysis?maxNodes=2&instanceStats=true", f"{base}/top",
+                 f"{base}/export?format=pprof", f"{base}/export?format=folded",
+                 f"/api/v1/pprof/diff?baseTaskId={task_id}&baseInstanceIds=pod-1&compareTaskId={task_id}"):
+        r = stack.get(path)
+        assert r.status == 422 and r.json()["code"] == "VALUES_OUT_OF_RANGE", (path, r)
+        assert "sum to 9223372036854775808" in r.json()["errorReason"], path
+    query = "query ($r: PprofAnalyzationRequest!) { queryPprofAnalyze(request: $r) { tree { elements { total } } } }"
+    answer = stack.post("/graphql", {"query": query, "variables": {"r": {"taskId": task_id, "instanceIds": []}}}).json()
+    assert "sum to 9223372036854775808" in answer["errors"][0]["message"], answer
+    assert stack.get("/readyz").status == 200
+
+
 async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

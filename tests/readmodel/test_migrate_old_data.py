@@ -1,6 +1,7 @@
 """Migrations apply to a data directory an older proftask made, rows and all: m0004 to one of
 the first three, m0005 to one whose profiles m0004 folded (their rows are copied into the
-packed tables, and the analyses read the same), m0008 to frames written without their files."""
+packed tables, and the analyses read the same), m0008 to frames written without their files,
+m0010 to profiles written without their value bounds."""
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +17,13 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.cluster_ddl import migration_ddl
 from proftask.clickhouse.migrate import MIGRATIONS_TABLE, migrate
 from proftask.events.v1 import events_pb2 as pb
+from proftask.http.errors import ApiError
+from proftask.pprof.encode import encode_profile
 from proftask.processing.profile_rows import ProfileRows, profile_rows
 from proftask.processing.writer import RowWriter
 from proftask.analysis import analysis_queries
+from proftask.analysis.selection import select
+from proftask.processing.rows import task_rows
 from tests.conformance.oracle import require_conformance
 
 pytestmark = pytest.mark.readmodel
@@ -56,7 +61,7 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7, 8, 9]
+            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
@@ -93,6 +98,12 @@ def _env(tenant: str, task_id: str, instance: str, profile_id: str) -> pb.Envelo
                                                        profile_id=profile_id, content=content, size=len(content)))
 
 
+def _before_m0010(rows: ProfileRows) -> ProfileRows:
+    """The rows without the profile's value bounds, which m0010 added."""
+    added = ("positive_totals", "negative_totals")
+    return dataclasses.replace(rows, profile={k: v for k, v in rows.profile.items() if k not in added})
+
+
 async def _write_as_m0004_did(writer: RowWriter, rows: ProfileRows, copies: int = 1) -> None:
     """A profile as m0004's processor stored it (`copies` > 1: redelivered)."""
     nodes, functions = _m0004_rows(rows)
@@ -102,7 +113,7 @@ async def _write_as_m0004_did(writer: RowWriter, rows: ProfileRows, copies: int 
     await writer.insert_arrow("frame_names", rows.frame_names.drop_columns(["file"]))  # m0008 added it
     await writer.insert_arrow("stacks", rows.stacks_table())
     await writer.insert_arrow("samples", rows.samples_table())
-    await writer.insert("profiles", [rows.profile])
+    await writer.insert("profiles", [_before_m0010(rows).profile])
 
 
 def _analyses(ch: ClickHouse, tenant: str, task_id: str, chosen: dict[str, int], granularity: str):
@@ -133,7 +144,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7, 8, 9]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -167,7 +178,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7, 8, 9]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -187,14 +198,43 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
     async def run():
         async with _older_data_dir(tmp_path, 7) as ch:
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
-            await RowWriter(ch).write_profile(dataclasses.replace(rows, frame_names=rows.frame_names.drop_columns(
-                ["file"])))
-            assert await migrate(ch) == [8, 9]
+            await RowWriter(ch).write_profile(dataclasses.replace(_before_m0010(rows),
+                                                                  frame_names=rows.frame_names.drop_columns(["file"])))
+            assert await migrate(ch) == [8, 9, 10]
             _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
             stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             functions = {function for frames, _ in stacks for function, _, is_address in frames if not is_address}
             assert set(files) == functions and files["main.main"].endswith(".go")
+
+    asyncio.run(run())
+
+
+def test_profiles_written_before_m0010_bound_a_merge_by_their_totals(tmp_path):
+    """m0010 adds each profile's positive and negative sums; profiles written before have none,
+    and their signed totals bound the merge instead: two whose values sum past 64 bits together
+    are refused, each alone is shown."""
+    big = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 1,
+                         [([("main", 0, False)], [2**62])])
+
+    def env(instance: str) -> pb.Envelope:
+        return events.new_event("acme", pb.ProfileUploaded(task_id="task", instance_id=instance, profile_id=instance,
+                                                           content=big, size=len(big)))
+
+    async def run():
+        async with _older_data_dir(tmp_path, 9) as ch:
+            writer = RowWriter(ch)
+            spec = pb.TaskSpec(service_id="shop", service_instance_ids=["pod-1", "pod-2"], events=pb.EventType.CPU,
+                               duration=1)
+            await writer.insert("tasks", task_rows(events.new_event("acme", pb.TaskCreated(task_id="task", spec=spec))))
+            for instance in ("pod-1", "pod-2"):
+                await writer.write_profile(_before_m0010(profile_rows(env(instance), LIMIT)))
+            assert await migrate(ch) == [10]
+            alone = await select(ch, None, "acme", "task", {"pod-1"}, None, "function")
+            assert [(p.positive_totals, p.negative_totals) for p in alone.profiles] == [([2**62], [0])]
+            with pytest.raises(ApiError) as refused:
+                await select(ch, None, "acme", "task", set(), None, "function")
+            assert refused.value.status == 422 and "sum to 9223372036854775808" in str(refused.value)
 
     asyncio.run(run())
