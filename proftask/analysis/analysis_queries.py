@@ -32,10 +32,9 @@ class StoredProfile:
     positive_totals: list[int] = dataclasses.field(default_factory=list)
     negative_totals: list[int] = dataclasses.field(default_factory=list)
 
-    def value_bounds(self, sample_type: str) -> tuple[int, int]:
-        """(positive sum, negative sum) of the sample type's values (core.value_range)."""
-        i = self.sample_types.index(sample_type)
-        return self.positive_totals[i], self.negative_totals[i]
+    def value_bounds(self, column: int) -> tuple[int, int]:
+        """(positive sum, negative sum) of the values of the sample type at `column` (core.value_range)."""
+        return self.positive_totals[column], self.negative_totals[column]
 
 
 # Each instance's newest upload. Two uploads of the same millisecond are told apart by their

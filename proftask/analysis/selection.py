@@ -109,17 +109,28 @@ async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: s
 
 
 def require_merge_fits(profiles: list[StoredProfile], sample_types: list[str]) -> None:
-    """422 when the profiles' merge of one of the sample types would sum past 64 bits
-    (core.value_range): its numbers would wrap, so it is refused rather than shown wrong, as a
-    single such profile is at upload."""
+    """422 when the profiles' merge of one of the sample types (each profile's first column of
+    that name, the one an analysis sums) would sum past 64 bits (core.value_range): its numbers
+    would wrap, so it is refused rather than shown wrong, as a single such profile is at upload."""
     for sample_type in sample_types:
         having = [p for p in profiles if sample_type in p.sample_types]
-        beyond = merged_sum_beyond_int64([p.value_bounds(sample_type) for p in having])
-        if beyond is not None:
-            raise ApiError(422, "VALUES_OUT_OF_RANGE", (
-                f"the values of sample type {echo(sample_type)} of the {len(having)} chosen instances sum to "
-                f"{beyond}, beyond the 64-bit range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than "
-                "shown wrong: choose fewer instances with instanceIds"))
+        _require_fits(sample_type, [p.value_bounds(p.sample_types.index(sample_type)) for p in having])
+
+
+def require_columns_fit(profiles: list[StoredProfile]) -> None:
+    """require_merge_fits for every column of profiles of the same sample types (a pprof export
+    sums each), by position: a profile may name two columns alike."""
+    for column, sample_type in enumerate(profiles[0].sample_types if profiles else []):
+        _require_fits(sample_type, [p.value_bounds(column) for p in profiles])
+
+
+def _require_fits(sample_type: str, bounds: list[tuple[int, int]]) -> None:
+    beyond = merged_sum_beyond_int64(bounds)
+    if beyond is not None:
+        raise ApiError(422, "VALUES_OUT_OF_RANGE", (
+            f"the values of sample type {echo(sample_type)} of the {len(bounds)} chosen instances sum to "
+            f"{beyond}, beyond the 64-bit range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than "
+            "shown wrong: choose fewer instances (instanceIds)"))
 
 
 def resolve_sample_type(profiles: list[StoredProfile], sample_types: list[str], requested: str | None) -> str | None:

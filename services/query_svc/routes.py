@@ -20,7 +20,7 @@ from proftask.pprof.encode import encode_profile
 from proftask.analysis import analysis_queries, progress_queries
 from services.query_svc import views
 from services.query_svc.analysis import Analyses, Question
-from proftask.analysis.selection import (Selection, parse_granularity, parse_instance_ids, require_merge_fits,
+from proftask.analysis.selection import (Selection, parse_granularity, parse_instance_ids, require_columns_fit,
                                          require_task)
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class QueryRoutes:
         if any(p.sample_types != first.sample_types for p in sel.profiles):
             raise ApiError(409, "MIXED_SAMPLE_TYPES", "the chosen instances have different sample types "
                            "and cannot be merged into one pprof; choose them with instanceIds")
-        require_merge_fits(sel.profiles, first.sample_types)  # a pprof file has every sample type
+        require_columns_fit(sel.profiles)  # a pprof file sums every sample type
         stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
                                                                  [p.profile_id for p in sel.profiles])
         assert sel.sample_type is not None  # a selection with profiles has its sample type

@@ -108,6 +108,16 @@ def test_instances_whose_values_sum_past_64_bits_together_are_refused_not_wrappe
     query = "query ($r: PprofAnalyzationRequest!) { queryPprofAnalyze(request: $r) { tree { elements { total } } } }"
     answer = stack.post("/graphql", {"query": query, "variables": {"r": {"taskId": task_id, "instanceIds": []}}}).json()
     assert "sum to 9223372036854775808" in answer["errors"][0]["message"], answer
+    # two sample types of one name: the tree sums the first, a pprof export sums both
+    twice = encode_profile(["cpu/nanoseconds", "cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 1,
+                           [([("main.main", 0, False)], [1, 2**62])])
+    twin_task = create_task(stack, ["pod-1", "pod-2"], events="CPU", duration=1)
+    for instance in ("pod-1", "pod-2"):
+        assert upload(stack, twin_task, instance, twice).status == 202
+    wait_finished(stack, twin_task, ["pod-1", "pod-2"])
+    assert analysis(stack, twin_task)["tree"]["elements"][0]["total"] == 2
+    r = stack.get(f"/api/v1/pprof/tasks/{twin_task}/export?format=pprof")
+    assert r.status == 422 and "sum to 9223372036854775808" in r.json()["errorReason"], r
     assert stack.get("/readyz").status == 200
 
 

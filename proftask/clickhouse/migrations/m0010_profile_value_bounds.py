@@ -4,8 +4,8 @@ in 64 bits (proftask.core.value_range), and refuses it rather than show wrapped 
 
 Rows written before have empty arrays: their bounds are taken from their signed `totals`
 (a total's positive part and negative part), which bound every node for a profile whose values
-all have one sign, as every profile Go's runtime writes does. `proftask replay` writes them in
-full.
+all have one sign, as every profile Go's runtime writes does, but not one mixing signs (+2^62
+and -2^62 total 0). `proftask replay` writes them in full.
 """
 from proftask.clickhouse.migrations import AddColumn, Migration
 
