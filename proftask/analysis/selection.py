@@ -104,17 +104,16 @@ async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: s
         sample_types += [t for t in p.sample_types if t not in sample_types]
     chosen = resolve_sample_type(profiles, sample_types, sample_type)
     if chosen is not None:
-        require_merge_fits(profiles, [chosen])
+        require_merge_fits(profiles, chosen)
     return Selection(tenant, task_id, profiles, sample_types, chosen, granularity)
 
 
-def require_merge_fits(profiles: list[StoredProfile], sample_types: list[str]) -> None:
-    """422 when the profiles' merge of one of the sample types (each profile's first column of
-    that name, the one an analysis sums) would sum past 64 bits (core.value_range): its numbers
-    would wrap, so it is refused rather than shown wrong, as a single such profile is at upload."""
-    for sample_type in sample_types:
-        having = [p for p in profiles if sample_type in p.sample_types]
-        _require_fits(sample_type, [p.value_bounds(p.sample_types.index(sample_type)) for p in having])
+def require_merge_fits(profiles: list[StoredProfile], sample_type: str) -> None:
+    """422 when the profiles' merge of the sample type (each profile's first column of that name,
+    the one an analysis sums) would sum past 64 bits (core.value_range): its numbers would wrap,
+    so it is refused rather than shown wrong, as a single such profile is at upload."""
+    having = [p for p in profiles if sample_type in p.sample_types]
+    _require_fits(sample_type, [p.value_bounds(p.sample_types.index(sample_type)) for p in having])
 
 
 def require_columns_fit(profiles: list[StoredProfile]) -> None:

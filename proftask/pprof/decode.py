@@ -11,10 +11,10 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from proftask.core.value_range import INT64_MAX, INT64_MIN, merged_sum_beyond_int64
 from proftask.pprof.v1 import profile_pb2
 
 GZIP_MAGIC = b"\x1f\x8b"
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # The frames of a profile's distinct stacks (stack_frames) that proftask folds, at most. A small
 # profile can spell tens of millions (one location of 5,000 inlined lines, 5,000 times in one
 # sample: 40 KB, 25M frames), whose fold runs out of memory. The Go check refuses the same
@@ -428,10 +428,8 @@ def check_sums_fit(p: profile_pb2.Profile, n_types: int, values: np.ndarray | No
     names = [p.string_table[vt.type].decode("utf-8", "replace") for vt in p.sample_type]
     for t in range(n_types):
         column = values[:, t].tolist()  # Python ints: exact
-        positive = sum(v for v in column if v > 0)
-        negative = sum(v for v in column if v < 0)
-        if positive > INT64_MAX or negative < INT64_MIN:
-            beyond = positive if positive > INT64_MAX else negative
+        beyond = merged_sum_beyond_int64([(sum(v for v in column if v > 0), sum(v for v in column if v < 0))])
+        if beyond is not None:
             raise ProfileError(f"the values of sample type {names[t]!r} sum to {beyond}, beyond the 64-bit "
                                f"range of totals ({INT64_MIN}..{INT64_MAX}); refused rather than shown wrong")
 
