@@ -168,6 +168,61 @@ def test_diff_says_which_instance_is_unknown(stack, page):
     assert "pod-9" in page.inner_text("#diff-error")
 
 
+def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_last_choice(stack, page, shots):
+    """Checking one instance more makes a merge the server refuses (422 VALUES_OUT_OF_RANGE): the
+    error stands alone, not beside the graph, header, top table and export links of the two
+    instances chosen before, whose numbers would be read as this choice's. A refused download
+    says the server's reason, not its JSON."""
+    big = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 10_000_000,
+                         [([("main.main", 0, False), ("main.hot", 0, False)], [2**62])])
+    small = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 10_000_000,
+                           [([("main.main", 0, False), ("main.cool", 0, False)], [30_000_000])])
+    task_id = create_task(stack, ["big-1", "big-2", "small-1"], events="CPU", duration=1, service="wraps")
+    for instance, body in (("big-1", big), ("big-2", big), ("small-1", small)):
+        assert upload(stack, task_id, instance, body).status == 202
+    wait_finished(stack, task_id, ["big-1", "big-2", "small-1"])
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    drawn = "document.querySelector('#flame').__graph.tree !== null"
+
+    page.goto(f"{stack.base}/ui/tasks/{task_id}")  # all three: refused
+    page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)
+    assert "sum to 9223372036884775808" in page.inner_text("#analysis-error")
+    assert not page.evaluate(drawn) and page.inner_text("#flame-header") == ""
+    assert page.locator("#exports a").count() == 0 and page.inner_text("#top-table") == ""
+
+    page.uncheck("input[name=instance][value=big-2]")  # two fit: drawn, exactly
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+    assert page.inner_text("#analysis-error") == "" and page.evaluate(drawn)
+    page.wait_for_selector("#top-table button.fn:has-text('main.hot')", timeout=30_000)
+    page.wait_for_selector("#exports a[data-format=folded]")
+    root = page.evaluate("document.querySelector('#flame').__graph.tree.total[0]")
+    assert float(root) == float(2**62 + 30_000_000)  # a double, as JSON.parse reads it
+
+    page.check("input[name=instance][value=big-2]")  # three again: the error alone
+    page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)
+    assert not page.evaluate(drawn), "the graph of the two instances is still drawn beside the error"
+    assert page.inner_text("#flame-header") == "" and page.inner_text("#top-table") == ""
+    assert page.locator("#exports a").count() == 0
+    assert page.locator("#sample-type option").all_inner_texts() == ["cpu/nanoseconds"]
+    shots(page, "14-values-out-of-range")
+
+    # two sample types of one name: the tree (the first) fits, the pprof export (both) does not
+    twice = encode_profile(["cpu/nanoseconds", "cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 1,
+                           [([("main.main", 0, False)], [1, 2**62])])
+    twin_task = create_task(stack, ["twin-1", "twin-2"], events="CPU", duration=1, service="wraps-twice")
+    for instance in ("twin-1", "twin-2"):
+        assert upload(stack, twin_task, instance, twice).status == 202
+    wait_finished(stack, twin_task, ["twin-1", "twin-2"])
+    page.goto(f"{stack.base}/ui/tasks/{twin_task}")
+    page.wait_for_selector("#exports a[data-format=pprof]", timeout=30_000)
+    page.click("#exports a[data-format=pprof]")
+    page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)
+    said = page.inner_text("#analysis-error")
+    assert "sum to 9223372036854775808" in said and "{" not in said, said
+    assert not errors, errors
+
+
 def test_failed_instance_and_task_list(stack, page, shots):
     task_id = create_task(stack, ["ok-1", "bad-1", "late-1"], events="CPU", duration=2, service="half-failed")
     assert upload(stack, task_id, "ok-1", require_conformance() / "go/pprof-sample.cpu.pb.gz").status == 202

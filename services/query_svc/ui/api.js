@@ -14,15 +14,20 @@ export class ApiError extends Error {
   constructor(status, code, reason) { super(reason); this.status = status; this.code = code; }
 }
 
+// The error the server answered ({code, errorReason}), or its bare text when it is not JSON.
+function errorOf(response, text) {
+  let data;
+  try { data = JSON.parse(text); } catch { data = {}; }
+  return new ApiError(response.status, data.code || "HTTP_" + response.status, data.errorReason || text || response.statusText);
+}
+
 export async function api(path, { method = "GET", body } = {}) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
   if (body !== undefined) init.body = JSON.stringify(body);
   const response = await fetch(path, init);
   const text = await response.text();
-  let data;
-  try { data = JSON.parse(text); } catch { data = { errorReason: text }; }
-  if (!response.ok) throw new ApiError(response.status, data.code || "HTTP_" + response.status, data.errorReason || response.statusText);
-  return data;
+  if (!response.ok) throw errorOf(response, text);
+  try { return JSON.parse(text); } catch { return { errorReason: text }; }
 }
 
 export function query(params) {
@@ -34,7 +39,7 @@ export function query(params) {
 // Downloads go through fetch so the token travels in a header, never in the URL.
 export async function download(path, filename) {
   const response = await fetch(path, { headers: headers() });
-  if (!response.ok) throw new ApiError(response.status, "DOWNLOAD", await response.text());
+  if (!response.ok) throw errorOf(response, await response.text());
   const url = URL.createObjectURL(await response.blob());
   const a = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(a);

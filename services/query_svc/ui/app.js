@@ -413,7 +413,18 @@ function flameSection(section, task, finished, initial) {
     const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.includes(",") ? "true" : "" };
     const focus = parseFocus(p.get("focus"));
     let full, focused = null, focusError = null;
-    try { full = await fetchAnalysis(query(base)); } catch (e) { return showError(err, e); }
+    try { full = await fetchAnalysis(query(base)); } catch (e) {
+      if (params !== p) return; // a newer URL is being applied
+      // nothing of an earlier choice stays drawn beside this one's error: its numbers would be
+      // read as this choice's (e.g. 422 VALUES_OUT_OF_RANGE after checking one more instance)
+      result = null;
+      graph.clear();
+      canvas.dataset.source = "none";
+      for (const el of [header, crumbs, top, exports, sandwichBox]) el.replaceChildren();
+      sandwichBox.hidden = true;
+      if (!sampleType.options.length && sel.sampleType) sampleType.replaceChildren(h("option", { value: sel.sampleType, selected: true }, sel.sampleType));
+      return showError(err, e);
+    }
     // a cut tree: the zoomed node's subtree comes from the server, cut to maxNodes inside it
     if (focus.length && full.truncated && !focusUnsupported) {
       try {

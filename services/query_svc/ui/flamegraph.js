@@ -138,6 +138,17 @@ export class FlameGraph {
     this.zoomTo(focus, false);
   }
 
+  // Nothing drawn: the graph of an earlier choice must not stand beside the error of this one.
+  clear() {
+    this.tree = null;
+    this.rows = [];
+    this.matched = this.marked = this.selected = this.hovered = null;
+    this.tooltip.hidden = true;
+    this.canvas.width = 0;
+    this.canvas.style.height = "0px";
+    delete this.canvas.dataset.focus;
+  }
+
   zoomTo(i, notify = true) {
     this.focus = i;
     this.canvas.dataset.focus = this.tree.names[i]; // what is zoomed, for people and tests alike
