@@ -133,6 +133,8 @@ func NewEncoder(r *Result) *Encoder {
 	e.i64("default_index", []int64{r.DefaultIndex})
 	e.strs("period_type", []string{r.PeriodType})
 	e.i64("period", []int64{r.Period})
+	e.i64("time_nanos", []int64{r.TimeNanos})
+	e.i64("duration_nanos", []int64{r.DurationNanos})
 	e.u64("frame_id", r.FrameID)
 	e.strs("frame_name", r.FrameName)
 	e.strs("function", r.Function)

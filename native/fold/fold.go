@@ -30,6 +30,9 @@ type Result struct {
 	DefaultIndex int64
 	PeriodType   string
 	Period       int64
+	// when the profile began and how long it ran: a merge takes the earliest and the sum, as pprof's
+	TimeNanos     int64
+	DurationNanos int64
 
 	// frame_names rows, in the order of the Python dict they come from
 	FrameID   []uint64
@@ -156,7 +159,7 @@ func Fold(p *profilepb.Profile) *Result {
 		}
 		return ""
 	}
-	r := &Result{Period: p.GetPeriod()}
+	r := &Result{Period: p.GetPeriod(), TimeNanos: p.GetTimeNanos(), DurationNanos: p.GetDurationNanos()}
 	defaultName := text(p.GetDefaultSampleType())
 	r.DefaultIndex = -1
 	for i, vt := range p.GetSampleType() {

@@ -31,6 +31,8 @@ class StoredProfile:
     # written before has its signed totals' parts
     positive_totals: list[int] = dataclasses.field(default_factory=list)
     negative_totals: list[int] = dataclasses.field(default_factory=list)
+    time_nanos: int = 0      # when it began (epoch ns; 0: unknown, as in rows written before m0011)
+    duration_nanos: int = 0  # how long it ran
 
     def value_bounds(self, column: int) -> tuple[int, int]:
         """(positive sum, negative sum) of the values of the sample type at `column` (core.value_range)."""
@@ -43,7 +45,8 @@ LATEST_PROFILES = """
 WITH (uploaded_at, profile_id) AS newest
 SELECT instance_id, argMax(profile_id, newest), argMax(sample_types, newest),
        argMax(default_index, newest), argMax(period_type, newest), argMax(period, newest),
-       argMax(totals, newest), argMax(positive_totals, newest), argMax(negative_totals, newest)
+       argMax(totals, newest), argMax(positive_totals, newest), argMax(negative_totals, newest),
+       argMax(time_nanos, newest), argMax(duration_nanos, newest)
 FROM profiles
 WHERE tenant = {tenant:String} AND task_id = {task_id:String}
 GROUP BY instance_id
@@ -305,8 +308,8 @@ def _task_fold_params(params: dict, sample_type: str | None) -> dict | None:
 async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
     """The newest upload of each instance of the task (a new upload replaces the old)."""
     rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
-    return [StoredProfile(i, p, list(t), d, pt, per, *_value_bounds(totals, positive, negative))
-            for i, p, t, d, pt, per, totals, positive, negative in rows]
+    return [StoredProfile(i, p, list(t), d, pt, per, *_value_bounds(totals, positive, negative), time, duration)
+            for i, p, t, d, pt, per, totals, positive, negative, time, duration in rows]
 
 
 def _value_bounds(totals: list[int], positive: list[int], negative: list[int]) -> tuple[list[int], list[int]]:

@@ -1,6 +1,7 @@
 """Writing a merged profile back as pprof (gzip-compressed protobuf, what `go tool pprof` reads)."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -8,9 +9,27 @@ from proftask.pprof.fold import Frame  # stacks root→leaf, as proftask stores 
 from proftask.pprof.v1 import profile_pb2
 
 
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """What a profile says of its sampling beside its samples: the period, when it began and how
+    long it ran (epoch ns and ns; 0: not said)."""
+    period: int = 0
+    time_nanos: int = 0
+    duration_nanos: int = 0
+
+    @staticmethod
+    def merged(timings: Iterable[Timing]) -> Timing:
+        """As pprof merges profiles (profile.Merge, what `go tool pprof a b` shows): the longest
+        period, the earliest start of those said, the durations summed."""
+        timings = list(timings)
+        starts = [t.time_nanos for t in timings if t.time_nanos]
+        return Timing(max((t.period for t in timings), default=0), min(starts, default=0),
+                      sum(t.duration_nanos for t in timings))
+
+
 def encode_profile(sample_types: Sequence[str], default_type: str, period_type: str, period: int,
                    stacks: Iterable[tuple[Sequence[Frame], Sequence[int]]],
-                   files: Mapping[str, str] | None = None) -> bytes:
+                   files: Mapping[str, str] | None = None, time_nanos: int = 0, duration_nanos: int = 0) -> bytes:
     """One Sample per stack, one Location per distinct frame (each with a single Line, so the
     frames come back exactly as they were, inlined ones included), one Function per name, with
     its source file from `files` (function name → file) where it has one."""
@@ -32,6 +51,7 @@ def encode_profile(sample_types: Sequence[str], default_type: str, period_type: 
         typ, _, unit = period_type.partition("/")
         p.period_type.type, p.period_type.unit = s(typ), s(unit)
     p.period = period
+    p.time_nanos, p.duration_nanos = time_nanos, duration_nanos
 
     functions: dict[str, int] = {}
     locations: dict[Frame, int] = {}

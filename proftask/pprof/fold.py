@@ -35,6 +35,8 @@ class FoldedProfile:
     period_type: str = ""
     period: int = 0
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # function name → its source file
+    time_nanos: int = 0       # when the profile began (epoch ns; 0: not said)
+    duration_nanos: int = 0   # how long it ran
 
     @property
     def stack_count(self) -> int:
@@ -146,13 +148,14 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
         target[i] = merged.setdefault(flat[offsets[i]:offsets[i + 1]].tobytes(), len(merged))
     if len(merged) == n_loc_stacks:
         return FoldedProfile(types, default_index, frames, offsets, flat, loc_stack_values, period_type, p.period,
-                             files)
+                             files, p.time_nanos, p.duration_nanos)
     keep = np.unique(target, return_index=True)[1]  # first stack of each merged group, in group order
     values = np.zeros((len(merged), n_types), dtype=np.int64)
     np.add.at(values, target, loc_stack_values)
     new_off = np.concatenate(([0], np.cumsum(frames_per_stack[keep])))
     new_flat = gather_segments(flat, offsets, keep)
-    return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period, files)
+    return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period, files,
+                         p.time_nanos, p.duration_nanos)
 
 
 class UnknownSampleType(Invalid):

@@ -16,7 +16,7 @@ from proftask.core.echo import echo
 from proftask.core.progress import derive_progress
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
-from proftask.pprof.encode import encode_profile
+from proftask.pprof.encode import Timing, encode_profile
 from proftask.analysis import analysis_queries, progress_queries
 from services.query_svc import views
 from services.query_svc.analysis import Analyses, Question
@@ -138,5 +138,6 @@ class QueryRoutes:
         stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
                                                                  [p.profile_id for p in sel.profiles])
         assert sel.sample_type is not None  # a selection with profiles has its sample type
-        return encode_profile(first.sample_types, sel.sample_type, first.period_type, first.period, stacks,
-                              files=files)
+        timing = Timing.merged(Timing(p.period, p.time_nanos, p.duration_nanos) for p in sel.profiles)
+        return encode_profile(first.sample_types, sel.sample_type, first.period_type, timing.period, stacks,
+                              files=files, time_nanos=timing.time_nanos, duration_nanos=timing.duration_nanos)

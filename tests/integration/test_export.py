@@ -114,3 +114,32 @@ def test_instance_filter_and_bad_format(stack, merged_task, tmp_path):
     out.write_bytes(export(stack, task_id, format="pprof", instanceIds="a"))
     assert oracle_tree([out]) == oracle_tree(files[:1])
     assert stack.get(f"/api/v1/pprof/tasks/{task_id}/export?format=svg").status == 400
+
+
+def _raw_header(path) -> list[str]:
+    """`go tool pprof -raw`'s header: PeriodType, Period, Time, Duration."""
+    out = subprocess.run(["go", "tool", "pprof", "-raw", str(path)], capture_output=True, text=True, check=True).stdout
+    return out.split("Samples:")[0].splitlines()
+
+
+def test_pprof_export_of_cpu_profiles_says_when_and_how_long_as_go_tool_pprof_merges_them(stack, tmp_path):
+    """The merge's earliest start and summed duration (pprof's `Duration: 3.10s, Total samples = …
+    (x%)`), for each choice of instances; one instance's export says its own."""
+    base = require_conformance() / "go"
+    files = {"old": base / "pprof-sample.cpu.pb.gz", "new": base / "pyroscope-cpu.pb.gz"}
+    task_id = create_task(stack, list(files), events="CPU", duration=1)
+    for instance, path in files.items():
+        assert upload(stack, task_id, instance, path).status == 202
+    wait_finished(stack, task_id, list(files))
+    for chosen in (["old", "new"], ["new"]):
+        out = tmp_path / f"{'-'.join(chosen)}.pb.gz"
+        out.write_bytes(export(stack, task_id, format="pprof", instanceIds=",".join(chosen)))
+        merged = tmp_path / f"go-{'-'.join(chosen)}.pb.gz"
+        merged.write_bytes(subprocess.run(["go", "tool", "pprof", "-proto", *(str(files[i]) for i in chosen)],
+                                          capture_output=True, check=True).stdout)
+        assert _raw_header(out) == _raw_header(merged)
+        got, want = profile_pb2.Profile(), profile_pb2.Profile()
+        got.ParseFromString(gzip.decompress(out.read_bytes()))
+        want.ParseFromString(gzip.decompress(merged.read_bytes()))
+        assert (got.time_nanos, got.duration_nanos, got.period) == (want.time_nanos, want.duration_nanos, want.period)
+    assert "Duration: 3.10" in "\n".join(_raw_header(tmp_path / "old-new.pb.gz"))

@@ -61,7 +61,7 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10]
+            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10, 11]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
@@ -98,9 +98,16 @@ def _env(tenant: str, task_id: str, instance: str, profile_id: str) -> pb.Envelo
                                                        profile_id=profile_id, content=content, size=len(content)))
 
 
+def _before_m0011(rows: ProfileRows) -> ProfileRows:
+    """The rows without the profile's time and duration, which m0011 added."""
+    added = ("time_nanos", "duration_nanos")
+    return dataclasses.replace(rows, profile={k: v for k, v in rows.profile.items() if k not in added})
+
+
 def _before_m0010(rows: ProfileRows) -> ProfileRows:
-    """The rows without the profile's value bounds, which m0010 added."""
+    """The rows without the profile's value bounds, which m0010 added (nor what came later)."""
     added = ("positive_totals", "negative_totals")
+    rows = _before_m0011(rows)
     return dataclasses.replace(rows, profile={k: v for k, v in rows.profile.items() if k not in added})
 
 
@@ -144,7 +151,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -178,7 +185,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -200,7 +207,7 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
             await RowWriter(ch).write_profile(dataclasses.replace(_before_m0010(rows),
                                                                   frame_names=rows.frame_names.drop_columns(["file"])))
-            assert await migrate(ch) == [8, 9, 10]
+            assert await migrate(ch) == [8, 9, 10, 11]
             _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
@@ -230,11 +237,28 @@ def test_profiles_written_before_m0010_bound_a_merge_by_their_totals(tmp_path):
             await writer.insert("tasks", task_rows(events.new_event("acme", pb.TaskCreated(task_id="task", spec=spec))))
             for instance in ("pod-1", "pod-2"):
                 await writer.write_profile(_before_m0010(profile_rows(env(instance), LIMIT)))
-            assert await migrate(ch) == [10]
+            assert await migrate(ch) == [10, 11]
             alone = await select(ch, None, "acme", "task", {"pod-1"}, None, "function")
             assert [(p.positive_totals, p.negative_totals) for p in alone.profiles] == [([2**62], [0])]
             with pytest.raises(ApiError) as refused:
                 await select(ch, None, "acme", "task", set(), None, "function")
             assert refused.value.status == 422 and "sum to 9223372036854775808" in str(refused.value)
+
+    asyncio.run(run())
+
+
+def test_profiles_written_before_m0011_export_no_time_and_the_next_upload_says_its_own(tmp_path):
+    """m0011 adds each profile's time and duration: a profile written before has neither (0, as
+    pprof writes "not said"), and an upload after the migration keeps the profile's own."""
+    async def run():
+        async with _older_data_dir(tmp_path, 10) as ch:
+            writer = RowWriter(ch)
+            await writer.write_profile(_before_m0011(profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)))
+            assert await migrate(ch) == [11]
+            await writer.write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
+            stored = await analysis_queries.latest_profiles(ch, "acme", "task")
+            # go/pprof-sample.cpu.pb.gz: `go tool pprof -raw` says Time 2017-09-29 20:57:59.25723537, Duration 2.00
+            assert [(p.instance_id, p.time_nanos, p.duration_nanos) for p in stored] == [
+                ("pod-1", 0, 0), ("pod-2", 1506718679257235370, 2002012950)]
 
     asyncio.run(run())
