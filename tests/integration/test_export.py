@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from proftask.pprof.encode import encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.profiles import analysis, as_oracle_shape, create_task, upload, wait_finished
@@ -143,3 +144,18 @@ def test_pprof_export_of_cpu_profiles_says_when_and_how_long_as_go_tool_pprof_me
         want.ParseFromString(gzip.decompress(merged.read_bytes()))
         assert (got.time_nanos, got.duration_nanos, got.period) == (want.time_nanos, want.duration_nanos, want.period)
     assert "Duration: 3.10" in "\n".join(_raw_header(tmp_path / "old-new.pb.gz"))
+
+
+def test_folded_export_keeps_a_go_generic_name_holding_a_semicolon_one_frame(stack):
+    generic = "main.Work[go.shape.struct { A int; B string }]"  # as Go 1.18+ names the instantiation
+    body = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", 10_000_000,
+                          [([("runtime.main", 0, False), ("main.main", 0, False), (generic, 0, False)], [30_000_000]),
+                           ([("runtime.main", 0, False), ("main.main", 0, False)], [10_000_000])])
+    task_id = create_task(stack, ["g-1"], events="CPU", duration=1)
+    assert upload(stack, task_id, "g-1", body).status == 202
+    wait_finished(stack, task_id, ["g-1"])
+    lines = [line.rsplit(" ", 1) for line in export(stack, task_id, format="folded").decode().splitlines()]
+    assert [(stack_text.split(";"), int(v)) for stack_text, v in lines] == [
+        (["runtime.main", "main.main"], 10_000_000),
+        (["runtime.main", "main.main", "main.Work[go.shape.struct { A int, B string }]"], 30_000_000)]
+    assert analysis(stack, task_id)["tree"]["elements"][-1]["codeSignature"] == generic  # the analysis keeps it whole
