@@ -460,7 +460,8 @@ function flameSection(section, task, finished, initial) {
     title(focus.length ? "Flame graph of " + focus[focus.length - 1] : "Flame graph", `${task.events} task ${task.id.slice(0, 8)}`, task.serviceId);
     const fn = p.get("fn") || "";
     graph.mark(fn);
-    await topTable(top, task, { ...sel, sampleType: full.sampleType }, unit, full, fn);
+    await topTable(top, task, { ...sel, sampleType: full.sampleType }, unit, full, fn, () => params !== p);
+    if (params !== p) return; // a newer URL is being applied: its own answer (or error) stands
     showSandwich(sandwichBox, fn, () => buildTree(full.tree.elements), unit, full);
     exports.replaceChildren(...["pprof", "folded", "speedscope"].map((format) => {
       const path = `/api/v1/pprof/tasks/${encodeURIComponent(task.id)}/export?` + query({ ...sel, sampleType: full.sampleType, format });
@@ -526,12 +527,15 @@ async function topRows(task, sel, full) {
   try { return await topCache.get(q); } catch (e) { topCache.delete(q); throw e; }
 }
 
-async function topTable(container, task, sel, unit, full, fn) {
+// stale(): a newer choice was made while the rows came: they are not shown beside its answer.
+async function topTable(container, task, sel, unit, full, fn, stale = () => false) {
   let top;
   try { top = await topRows(task, sel, full); } catch (e) {
+    if (stale()) return;
     container.replaceChildren(h("p", { className: "error", role: "alert" }, `${e.code}: ${e.message}`));
     return;
   }
+  if (stale()) return;
   const columns = [["flat", "Flat"], ["cum", "Cum"]];
   const choose = (name) => {
     const p = new URLSearchParams(location.search);
