@@ -35,8 +35,9 @@ class TaskView:
         self.tasks: dict[tuple[str, str], Task] = {}  # (tenant, task_id) → task
         self._by_service: dict[tuple[str, str], list[Task]] = collections.defaultdict(list)
         self._notified: set[tuple[str, str, str]] = set()  # (tenant, task_id, instance)
-        self._stored_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id)
-        # (tenant, instance) → ids of the tasks it finished (ProfileStored) or failed
+        self._accepted_profiles: set[tuple[str, str]] = set()  # (tenant, profile_id): on Kafka or stored
+        # (tenant, instance) → ids of the tasks it uploaded for (ProfileAccepted), finished
+        # (ProfileStored) or failed
         self._settled: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._decisions: dict[str, asyncio.Future] = {}
         self._changed = asyncio.Condition()
@@ -86,11 +87,20 @@ class TaskView:
         self._notified.discard((tenant, task_id, instance_id))
 
     def settled_tasks(self, tenant: str, instance_id: str) -> set[str]:
-        """Ids of the tasks this instance finished or failed (never to be handed to it again)."""
+        """Ids of the tasks this instance uploaded for, finished or failed (never to be handed to
+        it again)."""
         return self._settled.get((tenant, instance_id), set())
 
-    def profile_stored(self, tenant: str, profile_id: str) -> bool:
-        return (tenant, profile_id) in self._stored_profiles
+    def profile_accepted(self, tenant: str, profile_id: str) -> bool:
+        """The profile is on Kafka (its ProfileAccepted or ProfileStored was seen, or this process
+        sent it: note_accepted)."""
+        return (tenant, profile_id) in self._accepted_profiles
+
+    def note_accepted(self, tenant: str, payload: pb.ProfileAccepted) -> None:
+        """A ProfileAccepted this process put on Kafka, applied at once: the agent's next poll or
+        retry may come before the view reads it back."""
+        self._accepted_profiles.add((tenant, payload.profile_id))
+        self._settled[(tenant, payload.instance_id)].add(payload.task_id)
 
     def expect_decision(self, task_id: str) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -318,8 +328,8 @@ class TaskView:
             self._resolve(payload.task_id, payload)
         elif isinstance(payload, pb.InstanceNotified):
             self._notified.add((env.tenant, payload.task_id, payload.instance_id))
-        elif isinstance(payload, pb.ProfileStored):
-            self._stored_profiles.add((env.tenant, payload.profile_id))
+        elif isinstance(payload, pb.ProfileAccepted | pb.ProfileStored):
+            self._accepted_profiles.add((env.tenant, payload.profile_id))
             self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
         elif isinstance(payload, pb.TaskFailedOnInstance):
             self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)

@@ -100,6 +100,7 @@ _PAYLOAD_CHECKS = {
     "InstanceNotified": lambda m: _required(m, "task_id", "instance_id"),
     "TaskFailedOnInstance": _failure_problems,
     "ProfileUploaded": lambda m: _required(m, "task_id", "instance_id", "profile_id"),
+    "ProfileAccepted": lambda m: _required(m, "task_id", "instance_id", "profile_id"),
     "ProfileStored": lambda m: _required(m, "task_id", "instance_id", "profile_id"),
     "DeadLetter": lambda m: _required(m, "source_topic"),
     "AgentSeen": lambda m: _required(m, "service", "instance", "last_seen"),

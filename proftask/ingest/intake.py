@@ -198,7 +198,7 @@ class ProfileIntake:
             validated = time.perf_counter()
             metrics.INGEST_STAGE_SECONDS.labels("intake_validate").observe(validated - started)
             pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)
-            if self.view.profile_stored(tenant, pid):
+            if self.view.profile_accepted(tenant, pid):
                 return pid, True
             try:
                 await self._publish(tenant, task_id, instance, pid, idempotency_key, spool)
@@ -215,12 +215,25 @@ class ProfileIntake:
                 except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
                     log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
                 raise UploadNotStored(message, self.budget.retry_after()) from e
+            await self._accepted(tenant, pb.ProfileAccepted(task_id=task_id, instance_id=instance, profile_id=pid))
             metrics.INGEST_STAGE_SECONDS.labels("intake_produce").observe(time.perf_counter() - validated)
             metrics.INGEST_BYTES.inc(spool.size)
             return pid, False
         finally:
             spool.close()
             charge.release()
+
+    async def _accepted(self, tenant: str, accepted: pb.ProfileAccepted) -> None:
+        """The instance has done its part (pb.ProfileAccepted): no agent is handed the task again.
+        The profile is on Kafka already: if this is not sent, the upload stands, and until its
+        ProfileStored an agent polling again may be handed the task once more."""
+        self.view.note_accepted(tenant, accepted)
+        try:
+            await self.producer.send(self.topics.task_events, task_key(tenant, accepted.task_id),
+                                     events.new_event(tenant, accepted))
+        except Exception as e:  # noqa: BLE001 - Kafka errors of every kind; the upload is kept
+            log.warning("ProfileAccepted of profile %s of task %s not sent: %r", accepted.profile_id,
+                        accepted.task_id, e)
 
     async def _publish(self, tenant: str, task_id: str, instance: str, pid: str, idempotency_key: str,
                        spool: Spool) -> None:

@@ -5,7 +5,9 @@ import uuid
 
 import pytest
 
-from tests.integration.harness import wait_until
+from tests.conformance.oracle import require_conformance
+from tests.integration.harness import new_topic_prefix, wait_until
+from tests.integration.profiles import upload
 
 
 
@@ -121,3 +123,30 @@ def test_bad_commands_query_is_400(stack):
     assert stack.get("/api/v1/pprof/agent/commands?serviceInstance=i").status == 400
     assert stack.get("/api/v1/pprof/agent/commands?service=s&serviceInstance=i&lastCommandTime=x").status == 400
     assert stack.get("/api/v1/pprof/agent/commands?service=s&serviceInstance=i&wait=31").status == 400
+
+
+def test_an_instance_whose_upload_was_accepted_is_not_handed_the_task_again_while_it_is_stored(spawn):
+    """Between the 202 and the processor's ProfileStored (a second, or as long as ClickHouse is
+    away), a restarted agent polling from 0 was handed its task again and ran it again. Here no
+    processor runs at all until the end: the instance is settled by the upload alone, in the
+    process that took it and, through Kafka, in another; the same upload again is a duplicate."""
+    prefix = new_topic_prefix()
+    front = spawn("task,ingest", prefix=prefix)
+    other = spawn("task", prefix=prefix)
+    service, task = new_task(front, instances=("r-1", "r-2"))
+    (cmd,) = commands(front, service, "r-1")
+    assert cmd["args"][1] == {"key": "TaskId", "value": task["id"]}
+    heap = require_conformance() / "go" / "pyroscope-heap.pb.gz"
+    first = upload(front, task["id"], "r-1", heap, key="k-1")
+    assert first.status == 202 and first.json()["duplicate"] is False, first
+    assert commands(front, service, "r-1") == []  # the agent restarted: it polls from 0
+    assert commands(front, service, "r-2")  # the other instance still has it to do
+    wait_until(lambda: commands(other, service, "r-1") == [], message="the other task process settles r-1")
+    again = upload(front, task["id"], "r-1", heap, key="k-1")
+    assert again.status == 202 and again.json() == {**first.json(), "duplicate": True}, again
+    reader = spawn("processor,query", prefix=prefix)  # now stored: one EXECUTION_FINISHED, no other log
+    wait_until(lambda: progress(reader, task["id"]) and progress(reader, task["id"])["successInstanceIds"] == ["r-1"],
+               timeout=120, message="r-1 finished")
+    logs = progress(reader, task["id"])["logs"]
+    assert sorted((entry["instanceId"], entry["operationType"]) for entry in logs) == [
+        ("r-1", "EXECUTION_FINISHED"), ("r-1", "NOTIFIED"), ("r-2", "NOTIFIED")]

@@ -23,6 +23,7 @@ def refused(value: bytes | None) -> InvalidEvent:
     pb.InstanceNotified(task_id="t", instance_id="i-1"),
     pb.TaskFailedOnInstance(task_id="t", instance_id="i-1", reason=pb.TaskFailedOnInstance.PROFILE_TOO_LARGE),
     pb.ProfileUploaded(task_id="t", instance_id="i-1", profile_id="p", content=b"x"),
+    pb.ProfileAccepted(task_id="t", instance_id="i-1", profile_id="p"),
     pb.ProfileStored(task_id="t", instance_id="i-1", profile_id="p"),
     pb.DeadLetter(source_topic="proftask.tasks", offset=3),
 ])
