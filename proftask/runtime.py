@@ -88,7 +88,7 @@ async def serve(role: str, settings: Settings) -> None:
         producer = EventProducer(settings.kafka_bootstrap)
         resources.append(producer)
     if {"task", "ingest", "grpc", "query"} & set(parts):  # query: a task ClickHouse has no row of yet
-        view = TaskView(settings.kafka_bootstrap, topics)
+        view = TaskView(settings.kafka_bootstrap, topics, retention=settings.retention)
         resources.append(view)
     if {"task", "grpc"} & set(parts):
         agents = AgentsView(settings.kafka_bootstrap, topics, producer)

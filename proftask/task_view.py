@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from proftask import events, metrics
+from proftask.config import RetentionPolicy
 from proftask.core.tasks import Task
 from proftask.errors import Unavailable
 from proftask.events.v1 import events_pb2 as pb
@@ -22,12 +24,15 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES, Topics
 
 UNKNOWN_TASK_SYNC_S = 5.0  # how long find() waits for the view to catch up with an unknown task
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0  # after the consumer failed, before reading again
+DAY_MS = 86_400_000
 log = logging.getLogger(__name__)
 
 
 class TaskView:
-    def __init__(self, bootstrap: str, topics: Topics, name: str = "task-view"):
+    def __init__(self, bootstrap: str, topics: Topics, name: str = "task-view",
+                 retention: RetentionPolicy | None = None):
         self._bootstrap = bootstrap
+        self._retention = retention or RetentionPolicy()
         self._topics = topics
         self._name = name
         self._consumer: AIOKafkaConsumer | None = None
@@ -57,22 +62,31 @@ class TaskView:
             raise Unavailable("task view is still loading the task history")
         return self
 
+    def _kept(self, tenant: str, task: Task) -> bool:
+        """False once the tenant's retention has passed since the task was created: ClickHouse's
+        TTL removes its rows from then on (the topics keep its events), and shown without its
+        logs it would read as failed. Gone, as in SkyWalking, whose records expire by TTL."""
+        days = self._retention.days_for(tenant)
+        return not days or task.create_time + days * DAY_MS > time.time() * 1000
+
     def get(self, tenant: str, task_id: str) -> Task | None:
-        return self.tasks.get((tenant, task_id))
+        task = self.tasks.get((tenant, task_id))
+        return task if task is not None and self._kept(tenant, task) else None
 
     async def find(self, tenant: str, task_id: str) -> Task | None:
         """get(), but an unknown task first syncs the view to the topic's end: a task another
         replica created a moment ago is found (read-your-writes across replicas)."""
-        task = self.get(tenant, task_id)
-        if task is None and await self.sync(UNKNOWN_TASK_SYNC_S):
-            task = self.get(tenant, task_id)
-        return task
+        if (tenant, task_id) in self.tasks:  # known: kept or past its retention, nothing to wait for
+            return self.get(tenant, task_id)
+        if await self.sync(UNKNOWN_TASK_SYNC_S):
+            return self.get(tenant, task_id)
+        return None
 
     def tasks_of_service(self, tenant: str, service_id: str) -> list[Task]:
-        return self._by_service.get((tenant, service_id), [])
+        return [t for t in self._by_service.get((tenant, service_id), []) if self._kept(tenant, t)]
 
     def all_tasks(self, tenant: str) -> list[Task]:
-        return [t for (ten, _), t in self.tasks.items() if ten == tenant]
+        return [t for (ten, _), t in self.tasks.items() if ten == tenant and self._kept(tenant, t)]
 
     def claim_notification(self, tenant: str, task_id: str, instance_id: str) -> bool:
         """True exactly once per (task, instance) in this process; the caller then emits

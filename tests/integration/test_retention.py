@@ -1,12 +1,19 @@
 """Retention per tenant in real (embedded) ClickHouse: the processor's writer stamps each row
 with its tenant's days, and the TTL removes a tenant's old rows while another tenant's stay."""
 import asyncio
+import uuid
 
+from aiokafka import AIOKafkaProducer
 
+from proftask import events
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import migrate
 from proftask.config import RetentionPolicy
+from proftask.core.tasks import parse_task_request
+from proftask.events.v1 import events_pb2 as pb
+from proftask.kafka.topics import Topics, service_key
 from proftask.processing.writer import RowWriter
+from tests.integration.harness import new_topic_prefix, wait_until
 
 DAY_MS = 86_400_000
 
@@ -41,3 +48,39 @@ def test_a_tenants_old_rows_expire_and_others_stay(tmp_path):
     assert stamped == [("acme", 30), ("globex", 0)]
     assert [r[0] for r in kept] == ["acme-new", "globex-new", "globex-old"]  # acme's old task expired
     assert [r[0] for r in kept_logs] == ["globex"]
+
+
+async def _send(bootstrap: str, topic: str, key: bytes, env) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, env.SerializeToString(), key=key)
+    finally:
+        await producer.stop()
+
+
+def test_a_task_past_its_tenant_s_retention_is_gone_not_shown_failed(spawn):
+    """Its rows expired by the TTL, a finished task read as failed (every instance missed); past
+    the tenant's retention it is gone from every answer, while Kafka keeps its history."""
+    prefix = new_topic_prefix()
+    stack = spawn("all", prefix=prefix, PROFTASK_RETENTION_DAYS="30")
+    topics = Topics.with_prefix(prefix)
+    spec = events.spec_to_pb(parse_task_request({"serviceId": "old-shop", "serviceInstanceIds": ["o-1"],
+                                                 "events": "HEAP"}))
+    old_id = str(uuid.uuid4())
+    asked = events.new_event("default", pb.TaskCreationRequested(task_id=old_id, spec=spec),
+                             occurred_at=events.now_ms() - 31 * DAY_MS)  # created 31 days ago, as then
+    asyncio.run(_send(stack.broker.bootstrap, topics.task_requests, service_key("default", "old-shop"), asked))
+    # a task of the same service asked for now: decided after the old one (one key, one partition)
+    r = stack.post("/api/v1/pprof/tasks", {"serviceId": "old-shop", "serviceInstanceIds": ["o-1"], "events": "HEAP"})
+    assert r.status == 201, r
+    new_id = r.json()["id"]
+    listed = wait_until(lambda: (lambda ids: ids if new_id in ids else None)(
+        [t["id"] for t in stack.get("/api/v1/pprof/tasks?serviceId=old-shop").json()["tasks"]]))
+    assert listed == [new_id]
+    for path in (f"/api/v1/pprof/tasks/{old_id}", f"/api/v1/pprof/tasks/{old_id}/progress",
+                 f"/api/v1/pprof/tasks/{old_id}/analysis"):
+        assert stack.get(path).status == 404, path
+    (command,) = stack.get("/api/v1/pprof/agent/commands?service=old-shop&serviceInstance=o-1&lastCommandTime=0"
+                           ).json()["commands"]
+    assert {"key": "TaskId", "value": new_id} in command["args"]
