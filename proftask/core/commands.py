@@ -16,8 +16,8 @@ def select_task_for_instance(tasks: Iterable[Task], instance_id: str, last_comma
                              now: int, grace_ms: int, settled: Collection[str] = ()) -> Task | None:
     """The oldest task for this instance created after last_command_time and not past its
     deadline, or None. `tasks` are the tasks of the agent's service; `settled` the ids of those
-    this instance already finished (a profile stored) or failed: never handed to it again, since
-    a restarted agent polls from time 0 and would run them a second time."""
+    this instance already uploaded for (a profile accepted), finished or failed: never handed to
+    it again, since a restarted agent polls from time 0 and would run them a second time."""
     eligible = [
         t for t in tasks
         if t.create_time > last_command_time

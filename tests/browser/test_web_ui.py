@@ -205,8 +205,19 @@ def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_la
         assert waited < 30_000, "the two instances' top table was never asked for"
         page.wait_for_timeout(50)
         waited += 50
-    page.check("input[name=instance][value=big-2]")  # three again: the error alone
-    page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)
+    # three again, typing a search while their answer is on its way (a search is no new choice)
+    three = []
+    def three_instances_analysis(url: str) -> bool:
+        return "/analysis?" in url and "big-2" in url
+    page.route(three_instances_analysis, lambda route: three.append(route))
+    page.check("input[name=instance][value=big-2]")
+    while not three:
+        assert waited < 60_000, "the three instances' analysis was never asked for"
+        page.wait_for_timeout(50)
+        waited += 50
+    page.fill("#search", "main")
+    three[0].continue_()
+    page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)  # the error alone
     with page.expect_event("requestfinished", lambda r: "/top?" in r.url):
         held[0].continue_()
     # nothing to await: the late rows must NOT show; 200 ms is the page's chance to show them
@@ -216,10 +227,11 @@ def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_la
     assert page.locator("#exports a").count() == 0
     assert page.locator("#sample-type option").all_inner_texts() == ["cpu/nanoseconds"]
     page.unroute(two_instances_top)
+    page.unroute(three_instances_analysis)
 
     shots(page, "14-values-out-of-range")
-    page.uncheck("input[name=instance][value=big-2]")  # the two again: drawn, exactly
-    page.wait_for_selector("#top-table button.fn:has-text('main.hot')", timeout=30_000)
+    page.uncheck("input[name=instance][value=big-2]")
+    page.wait_for_selector("#top-table button.fn:has-text('main.hot')", timeout=30_000)  # the two again, exactly
     page.wait_for_selector("#exports a[data-format=folded]")
     assert page.inner_text("#analysis-error") == "" and "over 2 instance(s)" in page.inner_text("#flame-header")
     root = page.evaluate("document.querySelector('#flame').__graph.tree.total[0]")
@@ -232,7 +244,18 @@ def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_la
     for instance in ("twin-1", "twin-2"):
         assert upload(stack, twin_task, instance, twice).status == 202
     wait_finished(stack, twin_task, ["twin-1", "twin-2"])
+    # a search typed while the top table is on its way is no new choice: the table and links come
+    late = []
+    page.route(lambda url: "/top?" in url, lambda route: late.append(route))
     page.goto(f"{stack.base}/ui/tasks/{twin_task}")
+    waited = 0
+    while not late:
+        assert waited < 60_000, "the top table was never asked for"
+        page.wait_for_timeout(50)
+        waited += 50
+    page.fill("#search", "main")
+    late[0].continue_()
+    page.wait_for_selector("#top-table button.fn:has-text('main.main')", timeout=30_000)
     page.wait_for_selector("#exports a[data-format=pprof]", timeout=30_000)
     page.click("#exports a[data-format=pprof]")
     page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)

@@ -352,6 +352,7 @@ function flameSection(section, task, finished, initial) {
     sandwichBox);
   let result = null; // the analysis drawn
   let params = initial;
+  let applying = 0; // which update() is the newest: an older one's answer, or error, is not shown
   const cache = new Map(); // analysis query -> result, so back/forward and search do not refetch
   let focusUnsupported = false;
   const graph = new FlameGraph(canvas, tooltip, {
@@ -398,9 +399,23 @@ function flameSection(section, task, finished, initial) {
     try { return await cache.get(q); } catch (e) { cache.delete(q); throw e; }
   }
 
+  // The error of this choice, and nothing of an earlier one: its graph, header, top table and
+  // export links would be read as this choice's (e.g. 422 VALUES_OUT_OF_RANGE after checking one
+  // instance more).
+  function showAlone(e) {
+    result = null;
+    graph.clear();
+    canvas.dataset.source = "none";
+    for (const el of [header, crumbs, top, exports, sandwichBox]) el.replaceChildren();
+    sandwichBox.hidden = true;
+    showError(err, e);
+  }
+
   // Everything the URL says, applied: instances, sample type, granularity, size, zoom, search, function.
   async function update(p) {
     params = p;
+    const mine = ++applying;
+    const stale = () => applying !== mine; // not the URL object: typing a search replaces it, and is no new choice
     const chosen = p.get("instanceIds") ? p.get("instanceIds").split(",") : finished;
     for (const c of section.querySelectorAll("input[name=instance]")) c.checked = chosen.includes(c.value);
     granularity.value = p.get("granularity") || "function";
@@ -408,22 +423,15 @@ function flameSection(section, task, finished, initial) {
     searchBox.value = p.get("search") || "";
     showError(err, null);
     const sel = { instanceIds: chosen.filter((i) => finished.includes(i)).join(","), sampleType: p.get("sampleType") || "", granularity: granularity.value };
-    if (!sel.instanceIds) { showError(err, { code: "ARGUMENT_ERROR", message: "choose at least one instance" }); return; }
+    if (!sel.instanceIds) return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
     const n = Number(maxNodes.value);
     const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.includes(",") ? "true" : "" };
     const focus = parseFocus(p.get("focus"));
     let full, focused = null, focusError = null;
     try { full = await fetchAnalysis(query(base)); } catch (e) {
-      if (params !== p) return; // a newer URL is being applied
-      // nothing of an earlier choice stays drawn beside this one's error: its numbers would be
-      // read as this choice's (e.g. 422 VALUES_OUT_OF_RANGE after checking one more instance)
-      result = null;
-      graph.clear();
-      canvas.dataset.source = "none";
-      for (const el of [header, crumbs, top, exports, sandwichBox]) el.replaceChildren();
-      sandwichBox.hidden = true;
+      if (stale()) return; // a newer URL is being applied
       if (!sampleType.options.length && sel.sampleType) sampleType.replaceChildren(h("option", { value: sel.sampleType, selected: true }, sel.sampleType));
-      return showError(err, e);
+      return showAlone(e);
     }
     // a cut tree: the zoomed node's subtree comes from the server, cut to maxNodes inside it
     if (focus.length && full.truncated && !focusUnsupported) {
@@ -432,7 +440,7 @@ function flameSection(section, task, finished, initial) {
         focusUnsupported = !focused.focus; // a server without `focus` sends the whole tree again
       } catch (e) { focusError = e; } // e.g. 400 naming a frame the profile does not have
     }
-    if (params !== p) return; // a newer URL is being applied
+    if (stale()) return; // a newer URL is being applied
     const shown = focused && focused.focus ? focused : full;
     const fresh = shown !== result;
     result = shown;
@@ -460,8 +468,8 @@ function flameSection(section, task, finished, initial) {
     title(focus.length ? "Flame graph of " + focus[focus.length - 1] : "Flame graph", `${task.events} task ${task.id.slice(0, 8)}`, task.serviceId);
     const fn = p.get("fn") || "";
     graph.mark(fn);
-    await topTable(top, task, { ...sel, sampleType: full.sampleType }, unit, full, fn, () => params !== p);
-    if (params !== p) return; // a newer URL is being applied: its own answer (or error) stands
+    await topTable(top, task, { ...sel, sampleType: full.sampleType }, unit, full, fn, stale);
+    if (stale()) return; // a newer URL is being applied: its own answer (or error) stands
     showSandwich(sandwichBox, fn, () => buildTree(full.tree.elements), unit, full);
     exports.replaceChildren(...["pprof", "folded", "speedscope"].map((format) => {
       const path = `/api/v1/pprof/tasks/${encodeURIComponent(task.id)}/export?` + query({ ...sel, sampleType: full.sampleType, format });
