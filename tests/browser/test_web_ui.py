@@ -39,6 +39,17 @@ def until(page, expression: str, timeout: float = 30_000) -> None:
         waited += 50
 
 
+def held_request(page, held: list, what: str, timeout: float = 30_000):
+    """The first request a route held back (page.route appending it to `held`); its handler runs
+    while the page is waited on."""
+    waited = 0
+    while not held:
+        assert waited < timeout, f"{what} was never asked for"
+        page.wait_for_timeout(50)
+        waited += 50
+    return held[0]
+
+
 def params(page) -> dict:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
 
@@ -200,26 +211,19 @@ def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_la
     page.uncheck("input[name=instance][value=big-2]")
     page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
     assert page.inner_text("#analysis-error") == "" and page.evaluate(drawn)
-    waited = 0
-    while not held:  # the route's handler runs while the page is waited on
-        assert waited < 30_000, "the two instances' top table was never asked for"
-        page.wait_for_timeout(50)
-        waited += 50
+    held_top = held_request(page, held, "the two instances' top table")
     # three again, typing a search while their answer is on its way (a search is no new choice)
     three = []
     def three_instances_analysis(url: str) -> bool:
         return "/analysis?" in url and "big-2" in url
     page.route(three_instances_analysis, lambda route: three.append(route))
     page.check("input[name=instance][value=big-2]")
-    while not three:
-        assert waited < 60_000, "the three instances' analysis was never asked for"
-        page.wait_for_timeout(50)
-        waited += 50
+    held_three = held_request(page, three, "the three instances' analysis")
     page.fill("#search", "main")
-    three[0].continue_()
+    held_three.continue_()
     page.wait_for_selector("#analysis-error:has-text('VALUES_OUT_OF_RANGE')", timeout=30_000)  # the error alone
     with page.expect_event("requestfinished", lambda r: "/top?" in r.url):
-        held[0].continue_()
+        held_top.continue_()
     # nothing to await: the late rows must NOT show; 200 ms is the page's chance to show them
     page.evaluate("() => new Promise((settled) => setTimeout(settled, 200))")
     assert not page.evaluate(drawn), "the graph of the two instances is still drawn beside the error"
@@ -248,13 +252,9 @@ def test_a_choice_whose_sums_leave_64_bits_shows_its_error_and_nothing_of_the_la
     late = []
     page.route(lambda url: "/top?" in url, lambda route: late.append(route))
     page.goto(f"{stack.base}/ui/tasks/{twin_task}")
-    waited = 0
-    while not late:
-        assert waited < 60_000, "the top table was never asked for"
-        page.wait_for_timeout(50)
-        waited += 50
+    held_late = held_request(page, late, "the top table")
     page.fill("#search", "main")
-    late[0].continue_()
+    held_late.continue_()
     page.wait_for_selector("#top-table button.fn:has-text('main.main')", timeout=30_000)
     page.wait_for_selector("#exports a[data-format=pprof]", timeout=30_000)
     page.click("#exports a[data-format=pprof]")
