@@ -110,9 +110,10 @@ class TaskView:
         sent it: note_accepted)."""
         return (tenant, profile_id) in self._accepted_profiles
 
-    def note_accepted(self, tenant: str, payload: pb.ProfileAccepted) -> None:
-        """A ProfileAccepted this process put on Kafka, applied at once: the agent's next poll or
-        retry may come before the view reads it back."""
+    def note_accepted(self, tenant: str, payload: pb.ProfileAccepted | pb.ProfileStored) -> None:
+        """The profile is on Kafka and its instance settled: a ProfileAccepted or ProfileStored
+        read, or a ProfileAccepted this process sent, applied at once (the agent's next poll or
+        retry may come before the view reads it back)."""
         self._accepted_profiles.add((tenant, payload.profile_id))
         self._settled[(tenant, payload.instance_id)].add(payload.task_id)
 
@@ -343,8 +344,7 @@ class TaskView:
         elif isinstance(payload, pb.InstanceNotified):
             self._notified.add((env.tenant, payload.task_id, payload.instance_id))
         elif isinstance(payload, pb.ProfileAccepted | pb.ProfileStored):
-            self._accepted_profiles.add((env.tenant, payload.profile_id))
-            self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
+            self.note_accepted(env.tenant, payload)
         elif isinstance(payload, pb.TaskFailedOnInstance):
             self._settled[(env.tenant, payload.instance_id)].add(payload.task_id)
         return False

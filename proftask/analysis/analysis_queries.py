@@ -13,6 +13,7 @@ from proftask.core.flamegraph import NodeColumns
 from proftask.core.node_table import NodePlaces, NodeShares, NodeSums
 from proftask.core.spread import Spread
 from proftask.core.top import FunctionRow
+from proftask.pprof.encode import Timing
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
 JOIN_SETTINGS = "SETTINGS query_plan_optimize_join_order_limit = 0"
@@ -33,6 +34,10 @@ class StoredProfile:
     negative_totals: list[int] = dataclasses.field(default_factory=list)
     time_nanos: int = 0      # when it began (epoch ns; 0: unknown, as in rows written before m0011)
     duration_nanos: int = 0  # how long it ran
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.period, self.time_nanos, self.duration_nanos)
 
     def value_bounds(self, column: int) -> tuple[int, int]:
         """(positive sum, negative sum) of the values of the sample type at `column` (core.value_range)."""

@@ -138,6 +138,6 @@ class QueryRoutes:
         stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
                                                                  [p.profile_id for p in sel.profiles])
         assert sel.sample_type is not None  # a selection with profiles has its sample type
-        timing = Timing.merged(Timing(p.period, p.time_nanos, p.duration_nanos) for p in sel.profiles)
+        timing = Timing.merged(p.timing for p in sel.profiles)
         return encode_profile(first.sample_types, sel.sample_type, first.period_type, timing.period, stacks,
                               files=files, time_nanos=timing.time_nanos, duration_nanos=timing.duration_nanos)
