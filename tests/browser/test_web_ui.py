@@ -333,6 +333,41 @@ def test_hostile_names_render_as_text(stack, page, shots):
     shots(page, "08-hostile-names")
 
 
+def test_each_task_and_each_set_of_finished_instances_shows_its_own_top_table(stack, page):
+    """Two tasks of the same instance names, opened one after the other in one page: the second
+    shows its own top table, not the first's (nor, after a token change, another tenant's); and a
+    task whose third instance finishes while it is open shows the top of all three."""
+    def top_names(task_id):
+        return [r["name"] for r in stack.get(f"/api/v1/pprof/tasks/{task_id}/top?limit=3").json()["rows"]]
+
+    def shown_names():
+        return page.locator("#top-table td.name").evaluate_all("tds => tds.slice(0, 3).map((td) => td.textContent)")
+
+    first = create_task(stack, ["i-1", "i-2"], events="HEAP", service="two-tops")
+    second = create_task(stack, ["i-1", "i-2", "i-3"], events="HEAP", service="two-tops")
+    for instance in ("i-1", "i-2"):  # the same instances finished: the same query of /top
+        assert upload(stack, first, instance, heap_profile()).status == 202
+        assert upload(stack, second, instance, require_conformance() / "go/parca-alloc_space_delta.pb.gz").status == 202
+    wait_finished(stack, first, ["i-1", "i-2"])
+    wait_finished(stack, second, ["i-1", "i-2"])
+    assert top_names(first) != top_names(second)
+    page.goto(f"{stack.base}/ui/tasks/{first}")
+    page.wait_for_selector("#top-table td.name", timeout=30_000)
+    until(page, f"JSON.stringify({json.dumps(top_names(first))}) === JSON.stringify([...document.querySelectorAll("
+                "'#top-table td.name')].slice(0, 3).map((td) => td.textContent))")
+    page.evaluate(f"() => {{ history.pushState(null, '', '/ui/tasks/{second}'); dispatchEvent(new PopStateEvent('popstate')); }}")
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+    page.wait_for_selector("#top-table td.name", timeout=30_000)
+    assert shown_names() == top_names(second)
+
+    two = top_names(second)
+    assert upload(stack, second, "i-3", heap_profile()).status == 202  # while the task is open
+    page.wait_for_selector("#flame-header:has-text('over 3 instance(s)')", timeout=30_000)
+    assert top_names(second) != two
+    until(page, f"JSON.stringify({json.dumps(top_names(second))}) === JSON.stringify([...document.querySelectorAll("
+                "'#top-table td.name')].slice(0, 3).map((td) => td.textContent))")
+
+
 @pytest.fixture(scope="module")
 def large_task(stack):
     task_id = create_task(stack, ["pod-1"], events="CPU", duration=1, service="large")

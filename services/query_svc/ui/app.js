@@ -341,6 +341,7 @@ function flameSection(section, task, finished, initial) {
   const crumbs = h("nav", { id: "focus-path", className: "crumbs", "aria-label": "zoom path" });
   const canvas = h("canvas", { className: "flame", id: "flame", "aria-label": "flame graph: arrows move, Enter zooms, Escape resets" });
   const top = h("div", { className: "top-table", id: "top-table" });
+  const topCache = new Map(); // this section's (this task, token and finished instances): topRows
   const sandwichBox = h("section", { id: "sandwich", hidden: true });
   const reset = h("button", { type: "button", id: "reset-zoom" }, "Reset zoom");
   section.replaceChildren(
@@ -468,7 +469,7 @@ function flameSection(section, task, finished, initial) {
     title(focus.length ? "Flame graph of " + focus[focus.length - 1] : "Flame graph", `${task.events} task ${task.id.slice(0, 8)}`, task.serviceId);
     const fn = p.get("fn") || "";
     graph.mark(fn);
-    await topTable(top, task, { ...sel, sampleType: full.sampleType }, unit, full, fn, stale);
+    await topTable(top, topCache, task, { ...sel, sampleType: full.sampleType }, unit, full, fn, stale);
     if (stale()) return; // a newer URL is being applied: its own answer (or error) stands
     showSandwich(sandwichBox, fn, () => buildTree(full.tree.elements), unit, full);
     exports.replaceChildren(...["pprof", "folded", "speedscope"].map((format) => {
@@ -518,12 +519,13 @@ function showSearch(graph, text, info, result) {
 }
 
 // The whole profile's top functions from the server (pprof -top order); from the loaded tree
-// when the server has no /top.
-const topCache = new Map();
-async function topRows(task, sel, full) {
+// when the server has no /top. `cache` is the flame section's own (by query): one of the
+// module, keyed by the query alone, showed one task's rows beside another task's graph, another
+// tenant's too after a token change, and "all instances" kept the rows of fewer finished ones.
+async function topRows(cache, task, sel, full) {
   const q = query(sel);
-  if (!topCache.has(q)) {
-    topCache.set(q, api(`/api/v1/pprof/tasks/${encodeURIComponent(task.id)}/top?` + q).then(
+  if (!cache.has(q)) {
+    cache.set(q, api(`/api/v1/pprof/tasks/${encodeURIComponent(task.id)}/top?` + q).then(
       (r) => ({ rows: r.rows, total: r.total, exact: true }),
       (e) => {
         if (e.status !== 404) throw e; // a server without /top (the task itself was found)
@@ -532,13 +534,13 @@ async function topRows(task, sel, full) {
         return { rows, total: full.tree.elements[0].total, exact: false };
       }));
   }
-  try { return await topCache.get(q); } catch (e) { topCache.delete(q); throw e; }
+  try { return await cache.get(q); } catch (e) { cache.delete(q); throw e; }
 }
 
 // stale(): a newer choice was made while the rows came: they are not shown beside its answer.
-async function topTable(container, task, sel, unit, full, fn, stale = () => false) {
+async function topTable(container, cache, task, sel, unit, full, fn, stale = () => false) {
   let top;
-  try { top = await topRows(task, sel, full); } catch (e) {
+  try { top = await topRows(cache, task, sel, full); } catch (e) {
     if (stale()) return;
     container.replaceChildren(h("p", { className: "error", role: "alert" }, `${e.code}: ${e.message}`));
     return;
