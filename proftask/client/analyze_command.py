@@ -4,7 +4,7 @@ from __future__ import annotations
 import pathlib
 import sys
 
-from proftask.client.http import ApiClient
+from proftask.client.http import ApiClient, task_path
 from proftask.core.top import FunctionRow, sort_rows
 
 FORMATS = ("table", "folded", "pprof", "speedscope", "json")
@@ -45,7 +45,7 @@ def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
 
 def cmd_analyze(client: ApiClient, args) -> int:
     params = {"instanceIds": args.instances, "sampleType": args.sample_type, "granularity": args.granularity}
-    path = f"/api/v1/pprof/tasks/{args.task_id}"
+    path = task_path(args.task_id)
     if args.format == "table":
         print(top_table(client.get(path + "/top", **params), args.top, args.sort, args.raw))
         return 0

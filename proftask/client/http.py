@@ -11,6 +11,12 @@ from typing import Any
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
+def task_path(task_id: str, rest: str = "") -> str:
+    """The API path of a task, its id quoted: an id with a space, '#', '?' or '/' in it is asked
+    about as written (a NOT_FOUND), not cut short, nor a traceback of urllib."""
+    return f"/api/v1/pprof/tasks/{urllib.parse.quote(task_id, safe='')}{rest}"
+
+
 class ClientError(Exception):
     def __init__(self, status: int, code: str, reason: str):
         super().__init__(f"{code}: {reason}" if code else reason)

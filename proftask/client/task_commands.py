@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from proftask.client.http import ApiClient, ClientError
+from proftask.client.http import ApiClient, ClientError, task_path
 from proftask.core.progress import missed_instances, task_status
 
 EVENTS = ("CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE")
@@ -47,7 +47,7 @@ def instance_states(task: dict, progress: dict, now_ms: int | None = None) -> li
 
 def _progress(client: ApiClient, task_id: str) -> dict:
     try:
-        return client.get(f"/api/v1/pprof/tasks/{task_id}/progress")
+        return client.get(task_path(task_id, "/progress"))
     except ClientError as e:
         if e.status == 404:  # the processor has not written the task yet
             return {"logs": [], "successInstanceIds": [], "errorInstanceIds": []}
@@ -89,12 +89,12 @@ def cmd_list(client: ApiClient, args) -> int:
 
 
 def cmd_get(client: ApiClient, args) -> int:
-    print(json.dumps(client.get(f"/api/v1/pprof/tasks/{args.task_id}"), indent=2))
+    print(json.dumps(client.get(task_path(args.task_id)), indent=2))
     return 0
 
 
 def cmd_progress(client: ApiClient, args) -> int:
-    task = client.get(f"/api/v1/pprof/tasks/{args.task_id}")
+    task = client.get(task_path(args.task_id))
     progress = _progress(client, args.task_id)
     if args.json:
         print(json.dumps(progress, indent=2))
@@ -114,7 +114,7 @@ def progress_bar(states: list[tuple[str, str, str]], width: int = 30) -> str:
 
 
 def cmd_wait(client: ApiClient, args) -> int:
-    task = client.get(f"/api/v1/pprof/tasks/{args.task_id}")
+    task = client.get(task_path(args.task_id))
     deadline = time.monotonic() + args.timeout if args.timeout else float("inf")
     live = sys.stderr.isatty()
     last = ""

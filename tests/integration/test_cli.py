@@ -1,4 +1,5 @@
 """The proftask CLI against a running proftask, as a user runs it."""
+import json
 import os
 import subprocess
 import threading
@@ -6,7 +7,7 @@ import threading
 
 from tests.conformance.oracle import oracle_tree, require_conformance
 from tests.integration.harness import PROFTASK
-from tests.integration.profiles import upload
+from tests.integration.profiles import create_task, upload
 
 SEP = "\x1f"
 
@@ -109,7 +110,6 @@ def test_tokens_unreachable_server_and_help(spawn):
 
 def test_task_list_shows_each_tasks_status(stack):
     from tests.integration.harness import wait_until
-    from tests.integration.profiles import create_task
 
     service = "cli-status"
     profile = require_conformance() / "go/pyroscope-heap.pb.gz"  # HEAP tasks take heap profiles
@@ -150,3 +150,15 @@ def test_analyze_sorts_as_pprof_top_and_top_cum(stack):
         assert out.returncode == 0, out.stderr
         rows = [line.split(maxsplit=4) for line in out.stdout.splitlines()[2:]]
         assert [(name, int(flat), int(cum)) for flat, _, cum, _, name in rows] == order, sort
+
+
+def test_a_task_id_that_needs_quoting_is_asked_about_as_written(stack):
+    """An id pasted with a space, '#', '?', '/', '..' or non-ASCII is a task that is not found,
+    not a traceback, and not another task (urllib took '#' and '?' as the path's end)."""
+    real = create_task(stack, ["q-1"], events="HEAP", service="quoting")
+    for task_id in ("abc def", f"{real}#x", f"{real}?x=1", "%2e%2e", "..", "a/b", "💥"):
+        for command in (["task", "get"], ["task", "progress"], ["task", "wait", "--timeout", "1"], ["analyze"]):
+            done = cli(stack, *command, task_id)
+            assert done.returncode == 3, (command, task_id, done.stderr)
+            assert "Traceback" not in done.stderr
+            assert f"NOT_FOUND: task {json.dumps(task_id)} not found" in done.stderr, done.stderr
