@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import BinaryIO
 
+from proftask.core.keys import joined_names
 from proftask.errors import Invalid, TooLarge
 from proftask.spool import create_file as new_spool_file
 from proftask.pprof import native
@@ -152,6 +153,8 @@ def check_profile(body: bytes, decompressed_limit: int, by_go: bool = True) -> l
 
 
 def profile_id(tenant: str, task_id: str, instance_id: str, idempotency_key: str, sha256: bytes) -> str:
-    """The same upload (by Idempotency-Key, else by its bytes' sha256) for a task's instance is one profile."""
+    """The same upload (by Idempotency-Key, else by its bytes' sha256) for a task's instance is one profile.
+    Joined plainly, an instance `i` under key `z/key:w` and an instance `i/key:z` under key `w`
+    were one text, one id, and the second upload was taken for a retry of the first."""
     what = f"key:{idempotency_key}" if idempotency_key else "sha256:" + sha256.hex()
-    return str(uuid.uuid5(_PROFILE_NS, f"{tenant}/{task_id}/{instance_id}/{what}"))
+    return str(uuid.uuid5(_PROFILE_NS, f"{joined_names(tenant, task_id, instance_id)}/{what}"))

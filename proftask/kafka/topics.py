@@ -9,6 +9,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from proftask.core.keys import joined_names
+
 log = logging.getLogger(__name__)
 
 # Profiles over CHUNK_BYTES travel as ProfileChunk records of at most CHUNK_BYTES (the size the
@@ -78,8 +80,9 @@ def service_key(tenant: str, service_id: str) -> bytes:
 
 
 def agent_key(tenant: str, service: str, instance: str) -> bytes:
-    """Key of the agents topic: compaction keeps each instance's last sighting."""
-    return f"{tenant}/{service}/{instance}".encode()
+    """Key of the agents topic: compaction keeps each instance's last sighting (of each instance:
+    names are escaped, joined_names)."""
+    return joined_names(tenant, service, instance).encode()
 
 
 def task_key(tenant: str, task_id: str) -> bytes:

@@ -55,3 +55,4 @@ def test_one_upload_of_an_instance_is_one_profile_by_its_key_else_by_its_bytes()
     by_bytes = profile_id("acme", "t-1", "pod-1", "", digest)
     assert by_bytes == profile_id("acme", "t-1", "pod-1", "", digest)
     assert by_bytes != profile_id("acme", "t-1", "pod-1", "", other)
+
