@@ -144,6 +144,11 @@ const MaxStackFrames = 1 << 22
 // makes each node's values once per sample type, so 2^22 frames of 64 types took ~28 GB.
 const MaxFrameValues = 1 << 24
 
+// MaxSampleTypes bounds the sample types of a profile proftask accepts (decode.MAX_SAMPLE_TYPES):
+// each is folded, stored and listed in every answer; 65,537 of them in a 747-byte upload were
+// never stored (type_index is a UInt16).
+const MaxSampleTypes = 256
+
 // MaxNameBytes bounds the bytes of the function names of every location's lines, each line
 // counting its function's name or system name, the longer (decode.MAX_NAME_BYTES): a frame is
 // named `function:line`, so a long name on many lines of distinct numbers folds into gigabytes.
@@ -164,7 +169,8 @@ func Fold(p *profilepb.Profile) *Result {
 	r.DefaultIndex = -1
 	for i, vt := range p.GetSampleType() {
 		r.SampleTypes = append(r.SampleTypes, text(vt.GetType())+"/"+text(vt.GetUnit()))
-		if r.DefaultIndex < 0 && text(vt.GetType()) == defaultName {
+		// pprof's SampleIndexByName: a default named "" is no name (the last type), not a type named ""
+		if r.DefaultIndex < 0 && defaultName != "" && text(vt.GetType()) == defaultName {
 			r.DefaultIndex = int64(i)
 		}
 	}

@@ -38,6 +38,10 @@ func refusal(p *profilepb.Profile) (message string, sure bool) {
 	if len(p.GetSampleType()) == 0 {
 		return "profile has no sample types", true
 	}
+	if len(p.GetSampleType()) > MaxSampleTypes {
+		return fmt.Sprintf("profile has %d sample types, more than the %d proftask folds", len(p.GetSampleType()),
+			MaxSampleTypes), true
+	}
 	for _, vt := range p.GetSampleType() {
 		if !inRange(vt.GetType()) {
 			return badString("sample_type.type", vt.GetType())

@@ -74,8 +74,9 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     strings = [s.decode("utf-8", "replace") for s in p.string_table]
     types = [f"{_text(strings, vt.type)}/{_text(strings, vt.unit)}" for vt in p.sample_type]
     default_name = _text(strings, p.default_sample_type)
+    # pprof's SampleIndexByName: a default named "" is no name (the last type), not a type named ""
     default_index = next((i for i, vt in enumerate(p.sample_type)
-                          if _text(strings, vt.type) == default_name), len(types) - 1)
+                          if default_name and _text(strings, vt.type) == default_name), len(types) - 1)
     n_types = len(types)
     period_type = (f"{_text(strings, p.period_type.type)}/{_text(strings, p.period_type.unit)}"
                    if p.HasField("period_type") else "")

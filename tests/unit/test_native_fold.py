@@ -14,6 +14,7 @@ import pytest
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof import native
+from proftask.ingest.upload import check_profile
 from proftask.pprof.decode import ProfileError, decompress
 from proftask.pprof.v1 import profile_pb2
 from proftask.processing.profile_rows import _python_rows, profile_rows
@@ -87,6 +88,37 @@ def test_a_sample_of_an_unknown_location_is_refused_with_the_python_reason():
     assert assert_go_refuses_alike(p.SerializeToString()) == "a sample refers to unknown location 9"
     with pytest.raises(ProfileError, match="unknown location 9"):
         rows_both_ways(p)
+
+
+def test_an_unnamed_default_sample_type_is_the_last_type_as_pprof_takes_it():
+    """pprof's SampleIndexByName: a default_sample_type of "" names no type (the last is the
+    default), even when a type is unnamed: `go tool pprof -top` shows cpu, not the "" type."""
+    p = profile()
+    p.sample_type[0].type = 0  # "" / count
+    p.default_sample_type = 0
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+    assert rows.profile["default_index"] == 1
+
+
+@pytest.mark.parametrize("n_types, refused", [(256, False), (257, True), (65_537, True)])
+def test_more_sample_types_than_proftask_folds_are_refused_by_both_at_the_check(n_types, refused):
+    """65,537 types in a 747-byte upload passed the check and could never be stored."""
+    p = profile(values=((3,) * n_types, (4,) * n_types))
+    del p.sample_type[:]
+    for _ in range(n_types):
+        p.sample_type.add(type=1, unit=2)
+    body = gzip.compress(p.SerializeToString())
+    if not refused:
+        assert len(check_profile(body, LIMIT)) == n_types
+        rows, python = rows_both_ways(p)
+        assert_same_rows(rows, python())
+        return
+    words = f"profile has {n_types} sample types, more than the 256 proftask folds"
+    assert assert_go_refuses_alike(p.SerializeToString()) == words
+    for by_go in (True, False):
+        with pytest.raises(ProfileError, match=words):
+            check_profile(body, LIMIT, by_go=by_go)
 
 
 def _broken(*faults: str) -> profile_pb2.Profile:
