@@ -9,6 +9,9 @@ from proftask.pprof.fold import Frame  # stacks root→leaf, as proftask stores 
 from proftask.pprof.v1 import profile_pb2
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """What a profile says of its sampling beside its samples: the period, when it began and how
@@ -20,11 +23,13 @@ class Timing:
     @staticmethod
     def merged(timings: Iterable[Timing]) -> Timing:
         """As pprof merges profiles (profile.Merge, what `go tool pprof a b` shows): the longest
-        period, the earliest start of those said, the durations summed."""
+        period, the earliest start of those said, the durations summed, held within 64 bits
+        (pprof's sum wraps round; two durations of 2^62 ns made an export refuse with a 500)."""
         timings = list(timings)
         starts = [t.time_nanos for t in timings if t.time_nanos]
+        duration = sum(t.duration_nanos for t in timings)
         return Timing(max((t.period for t in timings), default=0), min(starts, default=0),
-                      sum(t.duration_nanos for t in timings))
+                      min(max(duration, INT64_MIN), INT64_MAX))
 
 
 def encode_profile(sample_types: Sequence[str], default_type: str, period_type: str, period: int,

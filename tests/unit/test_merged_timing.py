@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from proftask.pprof.encode import Timing
+from proftask.pprof.encode import Timing, encode_profile
 from proftask.pprof.v1 import profile_pb2
 from tests.conformance.oracle import require_conformance
 
@@ -39,3 +39,14 @@ def test_an_unsaid_start_is_not_the_earliest_and_nothing_merged_says_nothing():
     assert Timing.merged([Timing(20, 0, 3), Timing(10, 5, 2)]) == Timing(20, 5, 5)
     assert Timing.merged([Timing(), Timing()]) == Timing()
     assert Timing.merged([]) == Timing()
+
+
+def test_durations_summing_past_64_bits_are_held_at_its_bound_and_still_encode():
+    """Two instances' durations of 2^62 ns each made the pprof export a 500 (protobuf refused
+    the sum); pprof's own sum wraps round to a negative duration."""
+    merged = Timing.merged([Timing(10, 5, 2**62), Timing(10, 6, 2**62)])
+    assert merged == Timing(10, 5, 2**63 - 1)
+    assert Timing.merged([Timing(10, 5, -(2**63)), Timing(10, 6, -1)]).duration_nanos == -(2**63)
+    exported = _header(encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "cpu/nanoseconds", merged.period,
+                                      [], time_nanos=merged.time_nanos, duration_nanos=merged.duration_nanos))
+    assert exported.duration_nanos == 2**63 - 1
