@@ -157,6 +157,7 @@ const MaxNameBytes = 1 << 26
 // Fold is profile_rows' fold of a decoded, accepted profile; nil when it would fold more than
 // MaxStackFrames frames (Decode refuses such a profile; checked again as it folds).
 func Fold(p *profilepb.Profile) *Result {
+	prune(p) // as pprof reads it: its drop_frames applied
 	strs := p.GetStringTable()
 	text := func(i int64) string {
 		if i >= 0 && i < int64(len(strs)) {

@@ -14,6 +14,7 @@ import numpy as np
 from proftask.core.echo import echo
 from proftask.errors import Invalid
 from proftask.pprof.names import display_name
+from proftask.pprof.prune import prune
 from proftask.pprof.v1 import profile_pb2
 
 FUNCTION = "function"
@@ -70,8 +71,10 @@ def gather_segments(seg_flat: np.ndarray, seg_off: np.ndarray, picks: np.ndarray
 
 
 def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
-    """Samples with the same frames are summed (labels are not kept apart)."""
+    """Samples with the same frames are summed (labels are not kept apart). Its drop_frames are
+    applied first, as pprof reads a profile (prune.py: in place)."""
     strings = [s.decode("utf-8", "replace") for s in p.string_table]
+    prune(p, strings)
     types = [f"{_text(strings, vt.type)}/{_text(strings, vt.unit)}" for vt in p.sample_type]
     default_name = _text(strings, p.default_sample_type)
     # pprof's SampleIndexByName: a default named "" is no name (the last type), not a type named ""

@@ -1,0 +1,88 @@
+"""A profile's drop_frames and keep_frames, which `go tool pprof` applies as it reads a profile
+(RemoveUninteresting): both folds cut the same frames, and the tree equals the oracle's."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from proftask import events
+from proftask.events.v1 import events_pb2 as pb
+from proftask.pprof import native
+from proftask.pprof.decode import decompress, parse_profile
+from proftask.pprof.fold import fold_stacks
+from proftask.pprof.prune import simplify_func
+from proftask.pprof.v1 import profile_pb2
+from proftask.processing.profile_rows import _python_rows, profile_rows
+from tests.conformance.oracle import oracle_tree
+from tests.conformance.same_rows import assert_same_rows
+from tests.conformance.test_pprof_conformance import tree_from_folded
+
+LIMIT = 64 * 1024 * 1024
+NAMES = ["main.main", "main.f", ".main.g(int, string)", "main.h", "runtime.mallocgc", "main.k"]
+
+
+def profile(drop: str, keep: str = "") -> profile_pb2.Profile:
+    """main.main → main.f → main.g (h inlined into g at one location) → mallocgc, and two shorter
+    stacks; functions 1.. are NAMES, location 3 holds h (leaf) inlined into g."""
+    strings = ["", "samples", "count", *NAMES, drop, keep]
+    p = profile_pb2.Profile(string_table=[s.encode() for s in strings])
+    p.sample_type.add(type=1, unit=2)
+    for i, _ in enumerate(NAMES, start=1):
+        p.function.add(id=i, name=2 + i, system_name=2 + i)
+    p.drop_frames = strings.index(drop) if drop else 0
+    p.keep_frames = len(strings) - 1 if keep else 0
+    p.location.add(id=1, address=0x10).line.add(function_id=1, line=10)  # main.main
+    p.location.add(id=2, address=0x20).line.add(function_id=2, line=20)  # main.f
+    loc = p.location.add(id=3, address=0x30)
+    loc.line.add(function_id=4, line=40)  # main.h, inlined (leaf first)
+    loc.line.add(function_id=3, line=30)  # main.g
+    p.location.add(id=4, address=0x40).line.add(function_id=5, line=50)  # runtime.mallocgc
+    p.location.add(id=5, address=0x50).line.add(function_id=6, line=60)  # main.k
+    p.sample.add(location_id=[4, 3, 2, 1], value=[7])
+    p.sample.add(location_id=[3, 2, 1], value=[5])
+    p.sample.add(location_id=[5, 1], value=[3])
+    p.sample.add(location_id=[2, 1], value=[2])
+    return p
+
+
+CASES = {
+    "g and beneath": (r"main\.g", ""),
+    "its argument list aside": ("main.g", ""),
+    "an inlined callee only": (r"main\.h", ""),
+    "the allocator": (r"runtime\..*", ""),
+    "the root stays": (r"main\.main|main\.k", ""),
+    "kept": (r"main\..*", r"main\.main|main\.f"),
+    "a regexp that does not compile cuts nothing": (r"main.(", ""),
+    "a keep that does not compile cuts nothing": (r"main\..*", r"main.("),
+    "nothing to drop": ("", r"main\.f"),
+}
+
+
+@pytest.mark.parametrize("drop, keep", CASES.values(), ids=CASES.keys())
+def test_both_folds_cut_the_frames_go_tool_pprof_cuts(tmp_path, drop, keep):
+    body = gzip.compress(profile(drop, keep).SerializeToString())
+    path = tmp_path / "p.pb.gz"
+    path.write_bytes(body)
+    for granularity in ("function", "line"):
+        folded = fold_stacks(parse_profile(decompress(body, LIMIT)))
+        assert tree_from_folded([folded], None, granularity) == oracle_tree([path], None, granularity), granularity
+    env = events.new_event("t", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=body,
+                                                  size=len(body)))
+    assert native.fold(decompress(body, LIMIT)) is not None  # folded by Go, not left to Python
+    assert_same_rows(profile_rows(env, LIMIT), _python_rows(env, decompress(body, LIMIT)))
+
+
+def test_a_dropped_frame_is_gone_from_the_tree_and_its_values_stay_with_its_caller():
+    folded = fold_stacks(profile(r"main\.g"))
+    tree = tree_from_folded([folded], None, "function")
+    assert not any("main.g" in path or "mallocgc" in path for path in tree["nodes"])
+    assert tree["nodes"]["main.main\x1fmain.f"] == [14, 14]  # 7 + 5 + 2: f is the leaf now
+    assert tree["total"] == 17
+
+
+@pytest.mark.parametrize("name, simple", [
+    ("main.g(int, string)", "main.g"), (".main.g", "main.g"), ("(anonymous namespace)::f(int)", "(anonymous namespace)::f"),
+    ("std::less<int>::operator()(int)", "std::less<int>::operator()"), ("main.f", "main.f")])
+def test_names_are_simplified_as_pprof_simplifies_them_before_matching(name, simple):
+    assert simplify_func(name) == simple
