@@ -2,6 +2,7 @@
 instance, a sample type and a granularity."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import dataclasses
@@ -53,8 +54,21 @@ def parse_granularity(value: str | None) -> str:
     return granularity
 
 
-def parse_instance_ids(value: str | None) -> set[str]:
-    return {i for i in (value or "").split(",") if i}
+def parse_instance_ids(values: Iterable[str]) -> frozenset[str]:
+    """The instanceIds parameters as sent (repeated, or one listing several comma-separated):
+    resolve_instances reads them against the task's instances. None: every instance."""
+    return frozenset(v for v in values if v)
+
+
+def resolve_instances(choices: Iterable[str], instances: Sequence[str]) -> set[str]:
+    """Each choice is an instance of the task by its whole name, else the comma-separated names
+    it lists: an instance whose name holds a comma (which names may) is chosen by its name, as
+    one choice (split, it could never be chosen). A choice `a,b` of a task with instances `a`,
+    `b` and `a,b` is the last: repeat the parameter to choose the first two."""
+    known, wanted = set(instances), set()
+    for choice in choices:
+        wanted.update([choice] if choice in known else (i for i in choice.split(",") if i))
+    return wanted
 
 
 async def require_task(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str,
@@ -96,7 +110,10 @@ def check_instances(task_id: str, wanted: set[str], instances: list[str]) -> Non
 
 async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str, wanted: set[str],
                  sample_type: str | None, granularity: str, missing_status: int = 404) -> Selection:
-    check_instances(task_id, wanted, await require_task(ch, tasks, tenant, task_id, missing_status))
+    """`wanted`: instance choices (resolve_instances); none: every instance."""
+    instances = await require_task(ch, tasks, tenant, task_id, missing_status)
+    wanted = resolve_instances(wanted, instances)
+    check_instances(task_id, wanted, instances)
     profiles = [p for p in await analysis_queries.latest_profiles(ch, tenant, task_id)
                 if not wanted or p.instance_id in wanted]
     sample_types: list[str] = []

@@ -49,7 +49,7 @@ def parse_focus(raw: str | None) -> tuple[str, ...] | None:
 def question(request: web.Request) -> Question:
     """The task, instances, sample type and granularity a request asks about."""
     return Question(tenant_of(request), request.match_info["taskId"],
-                    frozenset(parse_instance_ids(request.query.get("instanceIds"))),
+                    parse_instance_ids(request.query.getall("instanceIds", ())),
                     request.query.get("sampleType") or None,
                     parse_granularity(request.query.get("granularity")))
 
@@ -101,10 +101,10 @@ class QueryRoutes:
         granularity = parse_granularity(q.get("granularity"))
         tenant = tenant_of(request)
         # the tasks are arguments here, not the resource: an unknown one is a 400 naming it
-        base = await self.analyses.select(Question(tenant, base_id, frozenset(parse_instance_ids(
-            q.get("baseInstanceIds"))), q.get("sampleType") or None, granularity), missing_status=400)
+        base = await self.analyses.select(Question(tenant, base_id, parse_instance_ids(q.getall("baseInstanceIds", ())),
+                                                   q.get("sampleType") or None, granularity), missing_status=400)
         compare = await self.analyses.select(Question(
-            tenant, q.get("compareTaskId") or base_id, frozenset(parse_instance_ids(q.get("compareInstanceIds"))),
+            tenant, q.get("compareTaskId") or base_id, parse_instance_ids(q.getall("compareInstanceIds", ())),
             base.sample_type or q.get("sampleType") or None, granularity), missing_status=400)
         columns = await asyncio.to_thread(diff_columns, await self.analyses.columns(base),
                                           await self.analyses.columns(compare))

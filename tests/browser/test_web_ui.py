@@ -522,3 +522,22 @@ def test_a_task_past_its_deadline_shows_failed_and_its_unsettled_instance_missed
     page.wait_for_selector("#progress-summary:has-text('0 finished, 1 failed, 0 pending')", timeout=30_000)
     assert page.text_content("tr[data-instance=gone-1] .status-missed") == \
         "missed: not handed the task by its deadline, or its agent went away after"
+
+
+def test_an_instance_whose_name_holds_a_comma_is_one_checkbox_and_can_be_chosen_alone(stack, page):
+    comma = "pod-a,zone-1"
+    task_id = create_task(stack, [comma, "pod-b"], events="HEAP", service="comma-names")
+    for instance in (comma, "pod-b"):
+        assert upload(stack, task_id, instance, heap_profile()).status == 202
+    wait_finished(stack, task_id, [comma, "pod-b"])
+    page.goto(f"{stack.base}/ui/tasks/{task_id}")
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+    boxes = page.locator("input[name=instance]")
+    assert boxes.evaluate_all("bs => bs.map((b) => b.value)") == [comma, "pod-b"]
+    page.locator("input[name=instance][value='pod-b']").uncheck()
+    page.wait_for_selector("#flame-header:has-text('over 1 instance(s)')", timeout=30_000)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["instanceIds"] == [comma]
+    page.reload()  # the link says the same
+    page.wait_for_selector("#flame-header:has-text('over 1 instance(s)')", timeout=30_000)
+    assert boxes.evaluate_all("bs => bs.map((b) => b.checked)") == [True, False]
+    assert not page.locator("#analysis-error").inner_text()

@@ -22,3 +22,4 @@ def test_names_with_a_slash_cannot_make_two_instances_uploads_one_profile():
 def test_agents_of_names_with_a_slash_keep_a_compaction_key_each():
     assert agent_key("acme", "x/y", "z") != agent_key("acme", "x", "y/z")
     assert agent_key("acme", "svc", "pod-1") == b"acme/svc/pod-1"  # as before: nothing to re-key
+

@@ -30,9 +30,13 @@ export async function api(path, { method = "GET", body } = {}) {
   try { return JSON.parse(text); } catch { return { errorReason: text }; }
 }
 
+// An array is the parameter repeated, one value each: an instance name may hold a comma.
 export function query(params) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) for (const each of v) q.append(k, each);
+    else if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  }
   return q.toString();
 }
 

@@ -308,15 +308,22 @@ async function taskView(taskId, params) {
       for (const t of timers) clearInterval(t);
       if (!closed) { instances.open = false; closed = true; } // the flame graph above the fold
     }
-    const finished = task.serviceInstanceIds.filter((i) => done.has(i)).join(",");
-    if (finished && finished !== shownInstances) {
-      shownInstances = finished;
+    const finished = task.serviceInstanceIds.filter((i) => done.has(i));
+    if (finished.length && JSON.stringify(finished) !== shownInstances) { // a list, not joined: a name may hold a comma
+      shownInstances = JSON.stringify(finished);
       analysis.hidden = false;
-      flame = flameSection(analysis, task, finished.split(","), new URLSearchParams(location.search));
+      flame = flameSection(analysis, task, finished, new URLSearchParams(location.search));
     }
   }
   await refresh();
   if (!settled) timers.push(setInterval(refresh, 2000));
+}
+
+// The instances a URL names (instanceIds repeated, or one listing several comma-separated, as
+// the server reads them): a value that is a finished instance's whole name is that instance.
+function chosenInstances(values, finished) {
+  if (!values.filter(Boolean).length) return finished;
+  return values.flatMap((v) => (finished.includes(v) ? [v] : v.split(",").filter(Boolean)));
 }
 
 function parseFocus(text) {
@@ -365,7 +372,7 @@ function flameSection(section, task, finished, initial) {
   });
 
   const selection = () => ({
-    instanceIds: [...section.querySelectorAll("input[name=instance]:checked")].map((c) => c.value).join(","),
+    instanceIds: [...section.querySelectorAll("input[name=instance]:checked")].map((c) => c.value),
     sampleType: sampleType.value || params.get("sampleType") || "", granularity: granularity.value,
   });
   function zoom(path) {
@@ -376,11 +383,12 @@ function flameSection(section, task, finished, initial) {
   }
   function commit() { // the controls into the URL, as a new history entry
     const p = new URLSearchParams(location.search);
-    const sel = selection();
-    for (const [k, v] of Object.entries({ ...sel, maxNodes: maxNodes.value })) p.set(k, v);
-    if (sel.instanceIds === finished.join(",")) p.delete("instanceIds");
+    const { instanceIds, ...rest } = selection();
+    for (const [k, v] of Object.entries({ ...rest, maxNodes: maxNodes.value })) p.set(k, v);
+    p.delete("instanceIds"); // every instance: none named
+    if (instanceIds.length !== finished.length) for (const i of instanceIds) p.append("instanceIds", i);
     if (maxNodes.value === "5000") p.delete("maxNodes");
-    if (sel.granularity === "function") p.delete("granularity");
+    if (rest.granularity === "function") p.delete("granularity");
     p.delete("focus"); // another tree: its frames are not the zoomed ones
     setParams(p, { push: true });
     update(p);
@@ -417,16 +425,16 @@ function flameSection(section, task, finished, initial) {
     params = p;
     const mine = ++applying;
     const stale = () => applying !== mine; // not the URL object: typing a search replaces it, and is no new choice
-    const chosen = p.get("instanceIds") ? p.get("instanceIds").split(",") : finished;
+    const chosen = chosenInstances(p.getAll("instanceIds"), finished);
     for (const c of section.querySelectorAll("input[name=instance]")) c.checked = chosen.includes(c.value);
     granularity.value = p.get("granularity") || "function";
     maxNodes.value = MAX_NODES.some(([v]) => v === p.get("maxNodes")) ? p.get("maxNodes") : "5000";
     searchBox.value = p.get("search") || "";
     showError(err, null);
-    const sel = { instanceIds: chosen.filter((i) => finished.includes(i)).join(","), sampleType: p.get("sampleType") || "", granularity: granularity.value };
-    if (!sel.instanceIds) return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
+    const sel = { instanceIds: finished.filter((i) => chosen.includes(i)), sampleType: p.get("sampleType") || "", granularity: granularity.value };
+    if (!sel.instanceIds.length) return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
     const n = Number(maxNodes.value);
-    const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.includes(",") ? "true" : "" };
+    const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.length > 1 ? "true" : "" };
     const focus = parseFocus(p.get("focus"));
     let full, focused = null, focusError = null;
     try { full = await fetchAnalysis(query(base)); } catch (e) {
