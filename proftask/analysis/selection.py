@@ -65,7 +65,7 @@ def resolve_instances(choices: Iterable[str], instances: Sequence[str]) -> set[s
     it lists: an instance whose name holds a comma (which names may) is chosen by its name, as
     one choice (split, it could never be chosen). A choice `a,b` of a task with instances `a`,
     `b` and `a,b` is the last: repeat the parameter to choose the first two."""
-    known, wanted = set(instances), set()
+    known, wanted = set(instances), set[str]()
     for choice in choices:
         wanted.update([choice] if choice in known else (i for i in choice.split(",") if i))
     return wanted
