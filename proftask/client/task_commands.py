@@ -46,11 +46,16 @@ def instance_states(task: dict, progress: dict, now_ms: int | None = None) -> li
 
 
 def _progress(client: ApiClient, task_id: str) -> dict:
+    """The progress of a task the server found (the query role answers it from the 201 on: a 404
+    is no "nothing yet", which kept `task wait` pending for good against a split process without
+    the query role)."""
     try:
         return client.get(task_path(task_id, "/progress"))
     except ClientError as e:
-        if e.status == 404:  # the processor has not written the task yet
-            return {"logs": [], "successInstanceIds": [], "errorInstanceIds": []}
+        if e.status == 404:
+            raise ClientError(404, "NOT_FOUND", f"{client.server} knows task {task_id} but answers no progress of "
+                                                "it: give --server a process of the query role (`serve all`, or "
+                                                "the proxy in front of the roles)") from None
         raise
 
 

@@ -162,3 +162,12 @@ def test_a_task_id_that_needs_quoting_is_asked_about_as_written(stack):
             assert done.returncode == 3, (command, task_id, done.stderr)
             assert "Traceback" not in done.stderr
             assert f"NOT_FOUND: task {json.dumps(task_id)} not found" in done.stderr, done.stderr
+
+
+def test_wait_against_a_process_without_the_query_role_says_so_rather_than_wait_for_good(spawn):
+    front = spawn("task,ingest")  # its own topics: nothing folds or answers progress there
+    task_id = create_task(front, ["s-1"], events="HEAP", service="split")
+    for command in (["task", "wait", "--timeout", "30"], ["task", "progress"]):
+        done = cli(front, *command, task_id, timeout=60)
+        assert done.returncode == 3, (command, done.stdout, done.stderr)
+        assert f"knows task {task_id} but answers no progress of it" in done.stderr, done.stderr
