@@ -6,22 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from typing import BinaryIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.topics import CHUNK_BYTES
 
 # A fetch brings about one chunk, so a seek past other profiles' chunks wastes little.
+log = logging.getLogger(__name__)
 FETCH_BYTES = CHUNK_BYTES + 64 * 1024
 READ_TIMEOUT_S = 120
+PROBE_TIMEOUT_S = 15  # asking Kafka where the partition begins, once a read has timed out
 FETCH_WAIT_MS = 20
 
 
 class ChunksUnreadable(Exception):
     """The chunks a ProfileUploaded points to are missing or do not match it."""
+
+
+class KafkaAwayWhileReading(TimeoutError):
+    """The chunks were not read in time and Kafka does not answer: not the profile's fault (a
+    TimeoutError, which the processor waits out as Kafka away, delivery.KAFKA_AWAY). A broker
+    gone for longer than READ_TIMEOUT_S while the processor held profiles whose chunks it had
+    not read yet failed their instances ("not on the topic any more?") though nothing was lost."""
 
 
 class ChunkReader:
@@ -52,6 +63,21 @@ class ChunkReader:
         if consumer is not None:
             await consumer.stop()
 
+    async def _discard(self) -> None:
+        """Drops the consumer (the next read makes another), stopping it whatever its stop raises
+        of its own tasks: the cancellation of the caller's task is passed on."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        except Exception:  # noqa: BLE001 - Kafka away: whatever the stop of a consumer we drop raises
+            log.debug("a chunk consumer dropped while Kafka was away did not stop cleanly", exc_info=True)
+
     async def read_into(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
         """Writes the profile's content to `out`; returns its size. Raises ChunksUnreadable."""
         async with self._lock:
@@ -62,8 +88,17 @@ class ChunkReader:
             try:
                 return await asyncio.wait_for(self._read(consumer, up, out), READ_TIMEOUT_S)
             except TimeoutError:
+                tp = TopicPartition(up.chunks.topic, up.chunks.partition)
+                try:  # the broker away is waited out (the batch is taken again), not the profile's end
+                    first = (await asyncio.wait_for(consumer.beginning_offsets([tp]), PROBE_TIMEOUT_S))[tp]
+                except (KafkaError, TimeoutError) as e:
+                    await self._discard()  # its fetcher left a cancelled task its stop() raised later
+                    raise KafkaAwayWhileReading(f"chunks of profile {up.profile_id} not read within "
+                                                f"{READ_TIMEOUT_S}s, and Kafka does not answer ({e!r})") from None
+                offsets = up.chunks.offsets
+                gone = f"; its offsets begin at {first} now" if offsets and first > offsets[0] else ""
                 raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
-                                       f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?)") from None
+                                       f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?{gone})") from None
             finally:
                 consumer.pause(*consumer.assignment())  # assign() in _read resumes it
 

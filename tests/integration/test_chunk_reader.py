@@ -17,7 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
-from proftask.processing.chunks import ChunkReader, ChunksUnreadable
+from proftask.kafka.delivery import KAFKA_AWAY
+from proftask.processing import chunks
+from proftask.processing.chunks import ChunkReader, ChunksUnreadable, KafkaAwayWhileReading
+from tests.integration.harness import KafkaBroker
 
 
 async def _produce(bootstrap: str, topic: str, pieces: list[tuple[int, str, int, bytes]]) -> list[int]:
@@ -85,3 +88,39 @@ def test_one_reader_reads_interleaved_and_other_partitions_chunks_and_asks_only_
         assert len(asked) <= 2, f"{len(asked)} metadata requests for 6 reads of one topic"
 
     asyncio.run(scenario())
+
+
+def test_a_read_that_times_out_while_kafka_is_away_is_waited_out_not_the_profiles_end(tmp_path, monkeypatch):
+    """Chunks not read in time: with the broker answering, they are gone (the profile is a dead
+    letter); with the broker away, the processor waits it out (a TimeoutError, delivery.KAFKA_AWAY)
+    and its instance does not fail; once it is back, the same reader reads them."""
+    monkeypatch.setattr(chunks, "READ_TIMEOUT_S", 3)
+    monkeypatch.setattr(chunks, "PROBE_TIMEOUT_S", 3)
+    own = KafkaBroker(tmp_path / "kafka")  # stopped below: not the session's broker
+    own.start()
+    topic, data = f"chunks-{uuid.uuid4().hex[:8]}", os.urandom(100_000)
+
+    async def scenario() -> None:
+        at = await _produce(own.bootstrap, topic, [(0, "a", 0, data)])
+        reader = ChunkReader(own.bootstrap)
+        try:
+            assert await reader.read_into(_uploaded("a", topic, 0, at, data), io.BytesIO()) == len(data)
+            past_the_end = _uploaded("b", topic, 0, [at[0] + 5], data)
+            with pytest.raises(ChunksUnreadable, match="not read within 3s"):
+                await reader.read_into(past_the_end, io.BytesIO())
+            own.stop()
+            with pytest.raises(KafkaAwayWhileReading, match="Kafka does not answer") as away:
+                await reader.read_into(_uploaded("a", topic, 0, at, data), io.BytesIO())
+            assert isinstance(away.value, KAFKA_AWAY) and not isinstance(away.value, ChunksUnreadable)
+            own.start()  # back: the batch taken again reads it
+            monkeypatch.setattr(chunks, "READ_TIMEOUT_S", 60)
+            out = io.BytesIO()
+            assert await reader.read_into(_uploaded("a", topic, 0, at, data), out) == len(data)
+            assert out.getvalue() == data
+        finally:
+            await reader.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        own.stop()
