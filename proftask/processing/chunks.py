@@ -10,7 +10,8 @@ import logging
 from typing import BinaryIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
@@ -41,6 +42,7 @@ class ChunkReader:
         self._consumer: AIOKafkaConsumer | None = None  # made when first needed; again after a stop
         self._lock = asyncio.Lock()  # one seek position: one profile at a time
         self._started = False
+        self._partitions: dict[str, set[int]] = {}  # of each topic read, as Kafka told this consumer
 
     def _made(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -52,7 +54,7 @@ class ChunkReader:
             self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
                                               enable_auto_commit=False, max_partition_fetch_bytes=FETCH_BYTES,
                                               fetch_max_bytes=4 * FETCH_BYTES, fetch_max_wait_ms=FETCH_WAIT_MS)
-            self._started = False
+            self._started, self._partitions = False, {}
         return self._consumer
 
     async def stop(self) -> None:
@@ -79,28 +81,77 @@ class ChunkReader:
             log.debug("a chunk consumer dropped while Kafka was away did not stop cleanly", exc_info=True)
 
     async def read_into(self, up: pb.ProfileUploaded, out: BinaryIO) -> int:
-        """Writes the profile's content to `out`; returns its size. Raises ChunksUnreadable."""
+        """Writes the profile's content to `out`; returns its size. Raises ChunksUnreadable when
+        Kafka answers that it does not hold them, KafkaAwayWhileReading when it does not answer."""
+        tp = TopicPartition(up.chunks.topic, up.chunks.partition)
         async with self._lock:
-            consumer = self._made()
-            if not self._started:
-                await consumer.start()
-                self._started = True
-            try:
-                return await asyncio.wait_for(self._read(consumer, up, out), READ_TIMEOUT_S)
-            except TimeoutError:
-                tp = TopicPartition(up.chunks.topic, up.chunks.partition)
-                try:  # the broker away is waited out (the batch is taken again), not the profile's end
-                    first = (await asyncio.wait_for(consumer.beginning_offsets([tp]), PROBE_TIMEOUT_S))[tp]
-                except (KafkaError, TimeoutError) as e:
-                    await self._discard()  # its fetcher left a cancelled task its stop() raised later
-                    raise KafkaAwayWhileReading(f"chunks of profile {up.profile_id} not read within "
-                                                f"{READ_TIMEOUT_S}s, and Kafka does not answer ({e!r})") from None
-                offsets = up.chunks.offsets
-                gone = f"; its offsets begin at {first} now" if offsets and first > offsets[0] else ""
-                raise ChunksUnreadable(f"chunks of profile {up.profile_id} not read within {READ_TIMEOUT_S}s "
-                                       f"(not on {up.chunks.topic}[{up.chunks.partition}] any more?{gone})") from None
-            finally:
-                consumer.pause(*consumer.assignment())  # assign() in _read resumes it
+            for attempt in (1, 2):
+                consumer = self._made()
+                try:
+                    if not self._started:
+                        await consumer.start()
+                        self._started = True
+                    if tp.partition not in self._partitions.get(tp.topic, ()):
+                        # asked before it is assigned: aiokafka asks again and again of one it does not find
+                        self._partitions[tp.topic] = await self._ask(up, lambda: self._partitions_of(consumer, tp, up))
+                    return await asyncio.wait_for(self._read(consumer, up, out), READ_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning("chunks of profile %s not read within %ss: asking Kafka whether it holds them",
+                                up.profile_id, READ_TIMEOUT_S)
+                    await self._ask(up, lambda: self._check_offsets(consumer, tp, up))
+                    if attempt == 2:
+                        raise ChunksUnreadable(
+                            f"chunks of profile {up.profile_id} not read in two tries of {READ_TIMEOUT_S}s, though "
+                            f"{tp.topic}[{tp.partition}] holds their offsets") from None
+                    # Kafka holds them and answers again (it was away, and is back): read again, with
+                    # a consumer of its own (the one a dead broker left may not fetch again)
+                    out.seek(0)
+                    out.truncate()
+                    await self._discard()
+                finally:
+                    if consumer is self._consumer:
+                        consumer.pause(*consumer.assignment())  # assign() in _read resumes it
+        raise AssertionError("unreachable")
+
+    async def _ask(self, up: pb.ProfileUploaded, question):
+        """Asks Kafka about the chunks' partition; no answer raises KafkaAwayWhileReading."""
+        try:
+            return await asyncio.wait_for(question(), PROBE_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as e:
+            await self._discard()  # its fetcher left a cancelled task its stop() raised later
+            raise KafkaAwayWhileReading(f"chunks of profile {up.profile_id} not read: Kafka does not answer "
+                                        f"({e!r})") from None
+
+    @staticmethod
+    async def _partitions_of(consumer: AIOKafkaConsumer, tp: TopicPartition, up: pb.ProfileUploaded) -> set[int]:
+        """The topic's partitions; raises ChunksUnreadable unless they hold the chunks'."""
+        # the topic's metadata alone, as aiokafka asks for an assigned topic's (its public topics()
+        # asks for every topic of the cluster, and answers with their names only)
+        cluster = ClusterMetadata()
+        if not await consumer._client._metadata_update(cluster, [tp.topic]):
+            raise KafkaConnectionError("no broker answered a metadata request")
+        partitions = cluster.partitions_for_topic(tp.topic)
+        if partitions is None:
+            raise ChunksUnreadable(f"profile {up.profile_id} points to chunks on topic {tp.topic!r}, which Kafka "
+                                   f"does not have")
+        if tp.partition not in partitions:
+            raise ChunksUnreadable(f"profile {up.profile_id} points to chunks on partition {tp.partition} of "
+                                   f"{tp.topic}, which has partitions {sorted(partitions)}")
+        return partitions
+
+    @staticmethod
+    async def _check_offsets(consumer: AIOKafkaConsumer, tp: TopicPartition, up: pb.ProfileUploaded) -> None:
+        """Raises ChunksUnreadable unless the partition holds every chunk's offset."""
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        offsets = up.chunks.offsets
+        if offsets[0] < first:
+            raise ChunksUnreadable(f"chunks of profile {up.profile_id} are not on {tp.topic}[{tp.partition}] any "
+                                   f"more: its offsets begin at {first}, the profile's at {offsets[0]}")
+        if offsets[-1] >= end:
+            raise ChunksUnreadable(f"chunks of profile {up.profile_id} point past the end of "
+                                   f"{tp.topic}[{tp.partition}]: its offsets end before {end}, the profile's at "
+                                   f"{offsets[-1]}")
 
     @staticmethod
     async def _read(consumer: AIOKafkaConsumer, up: pb.ProfileUploaded, out: BinaryIO) -> int:

@@ -90,32 +90,55 @@ def test_one_reader_reads_interleaved_and_other_partitions_chunks_and_asks_only_
     asyncio.run(scenario())
 
 
-def test_a_read_that_times_out_while_kafka_is_away_is_waited_out_not_the_profiles_end(tmp_path, monkeypatch):
-    """Chunks not read in time: with the broker answering, they are gone (the profile is a dead
-    letter); with the broker away, the processor waits it out (a TimeoutError, delivery.KAFKA_AWAY)
-    and its instance does not fail; once it is back, the same reader reads them."""
+def test_a_read_that_times_out_while_kafka_is_away_is_waited_out_not_the_profiles_end(tmp_path, monkeypatch, caplog):
+    """Chunks not read in time: with the broker answering that it does not hold them (gone, past
+    the end, a partition or topic it does not have) the profile is a dead letter, and an unknown
+    partition is said at once; with the broker away, the processor waits it out (a TimeoutError,
+    delivery.KAFKA_AWAY) and its instance does not fail; a broker back while the reader asks it
+    is read from again."""
     monkeypatch.setattr(chunks, "READ_TIMEOUT_S", 3)
-    monkeypatch.setattr(chunks, "PROBE_TIMEOUT_S", 3)
+    monkeypatch.setattr(chunks, "PROBE_TIMEOUT_S", 60)
     own = KafkaBroker(tmp_path / "kafka")  # stopped below: not the session's broker
     own.start()
     topic, data = f"chunks-{uuid.uuid4().hex[:8]}", os.urandom(100_000)
 
+    async def asked_kafka(reads: asyncio.Task) -> None:
+        for _ in range(400):  # the warning the first read's timeout leaves (20 s at most)
+            if reads.done() or any("asking Kafka whether it holds them" in r.getMessage() for r in caplog.records):
+                return
+            await asyncio.sleep(0.05)
+
     async def scenario() -> None:
         at = await _produce(own.bootstrap, topic, [(0, "a", 0, data)])
+        a = _uploaded("a", topic, 0, at, data)
         reader = ChunkReader(own.bootstrap)
         try:
-            assert await reader.read_into(_uploaded("a", topic, 0, at, data), io.BytesIO()) == len(data)
-            past_the_end = _uploaded("b", topic, 0, [at[0] + 5], data)
-            with pytest.raises(ChunksUnreadable, match="not read within 3s"):
-                await reader.read_into(past_the_end, io.BytesIO())
+            assert await reader.read_into(a, io.BytesIO()) == len(data)
+            for wrong, says in ((_uploaded("b", topic, 0, [at[0] + 5], data), "point past the end"),
+                                (_uploaded("b", topic, 7, at, data), r"partition 7 of .*, which has partitions \[0, 1\]"),
+                                (_uploaded("b", "no-such-topic", 0, at, data), "which Kafka does not have")):
+                with pytest.raises(ChunksUnreadable, match=says) as unreadable:
+                    await reader.read_into(wrong, io.BytesIO())
+                assert not isinstance(unreadable.value, KAFKA_AWAY)
+            # away past the read's timeout, back while the reader asks whether Kafka holds the chunks
             own.stop()
+            caplog.clear()
+            out = io.BytesIO()
+            reads = asyncio.ensure_future(reader.read_into(a, out))
+            await asked_kafka(reads)
+            assert not reads.done(), reads.exception()
+            await asyncio.to_thread(own.start)
+            assert await reads == len(data) and out.getvalue() == data
+            # away for good: waited out, not the profile's end
+            own.stop()
+            monkeypatch.setattr(chunks, "PROBE_TIMEOUT_S", 3)
             with pytest.raises(KafkaAwayWhileReading, match="Kafka does not answer") as away:
-                await reader.read_into(_uploaded("a", topic, 0, at, data), io.BytesIO())
+                await reader.read_into(a, io.BytesIO())
             assert isinstance(away.value, KAFKA_AWAY) and not isinstance(away.value, ChunksUnreadable)
             own.start()  # back: the batch taken again reads it
             monkeypatch.setattr(chunks, "READ_TIMEOUT_S", 60)
             out = io.BytesIO()
-            assert await reader.read_into(_uploaded("a", topic, 0, at, data), out) == len(data)
+            assert await reader.read_into(a, out) == len(data)
             assert out.getvalue() == data
         finally:
             await reader.stop()
