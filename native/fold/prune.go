@@ -54,9 +54,10 @@ func prune(p *profilepb.Profile) {
 			return // pprof: RemoveUninteresting returns before Prune
 		}
 	}
+	// matched as pprof matches them: after its symbolizer named them (displayName)
 	names := make(map[uint64]string, len(p.GetFunction()))
 	for _, f := range p.GetFunction() {
-		names[f.GetId()] = text(f.GetName())
+		names[f.GetId()] = displayName(text(f.GetName()), text(f.GetSystemName()))
 	}
 	cache := map[string]bool{}
 	pruneFromHere := func(name string) bool {

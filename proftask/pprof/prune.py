@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from proftask.pprof.names import display_name
 from proftask.pprof.v1 import profile_pb2
 
 _RESERVED = ("(anonymous namespace)", "operator()")
@@ -25,9 +26,18 @@ def simplify_func(name: str) -> str:
     return name
 
 
+_LEADING_FLAGS = re.compile(r"\(\?([ims]+)\)")
+
+
 def _compiled(pattern: str) -> re.Pattern | None:
+    """pprof's `^(pattern)$`, matched anywhere as Go's MatchString matches (the anchors make it
+    whole). Python takes flags such as `(?i)` only at the very start, where RE2 takes them
+    anywhere: leading ones become a group of those flags around the rest."""
+    flags = _LEADING_FLAGS.match(pattern)
+    if flags:
+        pattern = f"(?{flags.group(1)}:{pattern[flags.end():]})"
     try:
-        return re.compile(f"(?:{pattern})")
+        return re.compile(f"^({pattern})\\Z")
     except re.error:
         return None
 
@@ -45,13 +55,14 @@ def prune(p: profile_pb2.Profile, strings: list[str]) -> None:
     keep = _compiled(keep_frames) if keep_frames else None
     if drop is None or (keep_frames and keep is None):
         return
-    names = {f.id: text(f.name) for f in p.function}
+    # matched as pprof matches them: after its symbolizer named them (display_name)
+    names = {f.id: display_name(text(f.name), text(f.system_name)) for f in p.function}
     cache: dict[str, bool] = {}
 
     def prune_from_here(name: str) -> bool:
         if name not in cache:
             simple = simplify_func(name)
-            cache[name] = bool(drop.fullmatch(simple)) and not (keep is not None and keep.fullmatch(simple))
+            cache[name] = bool(drop.search(simple)) and not (keep is not None and keep.search(simple))
         return cache[name]
 
     pruned, beneath = set(), set()

@@ -56,12 +56,49 @@ CASES = {
     "a regexp that does not compile cuts nothing": (r"main.(", ""),
     "a keep that does not compile cuts nothing": (r"main\..*", r"main.("),
     "nothing to drop": ("", r"main\.f"),
+    "a flag up front": (r"(?i)MAIN\.G", ""),
 }
+
+
+def renamed(drop: str) -> profile_pb2.Profile:
+    """main → mid → a C++ method named as a C++ profiler writes it (Name = SystemName, which
+    pprof's symbolizer shows without its arguments and templates), and main → mid → a function
+    with a SystemName only (which pprof shows as its name)."""
+    strings = ["", "samples", "count", "main", "mid", "std::vector<int>::push_back(int const&)", "runtime.mallocgc",
+               drop]
+    p = profile_pb2.Profile(string_table=[s.encode() for s in strings], drop_frames=len(strings) - 1)
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3, system_name=3)
+    p.function.add(id=2, name=4, system_name=4)
+    p.function.add(id=3, name=5, system_name=5)
+    p.function.add(id=4, name=0, system_name=6)
+    for i in range(1, 5):
+        p.location.add(id=i, address=0x10 * i).line.add(function_id=i, line=i)
+    p.sample.add(location_id=[3, 2, 1], value=[5])
+    p.sample.add(location_id=[4, 2, 1], value=[2])
+    p.sample.add(location_id=[2, 1], value=[1])
+    return p
+
+
+RENAMED = {
+    "as pprof shows the C++ name": r"std::vector::push_back",
+    "as written, which pprof does not show": r"std::vector<int>::push_back",
+    "a name from the system name": r"runtime\..*",
+}
+
+
+@pytest.mark.parametrize("drop", RENAMED.values(), ids=RENAMED.keys())
+def test_frames_are_matched_by_the_names_pprof_shows(tmp_path, drop):
+    assert_cut_as_go_tool_pprof_cuts(tmp_path, renamed(drop))
 
 
 @pytest.mark.parametrize("drop, keep", CASES.values(), ids=CASES.keys())
 def test_both_folds_cut_the_frames_go_tool_pprof_cuts(tmp_path, drop, keep):
-    body = gzip.compress(profile(drop, keep).SerializeToString())
+    assert_cut_as_go_tool_pprof_cuts(tmp_path, profile(drop, keep))
+
+
+def assert_cut_as_go_tool_pprof_cuts(tmp_path, p: profile_pb2.Profile) -> None:
+    body = gzip.compress(p.SerializeToString())
     path = tmp_path / "p.pb.gz"
     path.write_bytes(body)
     for granularity in ("function", "line"):
