@@ -11,10 +11,11 @@ headline; warm (the answer cached) stands beside it.
 The ten are ingested again at the end, as a second task (the tenant's stacks known), beside the
 headline. Beneath them stands ingest's floor: the CPU time of the upload check and the fold alone
 (the Go library, in this process, nothing sent or stored) over the core count, the least any
-scheduling of that work could take. It ends with the issue's table: each row as a ratio to `go tool pprof` measured in this run, then
-the burst figures for each layout (`all`: one `serve all`; `split`: `serve task`, two `serve
-ingest` behind a client-side round robin, `serve processor,query`). --stages adds where the
-ingest time went, from the processes' own stage timings (PROFTASK_STAGE_LOG).
+scheduling of that work could take. It ends with the issue's table: each row as a ratio to `go
+tool pprof` measured in this run, then the burst figures for each layout (`all`: one `serve
+all`; `split`: `serve task`, two `serve ingest` behind a client-side round robin, `serve
+processor,query`). --stages adds where the ingest time went, from the processes' own stage
+timings (PROFTASK_STAGE_LOG).
 """
 from __future__ import annotations
 

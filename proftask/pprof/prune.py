@@ -1,13 +1,16 @@
 """pprof's RemoveUninteresting, which `go tool pprof` applies to every profile it reads: a
 profile's drop_frames (and keep_frames) regexps cut the frames they name, and those beneath, from
 its stacks (github.com/google/pprof/profile/prune.go, Prune). native/fold/prune.go is the same in
-Go, which folds nearly every profile; this is the Python fold's. Python's `re` reads the regexps:
-one RE2 reads otherwise (a syntax only one of them knows) would cut otherwise here, in the fold
-of a profile Go declined. A regexp that does not compile cuts nothing, as pprof ignores the
-error."""
+Go, which folds nearly every profile; this is the Python fold's. RE2 reads the regexps, as Go's
+regexp does: the same syntax, and time linear in the name (Python's `re` backtracks: a crafted
+drop_frames held a worker for days). A regexp that does not compile, or is not UTF-8, cuts
+nothing, as pprof ignores the error.
+"""
 from __future__ import annotations
 
 import re
+
+import re2
 
 from proftask.pprof.names import display_name
 from proftask.pprof.v1 import profile_pb2
@@ -26,20 +29,28 @@ def simplify_func(name: str) -> str:
     return name
 
 
-_LEADING_FLAGS = re.compile(r"\(\?([ims]+)\)")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a regexp that does not compile is the profile's, not ours to log
 
 
-def _compiled(pattern: str) -> re.Pattern | None:
-    """pprof's `^(pattern)$`, matched anywhere as Go's MatchString matches (the anchors make it
-    whole). Python takes flags such as `(?i)` only at the very start, where RE2 takes them
-    anywhere: leading ones become a group of those flags around the rest."""
-    flags = _LEADING_FLAGS.match(pattern)
-    if flags:
-        pattern = f"(?{flags.group(1)}:{pattern[flags.end():]})"
+def _compiled(pattern: bytes):
+    """pprof's regexp.Compile("^(" + pattern + ")$"), or None where it fails (not UTF-8, or
+    not a regexp)."""
     try:
-        return re.compile(f"^({pattern})\\Z")
-    except re.error:
+        return re2.compile(f"^({pattern.decode('utf-8')})$", options=_RE2_OPTIONS)
+    except (UnicodeDecodeError, re2.error):
         return None
+
+
+def regexps_not_utf8(p: profile_pb2.Profile) -> bool:
+    """Whether a drop_frames or keep_frames of p is not UTF-8, which pprof does not compile and
+    so cuts nothing (for whoever rewrites the strings of p as UTF-8 before folding it)."""
+    for i in (p.drop_frames, p.keep_frames):
+        try:
+            (p.string_table[i] if 0 < i < len(p.string_table) else b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+    return False
 
 
 def prune(p: profile_pb2.Profile, strings: list[str]) -> None:
@@ -48,7 +59,10 @@ def prune(p: profile_pb2.Profile, strings: list[str]) -> None:
     def text(i: int) -> str:
         return strings[i] if 0 < i < len(strings) else ""
 
-    drop_frames, keep_frames = text(p.drop_frames), text(p.keep_frames)
+    def raw(i: int) -> bytes:
+        return p.string_table[i] if 0 < i < len(p.string_table) else b""
+
+    drop_frames, keep_frames = raw(p.drop_frames), raw(p.keep_frames)
     if not drop_frames:
         return
     drop = _compiled(drop_frames)

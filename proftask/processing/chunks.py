@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import BinaryIO
+from collections.abc import Awaitable
+from typing import BinaryIO, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.cluster import ClusterMetadata
@@ -19,6 +20,7 @@ from proftask.kafka.topics import CHUNK_BYTES
 
 # A fetch brings about one chunk, so a seek past other profiles' chunks wastes little.
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 FETCH_BYTES = CHUNK_BYTES + 64 * 1024
 READ_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 15  # asking Kafka where the partition begins, once a read has timed out
@@ -93,12 +95,12 @@ class ChunkReader:
                         self._started = True
                     if tp.partition not in self._partitions.get(tp.topic, ()):
                         # asked before it is assigned: aiokafka asks again and again of one it does not find
-                        self._partitions[tp.topic] = await self._ask(up, lambda: self._partitions_of(consumer, tp, up))
+                        self._partitions[tp.topic] = await self._ask(up, self._partitions_of(consumer, tp, up))
                     return await asyncio.wait_for(self._read(consumer, up, out), READ_TIMEOUT_S)
                 except TimeoutError:
                     log.warning("chunks of profile %s not read within %ss: asking Kafka whether it holds them",
                                 up.profile_id, READ_TIMEOUT_S)
-                    await self._ask(up, lambda: self._check_offsets(consumer, tp, up))
+                    await self._ask(up, self._check_offsets(consumer, tp, up))
                     if attempt == 2:
                         raise ChunksUnreadable(
                             f"chunks of profile {up.profile_id} not read in two tries of {READ_TIMEOUT_S}s, though "
@@ -113,10 +115,10 @@ class ChunkReader:
                         consumer.pause(*consumer.assignment())  # assign() in _read resumes it
         raise AssertionError("unreachable")
 
-    async def _ask(self, up: pb.ProfileUploaded, question):
+    async def _ask(self, up: pb.ProfileUploaded, question: Awaitable[T]) -> T:
         """Asks Kafka about the chunks' partition; no answer raises KafkaAwayWhileReading."""
         try:
-            return await asyncio.wait_for(question(), PROBE_TIMEOUT_S)
+            return await asyncio.wait_for(question, PROBE_TIMEOUT_S)
         except (KafkaError, TimeoutError) as e:
             await self._discard()  # its fetcher left a cancelled task its stop() raised later
             raise KafkaAwayWhileReading(f"chunks of profile {up.profile_id} not read: Kafka does not answer "

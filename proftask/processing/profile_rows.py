@@ -16,6 +16,7 @@ from proftask.events.v1 import events_pb2 as pb
 from proftask.pprof import native
 from proftask.pprof.decode import ProfileError, decompress, parse_profile
 from proftask.pprof.fold import FUNCTION, LINE, fold_stacks, frame_name, gather_segments
+from proftask.pprof.prune import regexps_not_utf8
 from proftask.pprof.v1 import profile_pb2
 
 
@@ -142,6 +143,8 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
         # tiny profile with one bad byte).
         profile = parse_profile(raw)
         profile.DiscardUnknownFields()
+        if regexps_not_utf8(profile):  # they would compile once made UTF-8; pprof cuts nothing
+            profile.drop_frames = profile.keep_frames = 0
         profile.string_table[:] = [s.decode("utf-8", "replace").encode() for s in profile.string_table]
         try:
             folded = native.fold(profile.SerializeToString())
