@@ -109,10 +109,13 @@ def check_instances(task_id: str, wanted: set[str], instances: list[str]) -> Non
 
 
 async def select(ch: ClickHouse, tasks: TaskView | None, tenant: str, task_id: str, wanted: set[str],
-                 sample_type: str | None, granularity: str, missing_status: int = 404) -> Selection:
-    """`wanted`: instance choices (resolve_instances); none: every instance."""
+                 sample_type: str | None, granularity: str, missing_status: int = 404,
+                 names: bool = False) -> Selection:
+    """`wanted`: instance choices as REST takes them (resolve_instances), or with names=True the
+    instances' names (GraphQL's list: a name is never split); none: every instance."""
     instances = await require_task(ch, tasks, tenant, task_id, missing_status)
-    wanted = resolve_instances(wanted, instances)
+    if not names:
+        wanted = resolve_instances(wanted, instances)
     check_instances(task_id, wanted, instances)
     profiles = [p for p in await analysis_queries.latest_profiles(ch, tenant, task_id)
                 if not wanted or p.instance_id in wanted]

@@ -244,7 +244,8 @@ async def resolve_analyze(_, info, request):
     service = task.spec.service_id
     wanted = {ids.instance_name(i, service) for i in request["instanceIds"]}
     try:
-        sel = await select(svc.clickhouse, svc.tasks.view, tenant, task.task_id, wanted, None, "function")
+        sel = await select(svc.clickhouse, svc.tasks.view, tenant, task.task_id, wanted, None, "function",
+                           names=True)
         if not wanted_elements:  # the query selects no elements: nothing to sum
             return {"tree": {"elements": []}}
         columns = (await analysis_queries.node_columns(svc.clickhouse, tenant, task.task_id, sel.value_index,

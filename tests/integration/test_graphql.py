@@ -160,6 +160,11 @@ def test_another_tenants_task_is_not_found_and_bad_input_is_a_graphql_error(secu
     for query, variables in ((PROGRESS, {"id": task_id}), (ANALYZE, {"r": {"taskId": task_id, "instanceIds": []}})):
         r = gql(secured, "globex-user", query, variables)
         assert r["data"] is None and "not found" in r["errors"][0]["message"], r
+    # GraphQL's instanceIds is a list of names: one is never split at commas (REST's choices are),
+    # nor is a name that is only commas every instance
+    for names in ([","], ["pod-1,pod-1"], [""]):
+        r = gql(secured, "acme-user", ANALYZE, {"r": {"taskId": task_id, "instanceIds": names}})
+        assert r["data"] is None and "are not instances of task" in r["errors"][0]["message"], (names, r)
     assert secured.post("/graphql", {"query": "{ version }"}).status == 401
     assert secured.post("/graphql", {"query": "{ version }"}, headers={"Authorization": "Bearer acme-agent"}).status == 403
 
