@@ -226,11 +226,7 @@ func Fold(p *profilepb.Profile) *Result {
 			if !ok {
 				name = "??"
 			}
-			if name == "" {
-				out = append(out, intern(address))
-			} else {
-				out = append(out, intern(frame{name, lines[j].GetLine(), false}))
-			}
+			out = append(out, intern(frame{name, lines[j].GetLine(), false}))
 		}
 		locFrames[k] = out
 	}

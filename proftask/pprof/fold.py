@@ -104,17 +104,16 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
         return idx
 
     # Per location (dense index k), its frames caller-first: a location's last Line is the
-    # caller into which the earlier ones were inlined; a location without lines is its address,
-    # and so is a line of a function without a name (Go's threadcreate profile: a chain of them),
-    # the location `go tool pprof -raw` prints for it.
+    # caller into which the earlier ones were inlined; a location without lines is its address.
+    # A line of a function without a name (Go's threadcreate profile: a chain of them) is a
+    # frame named "", as `go tool pprof -raw` prints it (` :0:0`) and the DESIGN's oracle reads it.
     loc_frames: list[int] = []
     loc_off = [0]
     for loc in p.location:
         address = (f"{loc.address:#x}", 0, True)
         if loc.line:
-            loc_frames.extend(intern(address if name == "" else (name, line.line, False))
-                              for line in reversed(loc.line)
-                              for name in (function_names.get(line.function_id, "??"),))
+            loc_frames.extend(intern((function_names.get(line.function_id, "??"), line.line, False))
+                              for line in reversed(loc.line))
         else:
             loc_frames.append(intern(address))
         loc_off.append(len(loc_frames))

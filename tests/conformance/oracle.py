@@ -1,12 +1,10 @@
 """The shared oracle (../shared/tools/pprof_oracle.py, `go tool pprof -raw` folded into a tree),
-loaded as a module, with three adjustments that leave its semantics alone:
+loaded as a module, with two adjustments that leave its semantics alone:
 
 - `go tool pprof -raw` output is cached per file, so one file is decoded by Go once per run;
 - `line` granularity: Go ≥ 1.2x prints `file:line:column`, and the oracle's LINE pattern takes
   the column for the line (every frame becomes `fn:0`). `oracle_tree(..., fixed_lines=True)`
   parses `file:line[:column]` instead; with False it is the oracle exactly as shipped.
-- a line of a function without a name (`0x… :0:0` in -raw: Go's threadcreate profile is a chain
-  of them) is the location's address, as for a location without lines, not an empty name.
 """
 from __future__ import annotations
 
@@ -49,14 +47,6 @@ def _oracle_module(fixed_lines: bool):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.subprocess = _CachedRun
-    shipped_frames = module.frames
-
-    def frames(loc, granularity):
-        if all(fn for fn, _file, _line in loc["lines"]):
-            return shipped_frames(loc, granularity)
-        return [loc["addr"] if not fn else (fn if granularity == "function" else f"{fn}:{line}")
-                for fn, _file, line in reversed(loc["lines"])]
-    module.frames = frames
     if fixed_lines:
         module.LINE = FIXED_LINE
     return module

@@ -7,7 +7,7 @@
 // `focus`); fn is the function chosen in the top table (highlighted, with its sandwich). Zoom
 // and view changes push history entries, so back and forward walk them.
 import { ApiError, api, download, query, setToken, token } from "/ui/api.js";
-import { FlameGraph, buildTree, findPath, pathOf, sandwich, topFunctions } from "/ui/flamegraph.js";
+import { FlameGraph, buildTree, findPath, pathOf, sandwich, shownName, topFunctions } from "/ui/flamegraph.js";
 import { formatValue, h, pct, time, unitOf } from "/ui/format.js";
 
 const EVENTS = ["CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE"];
@@ -494,7 +494,7 @@ function describeNode(i, t, result) {
   const e = t.elements[i];
   const unit = unitOf(result.sampleType);
   const p = t.parent[i];
-  const lines = [e.codeSignature,
+  const lines = [shownName(e.codeSignature),
     `total ${formatValue(e.total, unit)} · ${pct(e.total, t.total[0])} of all${p >= 0 ? " · " + pct(e.total, t.total[p]) + " of parent" : ""}`,
     `self ${formatValue(e.self, unit)} · ${pct(e.self, t.total[0])} of all`];
   if (e.instances !== undefined) {
@@ -573,7 +573,7 @@ async function topTable(container, cache, task, sel, unit, full, fn, stale = () 
         h("thead", {}, h("tr", {}, th("name", "Function"), columns.map(([k, label]) => [th(k, label, "num"), h("th", { className: "num" }, "%")]))),
         h("tbody", {}, sorted.map((r) => h("tr", { className: r.name === fn ? "chosen" : "" },
           h("td", { className: "name" }, h("button", { type: "button", className: "fn", title: "highlight in the graph and show its callers and callees",
-            onclick: () => choose(r.name) }, r.name)),
+            onclick: () => choose(r.name) }, shownName(r.name))),
           columns.map(([k]) => [h("td", { className: "num" }, formatValue(r[k], unit)), h("td", { className: "num" }, pct(r[k], top.total))]))))),
       top.exact ? h("p", { className: "muted" }, `whole profile, ${top.rows.length.toLocaleString("en-US")} functions (as go tool pprof -top)`)
         : h("p", { className: "muted", id: "top-note" }, "computed from the cut tree (the server has no /top): the hatched part is not broken down"));
@@ -652,7 +652,7 @@ async function diffView(params) {
     describe: (i, t) => {
       const e = t.elements[i], unit = unitOf(diff.sampleType);
       const b = share(e.baseTotal, diff.base.total), c = share(e.compareTotal, diff.compare.total);
-      return [e.codeSignature,
+      return [shownName(e.codeSignature),
         `base ${formatValue(e.baseTotal, unit)} (${pct(b, 1)}) · self ${formatValue(e.baseSelf, unit)}`,
         `compare ${formatValue(e.compareTotal, unit)} (${pct(c, 1)}) · self ${formatValue(e.compareSelf, unit)}`,
         `change ${(c - b >= 0 ? "+" : "")}${(100 * (c - b)).toFixed(2)} points of total`];
@@ -742,7 +742,7 @@ function diffTable(container, rows, truncated) {
       onclick: () => { sortKey = key; render(); }, onkeydown: (ev) => { if (ev.key === "Enter") { sortKey = key; render(); } } }, label);
     container.replaceChildren(h("table", {},
       h("thead", {}, h("tr", {}, th("name", "Function"), columns.map(([k, label]) => th(k, label, "num")))),
-      h("tbody", {}, sorted.map((r) => h("tr", {}, h("td", { className: "name" }, r.name),
+      h("tbody", {}, sorted.map((r) => h("tr", {}, h("td", { className: "name" }, shownName(r.name)),
         columns.map(([k]) => h("td", { className: "num" }, format(k, r[k]))))))),
     h("p", { className: "muted" }, "shares of each side's total" + (truncated ? "; from the nodes shown, the hatched rest is not broken down" : "")));
   };

@@ -14,6 +14,12 @@ const MIN_PX = 2; // narrower frames are drawn merged with their narrow siblings
 const FONT = "12px ui-monospace, SFMono-Regular, Menlo, monospace";
 
 // The tree in typed arrays: a merged tree can have tens of thousands of nodes.
+// A frame of a function without a name (Go's threadcreate stacks) is named "" in the tree, as
+// `go tool pprof -raw` prints it; drawn as pprof's reports show it.
+export function shownName(name) {
+  return name === "" ? "<unknown>" : name;
+}
+
 export function buildTree(elements, weightOf = (e) => e.total, selfOf = (e) => e.self) {
   const n = elements.length;
   const parent = new Int32Array(n), depth = new Int32Array(n), end = new Int32Array(n);
@@ -314,7 +320,7 @@ export class FlameGraph {
         } else {
           g.fillStyle = this.colorOf(b.i);
           g.fillRect(left, y, wpx, ROW - 1);
-          label(t.names[b.i], left, right, y, this.matched && !this.matched[b.i] ? dim : text);
+          label(shownName(t.names[b.i]), left, right, y, this.matched && !this.matched[b.i] ? dim : text);
         }
       }
     }
