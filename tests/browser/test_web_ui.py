@@ -541,3 +541,41 @@ def test_an_instance_whose_name_holds_a_comma_is_one_checkbox_and_can_be_chosen_
     page.wait_for_selector("#flame-header:has-text('over 1 instance(s)')", timeout=30_000)
     assert boxes.evaluate_all("bs => bs.map((b) => b.checked)") == [True, False]
     assert not page.locator("#analysis-error").inner_text()
+
+
+def test_a_chosen_set_of_instances_stays_in_the_link_and_every_instance_is_asked_for_by_none(stack, page):
+    """Three instances, one with a space in its name. Every instance: the analysis names none (a
+    fleet's names outgrew the request line). Two of them: the URL names both, and so does a
+    reload and a click on a function of the top table (the URL kept only the last of a repeated
+    parameter: the graph became one instance's). The diff keeps the space inside a name."""
+    names = ["pod a", "pod-b", "pod-c"]
+    task_id = create_task(stack, names, events="HEAP", service="chosen-set")
+    for instance in names:
+        assert upload(stack, task_id, urllib.parse.quote(instance), heap_profile()).status == 202
+    wait_finished(stack, task_id, names)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/analysis?" in r.url else None)
+    page.goto(f"{stack.base}/ui/tasks/{task_id}")
+    page.wait_for_selector("#flame-header:has-text('over 3 instance(s)')", timeout=30_000)
+    assert asked and all("instanceIds" not in urllib.parse.parse_qs(urllib.parse.urlsplit(u).query) for u in asked)
+    page.locator("input[name=instance][value='pod-c']").uncheck()
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+
+    def chosen() -> list[str]:
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["instanceIds"]
+
+    assert chosen() == ["pod a", "pod-b"]
+    page.reload()
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+    assert page.locator("input[name=instance]").evaluate_all("bs => bs.map((b) => b.checked)") == [True, True, False]
+    page.locator("#top-table button.fn").first.click()
+    until(page, "new URLSearchParams(location.search).has('fn')")
+    page.wait_for_selector("#flame-header:has-text('over 2 instance(s)')", timeout=30_000)
+    assert chosen() == ["pod a", "pod-b"]
+
+    page.goto(f"{stack.base}/ui/diff?base={task_id}")
+    page.fill("#diff-base-instances", " pod a , pod-b")
+    page.fill("#diff-compare-instances", "pod-c")
+    page.locator("#diff-compare-instances").press("Enter")
+    page.wait_for_selector("#diff-header:has-text('(pod a, pod-b)')", timeout=30_000)
+    assert params(page)["baseInstances"] == "pod a,pod-b"

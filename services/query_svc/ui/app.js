@@ -29,9 +29,20 @@ export function navigate(url, { replace = false } = {}) {
 
 // Only the params change (search typed, …): the URL follows without a new history entry.
 function setParams(params, { push = false } = {}) {
-  const q = query(Object.fromEntries(params));
+  const q = nonEmpty(params);
   const url = location.pathname + (q ? "?" + q : "");
   if (url !== location.pathname + location.search) history[push ? "pushState" : "replaceState"](null, "", url);
+}
+
+// The params as a query, empty ones left out and repeated ones (instanceIds) kept, each value:
+// Object.fromEntries kept the last of them, and a choice of instances became one.
+function nonEmpty(params) {
+  return new URLSearchParams([...params].filter(([, v]) => v !== "")).toString();
+}
+
+// A comma-separated list as typed: blanks around the commas go, those inside a name stay.
+function listed(text) {
+  return text.split(",").map((name) => name.trim()).filter(Boolean).join(",");
 }
 
 function link(href, ...children) {
@@ -431,10 +442,12 @@ function flameSection(section, task, finished, initial) {
     maxNodes.value = MAX_NODES.some(([v]) => v === p.get("maxNodes")) ? p.get("maxNodes") : "5000";
     searchBox.value = p.get("search") || "";
     showError(err, null);
-    const sel = { instanceIds: finished.filter((i) => chosen.includes(i)), sampleType: p.get("sampleType") || "", granularity: granularity.value };
-    if (!sel.instanceIds.length) return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
+    const chosenIds = finished.filter((i) => chosen.includes(i));
+    if (!chosenIds.length) return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
+    // every instance: none named, as in the URL (a fleet's names outgrow what a request line holds)
+    const sel = { instanceIds: chosenIds.length === finished.length ? [] : chosenIds, sampleType: p.get("sampleType") || "", granularity: granularity.value };
     const n = Number(maxNodes.value);
-    const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && sel.instanceIds.length > 1 ? "true" : "" };
+    const base = { ...sel, maxNodes: n, instanceStats: n <= 20000 && chosenIds.length > 1 ? "true" : "" };
     const focus = parseFocus(p.get("focus"));
     let full, focused = null, focusError = null;
     try { full = await fetchAnalysis(query(base)); } catch (e) {
@@ -558,7 +571,7 @@ async function topTable(container, cache, task, sel, unit, full, fn, stale = () 
   const choose = (name) => {
     const p = new URLSearchParams(location.search);
     if (name && name !== p.get("fn")) p.set("fn", name); else p.delete("fn");
-    navigate(location.pathname + "?" + query(Object.fromEntries(p)));
+    navigate(location.pathname + "?" + nonEmpty(p));
   };
   let sortKey = container.dataset.sort || "flat";
   const render = () => {
@@ -589,7 +602,7 @@ function showSandwich(box, fn, treeOf, unit, full) {
   const close = h("button", { type: "button", id: "close-sandwich", onclick: () => {
     const p = new URLSearchParams(location.search);
     p.delete("fn");
-    navigate(location.pathname + "?" + query(Object.fromEntries(p)));
+    navigate(location.pathname + "?" + nonEmpty(p));
   } }, "Close");
   const callers = h("canvas", { className: "flame", id: "sandwich-callers" });
   const callees = h("canvas", { className: "flame", id: "sandwich-callees" });
@@ -678,8 +691,8 @@ async function diffView(params) {
   }
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const p = new URLSearchParams(query({ base: base.value, compare: compare.value, baseInstances: baseInstances.value.replace(/\s/g, ""),
-      compareInstances: compareInstances.value.replace(/\s/g, ""), sampleType: sampleType.value,
+    const p = new URLSearchParams(query({ base: base.value, compare: compare.value, baseInstances: listed(baseInstances.value),
+      compareInstances: listed(compareInstances.value), sampleType: sampleType.value,
       granularity: granularity.value === "function" ? "" : granularity.value, search: searchBox.value }));
     setParams(p, { push: true });
     apply(p);
