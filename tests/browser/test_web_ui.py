@@ -402,6 +402,9 @@ def test_large_profile_deep_link_merged_frames_and_focus(stack, browser, large_t
         document.querySelector('#search').dispatchEvent(new Event('input'));
         return performance.now() - t; }""")
     assert took < 1000, f"search over the 5,000-node graph took {took:.0f} ms"
+    # the sum is of the nodes shown, and says so: the frames the size limit left out are not in it
+    assert "in the 5,000 nodes shown (the size limit left 420,052 out; the top table counts them all)" in \
+        page.inner_text("#search-info")
     page.fill("#search", "")
 
     # frames too narrow to draw are drawn merged, with a tooltip; so is the hatched "other"

@@ -536,7 +536,9 @@ function showSearch(graph, text, info, result) {
   const found = graph.search(text);
   info.classList.toggle("error", Boolean(found && found.error));
   info.textContent = !found ? "" : found.error ? found.error
-    : `${found.count} matching frames · ${formatValue(found.total, unitOf(result?.sampleType))} · ${pct(found.total, found.root)} of total`;
+    : `${found.count} matching frames · ${formatValue(found.total, unitOf(result?.sampleType))} · ${pct(found.total, found.root)} of total` +
+      // a cut tree: the frames left out are not searched (the top table counts every frame)
+      (result?.truncated ? ` in the ${(result.tree?.elements?.length ?? 0).toLocaleString("en-US")} nodes shown (the size limit left ${result.truncated.toLocaleString("en-US")} out; the top table counts them all)` : "");
 }
 
 // The whole profile's top functions from the server (pprof -top order); from the loaded tree
