@@ -268,9 +268,9 @@ WITH merged AS (
     FROM (""" + CHOSEN_FUNCTION_VALUES + """)
     ARRAY JOIN frame_ids AS frame_id, flat_values AS function_flat, cum_values AS function_cum
     GROUP BY frame_id)
-SELECT f.frame_id, n.name, f.flat, f.cum
+SELECT f.frame_id, n.name, n.named, f.flat, f.cum
 FROM merged AS f
-LEFT JOIN (SELECT frame_id, any(name) AS name FROM frame_names
+LEFT JOIN (SELECT frame_id, any(name) AS name, 1 AS named FROM frame_names
            WHERE tenant = {tenant:String} AND frame_id IN (SELECT frame_id FROM merged)
            GROUP BY frame_id) AS n USING frame_id
 """
@@ -455,7 +455,10 @@ async def top_rows(ch: ClickHouse, tenant: str, task_id: str, value_index_by_pro
     with metrics.QUERY_SECONDS.labels("top").time():
         rows = await ch.rows(MERGED_FUNCTIONS, params)
         roots = await ch.rows(PROFILE_ROOT_TOTALS, params)
-    out = [FunctionRow(name or f"<frame {int(fid):#x}>", int(flat), int(cum)) for fid, name, flat, cum in rows]
+    # a frame of a function without a name is named "", as in the tree; one without a name row
+    # (not written yet) is named by its id
+    out = [FunctionRow(name if named else f"<frame {int(fid):#x}>", int(flat), int(cum))
+           for fid, name, named, flat, cum in rows]
     return out, sum(int(t) for _, t in roots)
 
 

@@ -209,3 +209,21 @@ def test_a_sample_type_with_no_function_beside_one_with_some_reads_as_empty(loop
         assert int(alloc.total[alloc.depth == 0][0]) == 5120 and len(alloc.node) == 3
         rows, total = run(analysis_queries.top_rows(clickhouse, "acme", "task-same", {"z-1": 1}, granularity))
         assert total == 5120 and sorted((r.flat, r.cum) for r in rows) == [(1024, 5120), (4096, 4096)]
+
+
+def test_a_function_without_a_name_is_a_top_row_named_as_in_the_tree(loop, clickhouse):
+    """Go's threadcreate stacks are lines of a function without a name: the tree names that frame
+    "" (as the shared oracle reads `go tool pprof -raw`), and so does the top table, with
+    `go tool pprof -top`'s values for its `<unknown>` (4 flat, 4 cum); not the frame's id, which
+    could be found nowhere else."""
+    import pathlib
+
+    content = (pathlib.Path(__file__).resolve().parents[1] / "conformance" / "go-threadcreate.pb.gz").read_bytes()
+    loop.run_until_complete(RowWriter(clickhouse).write_profile(
+        profile_rows(_env("acme", content, "pod-t", "t-1"), LIMIT)))
+    rows, total = loop.run_until_complete(analysis_queries.top_rows(clickhouse, "acme", "task-same", {"t-1": 1},
+                                                                    "function"))
+    assert total == 4 and [(r.name, r.flat, r.cum) for r in rows] == [("", 4, 4)]
+    tree = loop.run_until_complete(analysis_queries.node_columns(clickhouse, "acme", "task-same", {"t-1": 1},
+                                                                  "function"))
+    assert {tree.names[i] for i in tree.name.tolist()} == {"root", ""}
