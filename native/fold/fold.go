@@ -214,10 +214,9 @@ func Fold(p *profilepb.Profile) *Result {
 	locFrames := make([][]int64, len(p.GetLocation()))
 	locations := positions(p.GetLocation())
 	for k, loc := range p.GetLocation() {
-		address := frame{fmt.Sprintf("%#x", loc.GetAddress()), 0, true}
 		lines := loc.GetLine()
 		if len(lines) == 0 {
-			locFrames[k] = []int64{intern(address)}
+			locFrames[k] = []int64{intern(frame{fmt.Sprintf("%#x", loc.GetAddress()), 0, true})}
 			continue
 		}
 		out := make([]int64, 0, len(lines))

@@ -110,12 +110,11 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     loc_frames: list[int] = []
     loc_off = [0]
     for loc in p.location:
-        address = (f"{loc.address:#x}", 0, True)
         if loc.line:
             loc_frames.extend(intern((function_names.get(line.function_id, "??"), line.line, False))
                               for line in reversed(loc.line))
         else:
-            loc_frames.append(intern(address))
+            loc_frames.append(intern((f"{loc.address:#x}", 0, True)))
         loc_off.append(len(loc_frames))
 
     # Samples with the same location list first (cheap tuple keys), values summed.

@@ -42,12 +42,17 @@ def _compiled(pattern: bytes):
         return None
 
 
+def _raw(p: profile_pb2.Profile, i: int) -> bytes:
+    """String i of p as its bytes ("" for 0 or out of range)."""
+    return p.string_table[i] if 0 < i < len(p.string_table) else b""
+
+
 def regexps_not_utf8(p: profile_pb2.Profile) -> bool:
     """Whether a drop_frames or keep_frames of p is not UTF-8, which pprof does not compile and
     so cuts nothing (for whoever rewrites the strings of p as UTF-8 before folding it)."""
     for i in (p.drop_frames, p.keep_frames):
         try:
-            (p.string_table[i] if 0 < i < len(p.string_table) else b"").decode("utf-8")
+            _raw(p, i).decode("utf-8")
         except UnicodeDecodeError:
             return True
     return False
@@ -59,10 +64,7 @@ def prune(p: profile_pb2.Profile, strings: list[str]) -> None:
     def text(i: int) -> str:
         return strings[i] if 0 < i < len(strings) else ""
 
-    def raw(i: int) -> bytes:
-        return p.string_table[i] if 0 < i < len(p.string_table) else b""
-
-    drop_frames, keep_frames = raw(p.drop_frames), raw(p.keep_frames)
+    drop_frames, keep_frames = _raw(p, p.drop_frames), _raw(p, p.keep_frames)
     if not drop_frames:
         return
     drop = _compiled(drop_frames)
