@@ -21,6 +21,8 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +84,15 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
     if not handle:
         return None
     try:
-        buffer = np.empty(size.value, dtype=np.uint8)  # the one copy of the answer: Go writes it here
+        buffer = _answers.take(size.value)  # the one copy of the answer: Go writes it here
     except BaseException:
         lib.proftask_take(abs(handle), None)  # forgotten, not leaked
         raise
-    if not lib.proftask_take(abs(handle), buffer.ctypes.data):
-        return None
+    try:
+        if not lib.proftask_take(abs(handle), buffer.ctypes.data):
+            return None
+    finally:
+        _answers.done(size.value)
     if handle < 0:  # refused: the answer is why, in decode's words
         words: str | None = buffer.tobytes().decode()
         if words == _CORRUPT_WIRE:
@@ -96,6 +101,58 @@ def _call(raw: bytes | bytearray | memoryview, check_only: bool) -> Arrays | Non
             return None
         raise ProfileError(words)
     return _arrays(buffer)
+
+
+class _AnswerBuffers:
+    """The memory a large answer is written into, kept for the next: a large profile's answer is
+    ~70 MB, which made anew each fold the kernel mapped and zeroed page by page (a tenth to a seventh of a
+    CPU worker's time in a burst of large profiles, measured with perf). Reused only when no
+    array of the last answer is left: every view of it holds the owner (numpy keeps the owner as
+    its views' base, Arrow the numpy slice), so the owner's reference count says whether one is.
+    Given back once no fold has run for IDLE_RELEASE_S, as libfold gives back its heap."""
+
+    MIN_BYTES = 8 << 20     # below it malloc reuses its own memory
+    MAX_BYTES = 512 << 20   # a worker does not hold more than this between folds
+    IDLE_RELEASE_S = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: np.ndarray | None = None
+        self._release: threading.Timer | None = None
+
+    def take(self, size: int) -> np.ndarray:
+        if size < self.MIN_BYTES:
+            return np.empty(size, dtype=np.uint8)
+        with self._lock:
+            kept, self._kept = self._kept, None
+        # 2: `kept` and getrefcount's argument; more: an array of an earlier answer still lives
+        if kept is None or kept.nbytes < size or sys.getrefcount(kept) > 2:
+            kept = np.empty(size, dtype=np.uint8)
+        if size <= self.MAX_BYTES:
+            with self._lock:
+                if self._kept is None or self._kept.nbytes < kept.nbytes:
+                    self._kept = kept
+        return kept[:size]
+
+    def done(self, size: int) -> None:
+        """A large answer is written: the kept memory is given back unless another comes soon."""
+        if size < self.MIN_BYTES:
+            return
+        with self._lock:
+            if self._release is not None:
+                self._release.cancel()
+            if self._kept is None:
+                return
+            self._release = threading.Timer(self.IDLE_RELEASE_S, self._drop)
+            self._release.daemon = True
+            self._release.start()
+
+    def _drop(self) -> None:
+        with self._lock:
+            self._kept = None
+
+
+_answers = _AnswerBuffers()
 
 
 @functools.cache

@@ -423,3 +423,32 @@ def test_a_profile_of_no_samples_has_the_root_alone_in_both_folds():
     rows, python = rows_both_ways(p)
     assert_same_rows(rows, python())
     assert [p["values"][0].tolist() for p in rows.node_parts] == [[0]] * 4
+
+
+def test_a_large_answer_is_written_over_the_last_ones_memory_only_once_nothing_reads_that_one(monkeypatch):
+    """The memory of a large answer is kept for the next: an answer whose arrays are still read
+    keeps its memory, and an answer written over an earlier one's equals the answer made anew."""
+    monkeypatch.setattr(native._AnswerBuffers, "MIN_BYTES", 0)  # every answer counts as large here
+    monkeypatch.setattr(native, "_answers", native._AnswerBuffers())
+    first = profile(values=((3, 30), (4, 40))).SerializeToString()
+    second = profile(values=((5, 50), (6, 60)), locations=((2,), (1, 2))).SerializeToString()
+
+    def seen(arrays: native.Arrays) -> dict:
+        return {name: column.copy() for name, column in arrays.numbers.items()} | {
+            name: arrays.strings(name) for name in arrays.texts}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            a[k] == b[k] if isinstance(a[k], list) else (a[k].dtype == b[k].dtype and (a[k] == b[k]).all()) for k in a)
+
+    held = native.fold(first)
+    as_folded = seen(held)
+    later = native.fold(second)  # the first answer's arrays are still read
+    assert same(seen(held), as_folded)
+    second_seen = seen(later)
+    assert not same(second_seen, as_folded)
+    del held, later
+    again = native.fold(first)  # written where an earlier answer was
+    assert same(seen(again), as_folded)
+    del again
+    assert same(seen(native.fold(second)), second_seen)
