@@ -1,6 +1,7 @@
 """Hostile but valid profiles (docs/design.md §3 limits): each is accepted and analysed exactly, or
 refused with a clear error; nothing else already accepted is disturbed."""
 import asyncio
+import concurrent.futures
 import gzip
 import random
 
@@ -73,6 +74,35 @@ def test_a_profile_inflating_past_the_limit_is_refused_and_logged(stack):
     assert r.status == 413 and "decompressed limit" in r.json()["errorReason"]
     (log,) = wait_until(lambda: logs_of(stack, task_id, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR") or None)
     assert "decompressed limit" in log["message"]
+
+
+def test_refused_uploads_inflating_to_hundreds_of_megabytes_leave_no_memory_held(stack):
+    """Each refused at once (413 past the decompressed limit, 400 for bytes inflating under it
+    that are no profile), and what they inflated to is given back with the answer: a kept error
+    held it (its traceback's frames), 24 such uploads of 200 KB each ~5 GB for minutes."""
+    def rss_mb() -> int:
+        with open(f"/proc/{stack.proc.pid}/status") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS"))
+
+    past_limit = gzip.compress(b"\0" * (260 << 20), 1)                       # 256 MiB is the limit
+    no_profile = gzip.compress(b"\x32" + _varint(200 << 20) + b"a" * (200 << 20) + b"\x0f", 1)  # a wire type 7 at the end
+    task_id = create_task(stack, [f"pod-{i}" for i in range(16)], events="CPU", duration=1)
+    before = rss_mb()
+    with concurrent.futures.ThreadPoolExecutor(16) as agents:
+        statuses = list(agents.map(lambda i: upload(stack, task_id, f"pod-{i}", (past_limit, no_profile)[i % 2]).status,
+                                   range(16)))
+    assert statuses == [413, 400] * 8
+    grown = rss_mb() - before
+    assert grown < 1024, f"{grown} MB held after 16 refused uploads"  # 8 x 260 + 8 x 200 MB on the old code
+    assert len(progress(stack, task_id)["errorInstanceIds"]) == 16
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
 
 
 def test_values_summing_past_64_bits_are_refused_with_the_reason(stack):
