@@ -17,6 +17,7 @@ from proftask.errors import ProftaskError
 from proftask.http.app import RoutesComponent
 from proftask.http.errors import http_status, read_json
 from services.graphql_svc.big_answers import Splices
+from services.graphql_svc.limits import BoundedSelections
 from services.graphql_svc.resolvers import build_schema
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class GraphqlService(RoutesComponent):
             return _bad_request("the body must be a JSON object with the GraphQL document in `query`")
         splices = Splices()
         _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant, "splices": splices},
-                                  debug=False, logger=ERROR_LOG)
+                                  debug=False, logger=ERROR_LOG, validation_rules=[BoundedSelections])
         if splices:  # a whole tree: its text is large, joined off the event loop
             return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)
