@@ -30,8 +30,9 @@ class BoundedSelections(ValidationRule):
         top = self._count(node.selection_set, set(), top_only=True)
         if top > MAX_TOP_FIELDS:
             self.report_error(GraphQLError(
-                f"the operation asks for more than {MAX_TOP_FIELDS} fields at its top; at most {MAX_TOP_FIELDS} a request "
-                f"(each alias is resolved again): send the rest as another request", node))
+                f"the operation asks for more than {MAX_TOP_FIELDS} fields at its top; "
+                f"at most {MAX_TOP_FIELDS} a request (each alias is resolved again): send the rest as another request",
+                node))
             return
         fields = self._count(node.selection_set, set(), top_only=False)
         if fields > MAX_FIELDS:
@@ -61,5 +62,6 @@ class BoundedSelections(ValidationRule):
         fragment = self.context.get_fragment(name)
         if fragment is None or name in spreading:
             return 0
-        count = self._fragment_fields[name, top_only] = self._count(fragment.selection_set, spreading | {name}, top_only)
+        count = self._count(fragment.selection_set, spreading | {name}, top_only)
+        self._fragment_fields[name, top_only] = count
         return count
