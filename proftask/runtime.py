@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import web
 
@@ -16,7 +17,7 @@ from proftask.clickhouse.migrate import migrate
 from proftask.config import Settings
 from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
-from proftask.http.connections import ConnectionGuard
+from proftask.http.connections import ConnectionGuard, JsonErrorsRequestHandler
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.readiness import wait_for_broker
 from proftask.kafka.topics import Topics, ensure_topics
@@ -140,15 +141,19 @@ async def serve(role: str, settings: Settings) -> None:
 
     limits = settings.http_limits
     runner: web.AppRunner | None = None
-    # Wraps each connection's aiohttp protocol (runner.server, there once the runner is set up).
-    guard = ConnectionGuard(limits, lambda: runner.server())  # type: ignore[union-attr,misc]
+    # Request lines and header fields up to 32 KiB reach proftask (and get its JSON errors);
+    # beyond that aiohttp refuses them, in proftask's JSON too (JsonErrorsRequestHandler). These
+    # are RequestHandler kwargs, given to AppRunner as such (a `handler_args` kwarg would make
+    # aiohttp drop them all, per connection).
+    handler_args: dict[str, Any] = {"access_log": None, "max_line_size": MAX_HEADER_LINE,
+                                    "max_field_size": MAX_HEADER_LINE, "keepalive_timeout": limits.keepalive_timeout_s}
+    # Wraps each connection's aiohttp protocol (of runner.server, there once the runner is set
+    # up), made as runner.server() makes it, of a subclass.
+    guard = ConnectionGuard(limits, lambda: JsonErrorsRequestHandler(
+        runner.server, loop=loop, **handler_args))  # type: ignore[union-attr,arg-type]
     app = build_app(components, readiness, client_max_size=settings.max_json_body, tokens=tokens,
                     connection_phase=guard.middleware())
-    # Request lines and header fields up to 32 KiB reach proftask (and get its JSON errors);
-    # beyond that aiohttp answers a plain-text 400 itself. These are RequestHandler kwargs, given
-    # to AppRunner as such (a `handler_args` kwarg would make aiohttp drop them all, per connection).
-    runner = web.AppRunner(app, access_log=None, max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE,
-                           keepalive_timeout=limits.keepalive_timeout_s)
+    runner = web.AppRunner(app, **handler_args)
     await runner.setup()
     http_server = None
     started: list = []

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 
 from proftask.config import HttpLimits
 from proftask.errors import Unavailable
+from proftask.http.errors import CODES, error_response
 
 log = logging.getLogger(__name__)
 
@@ -252,3 +254,29 @@ class GuardedConnection(asyncio.Protocol):
         # handler reading the body sees the connection lost at once.
         if self._transport is not None:
             self._transport.abort()
+
+
+class JsonErrorsRequestHandler(web.RequestHandler):
+    """aiohttp's protocol for a connection, answering in the API's shape what fails before a
+    handler runs (a request line or header past its limits, bytes that are no HTTP): aiohttp
+    answers those itself in plain text quoting its parser (`Got more than 32768 bytes when
+    reading: bytearray(b'/api/v1/...')`) and logs a traceback. A 4xx is logged in one line."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # part of an answer is out: the connection is broken (as aiohttp)
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if status >= 500:
+            log.error("HTTP request failed before its handler: %s", status, exc_info=exc)
+            answer = error_response(status, "INTERNAL_ERROR", "internal error; see the server log")
+        else:
+            if isinstance(exc, LineTooLong):
+                reason = "the request line or a header field is too long"
+            else:
+                reason = f"malformed HTTP request ({type(exc).__name__ if exc else message or status})"
+            log.info("HTTP request refused before its handler: %s", reason)
+            answer = error_response(status, CODES.get(status, "BAD_REQUEST"), reason)
+        answer.force_close()
+        return answer

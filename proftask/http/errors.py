@@ -46,7 +46,7 @@ def error_answer(e: ProftaskError) -> web.Response:
     return error_response(http_status(e), e.code, e.reason, headers, **e.extra)
 
 
-_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
           413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 503: "UNAVAILABLE"}
 
 
@@ -67,7 +67,7 @@ async def json_errors(request: web.Request, handler):
         if e.status < 400:
             raise
         reason = e.reason if e.status != 413 else f"request body too large ({e.text})"
-        return error_response(e.status, _CODES.get(e.status, "HTTP_ERROR"), reason)
+        return error_response(e.status, CODES.get(e.status, "HTTP_ERROR"), reason)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")

@@ -80,6 +80,29 @@ def test_a_20_kb_header_gets_an_answer_and_no_handler_fallback_is_logged(guarded
     assert "falling back" not in guarded.log_path.read_text()
 
 
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/pprof/tasks/" + b"a" * 40_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",       # past the 32 KiB line
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"p" * 40_000 + b"\r\n\r\n",  # past it in a header
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n",                       # TLS to the HTTP port
+], ids=["request-line", "header", "not-http"])
+def test_a_request_aiohttp_cannot_parse_gets_the_apis_json_error_without_a_traceback(guarded, request_bytes):
+    s = connect(guarded)
+    s.sendall(request_bytes)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    s.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400" and b"application/json" in head, answer[:300]
+    error = json.loads(body)
+    assert error["code"] == "BAD_REQUEST" and "bytearray" not in error["errorReason"], error
+    assert "Traceback" not in guarded.log_path.read_text()
+    assert guarded.get("/healthz").status == 200
+
+
 def test_a_header_dripping_connection_is_closed_within_the_header_timeout(guarded):
     s = connect(guarded)
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
