@@ -131,6 +131,11 @@ func NewEncoder(r *Result) *Encoder {
 	e := &Encoder{}
 	e.strs("sample_types", r.SampleTypes)
 	e.i64("default_index", []int64{r.DefaultIndex})
+	named := int64(0)
+	if r.DefaultNamed {
+		named = 1
+	}
+	e.i64("default_named", []int64{named})
 	e.strs("period_type", []string{r.PeriodType})
 	e.i64("period", []int64{r.Period})
 	e.i64("time_nanos", []int64{r.TimeNanos})

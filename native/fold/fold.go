@@ -28,6 +28,9 @@ type Part struct {
 type Result struct {
 	SampleTypes  []string
 	DefaultIndex int64
+	// DefaultNamed: the profile names its default sample type (a merge takes the first profile's
+	// that does, as pprof's combineHeaders); else DefaultIndex is the last type
+	DefaultNamed bool
 	PeriodType   string
 	Period       int64
 	// when the profile began and how long it ran: a merge takes the earliest and the sum, as pprof's
@@ -175,6 +178,7 @@ func Fold(p *profilepb.Profile) *Result {
 			r.DefaultIndex = int64(i)
 		}
 	}
+	r.DefaultNamed = r.DefaultIndex >= 0
 	if r.DefaultIndex < 0 {
 		r.DefaultIndex = int64(len(r.SampleTypes) - 1)
 	}

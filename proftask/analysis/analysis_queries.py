@@ -34,6 +34,7 @@ class StoredProfile:
     negative_totals: list[int] = dataclasses.field(default_factory=list)
     time_nanos: int = 0      # when it began (epoch ns; 0: unknown, as in rows written before m0011)
     duration_nanos: int = 0  # how long it ran
+    default_named: bool = True  # the profile names its default (m0012; rows before count as naming it)
 
     @property
     def timing(self) -> Timing:
@@ -51,7 +52,7 @@ WITH (uploaded_at, profile_id) AS newest
 SELECT instance_id, argMax(profile_id, newest), argMax(sample_types, newest),
        argMax(default_index, newest), argMax(period_type, newest), argMax(period, newest),
        argMax(totals, newest), argMax(positive_totals, newest), argMax(negative_totals, newest),
-       argMax(time_nanos, newest), argMax(duration_nanos, newest)
+       argMax(time_nanos, newest), argMax(duration_nanos, newest), argMax(default_named, newest)
 FROM profiles
 WHERE tenant = {tenant:String} AND task_id = {task_id:String}
 GROUP BY instance_id
@@ -313,8 +314,9 @@ def _task_fold_params(params: dict, sample_type: str | None) -> dict | None:
 async def latest_profiles(ch: ClickHouse, tenant: str, task_id: str) -> list[StoredProfile]:
     """The newest upload of each instance of the task (a new upload replaces the old)."""
     rows = await ch.rows(LATEST_PROFILES, {"tenant": tenant, "task_id": task_id})
-    return [StoredProfile(i, p, list(t), d, pt, per, *_value_bounds(totals, positive, negative), time, duration)
-            for i, p, t, d, pt, per, totals, positive, negative, time, duration in rows]
+    return [StoredProfile(i, p, list(t), d, pt, per, *_value_bounds(totals, positive, negative), time, duration,
+                          bool(named))
+            for i, p, t, d, pt, per, totals, positive, negative, time, duration, named in rows]
 
 
 def _value_bounds(totals: list[int], positive: list[int], negative: list[int]) -> tuple[list[int], list[int]]:

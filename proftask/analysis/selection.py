@@ -154,10 +154,11 @@ def _require_fits(sample_type: str, bounds: list[tuple[int, int]]) -> None:
 
 def resolve_sample_type(profiles: list[StoredProfile], sample_types: list[str], requested: str | None) -> str | None:
     """The sample type of a merge of `profiles` whose types are `sample_types` (in order of
-    appearance): pprof's rule (proftask.pprof.fold.select_sample_type) with the first profile's
-    default. Without profiles, whatever was requested."""
+    appearance): pprof's rule (proftask.pprof.fold.select_sample_type) with the default of the
+    first profile that names one, else the first profile's (its last type), as pprof's merge
+    takes the first default a profile names. Without profiles, whatever was requested."""
     if not profiles:
         return requested
-    first = profiles[0]
+    first = next((p for p in profiles if p.default_named), profiles[0])
     default = sample_types.index(first.sample_types[first.default_index])
     return sample_types[select_sample_type(sample_types, default, requested)]

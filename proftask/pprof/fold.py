@@ -38,6 +38,7 @@ class FoldedProfile:
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # function name → its source file
     time_nanos: int = 0       # when the profile began (epoch ns; 0: not said)
     duration_nanos: int = 0   # how long it ran
+    default_named: bool = True  # the profile names its default (else default_index is the last type)
 
     @property
     def stack_count(self) -> int:
@@ -78,8 +79,10 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     types = [f"{_text(strings, vt.type)}/{_text(strings, vt.unit)}" for vt in p.sample_type]
     default_name = _text(strings, p.default_sample_type)
     # pprof's SampleIndexByName: a default named "" is no name (the last type), not a type named ""
-    default_index = next((i for i, vt in enumerate(p.sample_type)
-                          if default_name and _text(strings, vt.type) == default_name), len(types) - 1)
+    named = next((i for i, vt in enumerate(p.sample_type)
+                  if default_name and _text(strings, vt.type) == default_name), None)
+    default_named = named is not None
+    default_index = named if named is not None else len(types) - 1
     n_types = len(types)
     period_type = (f"{_text(strings, p.period_type.type)}/{_text(strings, p.period_type.unit)}"
                    if p.HasField("period_type") else "")
@@ -150,14 +153,14 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
         target[i] = merged.setdefault(flat[offsets[i]:offsets[i + 1]].tobytes(), len(merged))
     if len(merged) == n_loc_stacks:
         return FoldedProfile(types, default_index, frames, offsets, flat, loc_stack_values, period_type, p.period,
-                             files, p.time_nanos, p.duration_nanos)
+                             files, p.time_nanos, p.duration_nanos, default_named)
     keep = np.unique(target, return_index=True)[1]  # first stack of each merged group, in group order
     values = np.zeros((len(merged), n_types), dtype=np.int64)
     np.add.at(values, target, loc_stack_values)
     new_off = np.concatenate(([0], np.cumsum(frames_per_stack[keep])))
     new_flat = gather_segments(flat, offsets, keep)
     return FoldedProfile(types, default_index, frames, new_off, new_flat, values, period_type, p.period, files,
-                         p.time_nanos, p.duration_nanos)
+                         p.time_nanos, p.duration_nanos, default_named)
 
 
 class UnknownSampleType(Invalid):

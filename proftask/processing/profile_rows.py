@@ -162,7 +162,8 @@ def profile_rows(env: pb.Envelope, decompressed_limit: int, content: bytes | Non
     rows = _rows(env, sample_types, int(arrays["default_index"][0]), folded.strings("period_type")[0],
                  int(arrays["period"][0]), frame_names, arrays["stack_ids"], arrays["stack_offsets"],
                  arrays["function_frames"], arrays["line_frames"], arrays["values"].reshape(-1, n_types),
-                 time_nanos=int(arrays["time_nanos"][0]), duration_nanos=int(arrays["duration_nanos"][0]))
+                 time_nanos=int(arrays["time_nanos"][0]), duration_nanos=int(arrays["duration_nanos"][0]),
+                 default_named=bool(arrays["default_named"][0]))
     rows.node_paths = {name: arrays[f"path.{name}"] for name in PATH_ARRAYS}
     rows.node_path_ends = arrays["path.ends"].tolist()
     rows.node_parts, rows.function_parts = _parts(arrays, "node", n_types), _parts(arrays, "function", n_types)
@@ -220,7 +221,7 @@ def _python_rows(env: pb.Envelope, raw: bytes, profile: profile_pb2.Profile | No
                                      pa.array(files, pa.string()))
     rows = _rows(env, folded.sample_types, folded.default_index, folded.period_type, folded.period, frame_names,
                  stack_ids, off, fn_flat, line_flat, values, time_nanos=folded.time_nanos,
-                 duration_nanos=folded.duration_nanos)
+                 duration_nanos=folded.duration_nanos, default_named=folded.default_named)
     rows.node_paths, rows.node_parts, rows.function_parts, rows.node_path_ends = fold_parts(rows)
     return rows
 
@@ -235,7 +236,8 @@ def _frame_names_table(tenant: str, frame_ids: np.ndarray, names: pa.Array, func
 
 def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_type: str, period: int,
           frame_names: pa.Table, stack_ids: np.ndarray, offsets: np.ndarray, fn_flat: np.ndarray,
-          line_flat: np.ndarray, values: np.ndarray, *, time_nanos: int, duration_nanos: int) -> ProfileRows:
+          line_flat: np.ndarray, values: np.ndarray, *, time_nanos: int, duration_nanos: int,
+          default_named: bool) -> ProfileRows:
     up, tenant = env.profile_uploaded, env.tenant
     def summed(v: np.ndarray) -> list[int]:
         return v.sum(axis=0, dtype=np.int64).tolist() if len(stack_ids) else [0] * len(sample_types)
@@ -245,6 +247,7 @@ def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_
     totals, positive_totals, negative_totals = summed(values), summed(values.clip(min=0)), summed(values.clip(max=0))
     profile = dict(tenant=tenant, task_id=up.task_id, instance_id=up.instance_id, profile_id=up.profile_id,
                    uploaded_at=env.occurred_at, sample_types=sample_types, default_index=default_index,
+                   default_named=int(default_named),
                    totals=totals, positive_totals=positive_totals, negative_totals=negative_totals,
                    period_type=period_type, period=period, time_nanos=time_nanos, duration_nanos=duration_nanos,
                    size_bytes=up.size,

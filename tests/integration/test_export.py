@@ -159,3 +159,34 @@ def test_folded_export_keeps_a_go_generic_name_holding_a_semicolon_one_frame(sta
         (["runtime.main", "main.main"], 10_000_000),
         (["runtime.main", "main.main", "main.Work[go.shape.struct { A int, B string }]"], 30_000_000)]
     assert analysis(stack, task_id)["tree"]["elements"][-1]["codeSignature"] == generic  # the analysis keeps it whole
+
+
+@pytest.mark.parametrize("naming", ["second", "first"])
+def test_a_merge_defaults_to_the_type_a_profile_names_wherever_that_profile_comes(stack, tmp_path, naming):
+    """Go's heap profile names no default sample type, its allocs profile names alloc_space: pprof
+    merges them to alloc_space, whichever file comes first (combineHeaders takes the first default
+    named). proftask took the first instance's, inuse_space when the heap profile's came first."""
+    types = ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"]
+    stacks = [([("main.main", 1, False), ("main.alloc", 7, False)], [3, 300, 1, 100]),
+              ([("main.main", 1, False), ("main.keep", 9, False)], [2, 800, 2, 800])]
+    heap, allocs = tmp_path / "heap.pb.gz", tmp_path / "allocs.pb.gz"
+    heap.write_bytes(encode_profile(types, "", "space/bytes", 524288, stacks))  # gzipped
+    allocs.write_bytes(encode_profile(types, "alloc_space", "space/bytes", 524288, stacks))
+    files = [heap, allocs] if naming == "second" else [allocs, heap]
+    task_id = create_task(stack, ["a", "b"])
+    for instance, path in zip(["a", "b"], files, strict=True):
+        assert upload(stack, task_id, instance, path).status == 202
+    wait_finished(stack, task_id, ["a", "b"])
+    merged = subprocess.run(["go", "tool", "pprof", "-raw", *map(str, files)], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    (pprofs_default,) = [t.removesuffix("[dflt]") for t in merged[merged.index("Samples:") + 1].split()
+                         if t.endswith("[dflt]")]
+    assert pprofs_default == "alloc_space/bytes"
+    answer = analysis(stack, task_id)
+    assert answer["sampleType"] == pprofs_default
+    # the oracle reads each file alone, each by its own default unless told the merge's
+    assert as_oracle_shape(answer) == oracle_tree(files, pprofs_default, "function")
+    out = tmp_path / "merged.pb.gz"
+    out.write_bytes(export(stack, task_id, format="pprof"))
+    top = subprocess.run(["go", "tool", "pprof", "-top", str(out)], capture_output=True, text=True, check=True)
+    assert "Type: alloc_space" in top.stdout

@@ -61,9 +61,11 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10, 11]
+            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10, 11, 12]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
+            # m0012: a profile written before counts as naming its default (merges stay as they were)
+            assert await ch.rows("SELECT default_named FROM profiles") == [(1,)]
             assert await ch.rows("SELECT count() FROM node_values") == [(0,)]
             assert await ch.rows("SELECT count() FROM function_values") == [(0,)]
             assert await ch.rows("SELECT count() FROM task_folds") == [(0,)]
@@ -98,9 +100,15 @@ def _env(tenant: str, task_id: str, instance: str, profile_id: str) -> pb.Envelo
                                                        profile_id=profile_id, content=content, size=len(content)))
 
 
+def _before_m0012(rows: ProfileRows) -> ProfileRows:
+    """The rows without whether the profile names its default sample type, which m0012 added."""
+    return dataclasses.replace(rows, profile={k: v for k, v in rows.profile.items() if k != "default_named"})
+
+
 def _before_m0011(rows: ProfileRows) -> ProfileRows:
-    """The rows without the profile's time and duration, which m0011 added."""
+    """The rows without the profile's time and duration, which m0011 added (nor what came later)."""
     added = ("time_nanos", "duration_nanos")
+    rows = _before_m0012(rows)
     return dataclasses.replace(rows, profile={k: v for k, v in rows.profile.items() if k not in added})
 
 
@@ -151,7 +159,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -185,7 +193,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -207,7 +215,7 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
             await RowWriter(ch).write_profile(dataclasses.replace(_before_m0010(rows),
                                                                   frame_names=rows.frame_names.drop_columns(["file"])))
-            assert await migrate(ch) == [8, 9, 10, 11]
+            assert await migrate(ch) == [8, 9, 10, 11, 12]
             _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
@@ -237,7 +245,7 @@ def test_profiles_written_before_m0010_bound_a_merge_by_their_totals(tmp_path):
             await writer.insert("tasks", task_rows(events.new_event("acme", pb.TaskCreated(task_id="task", spec=spec))))
             for instance in ("pod-1", "pod-2"):
                 await writer.write_profile(_before_m0010(profile_rows(env(instance), LIMIT)))
-            assert await migrate(ch) == [10, 11]
+            assert await migrate(ch) == [10, 11, 12]
             alone = await select(ch, None, "acme", "task", {"pod-1"}, None, "function")
             assert [(p.positive_totals, p.negative_totals) for p in alone.profiles] == [([2**62], [0])]
             with pytest.raises(ApiError) as refused:
@@ -254,7 +262,7 @@ def test_profiles_written_before_m0011_export_no_time_and_the_next_upload_says_i
         async with _older_data_dir(tmp_path, 10) as ch:
             writer = RowWriter(ch)
             await writer.write_profile(_before_m0011(profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)))
-            assert await migrate(ch) == [11]
+            assert await migrate(ch) == [11, 12]
             await writer.write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
             stored = await analysis_queries.latest_profiles(ch, "acme", "task")
             # go/pprof-sample.cpu.pb.gz: `go tool pprof -raw` says Time 2017-09-29 20:57:59.25723537, Duration 2.00
