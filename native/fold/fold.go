@@ -178,7 +178,7 @@ func Fold(p *profilepb.Profile) *Result {
 			r.DefaultIndex = int64(i)
 		}
 	}
-	r.DefaultNamed = r.DefaultIndex >= 0
+	r.DefaultNamed = defaultName != "" // pprof's merge takes the first named, a type of it or not (then the last)
 	if r.DefaultIndex < 0 {
 		r.DefaultIndex = int64(len(r.SampleTypes) - 1)
 	}

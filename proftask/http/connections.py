@@ -268,8 +268,12 @@ class JsonErrorsRequestHandler(web.RequestHandler):
                      message: str | None = None) -> web.StreamResponse:
         if request.writer.output_size > 0:  # part of an answer is out: the connection is broken (as aiohttp)
             raise ConnectionError("Response is sent already, cannot send another response with the error message")
-        if status >= 500:
-            log.error("HTTP request failed before its handler: %s", status, exc_info=exc)
+        if status >= 500 and exc is None:  # aiohttp's 504: a handler past its timeout
+            log.warning("HTTP request answered %d by aiohttp: %s", status, message or "no handler answer in time")
+            answer = error_response(status, "TIMEOUT" if status == 504 else "HTTP_ERROR",
+                                    "the request was not answered in time" if status == 504 else str(status))
+        elif status >= 500:
+            log.error("HTTP request failed outside its handler: %s", status, exc_info=exc)
             answer = error_response(status, "INTERNAL_ERROR", "internal error; see the server log")
         else:
             if isinstance(exc, LineTooLong):

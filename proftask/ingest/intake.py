@@ -164,6 +164,7 @@ class ProfileIntake:
         try:
             return await self._checked_sample_types(spool)
         except ProfileError as e:
+            e.__context__ = None  # a chained error's traceback holds its frames too
             raise e.with_traceback(None) from None
 
     async def _checked_sample_types(self, spool: Spool) -> list[tuple[str, str]]:

@@ -84,7 +84,12 @@ class BoundedGunzip:
             try:
                 piece = self._d.decompress(data, self.limit - self.produced + 1)
             except zlib.error as e:
-                raise ProfileError(f"corrupt gzip data: {e}") from None
+                corrupt = f"corrupt gzip data: {e}"
+            else:
+                corrupt = ""
+            if corrupt:  # raised here, not in the except: its context's traceback held `out`
+                del out
+                raise ProfileError(corrupt)
             self.produced += len(piece)
             if self.produced > self.limit:
                 # the bytes inflated so far (up to the limit) go now, not with the traceback: an

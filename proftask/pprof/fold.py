@@ -79,10 +79,9 @@ def fold_stacks(p: profile_pb2.Profile) -> FoldedProfile:
     types = [f"{_text(strings, vt.type)}/{_text(strings, vt.unit)}" for vt in p.sample_type]
     default_name = _text(strings, p.default_sample_type)
     # pprof's SampleIndexByName: a default named "" is no name (the last type), not a type named ""
-    named = next((i for i, vt in enumerate(p.sample_type)
-                  if default_name and _text(strings, vt.type) == default_name), None)
-    default_named = named is not None
-    default_index = named if named is not None else len(types) - 1
+    default_index = next((i for i, vt in enumerate(p.sample_type)
+                          if default_name and _text(strings, vt.type) == default_name), len(types) - 1)
+    default_named = bool(default_name)  # pprof's merge takes the first named, a type of it or not (then the last)
     n_types = len(types)
     period_type = (f"{_text(strings, p.period_type.type)}/{_text(strings, p.period_type.unit)}"
                    if p.HasField("period_type") else "")

@@ -22,6 +22,11 @@ from graphql.execution.values import get_directive_values
 ONE_TREE = "a request gets one tree: select queryPprofAnalyze, and its elements, once; send another request for another"
 
 
+# The fields an element may select (PprofStackElement has five, and __typename): 990 aliases of
+# codeSignature passed the request's field bound and made ~25 GB for a 425k-node tree.
+MAX_ELEMENT_FIELDS = 12
+
+
 def elements_selections(info: GraphQLResolveInfo) -> list[tuple[tuple[str, ...], list[tuple[str, str]]]]:
     """Where queryPprofAnalyze's elements go in the response (their path) and the fields each
     selects, as (response key, field) pairs: at most one (raises GraphQLError beyond, and for a
@@ -37,6 +42,9 @@ def elements_selections(info: GraphQLResolveInfo) -> list[tuple[tuple[str, ...],
         for elements_key, lists in selected(info, trees, "PprofStackTree").items():
             if lists[0].name.value == "elements":
                 fields = selected(info, lists, "PprofStackElement")
+                if len(fields) > MAX_ELEMENT_FIELDS:  # each is written for every node of the tree
+                    raise GraphQLError(f"elements selects {len(fields)} fields; at most {MAX_ELEMENT_FIELDS} "
+                                       f"(each is answered for every node: aliases multiply the answer)")
                 out.append(((str(info.path.key), tree_key, elements_key),
                             [(key, nodes[0].name.value) for key, nodes in fields.items()]))
     if len(out) > 1:

@@ -192,6 +192,11 @@ def test_a_request_of_thousands_of_aliases_is_refused_before_it_is_resolved(secu
     r = gql(secured, "acme-user", "{" + aliases + "}")
     assert r.get("data") is None and "fields at its top; at most 25 a request" in r["errors"][0]["message"], r
     assert time.monotonic() - started < 10
+    # an element's fields are answered for every node of the tree: aliases of them are bounded too
+    many = " ".join(f"c{i}: codeSignature" for i in range(13))
+    r = gql(secured, "acme-user", '{ queryPprofAnalyze(request: {taskId: "x", instanceIds: []}) '
+                                  '{ tree { elements { %s } } } }' % many)
+    assert r.get("data") is None and "elements selects 13 fields; at most 12" in r["errors"][0]["message"], r
     assert gql(secured, "acme-user", INTROSPECT)["data"]["__schema"]["types"]  # what clients ask still served
 
 

@@ -86,15 +86,18 @@ def test_refused_uploads_inflating_to_hundreds_of_megabytes_leave_no_memory_held
 
     past_limit = gzip.compress(b"\0" * (260 << 20), 1)                       # 256 MiB is the limit
     no_profile = gzip.compress(b"\x32" + _varint(200 << 20) + b"a" * (200 << 20) + b"\x0f", 1)  # a wire type 7 at the end
-    task_id = create_task(stack, [f"pod-{i}" for i in range(16)], events="CPU", duration=1)
+    bad_check = bytearray(gzip.compress(b"x"))
+    bad_check[-8] ^= 0xFF  # a second gzip member whose CRC is wrong, after 200 MB that inflate well
+    corrupt = gzip.compress(b"\0" * (200 << 20), 1) + bytes(bad_check)
+    kinds = (past_limit, no_profile, corrupt)
+    task_id = create_task(stack, [f"pod-{i}" for i in range(18)], events="CPU", duration=1)
     before = rss_mb()
-    with concurrent.futures.ThreadPoolExecutor(16) as agents:
-        statuses = list(agents.map(lambda i: upload(stack, task_id, f"pod-{i}", (past_limit, no_profile)[i % 2]).status,
-                                   range(16)))
-    assert statuses == [413, 400] * 8
+    with concurrent.futures.ThreadPoolExecutor(18) as agents:
+        statuses = list(agents.map(lambda i: upload(stack, task_id, f"pod-{i}", kinds[i % 3]).status, range(18)))
+    assert statuses == [413, 400, 400] * 6
     grown = rss_mb() - before
-    assert grown < 1024, f"{grown} MB held after 16 refused uploads"  # 8 x 260 + 8 x 200 MB on the old code
-    assert len(progress(stack, task_id)["errorInstanceIds"]) == 16
+    assert grown < 1024, f"{grown} MB held after 18 refused uploads"  # 6 x 260 + 12 x 200 MB on the old code
+    wait_until(lambda: len(progress(stack, task_id)["errorInstanceIds"]) == 18)
 
 
 def _varint(n: int) -> bytes:

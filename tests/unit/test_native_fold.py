@@ -99,6 +99,19 @@ def test_an_unnamed_default_sample_type_is_the_last_type_as_pprof_takes_it():
     rows, python = rows_both_ways(p)
     assert_same_rows(rows, python())
     assert rows.profile["default_index"] == 1
+    assert rows.profile["default_named"] == python().profile["default_named"] == 0
+
+
+@pytest.mark.parametrize("default, index, named", [(5, 1, 1), (1, 0, 1), (3, 1, 1)])
+def test_a_default_named_is_kept_as_named_whether_or_not_a_type_has_that_name(default, index, named):
+    """pprof's merge takes the first default a profile names, as a string (combineHeaders): a name
+    no type has still wins over a later profile's, and then reads as the last type."""
+    p = profile()
+    p.default_sample_type = default  # main.f: no type's name; samples; cpu
+    rows, python = rows_both_ways(p)
+    assert_same_rows(rows, python())
+    assert (rows.profile["default_index"], rows.profile["default_named"]) == (index, named)
+    assert python().profile["default_named"] == named
 
 
 @pytest.mark.parametrize("n_types, refused", [(256, False), (257, True), (65_537, True)])
