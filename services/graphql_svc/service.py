@@ -17,7 +17,7 @@ from proftask.errors import ProftaskError
 from proftask.http.app import RoutesComponent
 from proftask.http.errors import http_status, read_json
 from services.graphql_svc.big_answers import Splices
-from services.graphql_svc.limits import BoundedSelections
+from services.graphql_svc.limits import MAX_TOKENS, BoundedSelections, parse_bounded
 from services.graphql_svc.resolvers import build_schema
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class GraphqlService(RoutesComponent):
             return _bad_request("the body must be a JSON object with the GraphQL document in `query`")
         splices = Splices()
         _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant, "splices": splices},
-                                  debug=False, logger=ERROR_LOG, validation_rules=[BoundedSelections])
+                                  debug=False, logger=ERROR_LOG, validation_rules=[BoundedSelections],
+                                  query_parser=parse_bounded)
         if splices:  # a whole tree: its text is large, joined off the event loop
             return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)
@@ -88,7 +89,7 @@ def _has_mutation(document) -> bool:
     if not isinstance(document, str):
         return False
     try:
-        doc = parse(document)
+        doc = parse(document, max_tokens=MAX_TOKENS)
     except GraphQLSyntaxError:
         return False  # execution reports it
     return any(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION

@@ -3,10 +3,11 @@ as they are resolved; what real clients ask (GraphiQL's introspection, booster-u
 queries) stays within the bounds."""
 from __future__ import annotations
 
-from graphql import get_introspection_query, parse, validate
+import pytest
+from graphql import GraphQLError, get_introspection_query, parse, validate
 from graphql.validation import specified_rules
 
-from services.graphql_svc.limits import MAX_FIELDS, MAX_TOP_FIELDS, BoundedSelections
+from services.graphql_svc.limits import MAX_FIELDS, MAX_TOKENS, MAX_TOP_FIELDS, BoundedSelections, parse_bounded
 from services.graphql_svc.resolvers import build_schema
 
 SCHEMA = build_schema()
@@ -47,3 +48,9 @@ def test_fields_past_the_bound_are_refused_fragments_counted_where_they_are_spre
         f"fragment L{i} on __Type {{ ...L{i - 1} a{i}: ofType {{ ...L{i - 1} }} }}" for i in range(1, 40)]
     (message,) = refusals(" ".join(levels) + ' { __type(name: "Query") { ...L39 } }')
     assert f"more than {MAX_FIELDS} fields" in message
+
+
+def test_a_document_past_the_token_bound_is_refused_as_it_is_parsed_and_introspection_is_not():
+    parse_bounded(None, {"query": get_introspection_query(descriptions=True)})
+    with pytest.raises(GraphQLError, match=f"more than {MAX_TOKENS} tokens"):
+        parse_bounded(None, {"query": "{" + " ".join(f"a{i}: version" for i in range(3000)) + "}"})
