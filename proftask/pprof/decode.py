@@ -84,17 +84,9 @@ class BoundedGunzip:
             try:
                 piece = self._d.decompress(data, self.limit - self.produced + 1)
             except zlib.error as e:
-                corrupt = f"corrupt gzip data: {e}"
-            else:
-                corrupt = ""
-            if corrupt:  # raised here, not in the except: its context's traceback held `out`
-                del out
-                raise ProfileError(corrupt)
+                raise ProfileError(f"corrupt gzip data: {e}") from None
             self.produced += len(piece)
             if self.produced > self.limit:
-                # the bytes inflated so far (up to the limit) go now, not with the traceback: an
-                # error kept (a future's, a chained one) held them, 24 bombs at once ~6 GB
-                del out, piece
                 raise ProfileTooLarge(f"profile inflates past the decompressed limit of {self.limit} bytes")
             out += piece
             if self._d.unconsumed_tail:
