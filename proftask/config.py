@@ -72,6 +72,7 @@ class Settings:
     http_limits: HttpLimits = HttpLimits()
     spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
     upload_budget_bytes: int = 128 * 1024 * 1024
+    cpu_workers: int = 0  # processes folding and checking profiles; 0: one per core this process may use
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -123,7 +124,15 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         spool_dir=pathlib.Path(str(p["pprof"].get("spoolDir") or data_dir / "spool")).expanduser().resolve(),
         grpc_tenant_listeners=_tenant_listeners(p["grpc"].get("tenantListeners"), tokens),
         upload_budget_bytes=int((p.get("upload") or {}).get("budgetBytes") or Settings.upload_budget_bytes),
+        cpu_workers=_cpu_workers((p.get("cpu") or {}).get("workers")),
     )
+
+
+def _cpu_workers(raw: Any) -> int:
+    workers = int(raw or 0)
+    if not 0 <= workers <= 256:
+        raise ValueError(f"proftask.cpu.workers must be from 0 (one per core) to 256, got {workers}")
+    return workers
 
 
 def _http_limits(http: dict) -> HttpLimits:

@@ -172,9 +172,15 @@ def _remove_results_of_dead_workers() -> None:
                 os.unlink(os.path.join(directory, name))
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, as taskset or a cpuset sets it), not the
+    machine's: os.cpu_count() counts every core of the host."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 class CpuPool:
     def __init__(self, workers: int | None = None, spawn_at_start: bool = False):
-        self.workers = workers or min(2, os.cpu_count() or 1)
+        self.workers = workers or available_cores()
         self.spawn_at_start = spawn_at_start
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._reader: multiprocessing.connection.Connection | None = None

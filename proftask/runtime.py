@@ -82,7 +82,9 @@ async def serve(role: str, settings: Settings) -> None:
     agents: AgentsView | None = None
     # a processor folds every profile: its workers start with it; an ingest replica only checks
     # in them what Go declines, so it spawns them when first needed
-    cpu = CpuPool(spawn_at_start="processor" in parts) if {"ingest", "processor", "grpc"} & set(parts) else None
+    cpu = None
+    if {"ingest", "processor", "grpc"} & set(parts):
+        cpu = CpuPool(settings.cpu_workers or None, spawn_at_start="processor" in parts)
     if cpu is not None:
         resources.append(cpu)
     if {"task", "ingest", "grpc"} & set(parts):

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 EXPORT_FORMATS = ("pprof", "folded", "speedscope")
 UI_DIR = pathlib.Path(__file__).resolve().parent / "ui"
-UI_VIEWS = ("/ui", "/ui/tasks", "/ui/tasks/{taskId}", "/ui/diff")
+# "/ui/" too: a view of its own before the static route, which answers a folder 403
+UI_VIEWS = ("/ui", "/ui/", "/ui/tasks", "/ui/tasks/{taskId}", "/ui/diff")
 MAX_FOCUS_DEPTH = 20_000
 
 

@@ -55,6 +55,8 @@ def params(page) -> dict:
 
 
 def test_operator_creates_watches_and_explores_a_task(stack, page, shots):
+    page.goto(stack.base + "/ui/")  # as typed: the static files' folder, the task list too
+    assert page.title().startswith("Tasks")
     page.goto(stack.base + "/ui/tasks")
     assert page.title().startswith("Tasks")
     # checked in the browser before sending: each message names the field, the value and the rule
