@@ -9,7 +9,7 @@ import sys
 
 from proftask.client import analyze_command, task_commands
 from proftask.client.http import DEFAULT_SERVER, ApiClient, ClientError
-from proftask.config import load_settings
+from proftask.config import ConfigError, load_settings
 
 
 def _setup_logging(level: str) -> None:
@@ -40,9 +40,15 @@ def _role(value: str) -> str:
 
 
 def cmd_serve(args) -> int:
+    from proftask.clickhouse.client import ClickHouseInUse
+    from proftask.clickhouse.migrate import ReplayUnfinished
     from proftask.runtime import serve
 
-    asyncio.run(serve(args.role, _settings(args)))
+    try:
+        asyncio.run(serve(args.role, _settings(args)))
+    except (ClickHouseInUse, ReplayUnfinished) as e:
+        print(f"proftask serve: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -72,6 +78,7 @@ def cmd_kafka_topics(args) -> int:
 
 def cmd_migrate(args) -> int:
     from proftask.clickhouse.client import ClickHouse
+    from proftask.clickhouse.client import ClickHouseInUse
     from proftask.clickhouse.cluster_ddl import migration_ddl
     from proftask.clickhouse.migrate import migrate
 
@@ -92,12 +99,17 @@ def cmd_migrate(args) -> int:
         finally:
             await ch.close()
 
-    applied = asyncio.run(run())
+    try:
+        applied = asyncio.run(run())
+    except ClickHouseInUse as e:
+        print(f"proftask migrate: {e}", file=sys.stderr)
+        return 1
     print("applied: " + (", ".join(f"{v:04d}" for v in applied) or "nothing (up to date)"))
     return 0
 
 
 def cmd_replay(args) -> int:
+    from proftask.clickhouse.client import ClickHouseInUse
     from proftask.kafka.readiness import BrokerUnavailable
     from proftask.replay import replay
 
@@ -105,6 +117,9 @@ def cmd_replay(args) -> int:
         asyncio.run(replay(_settings(args), broker_timeout_s=args.kafka_timeout))
     except BrokerUnavailable as e:
         print(f"proftask replay: {e}; start the broker first (`make replay` does)", file=sys.stderr)
+        return 1
+    except ClickHouseInUse as e:
+        print(f"proftask replay: {e}", file=sys.stderr)
         return 1
     return 0
 
@@ -190,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "client_func", None):
         return run_client_command(args)
     _setup_logging(args.log_level)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"proftask: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

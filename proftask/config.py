@@ -15,6 +15,10 @@ DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "config" / "proft
 _PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*):(.*)\}$")
 
 
+class ConfigError(ValueError):
+    """A setting proftask cannot take; the message names it (and its variable) and what it takes."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RetentionPolicy:
     """Days a tenant's task rows stay in ClickHouse (0: kept)."""
@@ -30,10 +34,24 @@ def _retention(raw: dict | None) -> RetentionPolicy:
     tenants = raw.get("tenants") or ""
     pairs = tenants.items() if isinstance(tenants, dict) else (
         item.split("=", 1) for item in str(tenants).split(",") if item.strip())
-    days = tuple((str(t).strip(), int(d)) for t, d in pairs)
-    if any(d < 0 or d > 65535 for _, d in days) or not 0 <= int(raw.get("defaultDays") or 0) <= 65535:
-        raise ValueError("retention days must be between 0 and 65535")
-    return RetentionPolicy(int(raw.get("defaultDays") or 0), days)
+    try:
+        days = tuple((str(t).strip(), _days(d)) for t, d in pairs)
+    except ValueError:
+        raise ConfigError(f"proftask.retention.tenants (PROFTASK_RETENTION_TENANTS) {str(tenants)!r}: expected "
+                          "tenant=days,… with days a whole number from 0 to 65535") from None
+    try:
+        default_days = _days(raw.get("defaultDays") or 0)
+    except ValueError:
+        raise ConfigError(f"proftask.retention.defaultDays (PROFTASK_RETENTION_DAYS) {raw.get('defaultDays')!r}: "
+                          "expected a whole number of days from 0 to 65535") from None
+    return RetentionPolicy(default_days, days)
+
+
+def _days(raw: Any) -> int:
+    days = int(str(raw).strip())
+    if not 0 <= days <= 65535:
+        raise ValueError(days)
+    return days
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +112,15 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
     path = pathlib.Path(path or env.get("PROFTASK_CONFIG") or DEFAULT_CONFIG)
     if not path.exists():
         raise SystemExit(f"proftask: config file {path} not found (set PROFTASK_CONFIG)")
-    raw = _substitute(yaml.safe_load(path.read_text()), env)
+    try:
+        return _settings(_substitute(yaml.safe_load(path.read_text()), env))
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:  # a value of the wrong type, a key missing
+        raise ConfigError(f"{path}: {type(e).__name__}: {e}") from None
+
+
+def _settings(raw: dict) -> Settings:
     receiver = raw["receiver-pprof"][raw["receiver-pprof"].get("selector") or "default"]
     p = raw["proftask"]
     data_dir = pathlib.Path(str(p["dataDir"])).expanduser().resolve()
@@ -129,9 +155,13 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
 
 
 def _cpu_workers(raw: Any) -> int:
-    workers = int(raw or 0)
+    try:
+        workers = int(raw or 0)
+    except ValueError:
+        workers = -1
     if not 0 <= workers <= 256:
-        raise ValueError(f"proftask.cpu.workers must be from 0 (one per core) to 256, got {workers}")
+        raise ConfigError(f"proftask.cpu.workers (PROFTASK_CPU_WORKERS) {raw!r}: expected a whole number from 0 "
+                          "(one worker per core) to 256")
     return workers
 
 
@@ -144,7 +174,7 @@ def _http_limits(http: dict) -> HttpLimits:
     )
     if min(limits.header_timeout_s, limits.body_idle_timeout_s, limits.keepalive_timeout_s) <= 0 \
             or limits.max_connections < 1:
-        raise ValueError(f"proftask.http timeouts must be positive and maxConnections at least 1: {limits}")
+        raise ConfigError(f"proftask.http timeouts must be positive and maxConnections at least 1: {limits}")
     return limits
 
 
@@ -158,12 +188,12 @@ def _tenant_listeners(raw: Any, tokens: list[TokenGrant]) -> tuple[tuple[str, st
         host, _, port = address.strip().rpartition(":")
         tenant = tenant.strip()
         if not tenant or not host or not port.isdigit():
-            raise ValueError(f"gRPC tenant listener {item!r}: expected tenant=host:port")
+            raise ConfigError(f"gRPC tenant listener {item!r}: expected tenant=host:port")
         listeners.append((tenant, host, int(port)))
     known = {g.tenant for g in tokens}
     for tenant, host, number in listeners:
         if tenant not in known:
-            raise ValueError(f"gRPC tenant listener {host}:{number} is bound to tenant {tenant!r}, which no token "
+            raise ConfigError(f"gRPC tenant listener {host}:{number} is bound to tenant {tenant!r}, which no token "
                              "has (tenant listeners need auth on: PROFTASK_TOKENS)")
     return tuple(listeners)
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from proftask import events
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.migrate import drop_read_models, migrate
+from proftask.clickhouse.migrate import drop_read_models, mark_replay, migrate
 from proftask.config import Settings
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.readiness import wait_for_broker
@@ -42,6 +42,8 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
     chunks = ChunkReader(settings.kafka_bootstrap)
     try:
         cluster = settings.clickhouse_cluster or None
+        # until marked finished, a server refuses this ClickHouse: killed midway, it holds part of the history
+        await mark_replay(ch, cluster, finished=False)
         dropped = await drop_read_models(ch, cluster)
         await migrate(ch, cluster)
         progress(f"dropped and re-created {', '.join(dropped)}")
@@ -102,6 +104,7 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
+        await mark_replay(ch, settings.clickhouse_cluster or None, finished=True)
         progress(f"replayed {sum(v for k, v in counts.items() if k[0].isupper())} events in "
                  f"{time.monotonic() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     finally:

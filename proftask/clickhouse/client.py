@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import functools
 import os
 import pathlib
@@ -26,6 +27,30 @@ SESSION_SETTINGS = {"max_memory_usage": 4 * 1024**3, "output_format_arrow_string
                     "output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
+class ClickHouseInUse(RuntimeError):
+    """The embedded engine's directory is open in another process (chDB: one process a directory)."""
+
+
+def _require_free(path: pathlib.Path) -> None:
+    """Raises ClickHouseInUse when another live process holds the engine at `path`: chDB only
+    says "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)", after 60 lines on stderr. The
+    engine holds its status file flock()ed while open (one a dead process left is not locked)."""
+    try:
+        status = open(path / "status", "rb")  # noqa: SIM115 - closed below, whatever happens
+    except FileNotFoundError:
+        return
+    with status:
+        try:
+            fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = status.read(200).decode(errors="replace").partition("\n")[0].removeprefix("PID: ")
+            if owner != str(os.getpid()):  # this process's own engine: opened again, as chDB allows
+                raise ClickHouseInUse(f"ClickHouse at {path} is open in another process (pid {owner}): "
+                                      "stop it first (make down)") from None
+        else:
+            fcntl.flock(status, fcntl.LOCK_UN)
+
+
 def _open(dsn: str) -> tuple[Any, Any]:
     """(clickhouse-connect client, chDB connection for Arrow inserts or None)."""
     if dsn.startswith("chdb://"):
@@ -33,6 +58,7 @@ def _open(dsn: str) -> tuple[Any, Any]:
         path.mkdir(parents=True, exist_ok=True)
         # chDB compares engine paths literally: the same spelling as clickhouse-connect's
         path = pathlib.Path(os.path.realpath(path))
+        _require_free(path)
         client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=SESSION_SETTINGS)
         try:
             import chdb  # here, not at the top: the engine is ~200 MB a process that uses no chDB need not map

@@ -214,11 +214,8 @@ class ProfileIntake:
             try:
                 await self._publish(tenant, task_id, instance, pid, idempotency_key, spool)
             except Exception as e:  # noqa: BLE001 - Kafka timeouts and errors of every kind
+                # (the producer renewed itself, so the agent's retry does not meet the same state)
                 log.warning("profile %s of task %s (%d bytes) not stored: %r", pid, task_id, spool.size, e)
-                try:
-                    await self.producer.renew()  # so the agent's retry does not meet the same state
-                except Exception as renewal:  # noqa: BLE001 - Kafka away: the failure log says so
-                    log.warning("Kafka producer not renewed: %r", renewal)
                 message = (f"the profile ({spool.size} bytes) arrived but could not be stored: "
                            f"{type(e).__name__}: {e}; the agent may upload it again")
                 try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -18,11 +20,17 @@ OLD_PRODUCER_STOP_S = 60
 
 
 class EventProducer:
+    """Every send that fails renews the producer (renew), whichever service sent it: a task
+    desk's NOTIFIED that met a partition changing leader left aiokafka's producer refusing every
+    later send to that partition, so the task was never handed to an agent again."""
+
     def __init__(self, bootstrap: str):
         self._bootstrap = bootstrap
         self._producer = self._new_producer()
         self._renewal = asyncio.Lock()
         self._retired: set[asyncio.Task] = set()
+        self._in_flight: collections.Counter[AIOKafkaProducer] = collections.Counter()
+        self._idle: dict[AIOKafkaProducer, asyncio.Event] = {}
         self.started = False
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -35,27 +43,58 @@ class EventProducer:
             compression_type=None,
         )
 
-    async def renew(self) -> None:
-        """Replace the producer after a send failed. An idempotent producer whose batch failed
-        (timed out, refused) keeps sequence numbers the broker no longer agrees with, and
-        aiokafka never recovers them: every later send to that partition fails with
-        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id."""
-        failed = self._producer
+    async def renew(self, failed: AIOKafkaProducer) -> None:
+        """Replace the producer after a send on `failed` failed. An idempotent producer whose
+        batch failed (timed out, refused) keeps sequence numbers the broker no longer agrees
+        with, and aiokafka never recovers them: every later send to that partition fails with
+        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id. The old one is
+        stopped once the sends still on it are done (stopped at once, it failed them all with
+        ProducerClosed: 46 uploads answered 503 after a broker came back)."""
         async with self._renewal:
             if self._producer is not failed:  # a concurrent failure renewed it already
                 return
             fresh = self._new_producer()
-            await fresh.start()
+            try:
+                await fresh.start()
+            except BaseException:
+                await fresh.stop()
+                raise
             self._producer = fresh
         log.warning("Kafka producer renewed after a failed send")
-        retire = asyncio.get_running_loop().create_task(asyncio.wait_for(failed.stop(), OLD_PRODUCER_STOP_S))
+        retire = asyncio.get_running_loop().create_task(asyncio.wait_for(self._retire(failed), OLD_PRODUCER_STOP_S))
         self._retired.add(retire)
         retire.add_done_callback(self._forget_retired)
+
+    async def _retire(self, old: AIOKafkaProducer) -> None:
+        if self._in_flight[old]:
+            await self._idle.setdefault(old, asyncio.Event()).wait()
+        await old.stop()
 
     def _forget_retired(self, retire: asyncio.Task) -> None:
         self._retired.discard(retire)
         if not retire.cancelled():
             retire.exception()  # read, so an old producer's failed stop is not logged as unhandled
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
+        """The producer for one send (all of send_all's records go on one), renewed if it fails."""
+        producer = self._producer
+        self._in_flight[producer] += 1
+        try:
+            yield producer
+        except Exception:  # noqa: BLE001 - Kafka errors of every kind; the caller gets it as it was
+            try:
+                await self.renew(producer)
+            except Exception as e:  # noqa: BLE001 - Kafka away: the next failed send tries again
+                log.warning("Kafka producer not renewed: %r", e)
+            raise
+        finally:
+            self._in_flight[producer] -= 1
+            if not self._in_flight[producer]:
+                del self._in_flight[producer]
+                idle = self._idle.pop(producer, None)
+                if idle is not None:
+                    idle.set()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -67,7 +106,8 @@ class EventProducer:
 
     async def send(self, topic: str, key: bytes, event: pb.Envelope) -> None:
         """Returns once the broker acknowledged the event (raises otherwise)."""
-        await self._producer.send_and_wait(topic, event.SerializeToString(), key=key)
+        async with self._sending() as producer:
+            await producer.send_and_wait(topic, event.SerializeToString(), key=key)
         metrics.EVENTS_PRODUCED.labels(event.type).inc()
 
     async def send_all(self, topic: str, key: bytes, events: Iterable[pb.Envelope]) -> list[RecordMetadata]:
@@ -77,10 +117,11 @@ class EventProducer:
         iterable is consumed as that allows, so a large upload is never all in memory here."""
         acks = []
         try:
-            for event in events:
-                acks.append(await self._producer.send(topic, event.SerializeToString(), key=key))
-                metrics.EVENTS_PRODUCED.labels(event.type).inc()
-            return list(await asyncio.gather(*acks))
+            async with self._sending() as producer:
+                for event in events:
+                    acks.append(await producer.send(topic, event.SerializeToString(), key=key))
+                    metrics.EVENTS_PRODUCED.labels(event.type).inc()
+                return list(await asyncio.gather(*acks))
         except BaseException:
             for ack in acks:  # their outcome no longer matters; do not warn that it was unread
                 ack.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -3,6 +3,7 @@ and `proftask serve` processes, each on free ports with its own directories, so 
 beside a `make up` stack without touching it."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pathlib
@@ -17,6 +18,9 @@ import urllib.request
 import uuid
 from typing import Any
 from collections.abc import Callable, Iterator
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROFTASK = str(pathlib.Path(sys.executable).parent / "proftask")
@@ -124,6 +128,20 @@ class KafkaBroker:
 
     def stop(self) -> None:
         subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "stop", str(self.data_dir)], check=False)
+
+
+def set_max_message_bytes(broker: KafkaBroker, topic: str, limit: int) -> None:
+    """The largest record batch the broker takes on `topic`: one below a send makes Kafka refuse it."""
+    async def alter() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                      configs={"max.message.bytes": str(limit)})])
+        finally:
+            await admin.close()
+
+    asyncio.run(alter())
 
 
 class KafkaCluster:

@@ -6,7 +6,8 @@ import uuid
 import pytest
 
 from tests.conformance.oracle import require_conformance
-from tests.integration.harness import new_topic_prefix, wait_until
+from proftask.kafka.topics import MAX_MESSAGE_BYTES
+from tests.integration.harness import new_topic_prefix, set_max_message_bytes, wait_until
 from tests.integration.profiles import upload
 
 
@@ -150,3 +151,23 @@ def test_an_instance_whose_upload_was_accepted_is_not_handed_the_task_again_whil
     logs = progress(reader, task["id"])["logs"]
     assert sorted((entry["instanceId"], entry["operationType"]) for entry in logs) == [
         ("r-1", "EXECUTION_FINISHED"), ("r-1", "NOTIFIED"), ("r-2", "NOTIFIED")]
+
+
+def test_after_kafka_refused_a_notified_every_task_is_handed_to_agents_again(spawn):
+    """A send Kafka refuses leaves aiokafka's idempotent producer out of step with the broker
+    on that partition: without a new producer, every later NOTIFIED there failed (503 to every
+    poll, for good), so its tasks were never handed out. Seen on a fresh broker whose partitions
+    were still changing leaders."""
+    prefix = new_topic_prefix()
+    desk = spawn("task", prefix=prefix)
+    service, task = new_task(desk, instances=("i-1", "i-2", "i-3"))
+    assert commands(desk, service, "i-1")  # its NOTIFIED: the producer has written to the partition
+    set_max_message_bytes(desk.broker, f"{prefix}task-events", 64)  # less than a NOTIFIED
+    try:
+        refused = desk.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance=i-2&lastCommandTime=0")
+    finally:
+        set_max_message_bytes(desk.broker, f"{prefix}task-events", MAX_MESSAGE_BYTES)
+    assert refused.status == 503 and "could not record the delivery" in refused.json()["errorReason"], refused
+    for instance in ("i-2", "i-3"):  # the agent polls again, the next one polls
+        (cmd,) = commands(desk, service, instance)
+        assert dict((a["key"], a["value"]) for a in cmd["args"])["TaskId"] == task["id"]

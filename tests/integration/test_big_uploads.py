@@ -8,11 +8,9 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from proftask.pprof.decode import decompress, parse_profile
-from tests.integration.harness import wait_until
+from tests.integration.harness import set_max_message_bytes, wait_until
 from tests.integration.profiles import (analysis, cached_profile, create_task, logs_of, progress, upload,
                                         wait_finished)
 
@@ -114,11 +112,11 @@ def test_a_profile_not_stored_after_its_bytes_arrived_is_logged_503_and_a_retry_
     data = cached_profile(3).read_bytes()
     task_id = create_task(budgeted, ["i-1"], events="CPU", duration=1)
     chunk_topic = f"{budgeted.topic_prefix}profile-chunks"
-    asyncio.run(_set_max_message_bytes(budgeted.broker.bootstrap, chunk_topic, 1000))  # Kafka refuses chunks
+    set_max_message_bytes(budgeted.broker, chunk_topic, 1000)  # Kafka refuses chunks
     try:
         r = upload(budgeted, task_id, "i-1", data, key="k-1")
     finally:
-        asyncio.run(_set_max_message_bytes(budgeted.broker.bootstrap, chunk_topic, 2 * CHUNK_BYTES))
+        set_max_message_bytes(budgeted.broker, chunk_topic, 2 * CHUNK_BYTES)
     assert r.status == 503 and int(r.headers["Retry-After"]) >= 1, r
     (log,) = wait_until(lambda: logs_of(budgeted, task_id, "EXECUTION_TASK_ERROR"), message="the failure's log")
     assert "could not be stored" in log["message"] and str(len(data)) in log["message"], log
@@ -127,16 +125,6 @@ def test_a_profile_not_stored_after_its_bytes_arrived_is_logged_503_and_a_retry_
     assert upload(budgeted, task_id, "i-1", data, key="k-1").status == 202  # the agent's retry
     done = wait_finished(budgeted, task_id, ["i-1"], timeout=300)
     assert done["errorInstanceIds"] == []
-
-
-async def _set_max_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                                  configs={"max.message.bytes": str(limit)})])
-    finally:
-        await admin.close()
 
 
 def test_a_client_that_hangs_up_mid_body_is_an_interrupted_upload(budgeted):

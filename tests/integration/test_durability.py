@@ -2,13 +2,14 @@
 and replayed from the topics, poison events on the profile topic."""
 import asyncio
 import shutil
+import subprocess
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from proftask import events
 from proftask.events.v1 import events_pb2 as pb
 from tests.conformance.oracle import oracle_tree, require_conformance
-from tests.integration.harness import new_topic_prefix, wait_until
+from tests.integration.harness import PROFTASK, new_topic_prefix, wait_until
 from tests.integration.profiles import (analysis, as_oracle_shape, cached_profile, create_task, logs_of,
                                         progress, upload, wait_finished)
 
@@ -49,8 +50,20 @@ def test_killed_processor_then_wiped_clickhouse_and_replay(spawn, tmp_path):
     assert twenty["total"] == 20 * oracle_tree([path])["total"]
     assert before[5]["instanceCount"] == 20 and before[5]["tree"]["elements"][0]["instances"] == 20
 
+    in_use = standalone.cli("replay")  # its ClickHouse is the running server's: refused, in one line
+    assert in_use.returncode == 1 and in_use.stderr.count("\n") == 1, in_use.stderr
+    assert f"is open in another process (pid {standalone.proc.pid}): stop it first" in in_use.stderr
     standalone.stop()
     shutil.rmtree(data_dir / "clickhouse")
+    # a replay killed midway leaves part of the history, which no server may serve as the whole
+    cut_short = subprocess.Popen([PROFTASK, "replay"], env=dict(standalone.env(), PYTHONUNBUFFERED="1"),
+                                 stdout=subprocess.PIPE, text=True)
+    assert cut_short.stdout.readline().startswith("dropped and re-created")  # its tables are empty now
+    cut_short.kill()
+    cut_short.wait()
+    refused = spawn("all", prefix=prefix, data_dir=data_dir, wait=False)
+    assert refused.proc.wait(120) == 1
+    assert "did not finish, so ClickHouse holds only part of the history: run it again" in refused.log_path.read_text()
     replayed = standalone.cli("replay")
     assert replayed.returncode == 0, replayed.stderr
     assert "ProfileUploaded 21" in replayed.stdout and "chunked profiles 1" in replayed.stdout

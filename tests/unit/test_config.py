@@ -37,3 +37,21 @@ def test_grpc_tenant_listeners_need_a_tenant_that_has_tokens():
         load_settings(env={"PROFTASK_GRPC_TENANT_LISTENERS": "acme=127.0.0.1:11801"})
     with pytest.raises(ValueError, match="tenant=host:port"):
         load_settings(env={"PROFTASK_TOKENS": "a=acme:agent", "PROFTASK_GRPC_TENANT_LISTENERS": "acme=11801"})
+
+
+def test_a_setting_proftask_cannot_take_is_one_line_naming_its_variable(capsys, monkeypatch):
+    import pytest
+
+    from proftask.cli import main
+    from proftask.config import ConfigError
+    with pytest.raises(ConfigError, match=r"\(PROFTASK_RETENTION_TENANTS\) 'acme=3,bolt=x': expected tenant=days"):
+        load_settings(env={"PROFTASK_RETENTION_TENANTS": "acme=3,bolt=x"})
+    with pytest.raises(ConfigError, match=r"\(PROFTASK_RETENTION_DAYS\) -3: expected a whole number"):
+        load_settings(env={"PROFTASK_RETENTION_DAYS": "-3"})
+    with pytest.raises(ConfigError, match="proftask.yaml: ValueError: invalid literal"):
+        load_settings(env={"PROFTASK_HTTP_PORT": "eighty"})
+    monkeypatch.setenv("PROFTASK_RETENTION_TENANTS", "bolt=x")
+    for command in (["serve", "all"], ["replay"], ["migrate"], ["kafka", "wait"]):  # was a 23-line traceback
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("proftask: proftask.retention.tenants"), err
