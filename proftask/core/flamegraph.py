@@ -61,16 +61,17 @@ def _name_ranks(names: list[str]) -> np.ndarray:
 
 
 def _kept_rows(c: NodeColumns, name_rank: np.ndarray, max_nodes: int) -> np.ndarray:
-    """The root, then the heaviest, shallower first on ties, then by name (then row); a node only
-    when its parent is kept. The kept rows, ascending."""
+    """The root, then the heaviest, shallower first on ties, then by name, then by node id (the
+    path's hash: not the row, whose order is ClickHouse's and may differ after a restart); a node
+    only when its parent is kept. The kept rows, ascending."""
     if not (c.total[c.depth > 0] < 0).any() and not (c.self_value < 0).any():
         # Non-negative values: a parent's total is at least its child's, and on a tie it sorts
         # first, so the first max_nodes are ancestor-closed. Those above the max_nodes-th total
-        # are in; of those equal to it, the first by (depth, name, row) fill the rest.
+        # are in; of those equal to it, the first by (depth, name, node) fill the rest.
         threshold = -np.partition(-c.total, max_nodes - 1)[max_nodes - 1]
         above = c.total > threshold
         tied = np.flatnonzero(c.total == threshold)
-        tied = tied[np.lexsort((name_rank[c.name[tied]], c.depth[tied]))][:max_nodes - int(above.sum())]
+        tied = tied[np.lexsort((c.node[tied], name_rank[c.name[tied]], c.depth[tied]))][:max_nodes - int(above.sum())]
         above[tied] = True
         rows = np.flatnonzero(above)
         # inside a focus, the root and the path keep their real totals, which values outside the
@@ -85,7 +86,7 @@ def _kept_rows(c: NodeColumns, name_rank: np.ndarray, max_nodes: int) -> np.ndar
     levels = _levels(c.depth)
     for level in levels[2:]:
         weight[level] = np.minimum(weight[level], weight[parent_rows[level]])
-    order = np.lexsort((name_rank[c.name], c.depth, -weight, c.depth > 0))
+    order = np.lexsort((c.node, name_rank[c.name], c.depth, -weight, c.depth > 0))
     return np.sort(order[:max_nodes])
 
 
