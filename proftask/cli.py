@@ -40,12 +40,15 @@ def _role(value: str) -> str:
 
 
 def cmd_serve(args) -> int:
-    from proftask.clickhouse.client import ClickHouseInUse
-    from proftask.clickhouse.migrate import ReplayUnfinished
-    from proftask.runtime import serve
+    from proftask.clickhouse.client import ClickHouseInUse, require_free
+    from proftask.clickhouse.replay_marker import ReplayUnfinished
+    from proftask.runtime import role_parts, serve
 
+    settings = _settings(args)
     try:
-        asyncio.run(serve(args.role, _settings(args)))
+        if {"query", "processor"} & set(role_parts(args.role)):
+            require_free(settings.clickhouse_dsn)  # at once: serve opens ClickHouse only once Kafka answers
+        asyncio.run(serve(args.role, settings))
     except (ClickHouseInUse, ReplayUnfinished) as e:
         print(f"proftask serve: {e}", file=sys.stderr)
         return 1
@@ -77,8 +80,7 @@ def cmd_kafka_topics(args) -> int:
 
 
 def cmd_migrate(args) -> int:
-    from proftask.clickhouse.client import ClickHouse
-    from proftask.clickhouse.client import ClickHouseInUse
+    from proftask.clickhouse.client import ClickHouse, ClickHouseInUse
     from proftask.clickhouse.cluster_ddl import migration_ddl
     from proftask.clickhouse.migrate import migrate
 

@@ -90,7 +90,7 @@ class Settings:
     http_limits: HttpLimits = HttpLimits()
     spool_dir: pathlib.Path | None = None  # file-mode uploads; None: <data_dir>/spool
     upload_budget_bytes: int = 128 * 1024 * 1024
-    cpu_workers: int = 0  # processes folding and checking profiles; 0: one per core this process may use
+    cpu_workers: int = 0  # processes folding and checking profiles; 0: one per core this process may use, at most 8
 
 
 def _substitute(node: Any, env: dict[str, str]) -> Any:
@@ -116,8 +116,8 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         return _settings(_substitute(yaml.safe_load(path.read_text()), env))
     except ConfigError:
         raise
-    except (ValueError, TypeError, KeyError) as e:  # a value of the wrong type, a key missing
-        raise ConfigError(f"{path}: {type(e).__name__}: {e}") from None
+    except ValueError as e:  # a value that is not of its setting's type ("eighty" for a port)
+        raise ConfigError(f"{path}: {type(e).__name__}: {e}") from e
 
 
 def _settings(raw: dict) -> Settings:
@@ -156,12 +156,12 @@ def _settings(raw: dict) -> Settings:
 
 def _cpu_workers(raw: Any) -> int:
     try:
-        workers = int(raw or 0)
+        workers = int(str(raw if raw not in (None, "") else 0).strip())  # "2.5" and true are no counts
     except ValueError:
         workers = -1
     if not 0 <= workers <= 256:
         raise ConfigError(f"proftask.cpu.workers (PROFTASK_CPU_WORKERS) {raw!r}: expected a whole number from 0 "
-                          "(one worker per core) to 256")
+                          "(one worker per core, at most 8) to 256")
     return workers
 
 

@@ -172,15 +172,38 @@ def _remove_results_of_dead_workers() -> None:
                 os.unlink(os.path.join(directory, name))
 
 
+DEFAULT_MAX_WORKERS = 8  # each holds up to ~0.4 GB folding a large profile: more is set, not assumed
+
+
 def available_cores() -> int:
-    """The cores this process may run on (its affinity, as taskset or a cpuset sets it), not the
-    machine's: os.cpu_count() counts every core of the host."""
-    return len(os.sched_getaffinity(0)) or 1
+    """The cores this process may use: its affinity (taskset, a cpuset), and its cgroup's CPU
+    quota (a container's limit) where it is lower. os.cpu_count() counts every core of the
+    host: a pod limited to 2 CPUs on a 64-core node would have spawned 64 workers."""
+    cores = len(os.sched_getaffinity(0)) or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """The CPUs the cgroup's quota allows, rounded up; None without a quota (cgroup v2, then v1)."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota == "max":
+            return None
+        return -(-int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read())
+        period_us = int(open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read())
+    except (OSError, ValueError):
+        return None
+    return -(-quota_us // period_us) if quota_us > 0 and period_us > 0 else None
 
 
 class CpuPool:
     def __init__(self, workers: int | None = None, spawn_at_start: bool = False):
-        self.workers = workers or available_cores()
+        self.workers = workers or min(available_cores(), DEFAULT_MAX_WORKERS)
         self.spawn_at_start = spawn_at_start
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._reader: multiprocessing.connection.Connection | None = None

@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from proftask import events
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.migrate import drop_read_models, mark_replay, migrate
+from proftask.clickhouse.migrate import drop_read_models, migrate
+from proftask.clickhouse.replay_marker import mark_replay
 from proftask.config import Settings
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.readiness import wait_for_broker
@@ -49,9 +50,9 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
         progress(f"dropped and re-created {', '.join(dropped)}")
         writer = RowWriter(ch, settings.retention)
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()
+        metadata = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(t, p) for t in (topics.tasks, topics.task_events, topics.profiles)
-                 for p in sorted(cluster.partitions_for_topic(t) or ())]
+                 for p in sorted(metadata.partitions_for_topic(t) or ())]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
@@ -104,7 +105,7 @@ async def replay(settings: Settings, progress=print, broker_timeout_s: float = 1
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
-        await mark_replay(ch, settings.clickhouse_cluster or None, finished=True)
+        await mark_replay(ch, cluster, finished=True)
         progress(f"replayed {sum(v for k, v in counts.items() if k[0].isupper())} events in "
                  f"{time.monotonic() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     finally:

@@ -13,7 +13,8 @@ from aiohttp import web
 from proftask.agents_view import AgentsView
 from proftask.auth import TokenTable
 from proftask.clickhouse.client import ClickHouse
-from proftask.clickhouse.migrate import migrate, require_no_unfinished_replay
+from proftask.clickhouse.migrate import migrate
+from proftask.clickhouse.replay_marker import require_no_unfinished_replay
 from proftask.config import Settings
 from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
@@ -171,7 +172,7 @@ async def serve(role: str, settings: Settings) -> None:
         if clickhouse is not None:
             await clickhouse.open()
             started.append(clickhouse)
-            await require_no_unfinished_replay(clickhouse)
+            await require_no_unfinished_replay(clickhouse, settings.clickhouse_cluster or None)
             await migrate(clickhouse, settings.clickhouse_cluster or None)
             clickhouse_ready = True
         for r in resources + components:

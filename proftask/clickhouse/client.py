@@ -31,6 +31,14 @@ class ClickHouseInUse(RuntimeError):
     """The embedded engine's directory is open in another process (chDB: one process a directory)."""
 
 
+def require_free(dsn: str) -> None:
+    """For an embedded DSN, raises ClickHouseInUse when another live process holds its engine."""
+    if dsn.startswith("chdb://"):
+        path = pathlib.Path(os.path.realpath(dsn.removeprefix("chdb://")))
+        if path.is_dir():
+            _require_free(path)
+
+
 def _require_free(path: pathlib.Path) -> None:
     """Raises ClickHouseInUse when another live process holds the engine at `path`: chDB only
     says "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)", after 60 lines on stderr. The

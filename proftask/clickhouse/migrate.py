@@ -17,17 +17,8 @@ CREATE TABLE IF NOT EXISTS proftask_migrations (
 """
 
 
-# Each replay's start (finished 0) and end (finished 1). Not a read model: replay keeps it, and a
-# server refuses to start while the last replay has not ended (its tables are partial).
-REPLAYS_TABLE = """
-CREATE TABLE IF NOT EXISTS proftask_replays (
-    at DateTime64(6) DEFAULT now64(6),
-    finished UInt8
-) ENGINE = ReplacingMergeTree ORDER BY at
-"""
-
-
-def _bookkeeping_table(ddl: str, table: str, cluster: str | None) -> str:
+def bookkeeping_table(ddl: str, table: str, cluster: str | None) -> str:
+    """A table of proftask's own records, not a read model: as written, or replicated ON CLUSTER."""
     if not cluster:
         return ddl
     return (ddl.replace(f"{table} (", f"{table} ON CLUSTER {cluster} (")
@@ -36,26 +27,7 @@ def _bookkeeping_table(ddl: str, table: str, cluster: str | None) -> str:
 
 
 def migrations_table(cluster: str | None) -> str:
-    return _bookkeeping_table(MIGRATIONS_TABLE, "proftask_migrations", cluster)
-
-
-class ReplayUnfinished(RuntimeError):
-    """The last `proftask replay` into this ClickHouse did not end: its tables hold part of the history."""
-
-
-async def mark_replay(ch: ClickHouse, cluster: str | None, finished: bool) -> None:
-    await ch.command(_bookkeeping_table(REPLAYS_TABLE, "proftask_replays", cluster))
-    await ch.insert("proftask_replays", [(int(finished),)], ["finished"])
-
-
-async def require_no_unfinished_replay(ch: ClickHouse) -> None:
-    """Raises ReplayUnfinished when a replay started and never ended (killed, or failed)."""
-    if not (await ch.rows("EXISTS TABLE proftask_replays"))[0][0]:
-        return
-    rows = await ch.rows("SELECT argMax(finished, at), toString(max(at)) FROM proftask_replays")
-    if rows and rows[0][1] != "1970-01-01 00:00:00.000000" and not rows[0][0]:
-        raise ReplayUnfinished(f"the replay started at {rows[0][1]} did not finish, so ClickHouse holds only "
-                               "part of the history: run it again (make replay, or proftask replay), then start")
+    return bookkeeping_table(MIGRATIONS_TABLE, "proftask_migrations", cluster)
 
 
 async def applied_versions(ch: ClickHouse, cluster: str | None = None) -> set[int]:

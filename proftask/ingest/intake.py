@@ -32,6 +32,7 @@ FAILURE_LOG_ATTEMPTS = 4      # a failure log is retried: it is the only trace o
 FAILURE_LOG_BACKOFF_S = 1.0
 INLINE_BYTES = 32 * 1024          # uploads up to this size are checked in the event loop ...
 INLINE_INFLATED = 512 * 1024      # ... unless they inflate past this
+MAX_GO_CHECKS = 4
 
 Reason = pb.TaskFailedOnInstance
 
@@ -59,9 +60,10 @@ class ProfileIntake:
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
         self.budget = process_budget(settings.upload_budget_bytes)
-        # Go checks in threads, no more at once than the CPU pool has workers: an upload inflates
-        # in this process then, and a gzip bomb stops at the limit, as many times as this
-        self._go_checks = asyncio.Semaphore(cpu.workers)
+        # Go checks in threads, no more at once than the CPU pool has workers, and at most
+        # MAX_GO_CHECKS: an upload inflates in this process then, and a gzip bomb stops at the
+        # decompressed limit (256 MiB), as many times as this
+        self._go_checks = asyncio.Semaphore(min(cpu.workers, MAX_GO_CHECKS))
 
     async def task_for(self, tenant: str, task_id: str, service: str, instance: str) -> Task:
         """The task a report names; Unavailable (still loading), NotFound (no such task) or

@@ -6,9 +6,11 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from proftask import metrics
@@ -17,6 +19,7 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 OLD_PRODUCER_STOP_S = 60
+RENEW_BACKOFF_S = 5.0
 
 
 class EventProducer:
@@ -27,7 +30,8 @@ class EventProducer:
     def __init__(self, bootstrap: str):
         self._bootstrap = bootstrap
         self._producer = self._new_producer()
-        self._renewal = asyncio.Lock()
+        self._renewal: asyncio.Task | None = None
+        self._renewal_failed_at = float("-inf")
         self._retired: set[asyncio.Task] = set()
         self._in_flight: collections.Counter[AIOKafkaProducer] = collections.Counter()
         self._idle: dict[AIOKafkaProducer, asyncio.Event] = {}
@@ -47,28 +51,45 @@ class EventProducer:
         """Replace the producer after a send on `failed` failed. An idempotent producer whose
         batch failed (timed out, refused) keeps sequence numbers the broker no longer agrees
         with, and aiokafka never recovers them: every later send to that partition fails with
-        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id. The old one is
-        stopped once the sends still on it are done (stopped at once, it failed them all with
+        OutOfOrderSequenceNumber. A fresh producer has a fresh producer id.
+
+        Sends that fail together share one attempt (they waited for each other's, one after
+        another: with the broker unreachable, the twentieth poll's 503 came minutes late), and
+        after a failed attempt none is made for RENEW_BACKOFF_S. The old producer is stopped
+        once the sends still on it are done (stopped at once, it failed them all with
         ProducerClosed: 46 uploads answered 503 after a broker came back)."""
-        async with self._renewal:
-            if self._producer is not failed:  # a concurrent failure renewed it already
-                return
-            fresh = self._new_producer()
-            try:
-                await fresh.start()
-            except BaseException:
-                await fresh.stop()
-                raise
-            self._producer = fresh
+        if self._producer is not failed:  # renewed already
+            return
+        if self._renewal is None or self._renewal.done():
+            if time.monotonic() - self._renewal_failed_at < RENEW_BACKOFF_S:
+                return  # Kafka is away: the next failed send after the pause tries again
+            self._renewal = asyncio.get_running_loop().create_task(self._replace(failed))
+        await asyncio.shield(self._renewal)
+
+    async def _replace(self, failed: AIOKafkaProducer) -> None:
+        fresh = self._new_producer()
+        try:
+            await fresh.start()
+        except BaseException:
+            self._renewal_failed_at = time.monotonic()
+            await fresh.stop()
+            raise
+        self._producer = fresh
         log.warning("Kafka producer renewed after a failed send")
-        retire = asyncio.get_running_loop().create_task(asyncio.wait_for(self._retire(failed), OLD_PRODUCER_STOP_S))
+        retire = asyncio.get_running_loop().create_task(self._retire(failed))
         self._retired.add(retire)
         retire.add_done_callback(self._forget_retired)
 
     async def _retire(self, old: AIOKafkaProducer) -> None:
-        if self._in_flight[old]:
-            await self._idle.setdefault(old, asyncio.Event()).wait()
-        await old.stop()
+        """Stops `old` once no send is on it, or after OLD_PRODUCER_STOP_S whatever is."""
+        try:
+            if self._in_flight[old]:
+                await asyncio.wait_for(self._idle.setdefault(old, asyncio.Event()).wait(), OLD_PRODUCER_STOP_S)
+        except TimeoutError:
+            log.warning("an old Kafka producer still had sends after %d s; stopped", OLD_PRODUCER_STOP_S)
+        finally:
+            self._idle.pop(old, None)
+            await asyncio.wait_for(old.stop(), OLD_PRODUCER_STOP_S)
 
     def _forget_retired(self, retire: asyncio.Task) -> None:
         self._retired.discard(retire)
@@ -77,22 +98,23 @@ class EventProducer:
 
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
-        """The producer for one send (all of send_all's records go on one), renewed if it fails."""
+        """The producer for one send (all of send_all's records go on one), renewed if Kafka
+        fails the send (not when the caller's own code raised meanwhile)."""
         producer = self._producer
         self._in_flight[producer] += 1
         try:
             yield producer
-        except Exception:  # noqa: BLE001 - Kafka errors of every kind; the caller gets it as it was
+        except (KafkaError, TimeoutError):
             try:
                 await self.renew(producer)
-            except Exception as e:  # noqa: BLE001 - Kafka away: the next failed send tries again
+            except Exception as e:  # noqa: BLE001 - Kafka away: a failed send after the pause tries again
                 log.warning("Kafka producer not renewed: %r", e)
             raise
         finally:
             self._in_flight[producer] -= 1
             if not self._in_flight[producer]:
                 del self._in_flight[producer]
-                idle = self._idle.pop(producer, None)
+                idle = self._idle.get(producer)
                 if idle is not None:
                     idle.set()
 
@@ -102,6 +124,9 @@ class EventProducer:
 
     async def stop(self) -> None:
         self.started = False
+        for idle in self._idle.values():  # shutting down: old producers are stopped now
+            idle.set()
+        await asyncio.gather(*self._retired, return_exceptions=True)
         await self._producer.stop()
 
     async def send(self, topic: str, key: bytes, event: pb.Envelope) -> None:

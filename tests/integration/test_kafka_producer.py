@@ -34,6 +34,7 @@ def test_uploads_in_flight_end_whole_when_another_send_renews_the_producer(broke
         await producer.start()
         try:
             await producer.send(refusing_topic, b"k", chunk(0, 10))
+            first = producer._producer  # noqa: SLF001 - which aiokafka producer is in use is the point
             await asyncio.to_thread(set_max_message_bytes, broker, refusing_topic, 64)
             # six uploads of 8 MB on one partition: most of their chunks wait for room in the producer
             uploads = [asyncio.ensure_future(producer.send_all(uploads_topic, b"k",
@@ -46,7 +47,11 @@ def test_uploads_in_flight_end_whole_when_another_send_renews_the_producer(broke
             except Exception as e:  # noqa: BLE001 - the refusal, whatever aiokafka calls it
                 refused = e
             assert not all(u.done() for u in uploads)
-            return refused, await asyncio.gather(*uploads, return_exceptions=True)
+            assert producer._producer is not first  # noqa: SLF001 - renewed, the uploads still on the old one
+            results = await asyncio.gather(*uploads, return_exceptions=True)
+            await asyncio.wait_for(asyncio.gather(*producer._retired), 30)  # noqa: SLF001
+            assert first._closed  # noqa: SLF001 - and the old one stopped once they were done
+            return refused, results
         finally:
             await producer.stop()
 
