@@ -29,7 +29,9 @@ class EventProducer:
 
     def __init__(self, bootstrap: str):
         self._bootstrap = bootstrap
-        self._producer = self._new_producer()
+        # made by start(): one made and never started (a process refusing to start) is reported
+        # "Unclosed AIOKafkaProducer" when collected
+        self._producer: AIOKafkaProducer | None = None
         self._renewal: asyncio.Task | None = None
         self._renewal_failed_at = float("-inf")
         self._retired: set[asyncio.Task] = set()
@@ -101,6 +103,7 @@ class EventProducer:
         """The producer for one send (all of send_all's records go on one), renewed if Kafka
         fails the send (not when the caller's own code raised meanwhile)."""
         producer = self._producer
+        assert producer is not None, "EventProducer.start() first"
         self._in_flight[producer] += 1
         try:
             yield producer
@@ -119,7 +122,13 @@ class EventProducer:
                     idle.set()
 
     async def start(self) -> None:
-        await self._producer.start()
+        producer = self._new_producer()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
         self.started = True
 
     async def stop(self) -> None:
@@ -127,7 +136,8 @@ class EventProducer:
         for idle in self._idle.values():  # shutting down: old producers are stopped now
             idle.set()
         await asyncio.gather(*self._retired, return_exceptions=True)
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def send(self, topic: str, key: bytes, event: pb.Envelope) -> None:
         """Returns once the broker acknowledged the event (raises otherwise)."""
