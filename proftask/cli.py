@@ -10,6 +10,7 @@ import sys
 from proftask.client import analyze_command, task_commands
 from proftask.client.http import DEFAULT_SERVER, ApiClient, ClientError
 from proftask.config import ConfigError, load_settings
+from proftask.errors import CannotRun
 
 
 def _setup_logging(level: str) -> None:
@@ -40,18 +41,13 @@ def _role(value: str) -> str:
 
 
 def cmd_serve(args) -> int:
-    from proftask.clickhouse.client import ClickHouseInUse, require_free
-    from proftask.clickhouse.replay_marker import ReplayUnfinished
+    from proftask.clickhouse.client import require_free
     from proftask.runtime import role_parts, serve
 
     settings = _settings(args)
-    try:
-        if {"query", "processor"} & set(role_parts(args.role)):
-            require_free(settings.clickhouse_dsn)  # at once: serve opens ClickHouse only once Kafka answers
-        asyncio.run(serve(args.role, settings))
-    except (ClickHouseInUse, ReplayUnfinished) as e:
-        print(f"proftask serve: {e}", file=sys.stderr)
-        return 1
+    if {"query", "processor"} & set(role_parts(args.role)):
+        require_free(settings.clickhouse_dsn)  # at once: serve opens ClickHouse only once Kafka answers
+    asyncio.run(serve(args.role, settings))
     return 0
 
 
@@ -80,7 +76,7 @@ def cmd_kafka_topics(args) -> int:
 
 
 def cmd_migrate(args) -> int:
-    from proftask.clickhouse.client import ClickHouse, ClickHouseInUse
+    from proftask.clickhouse.client import ClickHouse
     from proftask.clickhouse.cluster_ddl import migration_ddl
     from proftask.clickhouse.migrate import migrate
 
@@ -101,17 +97,12 @@ def cmd_migrate(args) -> int:
         finally:
             await ch.close()
 
-    try:
-        applied = asyncio.run(run())
-    except ClickHouseInUse as e:
-        print(f"proftask migrate: {e}", file=sys.stderr)
-        return 1
+    applied = asyncio.run(run())
     print("applied: " + (", ".join(f"{v:04d}" for v in applied) or "nothing (up to date)"))
     return 0
 
 
 def cmd_replay(args) -> int:
-    from proftask.clickhouse.client import ClickHouseInUse
     from proftask.kafka.readiness import BrokerUnavailable
     from proftask.replay import replay
 
@@ -119,9 +110,6 @@ def cmd_replay(args) -> int:
         asyncio.run(replay(_settings(args), broker_timeout_s=args.kafka_timeout))
     except BrokerUnavailable as e:
         print(f"proftask replay: {e}; start the broker first (`make replay` does)", file=sys.stderr)
-        return 1
-    except ClickHouseInUse as e:
-        print(f"proftask replay: {e}", file=sys.stderr)
         return 1
     return 0
 
@@ -212,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"proftask: {e}", file=sys.stderr)
         return 2
+    except CannotRun as e:
+        print(f"proftask {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

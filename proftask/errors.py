@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 
+class CannotRun(RuntimeError):
+    """A command cannot do its work as things stand (another process holds its data, a replay
+    did not finish): the CLI says why in one line and exits 1."""
+
+
 class ProftaskError(Exception):
     code = "ERROR"
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from proftask.errors import CannotRun
+
 # Set once per client (a session setting), not per call: clickhouse-connect applies a call's
 # settings to chDB by reading, SETting and restoring each one around the call (~5 ms a query),
 # and query_arrow adds its string setting to every call unless the session already has it.
@@ -27,22 +29,18 @@ SESSION_SETTINGS = {"max_memory_usage": 4 * 1024**3, "output_format_arrow_string
                     "output_format_arrow_low_cardinality_as_dictionary": 1}
 
 
-class ClickHouseInUse(RuntimeError):
+class ClickHouseInUse(CannotRun):
     """The embedded engine's directory is open in another process (chDB: one process a directory)."""
 
 
 def require_free(dsn: str) -> None:
-    """For an embedded DSN, raises ClickHouseInUse when another live process holds its engine."""
-    if dsn.startswith("chdb://"):
-        path = pathlib.Path(os.path.realpath(dsn.removeprefix("chdb://")))
-        if path.is_dir():
-            _require_free(path)
-
-
-def _require_free(path: pathlib.Path) -> None:
-    """Raises ClickHouseInUse when another live process holds the engine at `path`: chDB only
-    says "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)", after 60 lines on stderr. The
-    engine holds its status file flock()ed while open (one a dead process left is not locked)."""
+    """For an embedded DSN, raises ClickHouseInUse when another live process holds its engine:
+    chDB only says "Error initializing EmbeddedServer: . (BAD_ARGUMENTS)", after 60 lines on
+    stderr. The engine holds its status file flock()ed while open (one a dead process left is
+    not locked)."""
+    if not dsn.startswith("chdb://"):
+        return
+    path = pathlib.Path(os.path.realpath(dsn.removeprefix("chdb://")))
     try:
         status = open(path / "status", "rb")  # noqa: SIM115 - closed below, whatever happens
     except FileNotFoundError:
@@ -62,11 +60,11 @@ def _require_free(path: pathlib.Path) -> None:
 def _open(dsn: str) -> tuple[Any, Any]:
     """(clickhouse-connect client, chDB connection for Arrow inserts or None)."""
     if dsn.startswith("chdb://"):
+        require_free(dsn)
         path = pathlib.Path(dsn.removeprefix("chdb://"))
         path.mkdir(parents=True, exist_ok=True)
         # chDB compares engine paths literally: the same spelling as clickhouse-connect's
         path = pathlib.Path(os.path.realpath(path))
-        _require_free(path)
         client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=SESSION_SETTINGS)
         try:
             import chdb  # here, not at the top: the engine is ~200 MB a process that uses no chDB need not map

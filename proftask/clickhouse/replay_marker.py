@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from proftask.clickhouse.client import ClickHouse
 from proftask.clickhouse.migrate import bookkeeping_table
+from proftask.errors import CannotRun
 
 REPLAYS_TABLE = """
 CREATE TABLE IF NOT EXISTS proftask_replays (
@@ -15,7 +16,7 @@ CREATE TABLE IF NOT EXISTS proftask_replays (
 """
 
 
-class ReplayUnfinished(RuntimeError):
+class ReplayUnfinished(CannotRun):
     """The last replay into this ClickHouse did not end: its tables hold part of the history."""
 
 
