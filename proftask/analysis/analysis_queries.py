@@ -101,7 +101,7 @@ SELECT sf.frames, sv.v FROM stack_values AS sv INNER JOIN stack_frames AS sf USI
 # Names of the frames of the chosen stacks, found by a subquery: a literal list of frame ids
 # is parsed as SQL text, and ClickHouse takes ~40 s to parse 200k of them.
 FRAME_INFO = """
-SELECT frame_id, any(name), any(function), any(line), any(is_address), minIf(file, file != '') FROM frame_names
+SELECT frame_id, any(name), any(function), any(line), any(is_address), anyIf(file, file != '') FROM frame_names
 WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
 GROUP BY frame_id
 """
@@ -484,12 +484,7 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
         # are numbered in the order of its samples)
         rows = await ch.rows(_sql(ALL_TYPES, STACKS + "ORDER BY stack_id\n", "line"), params)
     info = await _frame_info(ch, ALL_TYPES, params, "line")
-    # a function's frames (its lines) may name different files (two builds): the first in byte
-    # order, as FRAME_INFO takes for each frame, so the export's bytes do not hang on row order
-    files: dict[str, str] = {}
-    for _, function, _, is_address, file in info.values():
-        if file and not is_address:
-            files[function] = min(files.get(function, file), file)
+    files = {function: file for _, function, _, is_address, file in info.values() if file and not is_address}
     return [([info[f][1:4] for f in frames], list(v)) for frames, v in rows], files
 
 
