@@ -80,7 +80,7 @@ func Decode(raw []byte) (p *profilepb.Profile, refused string, accepted bool) {
 		}
 		return nil, "", false
 	}
-	if hasUnknownGroup(p) { // upb may refuse the profile whole: Python words it
+	if hasUnknownGroup(p) || hasLongTag(raw, inProfile) { // upb may refuse the profile whole: Python words it
 		return nil, "", false
 	}
 	// strings are bytes to decode.validate, so one not UTF-8 changes no refusal (sample type

@@ -127,6 +127,56 @@ func (c *wireCounts) scan(b []byte, inside protowire.Number) bool {
 	return true
 }
 
+// Messages of profile.proto inside a message, by field number: what hasLongTag descends into.
+var subMessages = map[protowire.Number]map[protowire.Number]protowire.Number{
+	inProfile: {1: vtype, fSample: fSample, 3: mapping, fLocation: fLocation, 5: function, 11: vtype},
+	fSample:   {fLabel: label},
+	fLocation: {fLine: line},
+}
+
+// message kinds that hold no message (ids apart from the profile's field numbers)
+const (
+	vtype    protowire.Number = 100
+	mapping  protowire.Number = 101
+	function protowire.Number = 102
+	label    protowire.Number = 103
+	line     protowire.Number = 104
+)
+
+// hasLongTag: a tag of more than 5 bytes in b, a message of kind `inside`, or in a message it
+// holds. upb refuses such a tag as a corrupt wire, while the Go runtime reads a tag of up to 10
+// bytes (a value that fits), so Decode leaves the profile to Python. Bytes it cannot read are
+// left to proto.Unmarshal.
+func hasLongTag(b []byte, inside protowire.Number) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		if n > 5 {
+			return true
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return false
+			}
+			if kind, ok := subMessages[inside][num]; ok && hasLongTag(v, kind) {
+				return true
+			}
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		b = b[m:]
+	}
+	return false
+}
+
 // CorruptWire is Decode's refusal of bytes whose wire is corrupt at its top level (corruptAt):
 // proftask.pprof.native words it as parse_profile does, with the Python decoder's own message
 // (upb words every corrupt wire alike), or leaves it to Python with another decoder.

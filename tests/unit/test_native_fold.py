@@ -259,6 +259,42 @@ def test_a_wire_decoders_may_read_otherwise_is_left_to_python(tail):
     assert native.sample_types(raw) is None
 
 
+def _long_tag(field: int, wire_type: int, length: int) -> bytes:
+    """A tag written in `length` bytes (a varint padded with continuation bytes)."""
+    tag = field << 3 | wire_type
+    out = []
+    for _ in range(length - 1):
+        out.append(tag & 0x7F | 0x80)
+        tag >>= 7
+    return bytes(out + [tag])
+
+
+def _in_field(field: int, body: bytes) -> bytes:
+    return bytes([field << 3 | 2, len(body)]) + body
+
+
+# A tag of more than 5 bytes: upb refuses the wire, the Go runtime read it (the decoder fuzz
+# found a profile Go folded, and one it refused for another fault, that Python refuses as corrupt)
+@pytest.mark.parametrize("tail", [
+    _long_tag(1, 2, 6) + b"\x00",                                            # a sample type, top level
+    _long_tag(100, 0, 7) + b"\x00",                                          # an unknown field
+    _in_field(5, _long_tag(1, 0, 6) + b"\x09"),                              # a function's id
+    _in_field(4, _long_tag(1, 0, 1) + b"\x09" + _in_field(4, _long_tag(1, 0, 6) + b"\x01")),  # a line's
+    _in_field(2, _in_field(3, _long_tag(1, 0, 6) + b"\x01")),                # a sample's label
+], ids=["top level", "unknown field", "in a function", "in a location's line", "in a sample's label"])
+def test_a_tag_longer_than_5_bytes_is_refused_by_both(tail):
+    words = assert_go_refuses_alike(profile().SerializeToString() + tail, may_decline=True)
+    assert words.startswith("not a pprof protobuf: ")
+
+
+def test_a_tag_of_5_bytes_is_read_by_both():
+    raw = profile().SerializeToString() + _long_tag(100, 0, 5) + b"\x01"
+    env = events.new_event("t1", pb.ProfileUploaded(task_id="task", instance_id="i", profile_id="p", content=raw,
+                                                   size=len(raw)))
+    assert native.fold(raw) is not None
+    assert_same_rows(profile_rows(env, LIMIT), _python_rows(env, raw))
+
+
 def test_with_another_python_decoder_a_corrupt_wire_is_left_to_python(monkeypatch):
     # the pure-Python decoder words each fault otherwise (`Truncated message.`...): Go cannot
     raw = profile().SerializeToString() + b"\x0f"
