@@ -73,12 +73,16 @@ PROFILE_STACK_VALUES = """
     HAVING pv != 0"""
 CHOSEN_TYPE = "\nstack_values AS (SELECT stack_id, sum(pv) AS v FROM (" + PROFILE_STACK_VALUES + ") GROUP BY stack_id)"
 
-# stack_values: per stack, every sample type summed (profiles that share their sample types).
+# stack_values: per stack, the merge's sample types summed, each profile's values taken from its
+# columns of them ({columns}: 1-based, per profile in the order of {profile_ids}).
 ALL_TYPES = """
 stack_values AS (
     SELECT stack_id, sumForEach(pv) AS v
     FROM (
-        SELECT profile_id, stack_id, any(values) AS pv FROM samples
+        SELECT profile_id, stack_id,
+               any(arrayMap(c -> values[c], {columns:Array(Array(UInt16))}[indexOf({profile_ids:Array(String)},
+                                                                                    profile_id)])) AS pv
+        FROM samples
         WHERE tenant = {tenant:String} AND task_id = {task_id:String}
           AND profile_id IN {profile_ids:Array(String)}
         GROUP BY profile_id, stack_id
@@ -474,11 +478,14 @@ async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profi
     return [([info[f][0] for f in frames], v) for frames, v in rows]
 
 
-async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str]
+async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str],
+                            columns: list[list[int]]
                             ) -> tuple[list[tuple[list[tuple[str, int, bool]], list[int]]], dict[str, str]]:
-    """Merged line-level stacks as (function, line, is_address) frames with every sample type,
-    and the source file of each of their functions that has one."""
-    params = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids}
+    """Merged line-level stacks as (function, line, is_address) frames with the values of each
+    profile's `columns` (0-based, core.merged_sample_types) summed, and the source file of each
+    of their functions that has one."""
+    params = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids,
+              "columns": [[c + 1 for c in picked] for picked in columns]}
     with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
         # in the order of their ids: the same profiles make the same bytes (the file's locations
         # are numbered in the order of its samples)

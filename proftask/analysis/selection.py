@@ -136,11 +136,11 @@ def require_merge_fits(profiles: list[StoredProfile], sample_type: str) -> None:
     _require_fits(sample_type, [p.value_bounds(p.sample_types.index(sample_type)) for p in having])
 
 
-def require_columns_fit(profiles: list[StoredProfile]) -> None:
-    """require_merge_fits for every column of profiles of the same sample types (a pprof export
-    sums each), by position: a profile may name two columns alike."""
-    for column, sample_type in enumerate(profiles[0].sample_types if profiles else []):
-        _require_fits(sample_type, [p.value_bounds(column) for p in profiles])
+def require_columns_fit(profiles: list[StoredProfile], sample_types: list[str], columns: list[list[int]]) -> None:
+    """require_merge_fits for each sample type of a pprof export (it sums each), from each
+    profile's column of it (core.merged_sample_types): a profile may name two columns alike."""
+    for at, sample_type in enumerate(sample_types):
+        _require_fits(sample_type, [p.value_bounds(picked[at]) for p, picked in zip(profiles, columns, strict=True)])
 
 
 def _require_fits(sample_type: str, bounds: list[tuple[int, int]]) -> None:

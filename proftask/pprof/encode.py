@@ -74,8 +74,9 @@ def encode_profile(sample_types: Sequence[str], default_type: str, period_type: 
                     fn_id = functions.get(function)
                     if fn_id is None:
                         fn_id = functions[function] = len(functions) + 1
-                        p.function.add(id=fn_id, name=s(function), system_name=s(function),
-                                       filename=s(files.get(function, "")))
+                        # no system name: pprof takes the name as demangled already. Given the
+                        # same, it "demangles" the name again, stripping (...) and <...>
+                        p.function.add(id=fn_id, name=s(function), filename=s(files.get(function, "")))
                     loc.line.add(function_id=fn_id, line=line)
             ids.append(loc_id)
         p.sample.add(location_id=ids, value=list(values))

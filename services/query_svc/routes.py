@@ -13,6 +13,7 @@ from aiohttp import web
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.diff import diff_columns, diff_elements_json
 from proftask.core.echo import echo
+from proftask.core.merged_sample_types import SampleTypesDisagree, merged_sample_types
 from proftask.core.progress import derive_progress
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
@@ -127,18 +128,20 @@ class QueryRoutes:
         return views.speedscope_download(sel.task_id, sel.sample_type, stacks)
 
     async def _pprof(self, sel: Selection) -> bytes:
-        """A merged profile with every sample type; pprof merges only profiles whose sample
-        types agree, and so does this."""
+        """A merged profile with the sample types every chosen profile has, as pprof merges them
+        (core.merged_sample_types)."""
         if not sel.profiles:
             return encode_profile([sel.sample_type or "samples/count"], sel.sample_type or "", "", 0, [])
-        first = sel.profiles[0]
-        if any(p.sample_types != first.sample_types for p in sel.profiles):
-            raise ApiError(409, "MIXED_SAMPLE_TYPES", "the chosen instances have different sample types "
-                           "and cannot be merged into one pprof; choose them with instanceIds")
-        require_columns_fit(sel.profiles)  # a pprof file sums every sample type
+        try:
+            sample_types, columns = merged_sample_types([p.sample_types for p in sel.profiles])
+        except SampleTypesDisagree as e:
+            raise ApiError(409, "MIXED_SAMPLE_TYPES", str(e)) from None
+        require_columns_fit(sel.profiles, sample_types, columns)  # a pprof file sums each sample type
         stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
-                                                                 [p.profile_id for p in sel.profiles])
+                                                                 [p.profile_id for p in sel.profiles], columns)
         assert sel.sample_type is not None  # a selection with profiles has its sample type
+        # pprof's default: the chosen type where the merge keeps it, else the merge's first
+        default = sel.sample_type if sel.sample_type in sample_types else sample_types[0]
         timing = Timing.merged(p.timing for p in sel.profiles)
-        return encode_profile(first.sample_types, sel.sample_type, first.period_type, timing.period, stacks,
+        return encode_profile(sample_types, default, sel.profiles[0].period_type, timing.period, stacks,
                               files=files, time_nanos=timing.time_nanos, duration_nanos=timing.duration_nanos)

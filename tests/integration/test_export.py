@@ -190,3 +190,47 @@ def test_a_merge_defaults_to_the_type_a_profile_names_wherever_that_profile_come
     out.write_bytes(export(stack, task_id, format="pprof"))
     top = subprocess.run(["go", "tool", "pprof", "-top", str(out)], capture_output=True, text=True, check=True)
     assert "Type: alloc_space" in top.stdout
+
+
+def _sample_types_line(path) -> str:
+    """`go tool pprof -raw`'s sample types, the default marked [dflt]."""
+    out = subprocess.run(["go", "tool", "pprof", "-raw", str(path)], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    return lines[lines.index("Samples:") + 1]
+
+
+@pytest.mark.parametrize("first", ["cpu only", "samples and cpu"])
+def test_pprof_export_merges_the_sample_types_every_instance_has_as_go_tool_pprof_does(stack, tmp_path, first):
+    """pprof merges profiles of different sample types to those they all have, in the first
+    file's order (CompatibilizeSampleTypes); the export answered 409 MIXED_SAMPLE_TYPES, while
+    the analysis, the top table and the other exports of the same instances answered."""
+    base = require_conformance() / "go"
+    cpu_only, both = base / "parca-two-stacks.pb.gz", [base / "pprof-sample.cpu.pb.gz", base / "pyroscope-cpu.pb.gz"]
+    files = [cpu_only, *both] if first == "cpu only" else [*both, cpu_only]
+    instances = ["i1", "i2", "i3"]  # the files in this order: proftask merges by instance id
+    task_id = create_task(stack, instances, events="CPU", duration=1)
+    for instance, path in zip(instances, files, strict=True):
+        assert upload(stack, task_id, instance, path).status == 202
+    wait_finished(stack, task_id, instances)
+    out = tmp_path / "export.pb.gz"
+    out.write_bytes(export(stack, task_id, format="pprof"))
+    merged = tmp_path / "go.pb.gz"
+    merged.write_bytes(subprocess.run(["go", "tool", "pprof", "-proto", *map(str, files)], capture_output=True,
+                                      check=True).stdout)
+    assert _sample_types_line(out) == _sample_types_line(merged) == "cpu/nanoseconds[dflt]"
+    assert _raw_header(out) == _raw_header(merged)
+    assert oracle_tree([out], None, "line") == oracle_tree([merged], None, "line")
+    assert as_oracle_shape(analysis(stack, task_id)) == oracle_tree([out], None, "function")
+
+
+def test_pprof_export_of_one_sample_type_in_two_units_says_why_it_cannot_merge(stack):
+    stacks = [([("main.main", 1, False), ("main.work", 7, False)], [5])]
+    task_id = create_task(stack, ["ms", "ns"], events="CPU", duration=1)
+    for instance, unit in (("ms", "milliseconds"), ("ns", "nanoseconds")):
+        body = encode_profile([f"cpu/{unit}"], f"cpu/{unit}", "", 0, stacks)
+        assert upload(stack, task_id, instance, body).status == 202
+    wait_finished(stack, task_id, ["ms", "ns"])
+    r = stack.get(f"/api/v1/pprof/tasks/{task_id}/export?format=pprof")
+    assert r.status == 409 and r.json()["code"] == "MIXED_SAMPLE_TYPES", r
+    assert '"cpu/milliseconds" and "cpu/nanoseconds"' in r.json()["errorReason"]
+    assert export(stack, task_id, format="pprof", instanceIds="ns")  # one unit: exported

@@ -216,10 +216,10 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
             await RowWriter(ch).write_profile(dataclasses.replace(_before_m0010(rows),
                                                                   frame_names=rows.frame_names.drop_columns(["file"])))
             assert await migrate(ch) == [8, 9, 10, 11, 12]
-            _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
+            _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"], [[0, 1]])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
-            stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
+            stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"], [[0, 1]])
             functions = {function for frames, _ in stacks for function, _, is_address in frames if not is_address}
             assert set(files) == functions and files["main.main"].endswith(".go")
 
