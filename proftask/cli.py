@@ -9,6 +9,7 @@ import sys
 
 from proftask.client import analyze_command, task_commands
 from proftask.client.http import DEFAULT_SERVER, ApiClient, ClientError
+from proftask.client.terminal import printable
 from proftask.config import ConfigError, load_settings
 from proftask.errors import CannotRun
 
@@ -128,7 +129,7 @@ def run_client_command(args) -> int:
     try:
         return args.client_func(ApiClient(args.server, args.token), args)
     except ClientError as e:
-        print(f"proftask: {e}", file=sys.stderr)
+        print(f"proftask: {printable(e)}", file=sys.stderr)
         return CLIENT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 from proftask.client.http import ApiClient, task_path
+from proftask.client.terminal import printable
 from proftask.core.top import FunctionRow, sort_rows
 
 FORMATS = ("table", "folded", "pprof", "speedscope", "json")
@@ -40,7 +41,7 @@ def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
         lines.append(f"{value(r['flat']):>14} {pct(r['flat'])} {value(r['cum']):>14} {pct(r['cum'])}  {r['name']}")
     if len(ordered) > len(shown):
         lines.append(f"({len(ordered) - len(shown)} more; --top N shows more)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # names, types and instances as the profiles wrote them
 
 
 def cmd_analyze(client: ApiClient, args) -> int:

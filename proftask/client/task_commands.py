@@ -7,6 +7,7 @@ import sys
 import time
 
 from proftask.client.http import ApiClient, ClientError, task_path
+from proftask.client.terminal import printable
 from proftask.core.progress import missed_instances, task_status
 
 EVENTS = ("CPU", "HEAP", "ALLOCS", "BLOCK", "MUTEX", "GOROUTINE", "THREADCREATE")
@@ -60,8 +61,9 @@ def _progress(client: ApiClient, task_id: str) -> dict:
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
+    rows = [[printable(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([line(header), *(line(r) for r in rows)])
 
 
@@ -75,7 +77,7 @@ def cmd_create(client: ApiClient, args) -> int:
     created = client.post("/api/v1/pprof/tasks", body)
     print(created["id"])
     for warning in created.get("warnings") or ():  # on stderr: stdout stays the id, for scripts
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     return 0
 
 
@@ -134,7 +136,7 @@ def cmd_wait(client: ApiClient, args) -> int:
                 print(file=sys.stderr)
             for instance, state, message in states:
                 if state in ("error", "missed"):
-                    print(f"{instance}: {message}", file=sys.stderr)
+                    print(f"{printable(instance)}: {printable(message)}", file=sys.stderr)
             return WAIT_FAILED if any(s != "finished" for _, s, _ in states) else WAIT_FINISHED
         if time.monotonic() >= deadline:
             if live:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import threading
+import urllib.parse
 
 
 from tests.conformance.oracle import oracle_tree, require_conformance
@@ -171,3 +172,30 @@ def test_wait_against_a_process_without_the_query_role_says_so_rather_than_wait_
         done = cli(front, *command, task_id, timeout=60)
         assert done.returncode == 3, (command, done.stdout, done.stderr)
         assert f"knows task {task_id} but answers no progress of it" in done.stderr, done.stderr
+
+
+def test_names_and_messages_from_agents_are_printed_with_their_control_characters_escaped(stack):
+    """An instance id, an agent's error text or a function name holding a line break split the
+    CLI's rows; an escape sequence in one rewrote the operator's terminal."""
+    from proftask.pprof.encode import encode_profile
+    from tests.integration.profiles import wait_finished
+
+    service, escape = "cli-hostile", "\x1b]0;owned\x07\x1b[2J"
+    instances = ["tab\tnl\nx", "rtl\u202eevil"]
+    task_id = create_task(stack, instances, service=service, events="CPU", duration=1)
+    body = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "", 0,
+                          [([("main.main", 1, False), (f"main.evil{escape}\nfake row", 2, False)], [7])])
+    assert upload(stack, task_id, urllib.parse.quote(instances[0], safe=""), body).status == 202
+    assert stack.post("/api/v1/pprof/agent/errors", {"taskId": task_id, "serviceInstance": instances[1],
+                                                     "message": f"boom{escape}\nsecond line"}).status == 202
+    wait_finished(stack, task_id, instances[:1])
+    listed = cli(stack, "task", "list", "--service", service)
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 2 and "tab\\tnl\\nx" in listed.stdout, listed.stdout
+    top = cli(stack, "analyze", task_id, "--top", "0")
+    assert top.returncode == 0, top.stderr
+    assert "main.evil\\x1b]0;owned\\x07\\x1b[2J\\nfake row" in top.stdout, top.stdout
+    waited = cli(stack, "task", "wait", task_id, "--timeout", "60")
+    assert "rtl\\u202eevil: boom\\x1b]0;owned\\x07\\x1b[2J\\nsecond line" in waited.stderr, waited.stderr
+    for out in (listed.stdout, top.stdout, waited.stderr):
+        assert not any(c in out for c in "\x1b\x07\u202e\t"), out
