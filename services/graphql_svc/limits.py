@@ -9,10 +9,15 @@ The bounds are far above what a client asks: booster-ui's pages ask a few fields
 GraphiQL's introspection query is 220 fields expanded."""
 from __future__ import annotations
 
+import re
+
+from ariadne import format_error
 from graphql import GraphQLError, parse
 from graphql.language import (DocumentNode, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode,
                               SelectionSetNode)
 from graphql.validation import ValidationContext, ValidationRule
+
+from proftask.core.echo import MAX_ECHO_CHARS
 
 MAX_TOP_FIELDS = 25     # an operation's fields at its top (the root query's, aliases each counted)
 MAX_FIELDS = 1_000      # an operation's fields in all, each fragment counted where it is spread
@@ -21,9 +26,40 @@ MAX_FIELDS = 1_000      # an operation's fields in all, each fragment counted wh
 MAX_TOKENS = 5_000
 
 
+# A document's characters: the token bound does not bound a token's length, and graphql-core
+# parses ~4 MB a second on the event loop (100 documents of one 500,000-character name held
+# every request, /readyz too, for up to 5 s). booster-ui's largest page asks a few KB.
+MAX_DOCUMENT_CHARS = 128 * 1024
+# An error message's quotes of the request (a name, a value), as the REST API's (core.echo), and
+# its whole length: an unknown field of 1 MB was answered with its name, twice.
+MAX_MESSAGE_CHARS = 1_000
+_LONG_WORD = re.compile(r"[^\s'\"]{%d,}" % (MAX_ECHO_CHARS + 1))
+
+
 def parse_bounded(_context: object, data: dict) -> DocumentNode:
     """ariadne's query_parser: the document, parsing stopped past MAX_TOKENS (a syntax error)."""
-    return parse(data["query"], max_tokens=MAX_TOKENS)
+    return parse(bounded_document(data["query"]), max_tokens=MAX_TOKENS)
+
+
+def bounded_document(document: str) -> str:
+    if len(document) > MAX_DOCUMENT_CHARS:
+        raise GraphQLError(f"the document is {len(document)} characters, more than the {MAX_DOCUMENT_CHARS} "
+                           "proftask parses")
+    return document
+
+
+def format_bounded_error(error: GraphQLError, debug: bool = False) -> dict:
+    """ariadne's error_formatter, its message cut where it quotes the request at length."""
+    formatted = format_error(error, debug)
+    formatted["message"] = cut_message(formatted.get("message") or "")
+    return formatted
+
+
+def cut_message(message: str) -> str:
+    message = _LONG_WORD.sub(lambda m: f"{m.group()[:MAX_ECHO_CHARS]}… ({len(m.group())} characters)", message)
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message)} characters)"
+    return message
 
 
 class BoundedSelections(ValidationRule):

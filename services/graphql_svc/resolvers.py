@@ -191,7 +191,8 @@ def task_answer(task) -> dict:
 @query.field("queryPprofTaskList")
 def resolve_task_list(_, info, request):
     svc, tenant = _ctx(info)
-    limit = request.get("limit") or DEFAULT_LIST_LIMIT
+    limit = request.get("limit")
+    limit = DEFAULT_LIST_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise GraphQLError(f"limit must be from 1 to {MAX_LIST_LIMIT}, got {limit}")
     start, end = _duration_ms(request.get("queryDuration"))

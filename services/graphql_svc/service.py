@@ -10,14 +10,14 @@ from aiohttp import web
 from ariadne import graphql
 from ariadne.utils import unwrap_graphql_error
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
-from graphql.error import GraphQLSyntaxError
 
 from proftask.auth import USER, TokenTable, bearer_token
 from proftask.errors import ProftaskError
 from proftask.http.app import RoutesComponent
 from proftask.http.errors import http_status, read_json
 from services.graphql_svc.big_answers import Splices
-from services.graphql_svc.limits import MAX_TOKENS, BoundedSelections, parse_bounded
+from services.graphql_svc.limits import (MAX_TOKENS, BoundedSelections, bounded_document, format_bounded_error,
+                                         parse_bounded)
 from services.graphql_svc.resolvers import build_schema
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class GraphqlService(RoutesComponent):
         splices = Splices()
         _, result = await graphql(self.schema, data, context_value={"svc": self, "tenant": tenant, "splices": splices},
                                   debug=False, logger=ERROR_LOG, validation_rules=[BoundedSelections],
-                                  query_parser=parse_bounded)
+                                  query_parser=parse_bounded, error_formatter=format_bounded_error)
         if splices:  # a whole tree: its text is large, joined off the event loop
             return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)
@@ -89,9 +89,9 @@ def _has_mutation(document) -> bool:
     if not isinstance(document, str):
         return False
     try:
-        doc = parse(document, max_tokens=MAX_TOKENS)
-    except GraphQLSyntaxError:
-        return False  # execution reports it
+        doc = parse(bounded_document(document), max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return False  # a syntax error, or too long: execution reports it
     return any(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION
                for d in doc.definitions)
 

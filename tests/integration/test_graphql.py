@@ -190,6 +190,8 @@ def test_a_request_of_thousands_of_aliases_is_refused_before_it_is_resolved(secu
     aliases = " ".join(f"a{i}: __schema {{ types {{ name fields {{ name type {{ name }} }} }} }}" for i in range(8000))
     started = time.monotonic()
     r = gql(secured, "acme-user", "{" + aliases + "}")
+    assert r.get("data") is None and "more than the 131072 proftask parses" in r["errors"][0]["message"], r
+    r = gql(secured, "acme-user", "{" + aliases[:100_000].rpartition(" a")[0] + "}")
     assert r.get("data") is None and "more than 5000 tokens" in r["errors"][0]["message"], r
     assert time.monotonic() - started < 2  # refused as it is parsed: parsing it whole took 1.2 s, validating 2.4 s
     r = gql(secured, "acme-user", "{" + " ".join(f"v{i}: version" for i in range(26)) + "}")  # few tokens, many fields
@@ -294,3 +296,24 @@ def test_the_large_tree_over_graphql_is_the_rest_tree_in_every_shape_it_is_asked
                                        "variables": {"r": {"taskId": task_id, "instanceIds": []}}},
                           headers={"Authorization": "Bearer acme-user"}).json()
     assert chosen == {"data": {"queryPprofAnalyze": {"tree": {"elements": [{"id": e["id"]} for e in rest]}}}}
+
+
+def test_a_long_name_or_value_in_a_request_is_quoted_cut_and_a_long_document_refused_at_once(secured):
+    """Errors quoted the request whole (an unknown field of 900 KB answered 900 KB; one unknown
+    input field of 1 MB, 2 MB), and a document of one long name was parsed whole on the event
+    loop, every other request waiting (~0.25 s a MB)."""
+    name = "a" * 100_000
+    for query, variables in (("{" + name + "}", None),
+                             ("query($r: PprofTaskListRequest!) { queryPprofTaskList(request: $r) { tasks { id } } }",
+                              {"r": {"serviceId": "s", name: 1}}),
+                             ("query($r: PprofTaskListRequest!) { queryPprofTaskList(request: $r) { tasks { id } } }",
+                              {"r": {"serviceId": ["x" * 100_000]}})):
+        r = gql(secured, "acme-user", query, variables)
+        message = r["errors"][0]["message"]
+        assert len(message) < 1_200 and "characters)" in message, message[:2000]
+    started = time.monotonic()
+    r = gql(secured, "acme-user", "{" + "a" * 1_000_000 + "}")
+    assert "more than the 131072 proftask parses" in r["errors"][0]["message"] and time.monotonic() - started < 1
+    # limit 0 is out of range, as -1 is and REST's limit=0 (it was taken as no limit)
+    r = gql(secured, "acme-user", "{ queryPprofTaskList(request: {serviceId: \"s\", limit: 0}) { tasks { id } } }")
+    assert r["data"] is None and "limit must be from 1 to 10000, got 0" in r["errors"][0]["message"], r
