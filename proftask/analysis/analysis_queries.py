@@ -104,10 +104,20 @@ SELECT sf.frames, sv.v FROM stack_values AS sv INNER JOIN stack_frames AS sf USI
 
 # Names of the frames of the chosen stacks, found by a subquery: a literal list of frame ids
 # is parsed as SQL text, and ClickHouse takes ~40 s to parse 200k of them.
+# A frame's file: the first in byte order of those its profiles named (m0013), whatever the
+# order they were written in; else frame_names' (a processor older than m0013 wrote it alone).
 FRAME_INFO = """
-SELECT frame_id, any(name), any(function), any(line), any(is_address), anyIf(file, file != '') FROM frame_names
-WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
-GROUP BY frame_id
+SELECT f.frame_id, f.name, f.function, f.line, f.is_address, if(ff.file != '', ff.file, f.file) FROM (
+    SELECT frame_id, any(name) AS name, any(function) AS function, any(line) AS line, any(is_address) AS is_address,
+           anyIf(file, file != '') AS file
+    FROM frame_names
+    WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
+    GROUP BY frame_id
+) AS f LEFT JOIN (
+    SELECT frame_id, min(file) AS file FROM function_files
+    WHERE tenant = {tenant:String} AND frame_id IN (SELECT arrayJoin(frames) FROM stack_frames)
+    GROUP BY frame_id
+) AS ff USING frame_id
 """
 
 
@@ -491,7 +501,10 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
         # are numbered in the order of its samples)
         rows = await ch.rows(_sql(ALL_TYPES, STACKS + "ORDER BY stack_id\n", "line"), params)
     info = await _frame_info(ch, ALL_TYPES, params, "line")
-    files = {function: file for _, function, _, is_address, file in info.values() if file and not is_address}
+    files: dict[str, str] = {}  # a function's: the first in byte order of its frames' (a file per line)
+    for _, function, _, is_address, file in info.values():
+        if file and not is_address and (function not in files or file < files[function]):
+            files[function] = file
     return [([info[f][1:4] for f in frames], list(v)) for frames, v in rows], files
 
 

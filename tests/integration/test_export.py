@@ -63,7 +63,8 @@ def test_pprof_export_names_each_function_s_source_file(stack, merged_task, tmp_
     """go tool pprof -lines and -list find the source by the file a function names: the export
     keeps the files of the uploaded profiles (before m0008 it named none). A tenant's frames are
     one by name, so a function whose profiles name two files (runtime.allocm here, from two
-    machines' Go installs) is named by one of them."""
+    machines' Go installs) is named by one of them: the first in byte order of those named with
+    the frames exported (tests/readmodel/test_migrate_old_data.py)."""
     task_id, files = merged_task
     named: dict[str, set[str]] = {}  # function → the files the profiles name for it
     for original in files:

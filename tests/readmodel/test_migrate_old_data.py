@@ -61,7 +61,7 @@ def test_a_data_directory_of_the_first_three_migrations_gains_the_folded_tables(
                             ["tenant", "task_id", "instance_id", "profile_id", "uploaded_at", "sample_types",
                              "default_index", "totals", "period_type", "period", "size_bytes", "stack_count",
                              "event_id"])
-            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10, 11, 12]
+            assert await migrate(ch) == [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
             assert await migrate(ch) == []
             assert await ch.rows("SELECT profile_id FROM profiles") == [("p-1",)]
             # m0012: a profile written before counts as naming its default (merges stay as they were)
@@ -98,6 +98,24 @@ def _env(tenant: str, task_id: str, instance: str, profile_id: str) -> pb.Envelo
     content = (require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes()
     return events.new_event(tenant, pb.ProfileUploaded(task_id=task_id, instance_id=instance,
                                                        profile_id=profile_id, content=content, size=len(content)))
+
+
+class WriterBeforeM0013(RowWriter):
+    """A processor of before m0013, which wrote no function_files."""
+
+    async def insert_arrow(self, table, arrow_table) -> None:
+        if table != "function_files":
+            await super().insert_arrow(table, arrow_table)
+
+
+class WriterBeforeM0008(WriterBeforeM0013):
+    """A processor of before m0008, which wrote frames without their files."""
+
+    async def insert_arrow(self, table, arrow_table) -> None:
+        if table == "frame_names":
+            arrow_table = [t.drop_columns(["file"]) for t in arrow_table] if isinstance(arrow_table, list) \
+                else arrow_table.drop_columns(["file"])
+        await super().insert_arrow(table, arrow_table)
 
 
 def _before_m0012(rows: ProfileRows) -> ProfileRows:
@@ -159,7 +177,7 @@ def test_profiles_folded_by_m0004_read_the_same_after_m0005(tmp_path):
                 for instance, profile_id in (("pod-1", "p-1"), ("pod-2", "p-2")):
                     rows = profile_rows(_env(tenant, "old-task", instance, profile_id), LIMIT)
                     await _write_as_m0004_did(writer, rows, copies=2 if profile_id == "p-1" else 1)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12, 13]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             # the same profiles written by today's processor, in another task
             for instance, profile_id in (("pod-1", "n-1"), ("pod-2", "n-2")):
@@ -193,7 +211,7 @@ def test_m0005_cut_short_resumes_on_the_next_start(tmp_path, done):
             first_drop = next(i for i, s in enumerate(statements) if s.startswith("DROP TABLE"))
             for statement in statements[:first_drop + (done == "first drop")]:
                 await ch.command(statement)
-            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12]
+            assert await migrate(ch) == [5, 6, 7, 8, 9, 10, 11, 12, 13]
             assert await ch.rows("EXISTS TABLE nodes") == [(0,)]
             assert await ch.rows("EXISTS TABLE functions") == [(0,)]
             await writer.write_profile(profile_rows(env("new-task", "pod-1", "n-1"), LIMIT))
@@ -213,9 +231,8 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
     async def run():
         async with _older_data_dir(tmp_path, 7) as ch:
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
-            await RowWriter(ch).write_profile(dataclasses.replace(_before_m0010(rows),
-                                                                  frame_names=rows.frame_names.drop_columns(["file"])))
-            assert await migrate(ch) == [8, 9, 10, 11, 12]
+            await WriterBeforeM0008(ch).write_profile(_before_m0010(rows))
+            assert await migrate(ch) == [8, 9, 10, 11, 12, 13]
             _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"], [[0, 1]])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
@@ -239,13 +256,13 @@ def test_profiles_written_before_m0010_bound_a_merge_by_their_totals(tmp_path):
 
     async def run():
         async with _older_data_dir(tmp_path, 9) as ch:
-            writer = RowWriter(ch)
+            writer = WriterBeforeM0013(ch)
             spec = pb.TaskSpec(service_id="shop", service_instance_ids=["pod-1", "pod-2"], events=pb.EventType.CPU,
                                duration=1)
             await writer.insert("tasks", task_rows(events.new_event("acme", pb.TaskCreated(task_id="task", spec=spec))))
             for instance in ("pod-1", "pod-2"):
                 await writer.write_profile(_before_m0010(profile_rows(env(instance), LIMIT)))
-            assert await migrate(ch) == [10, 11, 12]
+            assert await migrate(ch) == [10, 11, 12, 13]
             alone = await select(ch, None, "acme", "task", {"pod-1"}, None, "function")
             assert [(p.positive_totals, p.negative_totals) for p in alone.profiles] == [([2**62], [0])]
             with pytest.raises(ApiError) as refused:
@@ -260,13 +277,52 @@ def test_profiles_written_before_m0011_export_no_time_and_the_next_upload_says_i
     pprof writes "not said"), and an upload after the migration keeps the profile's own."""
     async def run():
         async with _older_data_dir(tmp_path, 10) as ch:
+            await WriterBeforeM0013(ch).write_profile(_before_m0011(profile_rows(_env("acme", "task", "pod-1", "p-1"),
+                                                                               LIMIT)))
             writer = RowWriter(ch)
-            await writer.write_profile(_before_m0011(profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)))
-            assert await migrate(ch) == [11, 12]
+            assert await migrate(ch) == [11, 12, 13]
             await writer.write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
             stored = await analysis_queries.latest_profiles(ch, "acme", "task")
             # go/pprof-sample.cpu.pb.gz: `go tool pprof -raw` says Time 2017-09-29 20:57:59.25723537, Duration 2.00
             assert [(p.instance_id, p.time_nanos, p.duration_nanos) for p in stored] == [
                 ("pod-1", 0, 0), ("pod-2", 1506718679257235370, 2002012950)]
+
+    asyncio.run(run())
+
+
+def _naming(file: str, tenant: str, instance: str) -> ProfileRows:
+    """A profile whose main.work is in `file`."""
+    body = encode_profile(["cpu/nanoseconds"], "cpu/nanoseconds", "", 0,
+                          [([("main.main", 1, False), ("main.work", 7, False)], [5])],
+                          files={"main.main": "/src/main.go", "main.work": file})
+    return profile_rows(events.new_event(tenant, pb.ProfileUploaded(task_id="task", instance_id=instance,
+                                                                    profile_id=instance, content=body,
+                                                                    size=len(body))), LIMIT)
+
+
+@pytest.mark.parametrize("order", ["b first", "a first"])
+def test_an_export_names_the_first_in_byte_order_of_a_function_s_files_whatever_the_history(tmp_path, order):
+    """Two builds name main.work's file differently. frame_names keeps one row per frame once
+    merged, the last written, and a processor writes a frame once: the file an export named
+    followed the order of the uploads, restarts and merges. m0013 keeps every (frame, file),
+    written before it (in frame_names) or after."""
+    builds = ["/b/build/work.go", "/a/build/work.go"] if order == "b first" else ["/a/build/work.go",
+                                                                                  "/b/build/work.go"]
+
+    async def run():
+        async with _older_data_dir(tmp_path, 12) as ch:
+            await WriterBeforeM0013(ch).write_profile(_naming(builds[0], "acme", "pod-1"))
+            assert await migrate(ch) == [13]
+            for tenant in ("acme", "beta"):  # after a restart: a new writer, with nothing known
+                writer = RowWriter(ch)
+                if tenant == "beta":
+                    await writer.write_profile(_naming(builds[0], tenant, "pod-1"))
+                await writer.write_profile(_naming(builds[1], tenant, "pod-2"))
+                await RowWriter(ch).write_profile(_naming(builds[0], tenant, "pod-3"))
+                await ch.command("OPTIMIZE TABLE frame_names FINAL")
+                await ch.command("OPTIMIZE TABLE function_files FINAL")
+                _, files = await analysis_queries.stacks_all_values(ch, tenant, "task", ["pod-1", "pod-2", "pod-3"],
+                                                                    [[0]] * 3)
+                assert files == {"main.main": "/src/main.go", "main.work": "/a/build/work.go"}, (tenant, files)
 
     asyncio.run(run())

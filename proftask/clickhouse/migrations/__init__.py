@@ -139,13 +139,13 @@ def all_migrations() -> list[Migration]:
                                               m0004_folded_tables, m0005_packed_folds, m0006_task_folds,
                                               m0007_placed_task_folds, m0008_frame_files, m0009_task_fold_spread,
                                               m0010_profile_value_bounds, m0011_profile_time,
-                                              m0012_profile_default_named)
+                                              m0012_profile_default_named, m0013_function_files)
 
     migrations = [m0001_task_tables.MIGRATION, m0002_profile_tables.MIGRATION, m0003_retention.MIGRATION,
                   m0004_folded_tables.MIGRATION, m0005_packed_folds.MIGRATION, m0006_task_folds.MIGRATION,
                   m0007_placed_task_folds.MIGRATION, m0008_frame_files.MIGRATION, m0009_task_fold_spread.MIGRATION,
                   m0010_profile_value_bounds.MIGRATION, m0011_profile_time.MIGRATION,
-                  m0012_profile_default_named.MIGRATION]
+                  m0012_profile_default_named.MIGRATION, m0013_function_files.MIGRATION]
     versions = [m.version for m in migrations]
     assert versions == sorted(set(versions)), "migration versions must be unique and ordered"
     return migrations
