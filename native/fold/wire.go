@@ -143,10 +143,10 @@ const (
 	line     protowire.Number = 104
 )
 
-// hasLongTag: a tag of more than 5 bytes in b, a message of kind `inside`, or in a message it
-// holds. upb refuses such a tag as a corrupt wire, while the Go runtime reads a tag of up to 10
-// bytes (a value that fits), so Decode leaves the profile to Python. Bytes it cannot read are
-// left to proto.Unmarshal.
+// hasLongTag: a tag or a length of more than 5 bytes in b, a message of kind `inside`, or in a
+// message it holds. upb refuses either as a corrupt wire, while the Go runtime reads a varint of
+// up to 10 bytes (a value that fits), so Decode leaves the profile to Python. Bytes it cannot
+// read are left to proto.Unmarshal.
 func hasLongTag(b []byte, inside protowire.Number) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -161,6 +161,9 @@ func hasLongTag(b []byte, inside protowire.Number) bool {
 			v, m := protowire.ConsumeBytes(b)
 			if m < 0 {
 				return false
+			}
+			if m-len(v) > 5 {
+				return true
 			}
 			if kind, ok := subMessages[inside][num]; ok && hasLongTag(v, kind) {
 				return true

@@ -73,16 +73,28 @@ PROFILE_STACK_VALUES = """
     HAVING pv != 0"""
 CHOSEN_TYPE = "\nstack_values AS (SELECT stack_id, sum(pv) AS v FROM (" + PROFILE_STACK_VALUES + ") GROUP BY stack_id)"
 
-# stack_values: per stack, the merge's sample types summed, each profile's values taken from its
-# columns of them ({columns}: 1-based, per profile in the order of {profile_ids}).
+# stack_values: per stack, every sample type summed (profiles of the same sample types).
 ALL_TYPES = """
 stack_values AS (
     SELECT stack_id, sumForEach(pv) AS v
     FROM (
-        SELECT profile_id, stack_id,
-               any(arrayMap(c -> values[c], {columns:Array(Array(UInt16))}[indexOf({profile_ids:Array(String)},
-                                                                                    profile_id)])) AS pv
-        FROM samples
+        SELECT profile_id, stack_id, any(values) AS pv FROM samples
+        WHERE tenant = {tenant:String} AND task_id = {task_id:String}
+          AND profile_id IN {profile_ids:Array(String)}
+        GROUP BY profile_id, stack_id
+    )
+    GROUP BY stack_id
+)"""
+# stack_values: per stack, the merge's sample types summed, each profile's from its own columns
+# ({columns}: 1-based, per profile in the order of {profile_ids}; found by transform, a hash
+# lookup, once per profile and stack).
+PICKED_TYPES = """
+stack_values AS (
+    SELECT stack_id,
+           sumForEach(arrayMap(c -> pv[c], {columns:Array(Array(UInt16))}[
+               transform(profile_id, {profile_ids:Array(String)}, {positions:Array(UInt32)}, toUInt32(0))])) AS v
+    FROM (
+        SELECT profile_id, stack_id, any(values) AS pv FROM samples
         WHERE tenant = {tenant:String} AND task_id = {task_id:String}
           AND profile_id IN {profile_ids:Array(String)}
         GROUP BY profile_id, stack_id
@@ -489,18 +501,22 @@ async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profi
 
 
 async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str],
-                            columns: list[list[int]]
+                            columns: list[list[int]] | None = None
                             ) -> tuple[list[tuple[list[tuple[str, int, bool]], list[int]]], dict[str, str]]:
     """Merged line-level stacks as (function, line, is_address) frames with the values of each
-    profile's `columns` (0-based, core.merged_sample_types) summed, and the source file of each
-    of their functions that has one."""
-    params = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids,
-              "columns": [[c + 1 for c in picked] for picked in columns]}
+    profile's `columns` (0-based, core.merged_sample_types; None: every value of profiles of the
+    same sample types) summed, and the source file of each of their functions that has one."""
+    params: dict = {"tenant": tenant, "task_id": task_id, "profile_ids": profile_ids}
+    stack_values = ALL_TYPES
+    if columns is not None:
+        stack_values = PICKED_TYPES
+        params |= {"columns": [[c + 1 for c in picked] for picked in columns],
+                   "positions": list(range(1, len(profile_ids) + 1))}
     with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
         # in the order of their ids: the same profiles make the same bytes (the file's locations
         # are numbered in the order of its samples)
-        rows = await ch.rows(_sql(ALL_TYPES, STACKS + "ORDER BY stack_id\n", "line"), params)
-    info = await _frame_info(ch, ALL_TYPES, params, "line")
+        rows = await ch.rows(_sql(stack_values, STACKS + "ORDER BY stack_id\n", "line"), params)
+    info = await _frame_info(ch, stack_values, params, "line")
     files: dict[str, str] = {}  # a function's: the first in byte order of its frames' (a file per line)
     for _, function, _, is_address, file in info.values():
         if file and not is_address and (function not in files or file < files[function]):

@@ -21,6 +21,9 @@ def format_value(value: int, unit: str) -> str:
     return f"{value:,}"
 
 
+TERMINAL_REFUSED = 2  # as a usage error
+
+
 def top_table(top: dict, rows: int, sort: str, raw: bool = False) -> str:
     """The server's top table (the whole profile, pprof's -top), in pprof's order (`flat`: flat,
     then name, as `-top`) or `cum` (cum, then name, as `-top -cum`); rows=0 prints them all."""
@@ -55,6 +58,11 @@ def cmd_analyze(client: ApiClient, args) -> int:
     else:
         body = client.get_bytes(path + "/export", format=args.format, **params)
     if args.output == "-":
+        if sys.stdout.isatty():  # what a terminal shows: no escape sequence from a profile gets through
+            if args.format == "pprof":
+                print("proftask: a pprof file is binary: write it with --output FILE, or pipe it", file=sys.stderr)
+                return TERMINAL_REFUSED
+            body = "\n".join(printable(line) for line in body.decode("utf-8", "replace").split("\n")).encode()
         sys.stdout.buffer.write(body)
         return 0
     out = pathlib.Path(args.output or f"proftask-{args.task_id}.{SUFFIX[args.format]}")

@@ -1,7 +1,10 @@
 """The sample types of a merged pprof file, as `go tool pprof a.pb.gz b.pb.gz` merges its
 profiles (profile.CompatibilizeSampleTypes): the types every profile has, by name, in the first
-profile's order, each profile's values picked from its first column of that name. pprof's merge
-then refuses types of one name in two units, and so does this."""
+profile's order, each profile's values picked from its first column of that name.
+
+Where pprof then converts one type's units into one (measurement.ScaleProfiles: milliseconds
+into nanoseconds), this refuses: proftask's analysis keeps `cpu/milliseconds` and
+`cpu/nanoseconds` apart as two types, and an export merges what the analysis merges."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,7 +18,8 @@ class SampleTypesDisagree(ValueError):
 
 def merged_sample_types(type_lists: Sequence[Sequence[str]]) -> tuple[list[str], list[list[int]]]:
     """("type/unit" of the merge, per profile the 0-based column of each in its values). Profiles
-    of one list keep it whole, a name given twice included."""
+    of one list keep it whole, a name given twice included (pprof would drop that name: it reads
+    the export by its own rule)."""
     if not type_lists:
         return [], []
     first = list(type_lists[0])
@@ -34,7 +38,7 @@ def merged_sample_types(type_lists: Sequence[Sequence[str]]) -> tuple[list[str],
             if types[at] != t:
                 raise SampleTypesDisagree(
                     f"the chosen instances measure {echo(t.partition('/')[0])} in different units ({echo(t)} and "
-                    f"{echo(types[at])}), "
-                    "so no pprof file merges them (go tool pprof refuses them too); choose them with instanceIds")
+                    f"{echo(types[at])}), which proftask analyses as two types and does not merge into one pprof "
+                    "file; choose them with instanceIds")
         columns.append(picked)
     return common, columns

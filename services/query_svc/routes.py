@@ -137,8 +137,10 @@ class QueryRoutes:
         except SampleTypesDisagree as e:
             raise ApiError(409, "MIXED_SAMPLE_TYPES", str(e)) from None
         require_columns_fit(sel.profiles, sample_types, columns)  # a pprof file sums each sample type
+        whole = all(p.sample_types == sample_types for p in sel.profiles)  # each profile's values as they are
         stacks, files = await analysis_queries.stacks_all_values(self.clickhouse, sel.tenant, sel.task_id,
-                                                                 [p.profile_id for p in sel.profiles], columns)
+                                                                 [p.profile_id for p in sel.profiles],
+                                                                 None if whole else columns)
         assert sel.sample_type is not None  # a selection with profiles has its sample type
         # pprof's default: the chosen type where the merge keeps it, else the merge's first
         default = sel.sample_type if sel.sample_type in sample_types else sample_types[0]

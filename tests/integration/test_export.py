@@ -224,6 +224,25 @@ def test_pprof_export_merges_the_sample_types_every_instance_has_as_go_tool_ppro
     assert as_oracle_shape(analysis(stack, task_id)) == oracle_tree([out], None, "function")
 
 
+def test_pprof_export_drops_a_type_one_instance_has_beside_the_others(stack, tmp_path):
+    stacks = [([("main.main", 1, False), ("main.work", 7, False)], [5, 50, 500]),
+              ([("main.main", 1, False), ("main.rest", 9, False)], [1, 10, 100])]
+    two, three = tmp_path / "two.pb.gz", tmp_path / "three.pb.gz"
+    two.write_bytes(encode_profile(["samples/count", "cpu/nanoseconds"], "cpu/nanoseconds", "", 0,
+                                   [(frames, values[:2]) for frames, values in stacks]))
+    three.write_bytes(encode_profile(["samples/count", "cpu/nanoseconds", "wall/nanoseconds"], "cpu/nanoseconds", "",
+                                     0, stacks))
+    task_id = create_task(stack, ["i1", "i2"], events="CPU", duration=1)
+    for instance, path in (("i1", two), ("i2", three)):
+        assert upload(stack, task_id, instance, path).status == 202
+    wait_finished(stack, task_id, ["i1", "i2"])
+    out = tmp_path / "export.pb.gz"
+    out.write_bytes(export(stack, task_id, format="pprof"))
+    assert _sample_types_line(out) == "samples/count cpu/nanoseconds[dflt]"
+    for sample_type in ("samples/count", "cpu/nanoseconds"):
+        assert oracle_tree([out], sample_type, "line") == oracle_tree([two, three], sample_type, "line")
+
+
 def test_pprof_export_of_one_sample_type_in_two_units_says_why_it_cannot_merge(stack):
     stacks = [([("main.main", 1, False), ("main.work", 7, False)], [5])]
     task_id = create_task(stack, ["ms", "ns"], events="CPU", duration=1)

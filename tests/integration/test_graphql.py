@@ -313,7 +313,7 @@ def test_a_long_name_or_value_in_a_request_is_quoted_cut_and_a_long_document_ref
         assert len(message) < 1_200 and "characters)" in message, message[:2000]
     started = time.monotonic()
     r = gql(secured, "acme-user", "{" + "a" * 1_000_000 + "}")
-    assert "more than the 131072 proftask parses" in r["errors"][0]["message"] and time.monotonic() - started < 1
+    assert "more than the 131072 proftask parses" in r["errors"][0]["message"] and time.monotonic() - started < 2
     # limit 0 is out of range, as -1 is and REST's limit=0 (it was taken as no limit)
     r = gql(secured, "acme-user", "{ queryPprofTaskList(request: {serviceId: \"s\", limit: 0}) { tasks { id } } }")
     assert r["data"] is None and "limit must be from 1 to 10000, got 0" in r["errors"][0]["message"], r

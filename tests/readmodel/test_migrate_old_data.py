@@ -233,10 +233,10 @@ def test_frames_written_before_m0008_gain_their_files_when_written_again(tmp_pat
             rows = profile_rows(_env("acme", "task", "pod-1", "p-1"), LIMIT)
             await WriterBeforeM0008(ch).write_profile(_before_m0010(rows))
             assert await migrate(ch) == [8, 9, 10, 11, 12, 13]
-            _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"], [[0, 1]])
+            _, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             assert files == {}
             await RowWriter(ch).write_profile(profile_rows(_env("acme", "task", "pod-2", "p-2"), LIMIT))
-            stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"], [[0, 1]])
+            stacks, files = await analysis_queries.stacks_all_values(ch, "acme", "task", ["p-1"])
             functions = {function for frames, _ in stacks for function, _, is_address in frames if not is_address}
             assert set(files) == functions and files["main.main"].endswith(".go")
 
@@ -321,8 +321,7 @@ def test_an_export_names_the_first_in_byte_order_of_a_function_s_files_whatever_
                 await RowWriter(ch).write_profile(_naming(builds[0], tenant, "pod-3"))
                 await ch.command("OPTIMIZE TABLE frame_names FINAL")
                 await ch.command("OPTIMIZE TABLE function_files FINAL")
-                _, files = await analysis_queries.stacks_all_values(ch, tenant, "task", ["pod-1", "pod-2", "pod-3"],
-                                                                    [[0]] * 3)
+                _, files = await analysis_queries.stacks_all_values(ch, tenant, "task", ["pod-1", "pod-2", "pod-3"])
                 assert files == {"main.main": "/src/main.go", "main.work": "/a/build/work.go"}, (tenant, files)
 
     asyncio.run(run())

@@ -269,20 +269,31 @@ def _long_tag(field: int, wire_type: int, length: int) -> bytes:
     return bytes(out + [tag])
 
 
+LONG_ZERO = b"\x80\x80\x80\x80\x80\x00"  # a length of 0 in 6 bytes
+
+
 def _in_field(field: int, body: bytes) -> bytes:
     return bytes([field << 3 | 2, len(body)]) + body
 
 
-# A tag of more than 5 bytes: upb refuses the wire, the Go runtime read it (the decoder fuzz
-# found a profile Go folded, and one it refused for another fault, that Python refuses as corrupt)
+# A tag or a length of more than 5 bytes: upb refuses the wire, the Go runtime read it (the decoder
+# fuzz found a profile Go folded, and one it refused for another fault, that Python refuses as corrupt)
 @pytest.mark.parametrize("tail", [
     _long_tag(1, 2, 6) + b"\x00",                                            # a sample type, top level
     _long_tag(100, 0, 7) + b"\x00",                                          # an unknown field
     _in_field(5, _long_tag(1, 0, 6) + b"\x09"),                              # a function's id
     _in_field(4, _long_tag(1, 0, 1) + b"\x09" + _in_field(4, _long_tag(1, 0, 6) + b"\x01")),  # a line's
     _in_field(2, _in_field(3, _long_tag(1, 0, 6) + b"\x01")),                # a sample's label
-], ids=["top level", "unknown field", "in a function", "in a location's line", "in a sample's label"])
-def test_a_tag_longer_than_5_bytes_is_refused_by_both(tail):
+    b"\x32" + LONG_ZERO,                             # a string's length
+    b"\x12" + LONG_ZERO,                             # a sample's
+    _in_field(4, b"\x22" + LONG_ZERO),               # a line's, in a location
+    _in_field(2, b"\x12" + LONG_ZERO),               # a packed value's
+    b"\xa2\x06" + LONG_ZERO,                         # an unknown field's
+    _in_field(5, b"\xa2\x06" + LONG_ZERO),           # one in a function
+], ids=["top level", "unknown field", "in a function", "in a location's line", "in a sample's label",
+        "length of a string", "length of a sample", "length of a line", "length of packed values",
+        "length of an unknown field", "length in a function"])
+def test_a_tag_or_length_longer_than_5_bytes_is_refused_by_both(tail):
     words = assert_go_refuses_alike(profile().SerializeToString() + tail, may_decline=True)
     assert words.startswith("not a pprof protobuf: ")
 
