@@ -73,34 +73,24 @@ PROFILE_STACK_VALUES = """
     HAVING pv != 0"""
 CHOSEN_TYPE = "\nstack_values AS (SELECT stack_id, sum(pv) AS v FROM (" + PROFILE_STACK_VALUES + ") GROUP BY stack_id)"
 
-# stack_values: per stack, every sample type summed (profiles of the same sample types).
-ALL_TYPES = """
-stack_values AS (
-    SELECT stack_id, sumForEach(pv) AS v
-    FROM (
+# Per chosen profile and stack, its values: one row per (profile, stack), redelivered copies once.
+PROFILE_STACK_ALL_VALUES = """
         SELECT profile_id, stack_id, any(values) AS pv FROM samples
         WHERE tenant = {tenant:String} AND task_id = {task_id:String}
           AND profile_id IN {profile_ids:Array(String)}
-        GROUP BY profile_id, stack_id
-    )
-    GROUP BY stack_id
-)"""
+        GROUP BY profile_id, stack_id"""
+# stack_values: per stack, every sample type summed (profiles of the same sample types).
+ALL_TYPES = ("\nstack_values AS (\n    SELECT stack_id, sumForEach(pv) AS v\n    FROM (" + PROFILE_STACK_ALL_VALUES
+             + "\n    )\n    GROUP BY stack_id\n)")
 # stack_values: per stack, the merge's sample types summed, each profile's from its own columns
 # ({columns}: 1-based, per profile in the order of {profile_ids}; found by transform, a hash
 # lookup, once per profile and stack).
-PICKED_TYPES = """
+PICKED_TYPES = ("""
 stack_values AS (
     SELECT stack_id,
            sumForEach(arrayMap(c -> pv[c], {columns:Array(Array(UInt16))}[
                transform(profile_id, {profile_ids:Array(String)}, {positions:Array(UInt32)}, toUInt32(0))])) AS v
-    FROM (
-        SELECT profile_id, stack_id, any(values) AS pv FROM samples
-        WHERE tenant = {tenant:String} AND task_id = {task_id:String}
-          AND profile_id IN {profile_ids:Array(String)}
-        GROUP BY profile_id, stack_id
-    )
-    GROUP BY stack_id
-)"""
+    FROM (""" + PROFILE_STACK_ALL_VALUES + "\n    )\n    GROUP BY stack_id\n)")
 
 # The frames of each chosen stack at the granularity of {frames_column}.
 STACK_FRAMES = """
