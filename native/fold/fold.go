@@ -63,8 +63,8 @@ type Result struct {
 // the wire): accepted, the profile proftask folds; else refused, proftask.pprof.decode's words
 // for the first fault it would name (parse_profile raises the same; CorruptWire for bytes no
 // decoder reads), or "" when Go declines: the Python check decides (bytes Go cannot decode that
-// upb may, strings not UTF-8, unknown groups, a tag of more than 5 bytes, which upb refuses,
-// or a refusal Go cannot word as Python does).
+// upb may, strings not UTF-8, unknown groups, a tag or a length of more than 5 bytes, which upb
+// refuses, or a refusal Go cannot word as Python does).
 func Decode(raw []byte) (p *profilepb.Profile, refused string, accepted bool) {
 	if len(raw) == 0 {
 		return nil, "", false

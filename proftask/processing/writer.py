@@ -67,7 +67,7 @@ class RowWriter:
         self.healthy = True
         self._known_stacks = KnownKeys(KNOWN_IDS)
         self._known_frames = KnownKeys(KNOWN_IDS)
-        self._known_files = KnownKeys(KNOWN_IDS)  # (frame, file) pairs: function_files_key
+        self._known_files = KnownKeys(KNOWN_IDS)  # (frame, file) pairs, keyed by function_files()
         self._known_nodes = KnownKeys(KNOWN_NODES)
         self.task_folds = TaskFolds(clickhouse, self.insert_arrow_once)
 

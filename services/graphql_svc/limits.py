@@ -28,7 +28,7 @@ MAX_TOKENS = 5_000
 
 # A document's characters: the token bound does not bound a token's length, and graphql-core
 # parses ~4 MB a second on the event loop (100 documents of one 500,000-character name held
-# every request, /readyz too, for up to 5 s). booster-ui's largest page asks a few KB.
+# every request, /readyz too, for up to 5 s). 5,000 tokens of usual names are ~125 KB.
 MAX_DOCUMENT_CHARS = 128 * 1024
 # An error message's quotes of the request (a name, a value), as the REST API's (core.echo), and
 # its whole length: an unknown field of 1 MB was answered with its name, twice.
