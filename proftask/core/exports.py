@@ -33,9 +33,11 @@ def to_folded(stacks: Sequence[tuple[Sequence[str], int]]) -> str:
 
 
 def to_speedscope(name: str, sample_type: str, stacks: Sequence[tuple[Sequence[str], int]]) -> dict:
+    """A speedscope "sampled" profile, one sample per stack, in the order of their frames (as the
+    folded export's lines): the same stacks in any order make the same file."""
     frame_index: dict[str, int] = {}
     samples, weights = [], []
-    for frames, value in stacks:
+    for frames, value in sorted(((list(frames), value) for frames, value in stacks)):
         if not frames or not value:
             continue
         samples.append([frame_index.setdefault(f, len(frame_index)) for f in frames])

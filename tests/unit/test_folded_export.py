@@ -1,5 +1,9 @@
-"""The folded export's lines: one frame between each `;`, one stack a line, whatever the names."""
-from proftask.core.exports import to_folded
+"""The folded export's lines: one frame between each `;`, one stack a line, whatever the names;
+and the speedscope export, the same file for the same stacks."""
+import itertools
+import json
+
+from proftask.core.exports import to_folded, to_speedscope
 
 GENERIC = "main.Work[go.shape.struct { A int; B string }]"  # a Go 1.18+ generic, as pprof names it
 
@@ -30,3 +34,13 @@ def test_a_frame_holding_a_semicolon_is_not_two_frames_and_lookalikes_are_one_li
     assert _frames_by_line(to_folded([(["a;b"], 1), (["a", "b"], 2)])) == [(["a,b"], 1), (["a", "b"], 2)]
     # "a;b" and "a,b" are one line: the format cannot tell them apart
     assert _frames_by_line(to_folded([(["a;b"], 1), (["a,b"], 2)])) == [(["a,b"], 3)]
+
+
+def test_a_speedscope_export_of_the_same_stacks_in_another_order_is_the_same_file():
+    """The stacks come in the order of the query's rows, which changes from one request to the
+    next on a large profile: the file's frames and samples changed with it."""
+    stacks = [(["main", "a", "x"], 3), (["main", "b"], 5), (["main", "a"], 2), (["main", "a", "x"], 4), (["c"], 1)]
+    docs = {json.dumps(to_speedscope("t", "cpu/nanoseconds", order)) for order in itertools.permutations(stacks)}
+    assert len(docs) == 1
+    (doc,) = docs
+    assert json.loads(doc)["profiles"][0]["weights"] == [1, 2, 3, 4, 5]

@@ -3,10 +3,12 @@ a pprof export names the same file for a function whatever the order its profile
 restart or a replay: the first in byte order of those its frames were named with.
 
 `frame_names` keeps one row per frame once ClickHouse merges it (a ReplacingMergeTree on the
-frame), the last written, and a processor writes a frame once: which of two files a function
-had (two builds of Go, two versions of a module) followed the history of the writes. The files
-frame_names holds are copied over; files it lost in a merge come back with the next profile
-naming them, or with `proftask replay`.
+frame), the last written, and a processor writes a frame once, with the file of the first
+profile naming it since the processor started: which of two files a function had (two builds
+of Go, two versions of a module) followed the history of the uploads and restarts. The files
+frame_names holds are copied over; a frame's other files were never written, so a task stored
+before this migration names them only once a new profile of its tenant names them, or after
+`proftask replay` (what to run after upgrading, where the files an export names matter).
 """
 from proftask.clickhouse.migrations import CopyRows, CreateTable, Migration
 
