@@ -12,8 +12,5 @@ _UNSHOWN = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 def printable(text: object) -> str:
-    text = str(text)
-    if all(unicodedata.category(c) not in _UNSHOWN for c in text):
-        return text
     return "".join(c if unicodedata.category(c) not in _UNSHOWN else c.encode("unicode_escape", "backslashreplace")
-                   .decode("ascii") for c in text)
+                   .decode("ascii") for c in str(text))

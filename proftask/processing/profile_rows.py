@@ -10,6 +10,7 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from proftask.core.node_table import NodePlaces, StackFold, sorted_lookup
 from proftask.events.v1 import events_pb2 as pb
@@ -48,6 +49,10 @@ class ProfileRows:
     line_frames: np.ndarray      # uint64, flat
     values: np.ndarray           # int64 [n, n_types]
     sample_types: list[str]
+    # `function_files` rows (the frames that name a file) and a key of each (frame, file) pair,
+    # made with the fold, off the writer's event loop (function_files)
+    function_files: pa.Table
+    function_file_keys: np.ndarray
     # the folded profile as numpy (what the CPU pool sends back; Arrow tables are made of it
     # where it is written): every node's place in the tree at both granularities, the root
     # once, and per (granularity, sample type) the node and function values
@@ -252,8 +257,24 @@ def _rows(env: pb.Envelope, sample_types: list[str], default_index: int, period_
                    period_type=period_type, period=period, time_nanos=time_nanos, duration_nanos=duration_nanos,
                    size_bytes=up.size,
                    stack_count=len(stack_ids), event_id=env.event_id)
+    file_keys, files = function_files(tenant, frame_names)
     return ProfileRows(tenant, up.task_id, up.instance_id, up.profile_id, env.occurred_at, profile, frame_names,
-                       stack_ids, offsets, fn_flat, line_flat, values, sample_types)
+                       stack_ids, offsets, fn_flat, line_flat, values, sample_types, function_files=files,
+                       function_file_keys=file_keys)
+
+
+def function_files(tenant: str, frame_names: pa.Table) -> tuple[np.ndarray, pa.Table]:
+    """A key of each (frame, file) pair of a profile's frames that name a file, for the writer's
+    KnownKeys (a frame seen with one file is written again with another), and their
+    `function_files` rows."""
+    named = frame_names.filter(pc.not_equal(frame_names.column("file"), ""))
+    frame_ids = named.column("frame_id").to_numpy()
+    encoded = pc.dictionary_encode(named.column("file")).combine_chunks()  # a profile names few files
+    file_hashes = np.array([hash64(f.encode("utf-8", "surrogatepass")) for f in encoded.dictionary.to_pylist()],
+                           dtype=np.uint64)
+    keys = frame_ids ^ (file_hashes[encoded.indices.to_numpy(zero_copy_only=False)] * np.uint64(0x9E3779B97F4A7C15))
+    return keys, pa.table({"tenant": constant_column(tenant, named.num_rows), "frame_id": named.column("frame_id"),
+                           "file": named.column("file")})
 
 
 def constant_column(value: str, n: int) -> pa.DictionaryArray:

@@ -9,13 +9,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from proftask import metrics
 from proftask.clickhouse.client import ClickHouse
 from proftask.config import RetentionPolicy
 from proftask.core.node_table import sorted_lookup
-from proftask.processing.profile_rows import ProfileRows, constant_column, hash64
+from proftask.processing.profile_rows import ProfileRows
 from proftask.processing.task_folds import TaskFolds
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class RowWriter:
         self.healthy = True
         self._known_stacks = KnownKeys(KNOWN_IDS)
         self._known_frames = KnownKeys(KNOWN_IDS)
-        self._known_files = KnownKeys(KNOWN_IDS)  # (frame, file) pairs, keyed by function_files()
+        self._known_files = KnownKeys(KNOWN_IDS)  # (frame, file) pairs: ProfileRows.function_file_keys
         self._known_nodes = KnownKeys(KNOWN_NODES)
         self.task_folds = TaskFolds(clickhouse, self.insert_arrow_once)
 
@@ -168,11 +167,11 @@ class RowWriter:
         known_stacks: list[bool] = []  # per profile: every stack of it written before this batch
         seen_frames, seen_stacks, seen_files = KnownKeys(KNOWN_IDS), KnownKeys(KNOWN_IDS), KnownKeys(KNOWN_IDS)
         for rows in batch:
-            file_keys, file_rows = function_files(rows.tenant, rows.frame_names)
+            file_keys = rows.function_file_keys
             new_files = self._known_files.unknown_mask(rows.tenant, file_keys) & _unseen(seen_files, rows.tenant,
                                                                                           file_keys)
             if new_files.any():
-                files.append(file_rows.filter(pa.array(new_files)))
+                files.append(rows.function_files.filter(pa.array(new_files)))
             written_files.append((rows.tenant, file_keys[new_files]))
             frame_ids = rows.frame_names.column("frame_id").to_numpy()
             new_frames = self._known_frames.unknown_mask(rows.tenant, frame_ids) & _unseen(seen_frames, rows.tenant,
@@ -221,19 +220,6 @@ class RowWriter:
                 out.append((rows.tenant, rows.node_paths_table(keep)))
                 seen.add(rows.tenant, nodes[keep])
         return out
-
-
-def function_files(tenant: str, frame_names: pa.Table) -> tuple[np.ndarray, pa.Table]:
-    """The `function_files` rows of a profile's frames that name a file, and a key of each
-    (frame, file) pair for KnownKeys: a frame seen with one file is written again with another."""
-    named = frame_names.filter(pc.not_equal(frame_names.column("file"), ""))
-    frame_ids = named.column("frame_id").to_numpy()
-    encoded = pc.dictionary_encode(named.column("file")).combine_chunks()  # a profile names few files
-    file_hashes = np.array([hash64(f.encode("utf-8", "surrogatepass")) for f in encoded.dictionary.to_pylist()],
-                           dtype=np.uint64)
-    keys = frame_ids ^ (file_hashes[encoded.indices.to_numpy(zero_copy_only=False)] * np.uint64(0x9E3779B97F4A7C15))
-    return keys, pa.table({"tenant": constant_column(tenant, named.num_rows), "frame_id": named.column("frame_id"),
-                           "file": named.column("file")})
 
 
 def _unseen(seen: KnownKeys, tenant: str, ids: np.ndarray) -> np.ndarray:
