@@ -79,9 +79,10 @@ async def require_task(ch: ClickHouse, tasks: TaskView | None, tenant: str, task
     processor wrote its row, a moment after the 201, while the view finds it on every replica
     as soon as it is created (find() syncs to the topic's end for an id it has not read yet). So
     a task that exists answers, with every instance pending until the processor catches up.
-    ClickHouse only without a view."""
+    ClickHouse only without a view. A view still loading the history (a server starting) is
+    503: it would call a task not found that exists, or fail on a consumer not started yet."""
     if tasks is not None:
-        task = await tasks.find(tenant, task_id)
+        task = await tasks.require_ready().find(tenant, task_id)
         instances = list(task.spec.service_instance_ids) if task is not None else None
     else:
         instances = await progress_queries.task_instances(ch, tenant, task_id)

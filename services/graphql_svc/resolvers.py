@@ -9,16 +9,17 @@ import pathlib
 from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
 from graphql import GraphQLError
 
-from proftask.agents_view import SEEN_INTERVAL_S
+from proftask.agents_view import SEEN_INTERVAL_S, AgentsView
 from proftask.core import skywalking_ids as ids
 from proftask.core.flamegraph import NodeColumns, preorder, render_element_fields
 from proftask.core.progress import derive_progress
 from proftask.core.echo import echo
-from proftask.errors import ProftaskError
+from proftask.errors import ProftaskError, Unavailable
 from proftask.http.errors import http_status
 from proftask.analysis import analysis_queries, progress_queries
 from proftask.analysis.selection import require_task, select
 from proftask import task_usecases as usecases
+from proftask.task_view import TaskView
 from services.graphql_svc.big_answers import elements_selections
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
@@ -64,18 +65,34 @@ def _instance(service: str, name: str) -> dict:
     return {"id": iid, "name": name, "attributes": [], "language": "GO", "instanceUUID": iid, "layer": LAYER}
 
 
+def _ready_view(svc) -> TaskView:
+    """The task view once it holds the whole history: a list read from it before would leave
+    out services and instances that have tasks."""
+    try:
+        return usecases.ready_view(svc.tasks)
+    except ProftaskError as e:
+        raise graphql_error(e) from None
+
+
+def _ready_agents(svc) -> AgentsView:
+    """The live agents once loaded, as REST's /services answers them (503 before)."""
+    if not svc.agents.caught_up.is_set():
+        raise graphql_error(Unavailable("the live agents are still loading"))
+    return svc.agents
+
+
 def _service_names(svc, tenant: str) -> list[str]:
     """Services with a live agent, and services that have tasks."""
-    names = {t.spec.service_id for t in svc.tasks.view.all_tasks(tenant)}
+    names = {t.spec.service_id for t in _ready_view(svc).all_tasks(tenant)}
     if svc.agents is not None:
-        names |= set(svc.agents.services(tenant))
+        names |= set(_ready_agents(svc).services(tenant))
     return sorted(names)
 
 
 def _instance_names(svc, tenant: str, service: str) -> list[str]:
-    names = {i for t in svc.tasks.view.tasks_of_service(tenant, service) for i in t.spec.service_instance_ids}
+    names = {i for t in _ready_view(svc).tasks_of_service(tenant, service) for i in t.spec.service_instance_ids}
     if svc.agents is not None:
-        names |= {a.instance for a in svc.agents.instances(tenant, service)}
+        names |= {a.instance for a in _ready_agents(svc).instances(tenant, service)}
     return sorted(names)
 
 

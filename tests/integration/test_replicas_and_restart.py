@@ -1,10 +1,14 @@
 """Racing task_svc replicas, and state that survives a restart (event log + data directory)."""
 import asyncio
 import concurrent.futures
+import time
 import uuid
 
 
+from proftask.core import skywalking_ids as ids
+from tests.conformance.oracle import require_conformance
 from tests.integration.harness import new_topic_prefix, wait_until
+from tests.integration.profiles import create_task, upload, wait_finished
 
 
 
@@ -104,3 +108,50 @@ def test_a_task_view_syncs_to_a_task_it_has_not_read_yet(broker):
 
     unread = asyncio.run(run())
     print(f"{unread} of 20 tasks were not yet in the view when the broker acknowledged them")
+
+
+def test_a_restarted_server_answers_a_task_it_has_not_read_yet_with_503_never_500_or_404(spawn, tmp_path):
+    """From the moment a restarted server listens until its task view has read the task history,
+    a read of a task that exists is "try again" (503), as the task and upload routes already
+    answered: analysis, top and progress answered 500 (the view's consumer not started yet)
+    and then 404 (not found, read from a view that had read nothing), and GraphQL's service and
+    instance lists answered without the task's. Both tenants' readers see the same."""
+    prefix, data_dir = new_topic_prefix(), tmp_path / "data"
+    first = spawn("all", prefix=prefix, data_dir=data_dir)
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    task_id = create_task(first, ["i-1"], events="CPU", service=service, duration=1)
+    assert upload(first, task_id, "i-1", require_conformance() / "go" / "pprof-sample.cpu.pb.gz").status == 202
+    wait_finished(first, task_id, ["i-1"])
+    reads = {path: first.get(path).json() for path in (
+        f"/api/v1/pprof/tasks/{task_id}/progress", f"/api/v1/pprof/tasks/{task_id}/analysis?maxNodes=10",
+        f"/api/v1/pprof/tasks/{task_id}/top?limit=5")}
+    lists = {"{ listServices { name } }": {"listServices": [{"name": service}]},
+             f'{{ listInstances(serviceId: "{ids.service_id(service)}") {{ name }} }}': {"listInstances": [{"name": "i-1"}]}}
+    first.kill()
+
+    second = spawn("all", prefix=prefix, data_dir=data_dir, wait=False)
+    seen: dict[tuple[str, int], int] = {}
+    answered: set[str] = set()
+    wrong: list[tuple[str, int, str]] = []
+    deadline = time.monotonic() + 120
+    while len(answered) < len(reads) + len(lists) and time.monotonic() < deadline:
+        for path, expected in reads.items():
+            r = second.get(path)
+            seen[path, r.status] = seen.get((path, r.status), 0) + 1
+            if r.status == 200:
+                answered.add(path)
+                if r.json() != expected:
+                    wrong.append((path, r.status, r.body.decode()[:300]))
+            elif r.status not in (0, 503):  # 0: not listening yet
+                wrong.append((path, r.status, r.body.decode()[:300]))
+        for query, expected in lists.items():
+            r = second.post("/graphql", {"query": query})
+            if r.status == 0:
+                continue
+            body = r.json()
+            if body.get("data") and body["data"] == expected:
+                answered.add(query)
+            elif not (body.get("errors") and body["errors"][0]["extensions"]["code"] == "UNAVAILABLE"):
+                wrong.append((query, r.status, r.body.decode()[:300]))
+    assert not wrong, (wrong, seen)
+    assert len(answered) == len(reads) + len(lists), seen
