@@ -69,7 +69,8 @@ case "${1:-}" in
       start
     fi
     pid=$(cat "$PIDFILE")
-    wait_ready "$pid" || { rc=$?; [ $rc = 1 ] && { echo "proftask exited; last lines of $LOG:" >&2; tail -20 "$LOG" >&2; }; exit 1; }
+    wait_ready "$pid" || { rc=$?; [ $rc = 1 ] && { echo "proftask exited; last lines of $LOG:" >&2; tail -20 "$LOG" >&2; }
+      [ $rc = 2 ] && echo "it is still running (pid $pid) and may yet be ready; \`make down\` stops it" >&2; exit 1; }
     echo "proftask is up: http://127.0.0.1:$HTTP_PORT  (API /api/v1/pprof/tasks, log $LOG)"
     ;;
   down)

@@ -15,7 +15,11 @@ from proftask.errors import CannotRun
 
 
 def _setup_logging(level: str) -> None:
+    from proftask.log_limits import RepeatLimit
+
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatLimit())
     for noisy in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -137,7 +141,7 @@ def run_client_command(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="proftask", description="On-demand pprof profiling for Go services: "
-                                     "run the services (serve, kafka, migrate, replay) or use a running "
+                                     "run the services (up, serve, kafka, migrate, replay) or use a running "
                                      "proftask (task, analyze). `proftask COMMAND --help` explains each.")
     parser.add_argument("--config", help="config file (default: $PROFTASK_CONFIG or config/proftask.yaml)")
     parser.add_argument("--log-level", default="info")
@@ -156,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="HTTP port (PROFTASK_HTTP_PORT, default 8080)")
     common(serve)
     serve.set_defaults(func=cmd_serve)
+    # DESIGN's `up`/`serve`: `up` is the standalone process, what `make up` starts beside Kafka
+    up = sub.add_parser("up", help="run every service in one process (serve all)",
+                        description="Run proftask standalone: every service in this one process, as "
+                                    "`proftask serve all`. (`make up` also starts Kafka and a demo service.)")
+    up.add_argument("--http-port", type=int, help="HTTP port (PROFTASK_HTTP_PORT, default 8080)")
+    common(up)
+    up.set_defaults(func=cmd_serve, role="all")
 
     kafka = sub.add_parser("kafka", help="Kafka utilities").add_subparsers(dest="kafka_command", required=True)
     wait = kafka.add_parser("wait", help="wait until every listed broker is up and in the cluster's metadata")

@@ -20,7 +20,7 @@ from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
 from proftask.http.connections import ConnectionGuard, JsonErrorsRequestHandler
 from proftask.kafka.producer import EventProducer
-from proftask.kafka.readiness import wait_for_broker
+from proftask.kafka.readiness import KafkaWatch, wait_for_broker
 from proftask.kafka.topics import Topics, ensure_topics
 from proftask.spool import use_directory as use_spool_directory
 from proftask.task_view import TaskView
@@ -64,6 +64,7 @@ async def serve(role: str, settings: Settings) -> None:
     parts = role_parts(role)
     topics = Topics.with_prefix(settings.topic_prefix)
     kafka_ready = clickhouse_ready = False
+    kafka_watch = KafkaWatch(settings.kafka_bootstrap)  # ready as long as Kafka answers, not only at start
     tokens = TokenTable(settings.tokens)
     if tokens.enabled:
         log.info("auth is on: %d tokens for tenants %s", len(settings.tokens), ", ".join(tokens.tenants()))
@@ -124,7 +125,7 @@ async def serve(role: str, settings: Settings) -> None:
                                          max_body=settings.max_json_body))
 
     def readiness() -> dict[str, bool]:
-        checks: dict[str, bool] = {"kafka": kafka_ready}
+        checks: dict[str, bool] = {"kafka": kafka_ready and kafka_watch.reachable}
         if producer is not None:
             checks["kafka.producer"] = producer.started
         if view is not None:
@@ -169,6 +170,8 @@ async def serve(role: str, settings: Settings) -> None:
         if not await unless_stopped(_kafka_with_topics(settings, topics), stop):
             return  # stopped before Kafka answered: nothing else was started
         kafka_ready = True
+        await kafka_watch.start()
+        started.append(kafka_watch)
         if clickhouse is not None:
             await clickhouse.open()
             started.append(clickhouse)

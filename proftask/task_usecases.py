@@ -63,9 +63,11 @@ async def create_task(desk: TaskDesk, tenant: str, body) -> tuple[int, dict]:
     task_id = str(uuid.uuid4())
     decided = view.expect_decision(task_id)
     try:
-        event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
-        await desk.producer.send(desk.topics.task_requests, service_key(tenant, spec.service_id), event)
-        decision = await asyncio.wait_for(decided, desk.settings.decision_timeout_s)
+        # the send too: with Kafka away it waited for the broker for minutes, and the request with it
+        async with asyncio.timeout(desk.settings.decision_timeout_s):
+            event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
+            await desk.producer.send(desk.topics.task_requests, service_key(tenant, spec.service_id), event)
+            decision = await decided
     except TimeoutError:
         raise Unavailable(f"task {task_id} was requested but not decided within "
                           f"{desk.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "

@@ -26,7 +26,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
 from proftask.config import HttpLimits
-from proftask.errors import Unavailable
+from proftask.errors import CannotRun, Unavailable
 from proftask.http.errors import CODES, error_response
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,34 @@ def _refusal(limit: int) -> bytes:
 
 STOPPING_RETRY_AFTER_S = 2  # a restart takes about that long
 FILES_KEPT_FOR_THE_REST = 256  # Kafka and ClickHouse connections, chDB's files, logs
+MIN_CONNECTIONS = 64  # below, the readiness checks and a few agents take them all
 
 
 def within_open_files_limit(limits: HttpLimits) -> HttpLimits:
     """Past the open-files limit accept() fails (EMFILE) and asyncio spins logging it: cap the
-    connections below it instead, and say so."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = soft - FILES_KEPT_FOR_THE_REST if soft != resource.RLIM_INFINITY else limits.max_connections
+    connections below it instead, and say so. The soft limit is first raised to the hard one,
+    as Go's runtime does at start; a limit that leaves fewer than MIN_CONNECTIONS refuses to
+    start, in one line (with `ulimit -n 256` the server took one connection at a time, and a
+    `make up` waiting for it to be ready gave up)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as e:  # a hard limit the kernel caps lower (nr_open)
+            log.info("open-files limit left at %d (raising it to %d: %s)", soft, hard, e)
+    if soft == resource.RLIM_INFINITY:
+        return limits
+    room = soft - FILES_KEPT_FOR_THE_REST
+    if room < min(MIN_CONNECTIONS, limits.max_connections):
+        raise CannotRun(f"the open-files limit (ulimit -n) is {soft}: proftask keeps {FILES_KEPT_FOR_THE_REST} "
+                        f"for Kafka, ClickHouse and its files and needs {MIN_CONNECTIONS} more for HTTP "
+                        f"connections; raise it to at least {FILES_KEPT_FOR_THE_REST + MIN_CONNECTIONS}")
     if limits.max_connections <= room:
         return limits
     log.warning("HTTP: maxConnections %d lowered to %d: the open-files limit (ulimit -n) is %d",
-                limits.max_connections, max(room, 1), soft)
-    return dataclasses.replace(limits, max_connections=max(room, 1))
+                limits.max_connections, room, soft)
+    return dataclasses.replace(limits, max_connections=room)
 
 
 class ConnectionGuard:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
 
 from proftask import events, metrics
 from proftask.config import Settings
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_AGENT_MESSAGE = 16 * 1024  # characters kept of an agent's error message
 FAILURE_LOG_ATTEMPTS = 4      # a failure log is retried: it is the only trace of the upload
 FAILURE_LOG_BACKOFF_S = 1.0
+FAILURE_LOG_S = 30.0  # the most a report waits for its failure log to be taken
 INLINE_BYTES = 32 * 1024          # uploads up to this size are checked in the event loop ...
 INLINE_INFLATED = 512 * 1024      # ... unless they inflate past this
 MAX_GO_CHECKS = 4
@@ -60,6 +62,7 @@ class ProfileIntake:
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
         self.budget = process_budget(settings.upload_budget_bytes)
+        self._logs_in_background: set[asyncio.Task] = set()
         # Go checks in threads, no more at once than the CPU pool has workers, and at most
         # MAX_GO_CHECKS: an upload inflates in this process then, and a gzip bomb stops at the
         # decompressed limit (256 MiB), as many times as this
@@ -88,15 +91,33 @@ class ProfileIntake:
         await asyncio.shield(self._send_failure(tenant, task_id, event))
 
     async def _send_failure(self, tenant: str, task_id: str, event: pb.Envelope) -> None:
+        """Tried again for up to FAILURE_LOG_S (a refused send may pass a moment later); with Kafka
+        away the caller is told to try again (Unavailable: 503), not held for minutes and then
+        answered 500."""
+        deadline = time.monotonic() + FAILURE_LOG_S
         for attempt in range(FAILURE_LOG_ATTEMPTS):
             try:
-                await self.producer.send(self.topics.task_events, task_key(tenant, task_id), event)
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.1)):
+                    await self.producer.send(self.topics.task_events, task_key(tenant, task_id), event)
                 return
             except Exception as e:  # noqa: BLE001 - Kafka errors of every kind: try again
-                if attempt + 1 == FAILURE_LOG_ATTEMPTS:
-                    raise
+                pause = FAILURE_LOG_BACKOFF_S * 2 ** attempt
+                if attempt + 1 == FAILURE_LOG_ATTEMPTS or time.monotonic() + pause >= deadline:
+                    raise Unavailable(f"the task log could not be recorded ({type(e).__name__}: {e}); "
+                                      "report again") from e
                 log.warning("task log for %s not sent (%r); retrying", task_id, e)
-                await asyncio.sleep(FAILURE_LOG_BACKOFF_S * 2 ** attempt)
+                await asyncio.sleep(pause)
+
+    async def _not_stored_log(self, tenant: str, task_id: str, instance: str, message: str) -> None:
+        try:
+            await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
+        except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
+            log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
+
+    def _log_in_background(self, sending: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(sending)
+        self._logs_in_background.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(self._logs_in_background.discard)
 
     async def record_agent_error(self, tenant: str, task_id: str, instance: str, message: str) -> None:
         await self.record_failure(tenant, task_id, instance, Reason.AGENT_ERROR,
@@ -220,10 +241,9 @@ class ProfileIntake:
                 log.warning("profile %s of task %s (%d bytes) not stored: %r", pid, task_id, spool.size, e)
                 message = (f"the profile ({spool.size} bytes) arrived but could not be stored: "
                            f"{type(e).__name__}: {e}; the agent may upload it again")
-                try:
-                    await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
-                except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
-                    log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
+                # Kafka just failed a send: the log's tries may each wait for it as long (an agent
+                # waited ~130 s for its 503 with the broker dead), so the 503 goes out now
+                self._log_in_background(self._not_stored_log(tenant, task_id, instance, message))
                 raise UploadNotStored(message, self.budget.retry_after()) from e
             await self._accepted(tenant, pb.ProfileAccepted(task_id=task_id, instance_id=instance, profile_id=pid))
             metrics.INGEST_STAGE_SECONDS.labels("intake_produce").observe(time.perf_counter() - validated)

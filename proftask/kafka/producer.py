@@ -20,6 +20,20 @@ from proftask.kafka.topics import MAX_MESSAGE_BYTES
 log = logging.getLogger(__name__)
 OLD_PRODUCER_STOP_S = 60
 RENEW_BACKOFF_S = 5.0
+# A send making no progress for this long fails (TimeoutError). aiokafka bounds each request by
+# its request timeout, but not a send waiting for the metadata of a broker that is down: an
+# upload waited minutes for its answer, and an agent gives up on an upload after 60 s.
+SEND_STALL_S = 30.0
+RENEW_WAIT_S = 5.0  # a failed send's caller waits this long for the renewal (which goes on)
+
+
+@contextlib.asynccontextmanager
+async def _stall_bound(what: str) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(SEND_STALL_S):
+            yield
+    except TimeoutError:
+        raise TimeoutError(f"Kafka did not acknowledge {what} within {SEND_STALL_S:.0f} s") from None
 
 
 class EventProducer:
@@ -109,7 +123,8 @@ class EventProducer:
             yield producer
         except (KafkaError, TimeoutError):
             try:
-                await self.renew(producer)
+                async with asyncio.timeout(RENEW_WAIT_S):  # a hung broker holds a new producer's start
+                    await self.renew(producer)
             except Exception as e:  # noqa: BLE001 - Kafka away: a failed send after the pause tries again
                 log.warning("Kafka producer not renewed: %r", e)
             raise
@@ -141,7 +156,7 @@ class EventProducer:
 
     async def send(self, topic: str, key: bytes, event: pb.Envelope) -> None:
         """Returns once the broker acknowledged the event (raises otherwise)."""
-        async with self._sending() as producer:
+        async with self._sending() as producer, _stall_bound("the record"):
             await producer.send_and_wait(topic, event.SerializeToString(), key=key)
         metrics.EVENTS_PRODUCED.labels(event.type).inc()
 
@@ -150,13 +165,15 @@ class EventProducer:
         returns every record's metadata once all are acknowledged. The producer holds at most a
         batch or two per partition (send waits while the partition's batch is full), and the
         iterable is consumed as that allows, so a large upload is never all in memory here."""
-        acks = []
+        acks: list[asyncio.Future[RecordMetadata]] = []
         try:
             async with self._sending() as producer:
                 for event in events:
-                    acks.append(await producer.send(topic, event.SerializeToString(), key=key))
+                    async with _stall_bound(f"record {len(acks) + 1}"):  # waits while the partition's batch is full
+                        acks.append(await producer.send(topic, event.SerializeToString(), key=key))
                     metrics.EVENTS_PRODUCED.labels(event.type).inc()
-                return list(await asyncio.gather(*acks))
+                async with _stall_bound(f"all {len(acks)} records"):
+                    return list(await asyncio.gather(*map(asyncio.shield, acks)))
         except BaseException:
             for ack in acks:  # their outcome no longer matters; do not warn that it was unread
                 ack.add_done_callback(lambda f: f.cancelled() or f.exception())

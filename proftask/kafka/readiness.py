@@ -3,9 +3,13 @@ once when they cannot bootstrap, so nothing consumes before this returns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient
+
+log = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(TimeoutError):
@@ -62,3 +66,66 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 90, every_broker: b
         finally:
             await admin.close()
     raise BrokerUnavailable(f"Kafka at {bootstrap} answers no metadata call after {timeout_s:.0f}s: {last_error}")
+
+
+class KafkaWatch:
+    """Whether Kafka answers now, for /readyz: a metadata call every PROBE_INTERVAL_S, each given
+    PROBE_TIMEOUT_S. aiokafka's producers and consumers retry a dead or hung broker on their own
+    and never say so: without this a process stayed ready (200) with its broker killed or
+    stopped, and a load balancer kept sending it requests that hang."""
+
+    PROBE_INTERVAL_S = 2.0
+    PROBE_TIMEOUT_S = 5.0
+
+    def __init__(self, bootstrap: str):
+        self._bootstrap = bootstrap
+        self._admin: AIOKafkaAdminClient | None = None
+        self._watching: asyncio.Task | None = None
+        self.reachable = True  # started once a first metadata call has answered (serve)
+        self.failure: str | None = None
+
+    async def start(self) -> None:
+        self._watching = asyncio.get_running_loop().create_task(self._watch(), name="kafka-watch")
+
+    async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        await self._drop_admin()
+
+    async def _probe(self) -> None:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap,
+                                        request_timeout_ms=int(self.PROBE_TIMEOUT_S * 1000))
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+        await self._admin.describe_cluster()
+
+    async def _drop_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.PROBE_TIMEOUT_S):
+                    await admin.close()
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.PROBE_TIMEOUT_S):
+                    await self._probe()
+            except Exception as e:  # noqa: BLE001 - any failure means not reachable now
+                if self.reachable:
+                    log.warning("Kafka at %s answers no metadata call (%r): not ready until it does",
+                                self._bootstrap, e)
+                self.reachable, self.failure = False, repr(e)
+                await self._drop_admin()  # a fresh client next time: the old one may hold a hung connection
+            else:
+                if not self.reachable:
+                    log.info("Kafka at %s answers again", self._bootstrap)
+                self.reachable, self.failure = True, None
+            await asyncio.sleep(self.PROBE_INTERVAL_S)
