@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 from proftask import events, metrics
+from proftask.auth import TokenTable
 from proftask.config import Settings
 from proftask.core.echo import echo
 from proftask.core.profile_fit import misfit
@@ -61,7 +62,7 @@ class ProfileIntake:
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView,
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
-        self.budget = process_budget(settings.upload_budget_bytes)
+        self.budget = process_budget(settings.upload_budget_bytes, len(TokenTable(settings.tokens).tenants()))
         self._logs_in_background: set[asyncio.Task] = set()
         # Go checks in threads, no more at once than the CPU pool has workers, and at most
         # MAX_GO_CHECKS: an upload inflates in this process then, and a gzip bomb stops at the
@@ -146,7 +147,7 @@ class ProfileIntake:
         UploadOverDeclared (more bytes than declared), UploadNotStored."""
         settings = self.settings
         task_id = task.task_id
-        charge = Charge(self.budget, budget_wait_s)
+        charge = Charge(self.budget, tenant, budget_wait_s)
         started = time.perf_counter()
         try:
             try:

@@ -58,9 +58,9 @@ class IngestRoutes:
         it needs no token). Otherwise continue as aiohttp does."""
         budget = self.intake.budget
         declared = request.content_length
-        if declared is not None and declared <= self.intake.settings.pprof_max_size and not budget.fits(declared):
+        if declared is not None and declared <= self.intake.settings.pprof_max_size and not budget.has_room(declared):
             metrics.UPLOADS_REFUSED_BUSY.inc()
-            return error_answer(budget.busy(declared))
+            return error_answer(budget.busy(None, declared))
         expect = request.headers.get("Expect", "")
         if request.version == HttpVersion11 and expect.lower() == "100-continue":
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -1,5 +1,6 @@
 """Tokens name a tenant and a role; a tenant never sees another's tasks (HTTP and gRPC)."""
 import json
+import socket
 import subprocess
 import uuid
 
@@ -144,3 +145,31 @@ def test_grpc_authenticates_before_it_checks_arguments(secured, token, code):
         with pytest.raises(grpc.RpcError) as collect:
             list(stub.collect(iter([Pprof_pb2.PprofData()]), metadata=metadata, timeout=30))
         assert collect.value.code().name == code, collect.value
+
+
+def test_one_tenants_slow_uploads_cannot_hold_the_upload_budget_that_another_tenant_needs(spawn):
+    """globex's agent opens uploads that declare 1 MiB each and then send almost nothing: they
+    are charged the budget (4 MiB here) while they last. At most 3/4 of it is globex's; acme's
+    upload is taken meanwhile and finishes. Before, globex's four held it all: acme got 503."""
+    budget = 4 * 1024 * 1024
+    stack = spawn("all", PROFTASK_TOKENS=TOKENS, PROFTASK_UPLOAD_BUDGET_BYTES=str(budget))
+    globex_task = create(stack, "globex-user", "slow").json()["id"]
+    acme_task = create(stack, "acme-user", "checkout").json()["id"]
+    path = f"/api/v1/pprof/agent/profiles?taskId={globex_task}&serviceInstance=pod-1"
+    holders = [socket.create_connection(("127.0.0.1", stack.port), timeout=30) for _ in range(4)]
+    try:
+        for holder in holders:
+            holder.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer globex-agent\r\n"
+                           f"Content-Length: {budget // 4}\r\n\r\n".encode() + b"\x1f\x8b" + bytes(998))
+        refused = holders[3].recv(4096).decode()  # the fourth is over globex's share, at once
+        assert refused.startswith("HTTP/1.1 503") and "one tenant may hold" in refused, refused
+        r = stack.request("POST", f"/api/v1/pprof/agent/profiles?taskId={acme_task}&serviceInstance=pod-1",
+                          raw=(require_conformance() / "go" / "pprof-sample.cpu.pb.gz").read_bytes(),
+                          headers={**as_("acme-agent"), "Content-Type": "application/octet-stream"})
+        assert r.status == 202, r
+    finally:
+        for holder in holders:
+            holder.close()
+    done = wait_until(lambda: (lambda p: p if p["successInstanceIds"] else None)(
+        stack.get(f"/api/v1/pprof/tasks/{acme_task}/progress", headers=as_("acme-user")).json()))
+    assert done["successInstanceIds"] == ["pod-1"]

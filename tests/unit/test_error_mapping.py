@@ -32,8 +32,8 @@ def test_http_status_and_code(error, status, code):
 
 def test_busy_and_not_stored_answer_503_with_retry_after():
     budget = UploadBudget(10)
-    assert budget.try_charge(8)
-    for error in (budget.busy(5), UploadNotStored("the profile arrived but could not be stored", 7)):
+    assert budget.try_charge("default", 8)
+    for error in (budget.busy("default", 5), UploadNotStored("the profile arrived but could not be stored", 7)):
         answer = error_answer(error)
         assert answer.status == 503 and "Retry-After" in answer.headers
     assert error_answer(Unavailable("loading")).headers.get("Retry-After") is None
