@@ -13,6 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from proftask import events
+from proftask.errors import Unavailable
 from proftask.kafka import dead_letters
 from proftask.events.v1 import events_pb2 as pb
 from proftask.kafka.producer import EventProducer
@@ -45,6 +46,12 @@ class AgentsView:
         self.caught_up = asyncio.Event()
 
     # ---- reads ----
+    def require_ready(self) -> AgentsView:
+        """This view, once it has read the agents topic; before, a list would leave agents out."""
+        if not self.caught_up.is_set():
+            raise Unavailable("the live agents are still loading")
+        return self
+
     def services(self, tenant: str) -> list[str]:
         return sorted({s for (t, s, _) in self._agents if t == tenant})
 

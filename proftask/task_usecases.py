@@ -7,6 +7,8 @@ import dataclasses
 import uuid
 from typing import TYPE_CHECKING
 
+from aiokafka.errors import KafkaError
+
 from proftask import events
 from proftask.core.tasks import Task, TaskArgumentError, TaskSpec, parse_task_request
 from proftask.events.v1 import events_pb2 as pb
@@ -63,11 +65,16 @@ async def create_task(desk: TaskDesk, tenant: str, body) -> tuple[int, dict]:
     task_id = str(uuid.uuid4())
     decided = view.expect_decision(task_id)
     try:
-        # the send too: with Kafka away it waited for the broker for minutes, and the request with it
-        async with asyncio.timeout(desk.settings.decision_timeout_s):
-            event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
+        event = events.new_event(tenant, pb.TaskCreationRequested(task_id=task_id, spec=events.spec_to_pb(spec)))
+        try:
+            # bounded by the producer (no progress for 30 s fails it, and renews the producer);
+            # not cancelled sooner: a cancelled send may still reach Kafka, unknown to anyone
             await desk.producer.send(desk.topics.task_requests, service_key(tenant, spec.service_id), event)
-            decision = await decided
+        except (KafkaError, TimeoutError) as e:
+            raise Unavailable(f"the task could not be requested, Kafka did not take it ({type(e).__name__}: {e}); "
+                              f"try again, or GET /api/v1/pprof/tasks/{task_id} to see whether it got there late",
+                              id=task_id) from None
+        decision = await asyncio.wait_for(decided, desk.settings.decision_timeout_s)
     except TimeoutError:
         raise Unavailable(f"task {task_id} was requested but not decided within "
                           f"{desk.settings.decision_timeout_s:.0f}s; GET /api/v1/pprof/tasks/{task_id} "

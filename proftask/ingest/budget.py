@@ -5,9 +5,11 @@ when it declared none) and releases the charge when it is done. Beyond the budge
 503 with Retry-After (agents retry) and gRPC waits, since its flow control holds the sender.
 
 Where several tenants upload (their tokens configured), one tenant's uploads hold at most
-TENANT_SHARE of the budget, so that another tenant's always find room: five slow uploads of one
-tenant's agent (declaring 26 MB each, a byte every 20 s) held the whole budget, and every other
-tenant's upload was refused for as long as they lasted. One tenant alone has the whole budget."""
+TENANT_SHARE of the budget, so that no one tenant can keep the others out: five slow uploads of
+one tenant's agent (declaring 26 MB each, a byte every 20 s) held the whole budget, and every
+other tenant's upload was refused for as long as they lasted. (Two tenants together can still
+fill it; a third then waits as everyone did before.) One tenant alone has the whole budget, and
+an upload larger than a share gets in when nothing else is in flight."""
 from __future__ import annotations
 
 import asyncio

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 from proftask import events, metrics
 from proftask.auth import TokenTable
@@ -63,7 +62,7 @@ class ProfileIntake:
                  cpu: CpuPool):
         self.settings, self.topics, self.producer, self.view, self.cpu = settings, topics, producer, view, cpu
         self.budget = process_budget(settings.upload_budget_bytes, len(TokenTable(settings.tokens).tenants()))
-        self._logs_in_background: set[asyncio.Task] = set()
+        self._failures_later: set[asyncio.Task] = set()
         # Go checks in threads, no more at once than the CPU pool has workers, and at most
         # MAX_GO_CHECKS: an upload inflates in this process then, and a gzip bomb stops at the
         # decompressed limit (256 MiB), as many times as this
@@ -92,14 +91,13 @@ class ProfileIntake:
         await asyncio.shield(self._send_failure(tenant, task_id, event))
 
     async def _send_failure(self, tenant: str, task_id: str, event: pb.Envelope) -> None:
-        """Tried again for up to FAILURE_LOG_S (a refused send may pass a moment later); with Kafka
-        away the caller is told to try again (Unavailable: 503), not held for minutes and then
-        answered 500."""
+        """Tried again until FAILURE_LOG_S have passed (a refused send may pass a moment later);
+        with Kafka away the caller is told to try again (Unavailable: 503) after one try, at most
+        the producer's 30 s, not held for minutes and then answered 500."""
         deadline = time.monotonic() + FAILURE_LOG_S
         for attempt in range(FAILURE_LOG_ATTEMPTS):
-            try:
-                async with asyncio.timeout(max(deadline - time.monotonic(), 0.1)):
-                    await self.producer.send(self.topics.task_events, task_key(tenant, task_id), event)
+            try:  # a try is bounded by the producer (no progress for 30 s), not cancelled sooner
+                await self.producer.send(self.topics.task_events, task_key(tenant, task_id), event)
                 return
             except Exception as e:  # noqa: BLE001 - Kafka errors of every kind: try again
                 pause = FAILURE_LOG_BACKOFF_S * 2 ** attempt
@@ -109,16 +107,27 @@ class ProfileIntake:
                 log.warning("task log for %s not sent (%r); retrying", task_id, e)
                 await asyncio.sleep(pause)
 
-    async def _not_stored_log(self, tenant: str, task_id: str, instance: str, message: str) -> None:
-        try:
-            await self.record_failure(tenant, task_id, instance, Reason.NOT_STORED, message)
-        except Exception as lost:  # noqa: BLE001 - Kafka is away altogether; the agent still retries
-            log.error("task log of the failed upload of task %s not sent either: %r", task_id, lost)
+    def record_failure_later(self, tenant: str, task_id: str, instance: str, reason: pb.TaskFailedOnInstance.Reason,
+                             message: str) -> None:
+        """record_failure, after the answer: Kafka just failed a send, and the log's tries may
+        each wait for it as long (an agent waited ~130 s for its 503 with the broker dead); or
+        the request is being cancelled (an agent gone mid-upload). Held until sent; a log that
+        cannot be sent is logged here (the agent reports or uploads again)."""
+        task = asyncio.get_running_loop().create_task(self.record_failure(tenant, task_id, instance, reason, message))
+        self._failures_later.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(self._sent_later)
 
-    def _log_in_background(self, sending: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(sending)
-        self._logs_in_background.add(task)  # held: the loop keeps only a weak reference
-        task.add_done_callback(self._logs_in_background.discard)
+    def _sent_later(self, task: asyncio.Task) -> None:
+        self._failures_later.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a task log of a failed upload was not sent either: %r", task.exception())
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Before the producer stops: the failure logs still being sent get up to grace_s."""
+        if self._failures_later:
+            await asyncio.wait(set(self._failures_later), timeout=grace_s)
+        for task in set(self._failures_later):
+            task.cancel()
 
     async def record_agent_error(self, tenant: str, task_id: str, instance: str, message: str) -> None:
         await self.record_failure(tenant, task_id, instance, Reason.AGENT_ERROR,
@@ -240,11 +249,14 @@ class ProfileIntake:
             except Exception as e:  # noqa: BLE001 - Kafka timeouts and errors of every kind
                 # (the producer renewed itself, so the agent's retry does not meet the same state)
                 log.warning("profile %s of task %s (%d bytes) not stored: %r", pid, task_id, spool.size, e)
+                # Kafka may still take a record it did not acknowledge in time (it waits in the
+                # producer): the profile may then be stored after all, and an upload again counts once
                 message = (f"the profile ({spool.size} bytes) arrived but could not be stored: "
-                           f"{type(e).__name__}: {e}; the agent may upload it again")
+                           f"{type(e).__name__}: {e}; it may still be stored, and the agent may upload it "
+                           f"again (counted once)")
                 # Kafka just failed a send: the log's tries may each wait for it as long (an agent
                 # waited ~130 s for its 503 with the broker dead), so the 503 goes out now
-                self._log_in_background(self._not_stored_log(tenant, task_id, instance, message))
+                self.record_failure_later(tenant, task_id, instance, Reason.NOT_STORED, message)
                 raise UploadNotStored(message, self.budget.retry_after()) from e
             await self._accepted(tenant, pb.ProfileAccepted(task_id=task_id, instance_id=instance, profile_id=pid))
             metrics.INGEST_STAGE_SECONDS.labels("intake_produce").observe(time.perf_counter() - validated)

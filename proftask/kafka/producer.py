@@ -48,6 +48,7 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
         self._renewal: asyncio.Task | None = None
         self._renewal_failed_at = float("-inf")
+        self._owed_renewal: AIOKafkaProducer | None = None  # a failed producer whose renewal failed too
         self._retired: set[asyncio.Task] = set()
         self._in_flight: collections.Counter[AIOKafkaProducer] = collections.Counter()
         self._idle: dict[AIOKafkaProducer, asyncio.Event] = {}
@@ -78,7 +79,8 @@ class EventProducer:
             return
         if self._renewal is None or self._renewal.done():
             if time.monotonic() - self._renewal_failed_at < RENEW_BACKOFF_S:
-                return  # Kafka is away: the next failed send after the pause tries again
+                self._owed_renewal = failed  # Kafka is away: the next send after the pause tries again
+                return
             self._renewal = asyncio.get_running_loop().create_task(self._replace(failed))
         await asyncio.shield(self._renewal)
 
@@ -88,9 +90,10 @@ class EventProducer:
             await fresh.start()
         except BaseException:
             self._renewal_failed_at = time.monotonic()
+            self._owed_renewal = failed
             await fresh.stop()
             raise
-        self._producer = fresh
+        self._producer, self._owed_renewal = fresh, None
         log.warning("Kafka producer renewed after a failed send")
         retire = asyncio.get_running_loop().create_task(self._retire(failed))
         self._retired.add(retire)
@@ -116,6 +119,15 @@ class EventProducer:
     async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
         """The producer for one send (all of send_all's records go on one), renewed if Kafka
         fails the send (not when the caller's own code raised meanwhile)."""
+        owed = self._owed_renewal
+        if owed is not None and owed is self._producer:
+            # its renewal failed (Kafka away), and it is out of step still: the first send once
+            # Kafka is back renews it, rather than stall on it for SEND_STALL_S
+            try:
+                async with asyncio.timeout(RENEW_WAIT_S):
+                    await self.renew(owed)
+            except Exception as e:  # noqa: BLE001 - still away: the send below fails in its turn
+                log.debug("Kafka producer not renewed before a send: %r", e)
         producer = self._producer
         assert producer is not None, "EventProducer.start() first"
         self._in_flight[producer] += 1

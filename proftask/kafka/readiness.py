@@ -8,6 +8,7 @@ import logging
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,17 @@ class KafkaWatch:
     """Whether Kafka answers now, for /readyz: a metadata call every PROBE_INTERVAL_S, each given
     PROBE_TIMEOUT_S. aiokafka's producers and consumers retry a dead or hung broker on their own
     and never say so: without this a process stayed ready (200) with its broker killed or
-    stopped, and a load balancer kept sending it requests that hang."""
+    stopped, and a load balancer kept sending it requests that hang. The call goes to every
+    broker the cluster lists until one answers (REQUEST_TIMEOUT_S each), so one node down of a
+    cluster is not "Kafka unreachable": a node picked at random made readiness come and go."""
 
     PROBE_INTERVAL_S = 2.0
-    PROBE_TIMEOUT_S = 5.0
+    PROBE_TIMEOUT_S = 10.0
+    REQUEST_TIMEOUT_S = 3.0
 
     def __init__(self, bootstrap: str):
         self._bootstrap = bootstrap
-        self._admin: AIOKafkaAdminClient | None = None
+        self._client: AIOKafkaClient | None = None
         self._watching: asyncio.Task | None = None
         self.reachable = True  # started once a first metadata call has answered (serve)
         self.failure: str | None = None
@@ -92,26 +96,26 @@ class KafkaWatch:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watching
-        await self._drop_admin()
+        await self._drop_client()
 
     async def _probe(self) -> None:
-        if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap,
-                                        request_timeout_ms=int(self.PROBE_TIMEOUT_S * 1000))
+        if self._client is None:
+            client = AIOKafkaClient(bootstrap_servers=self._bootstrap,
+                                    request_timeout_ms=int(self.REQUEST_TIMEOUT_S * 1000))
             try:
-                await admin.start()
+                await client.bootstrap()  # any listed broker that answers
             except BaseException:
-                await admin.close()
+                await client.close()
                 raise
-            self._admin = admin
-        await self._admin.describe_cluster()
+            self._client = client
+        await self._client.fetch_all_metadata()  # raises when no known broker answers
 
-    async def _drop_admin(self) -> None:
-        admin, self._admin = self._admin, None
-        if admin is not None:
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.PROBE_TIMEOUT_S):
-                    await admin.close()
+                    await client.close()
 
     async def _watch(self) -> None:
         while True:
@@ -123,7 +127,7 @@ class KafkaWatch:
                     log.warning("Kafka at %s answers no metadata call (%r): not ready until it does",
                                 self._bootstrap, e)
                 self.reachable, self.failure = False, repr(e)
-                await self._drop_admin()  # a fresh client next time: the old one may hold a hung connection
+                await self._drop_client()  # a fresh client next time: the old one may hold a hung connection
             else:
                 if not self.reachable:
                     log.info("Kafka at %s answers again", self._bootstrap)

@@ -113,7 +113,6 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
     def __init__(self, commands: CommandDesk, intake: ProfileIntake, tokens: TokenTable,
                  bound_tenant: str | None = None):
         self.commands, self.intake, self.tokens, self.bound_tenant = commands, intake, tokens, bound_tenant
-        self._background: set[asyncio.Task] = set()
 
     def resolve_principal(self, context: grpc.aio.ServicerContext) -> Principal:
         """Who makes this call (raises Unauthenticated or Forbidden). SkyWalking agents send their token as
@@ -183,7 +182,10 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
                                      declared=declared, budget_wait_s=BUDGET_WAIT_S)
         except UploadBusy as e:
             # Waited BUDGET_WAIT_S in vain; the agent will not retry, so the task says why.
-            await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.NOT_STORED, str(e))
+            try:
+                await self.intake.record_failure(tenant, meta.taskId, meta.serviceInstance, Reason.NOT_STORED, str(e))
+            except Unavailable as unlogged:  # Kafka away too: the answer says why all the same
+                log.warning("upload refused busy, and its task log not sent: %s", unlogged.reason)
             await self._reply(context, EXECUTION_TASK_ERROR, str(e))
             return
         except ProftaskError as e:  # too large, invalid, interrupted, not stored: as the kind says
@@ -193,12 +195,18 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
             # The agent went away mid-upload (cancelled, deadline, connection lost): the task's
             # progress says so. Recorded apart from this handler, which is being cancelled.
             if not upload.ended:
-                self._in_background(self.intake.record_failure(
-                    tenant, meta.taskId, meta.serviceInstance, Reason.UPLOAD_INTERRUPTED, upload.gone_message()))
+                self.intake.record_failure_later(tenant, meta.taskId, meta.serviceInstance, Reason.UPLOAD_INTERRUPTED,
+                                                 upload.gone_message())
             raise
         await context.write(Pprof_pb2.PprofCollectionResponse(status=SUCCESS))
 
     async def _agent_failure(self, context, tenant: str, first: Pprof_pb2.PprofData) -> None:
+        try:
+            await self._record_agent_failure(context, tenant, first)
+        except Unavailable as e:  # its log not taken (Kafka away): the call ends UNAVAILABLE, not UNKNOWN
+            await context.abort(grpc_status(e), e.reason)
+
+    async def _record_agent_failure(self, context, tenant: str, first: Pprof_pb2.PprofData) -> None:
         """The agent reports that the task failed. SkyWalking's agent sends no message (it
         stops once answered); a client that sends errorMessage, with the metadata or after the
         answer, gets it into the task log."""
@@ -240,7 +248,3 @@ class PprofTaskServicer(Pprof_pb2_grpc.PprofTaskServicer):
         context.set_trailing_metadata((("proftask-reason", reason.encode("ascii", "backslashreplace").decode()),))
         await context.write(Pprof_pb2.PprofCollectionResponse(status=status))
 
-    def _in_background(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

@@ -36,7 +36,7 @@ class AgentGrpcService:
         self.settings = settings
         commands = CommandDesk(settings, topics, producer, view, agents, via="grpc")
         self.agents = agents
-        intake = ProfileIntake(settings, topics, producer, view, cpu)
+        self.intake = intake = ProfileIntake(settings, topics, producer, view, cpu)
         self.servicer = PprofTaskServicer(commands, intake, tokens)
         # One server per tenant listener: a call's listener is known by the servicer that answers it.
         self.listeners = [(f"{host}:{port}", PprofTaskServicer(commands, intake, tokens, bound_tenant=tenant))
@@ -61,6 +61,7 @@ class AgentGrpcService:
 
     async def stop(self) -> None:
         await asyncio.gather(*(server.stop(STOP_GRACE_S) for server in self.servers))
+        await self.intake.stop()  # its failure logs still being sent, before the producer stops
 
     def readiness(self) -> dict[str, bool]:
         return {"agent_grpc": len(self.servers) == 1 + len(self.listeners)}

@@ -14,7 +14,7 @@ from proftask.core import skywalking_ids as ids
 from proftask.core.flamegraph import NodeColumns, preorder, render_element_fields
 from proftask.core.progress import derive_progress
 from proftask.core.echo import echo
-from proftask.errors import ProftaskError, Unavailable
+from proftask.errors import ProftaskError
 from proftask.http.errors import http_status
 from proftask.analysis import analysis_queries, progress_queries
 from proftask.analysis.selection import require_task, select
@@ -76,9 +76,10 @@ def _ready_view(svc) -> TaskView:
 
 def _ready_agents(svc) -> AgentsView:
     """The live agents once loaded, as REST's /services answers them (503 before)."""
-    if not svc.agents.caught_up.is_set():
-        raise graphql_error(Unavailable("the live agents are still loading"))
-    return svc.agents
+    try:
+        return svc.agents.require_ready()
+    except ProftaskError as e:
+        raise graphql_error(e) from None
 
 
 def _service_names(svc, tenant: str) -> list[str]:
@@ -213,19 +214,12 @@ def resolve_task_list(_, info, request):
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise GraphQLError(f"limit must be from 1 to {MAX_LIST_LIMIT}, got {limit}")
     start, end = _duration_ms(request.get("queryDuration"))
-    try:
-        view = usecases.ready_view(svc.tasks)
-    except ProftaskError as e:
-        raise graphql_error(e) from None
-    tasks = usecases.list_tasks(view, tenant, ids.service_name(request["serviceId"]), start, end, limit)
+    tasks = usecases.list_tasks(_ready_view(svc), tenant, ids.service_name(request["serviceId"]), start, end, limit)
     return {"errorReason": None, "tasks": [task_answer(t) for t in tasks]}
 
 
 async def _task(svc, tenant: str, task_id: str):
-    try:
-        task = await usecases.ready_view(svc.tasks).find(tenant, task_id)
-    except ProftaskError as e:
-        raise graphql_error(e) from None
+    task = await _ready_view(svc).find(tenant, task_id)
     if task is None:
         raise GraphQLError(f"task {echo(task_id)} not found", extensions={"code": "NOT_FOUND"})
     return task

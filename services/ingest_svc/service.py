@@ -21,3 +21,6 @@ class IngestService(RoutesComponent):
 
     def add_routes(self, app: web.Application) -> None:
         IngestRoutes(self.intake).add_to(app)
+
+    async def stop(self) -> None:
+        await self.intake.stop()  # its failure logs still being sent, before the producer stops

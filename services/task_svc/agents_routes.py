@@ -5,7 +5,6 @@ from aiohttp import web
 
 from proftask.agents_view import AgentsView
 from proftask.http.app import tenant_of
-from proftask.http.errors import ApiError
 from services.task_svc import views
 
 
@@ -18,9 +17,7 @@ class AgentsRoutes:
         app.router.add_get("/api/v1/pprof/services/{service}/instances", self.instances)
 
     def _ready(self) -> AgentsView:
-        if not self.agents.caught_up.is_set():
-            raise ApiError(503, "UNAVAILABLE", "the live agents are still loading")
-        return self.agents
+        return self.agents.require_ready()
 
     async def services(self, request: web.Request) -> web.Response:
         agents, tenant = self._ready(), tenant_of(request)

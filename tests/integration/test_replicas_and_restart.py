@@ -115,7 +115,7 @@ def test_a_restarted_server_answers_a_task_it_has_not_read_yet_with_503_never_50
     a read of a task that exists is "try again" (503), as the task and upload routes already
     answered: analysis, top and progress answered 500 (the view's consumer not started yet)
     and then 404 (not found, read from a view that had read nothing), and GraphQL's service and
-    instance lists answered without the task's. Both tenants' readers see the same."""
+    instance lists answered without the task's."""
     prefix, data_dir = new_topic_prefix(), tmp_path / "data"
     first = spawn("all", prefix=prefix, data_dir=data_dir)
     service = f"svc-{uuid.uuid4().hex[:8]}"

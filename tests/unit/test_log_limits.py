@@ -46,3 +46,20 @@ def test_many_distinct_lines_are_all_logged_and_tracked_in_bounded_memory():
         logger.info(f"line {n}")  # preformatted: each its own line
     assert len(out.getvalue().splitlines()) == 5_000
     assert len(limit._lines) <= 1_000
+
+
+def test_two_bugs_logged_by_one_call_are_two_lines():
+    now = [0.0]
+    logger, out = _logger(lambda: now[0])
+
+    def fail(error):
+        try:
+            raise error
+        except Exception:
+            logger.exception("unhandled error on %s %s", "GET", "/x")
+
+    for _ in range(10):
+        fail(KeyError("k"))
+    fail(ZeroDivisionError("z"))
+    text = out.getvalue()
+    assert text.count("KeyError: ") == 5 and text.count("ZeroDivisionError: z") == 1

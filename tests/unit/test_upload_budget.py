@@ -6,8 +6,8 @@ MB = 1 << 20
 
 
 def test_one_tenant_of_several_holds_at_most_its_share_and_another_still_gets_in():
-    budget = process_budget(100 * MB, tenants=2)
-    assert budget.tenant_capacity == int(100 * MB * TENANT_SHARE) == 75 * MB
+    budget = UploadBudget(100 * MB, tenant_share=TENANT_SHARE)
+    assert budget.tenant_capacity == 75 * MB
     for _ in range(3):
         assert budget.try_charge("bolt", 25 * MB)
     assert not budget.try_charge("bolt", 1)  # its share is full, the budget is not
@@ -18,6 +18,11 @@ def test_one_tenant_of_several_holds_at_most_its_share_and_another_still_gets_in
     budget.release("bolt", 25 * MB)
     assert budget.by_tenant == {"bolt": 50 * MB, "acme": 25 * MB} and budget.used == 75 * MB
     assert budget.try_charge("bolt", 25 * MB)
+
+
+def test_the_process_budget_is_shared_only_with_several_tenants():
+    assert process_budget(64 * MB, tenants=2).tenant_capacity == 48 * MB
+    assert process_budget(64 * MB, tenants=1).tenant_capacity == process_budget(64 * MB, tenants=0).capacity
 
 
 def test_a_tenant_alone_has_the_whole_budget_and_an_upload_larger_than_a_share_gets_in_alone():
