@@ -54,10 +54,9 @@ def peak_rss_mb(pid: int) -> float:
 def tree_peak_rss_mb(pid: int) -> float:
     """The process and its children (the CPU workers), each at its own peak."""
     total = peak_rss_mb(pid)
-    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else ():
+    for child in children(pid):
         try:
-            total += tree_peak_rss_mb(int(child))
+            total += tree_peak_rss_mb(child)
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total

@@ -57,7 +57,8 @@ def _raised_where(record: logging.LogRecord) -> tuple[str, str, int] | None:
     if not record.exc_info or record.exc_info[1] is None:
         return None
     error, tb = record.exc_info[1], record.exc_info[2]
-    while tb is not None and tb.tb_next is not None:
+    if tb is None:
+        return type(error).__name__, "", 0
+    while tb.tb_next is not None:
         tb = tb.tb_next
-    return (type(error).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else (
-        type(error).__name__, "", 0)
+    return type(error).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno

@@ -115,6 +115,15 @@ class EventProducer:
         if not retire.cancelled():
             retire.exception()  # read, so an old producer's failed stop is not logged as unhandled
 
+    async def _renew_within(self, failed: AIOKafkaProducer, when: str) -> None:
+        """renew(), waited for up to RENEW_WAIT_S (a hung broker holds a new producer's start;
+        the renewal goes on); a renewal that fails is left to the next send after the pause."""
+        try:
+            async with asyncio.timeout(RENEW_WAIT_S):
+                await self.renew(failed)
+        except Exception as e:  # noqa: BLE001 - Kafka away
+            log.warning("Kafka producer not renewed %s: %r", when, e)
+
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
         """The producer for one send (all of send_all's records go on one), renewed if Kafka
@@ -123,22 +132,14 @@ class EventProducer:
         if owed is not None and owed is self._producer:
             # its renewal failed (Kafka away), and it is out of step still: the first send once
             # Kafka is back renews it, rather than stall on it for SEND_STALL_S
-            try:
-                async with asyncio.timeout(RENEW_WAIT_S):
-                    await self.renew(owed)
-            except Exception as e:  # noqa: BLE001 - still away: the send below fails in its turn
-                log.debug("Kafka producer not renewed before a send: %r", e)
+            await self._renew_within(owed, "before a send")
         producer = self._producer
         assert producer is not None, "EventProducer.start() first"
         self._in_flight[producer] += 1
         try:
             yield producer
         except (KafkaError, TimeoutError):
-            try:
-                async with asyncio.timeout(RENEW_WAIT_S):  # a hung broker holds a new producer's start
-                    await self.renew(producer)
-            except Exception as e:  # noqa: BLE001 - Kafka away: a failed send after the pause tries again
-                log.warning("Kafka producer not renewed: %r", e)
+            await self._renew_within(producer, "after a failed send")
             raise
         finally:
             self._in_flight[producer] -= 1

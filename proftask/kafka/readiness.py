@@ -86,7 +86,6 @@ class KafkaWatch:
         self._client: AIOKafkaClient | None = None
         self._watching: asyncio.Task | None = None
         self.reachable = True  # started once a first metadata call has answered (serve)
-        self.failure: str | None = None
 
     async def start(self) -> None:
         self._watching = asyncio.get_running_loop().create_task(self._watch(), name="kafka-watch")
@@ -126,10 +125,10 @@ class KafkaWatch:
                 if self.reachable:
                     log.warning("Kafka at %s answers no metadata call (%r): not ready until it does",
                                 self._bootstrap, e)
-                self.reachable, self.failure = False, repr(e)
+                self.reachable = False
                 await self._drop_client()  # a fresh client next time: the old one may hold a hung connection
             else:
                 if not self.reachable:
                     log.info("Kafka at %s answers again", self._bootstrap)
-                self.reachable, self.failure = True, None
+                self.reachable = True
             await asyncio.sleep(self.PROBE_INTERVAL_S)
