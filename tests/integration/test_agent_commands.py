@@ -83,7 +83,9 @@ def test_long_poll_returns_as_soon_as_a_task_exists(stack):
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.5)  # let the agent's request arrive and wait (there is nothing to await on)
+    # the poll has arrived once its agent is listed (it is recorded before the poll waits)
+    wait_until(lambda: stack.get(f"/api/v1/pprof/services/{service}/instances").json().get("instances"))
+    assert poller.is_alive()  # waiting: nothing to hand it yet
     assert stack.post("/api/v1/pprof/tasks", {"serviceId": service, "serviceInstanceIds": ["i-1"],
                                                "events": "HEAP"}).status == 201
     poller.join(25)

@@ -85,3 +85,41 @@ def test_the_ui_shows_the_warning_after_a_create(stack, page):
     page.click("#create-button")
     page.wait_for_selector(f"#create-warning:has-text('{service}')")
     assert "no live agent" in page.inner_text("#create-warning")
+
+
+def test_each_tenant_lists_only_its_own_agents_over_rest_and_graphql_also_after_a_kill(spawn, tmp_path):
+    """Two tenants run a service of the same name: each tenant's pickers list its own pods,
+    never the other's, and the same after a kill -9."""
+    tokens = "a-user=acme:user,a-agent=acme:agent,b-user=beta:user,b-agent=beta:agent"
+    prefix, data_dir = new_topic_prefix(), tmp_path / "data"
+    first = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=tokens)
+    service = f"live-{uuid.uuid4().hex[:6]}"
+    pods = {"a": ["acme-1", "acme-2"], "b": ["beta-1"]}
+    for letter, names in pods.items():
+        for name in names:
+            r = first.get(f"/api/v1/pprof/agent/commands?service={service}&serviceInstance={name}",
+                          headers={"Authorization": f"Bearer {letter}-agent"})
+            assert r.status == 200, r
+
+    def listed(proc, letter):
+        user = {"Authorization": f"Bearer {letter}-user"}
+        r = proc.get(f"/api/v1/pprof/services/{service}/instances", headers=user)
+        rest = sorted(i["instance"] for i in r.json()["instances"]) if r.status == 200 else None
+        services = proc.get("/api/v1/pprof/services", headers=user).json().get("services", [])
+        r = proc.post("/graphql", {"query": "query ($s: ID!) { listServices(layer: \"GENERAL\") { name } "
+                                            "listInstances(serviceId: $s) { name } }",
+                                   "variables": {"s": ids.service_id(service)}}, headers=user).json()
+        graphql = sorted(i["name"] for i in (r.get("data") or {}).get("listInstances") or [])
+        counted = [s["instances"] for s in services if s["service"] == service]
+        return rest, graphql, counted
+
+    def check(proc):
+        for letter, names in pods.items():
+            # awaited until the tenant's own pods are all there; then nothing else may be
+            rest, graphql, counted = wait_until(lambda: (lambda got: got if got[0] == names else None)(  # noqa: B023 - awaited within the iteration
+                listed(proc, letter)))  # noqa: B023
+            assert graphql == names and counted == [len(names)], letter
+
+    check(first)
+    first.kill()
+    check(spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=tokens))

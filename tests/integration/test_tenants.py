@@ -177,3 +177,87 @@ def test_one_tenants_slow_uploads_cannot_hold_the_upload_budget_that_another_ten
     done = wait_until(lambda: (lambda p: p if p["successInstanceIds"] else None)(
         stack.get(f"/api/v1/pprof/tasks/{acme_task}/progress", headers=as_("acme-user")).json()))
     assert done["successInstanceIds"] == ["pod-1"]
+
+
+def test_two_tenants_upload_the_large_profile_at_once_and_read_pprofs_numbers_after_a_kill_and_a_replay(
+        spawn, tmp_path):
+    """Two fleets run the same software and profile it at the same moment: each tenant's merged
+    tree, top table and pprof export of the 425k-node profile (chunked on Kafka) are pprof's, and
+    stay so after a kill -9; no agent is handed a settled task again, nor any log written twice;
+    a diff of one tenant's task against the other's finds no such task; and all of it again once
+    ClickHouse is rebuilt by `proftask replay`."""
+    import concurrent.futures
+    import shutil
+
+    from tests.conformance.oracle import oracle_tree
+    from tests.integration.harness import new_topic_prefix
+    from tests.integration.profiles import as_oracle_shape
+    from tests.integration.test_truth_on_big_profiles import large, pprof_top
+
+    tenants, instances = ("a", "b"), ("pod-1", "pod-2")
+    # two instances of one profile: every value of pprof's merge of the two is twice the file's
+    one = oracle_tree([large()])
+    want_tree = {**one, "total": 2 * one["total"], "nodes": {p: [2 * t, 2 * s] for p, (t, s) in one["nodes"].items()}}
+    want_top = [(name, 2 * flat, 2 * cum) for name, flat, cum in pprof_top(large(), "cpu/nanoseconds")]
+    prefix, data_dir = new_topic_prefix(), tmp_path / "data"
+    first = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE)
+
+    def poll(proc, letter, instance):
+        r = proc.get(f"/api/v1/pprof/agent/commands?service=checkout&serviceInstance={instance}&lastCommandTime=0",
+                     headers=as_(f"{letter}-agent"))
+        assert r.status == 200, r
+        return r.json()["commands"]
+
+    tasks = {}
+    for letter in tenants:
+        r = create(first, f"{letter}-user", "checkout", instances)  # the same service in both tenants
+        assert r.status == 201, r
+        tasks[letter] = r.json()["id"]
+        for instance in instances:  # the agents take the task (NOTIFIED), then upload
+            (command,) = poll(first, letter, instance)
+            assert {a["key"]: a["value"] for a in command["args"]}["TaskId"] == tasks[letter]
+    body = large().read_bytes()
+
+    def send(job):
+        letter, instance = job
+        return first.post(f"/api/v1/pprof/agent/profiles?taskId={tasks[letter]}&serviceInstance={instance}",
+                          raw=body, headers=as_(f"{letter}-agent"), timeout=120).status
+
+    with concurrent.futures.ThreadPoolExecutor(4) as agents:
+        assert list(agents.map(send, [(t, i) for t in tenants for i in instances])) == [202] * 4
+
+    def check(proc):
+        for letter in tenants:
+            user, task_id = as_(f"{letter}-user"), tasks[letter]
+            wait_until(lambda: sorted(proc.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=user)  # noqa: B023
+                                      .json().get("successInstanceIds", [])) == list(instances) or None,
+                       timeout=300)
+            r = proc.get(f"/api/v1/pprof/tasks/{task_id}/analysis", headers=user, timeout=300)
+            assert r.status == 200, r
+            assert as_oracle_shape(r.json()) == want_tree, letter
+            r = proc.get(f"/api/v1/pprof/tasks/{task_id}/top", headers=user, timeout=300)
+            assert r.status == 200, r
+            assert [(row["name"], row["flat"], row["cum"]) for row in r.json()["rows"]] == want_top, letter
+            r = proc.get(f"/api/v1/pprof/tasks/{task_id}/export?format=pprof", headers=user, timeout=300)
+            assert r.status == 200, r
+            exported = tmp_path / f"{letter}.pb.gz"
+            exported.write_bytes(r.body)
+            assert pprof_top(exported, "cpu/nanoseconds") == want_top, letter
+            logs = proc.get(f"/api/v1/pprof/tasks/{task_id}/progress", headers=user).json()["logs"]
+            for kind in ("NOTIFIED", "EXECUTION_FINISHED"):
+                assert sorted(e["instanceId"] for e in logs if e["operationType"] == kind) == list(instances), kind
+            for instance in instances:
+                assert poll(proc, letter, instance) == []  # settled: not handed again
+        r = proc.get(f"/api/v1/pprof/diff?baseTaskId={tasks['b']}&compareTaskId={tasks['a']}", headers=as_("b-user"))
+        assert r.status == 400 and r.json()["errorReason"] == f'task "{tasks["a"]}" not found', r
+
+    check(first)
+    first.kill()  # no shutdown: nothing flushed or committed on the way out
+    second = spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE)
+    check(second)
+    # ClickHouse lost and rebuilt from the topics: the same for both tenants
+    second.stop()
+    shutil.rmtree(data_dir / "clickhouse")
+    replayed = second.cli("replay")
+    assert replayed.returncode == 0, replayed.stderr
+    check(spawn("all", prefix=prefix, data_dir=data_dir, PROFTASK_TOKENS=THREE))
