@@ -26,9 +26,10 @@ class CommandDesk:
         """The task this instance should run next, waiting up to wait_s for one to appear.
         Raises Unavailable (task history loading, Kafka unreachable): poll again."""
         view = self.view
+        view.require_ready()  # first: while the process starts, nothing records the poll (its producer
+        # may not be started yet: a warning, and the AgentSeen lost); the agent's next poll is
         if self.agents is not None:
             self.agents.seen(tenant, service, instance, self.via)
-        view.require_ready()
         deadline = time.monotonic() + wait_s
         while True:
             task = select_task_for_instance(view.tasks_of_service(tenant, service), instance,

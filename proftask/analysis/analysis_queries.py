@@ -3,6 +3,7 @@ function tables the processor folded at ingest (m0004), and the merged stacks th
 made of (samples × stacks)."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import numpy as np
@@ -347,6 +348,10 @@ async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
     stacks; file is "" where the profile named none (or its frame was written before m0008)."""
     with metrics.QUERY_SECONDS.labels("frame_names").time():
         rows = await ch.rows(_sql(stack_values, FRAME_INFO, granularity), params)
+    return await asyncio.to_thread(_frames_by_id, rows)
+
+
+def _frames_by_id(rows: list[tuple]) -> dict[int, tuple[str, str, int, bool, str]]:
     return {fid: (name, function, line, bool(is_address), file)
             for fid, name, function, line, is_address, file in rows}
 
@@ -362,11 +367,11 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
         with metrics.QUERY_SECONDS.labels("task_fold_nodes").time():
             t = await ch.arrow(TASK_FOLD_NODES[with_spread], folded)
         if t.num_rows:
-            return _node_columns(t)
+            return await asyncio.to_thread(_node_columns, t)
     sql = SINGLE_NODES if len(value_index_by_profile) == 1 else MERGED_NODES
     with metrics.QUERY_SECONDS.labels("node_sums").time():
         t = await ch.arrow(sql, params)
-    return _node_columns(t)
+    return await asyncio.to_thread(_node_columns, t)
 
 
 # MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
@@ -428,7 +433,7 @@ async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value
         return NodeColumns.empty(), 1
     if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
         return None
-    return _node_columns(t), int(t.column("node_count")[0].as_py())
+    return await asyncio.to_thread(_node_columns, t), int(t.column("node_count")[0].as_py())
 
 
 def _node_columns(t) -> NodeColumns:
@@ -473,11 +478,14 @@ async def top_rows(ch: ClickHouse, tenant: str, task_id: str, value_index_by_pro
     with metrics.QUERY_SECONDS.labels("top").time():
         rows = await ch.rows(MERGED_FUNCTIONS, params)
         roots = await ch.rows(PROFILE_ROOT_TOTALS, params)
+    return await asyncio.to_thread(_function_rows, rows), sum(int(t) for _, t in roots)
+
+
+def _function_rows(rows: list[tuple]) -> list[FunctionRow]:
     # a frame of a function without a name is named "", as in the tree; one without a name row
     # (not written yet) is named by its id
-    out = [FunctionRow(name if named else f"<frame {int(fid):#x}>", int(flat), int(cum))
-           for fid, name, named, flat, cum in rows]
-    return out, sum(int(t) for _, t in roots)
+    return [FunctionRow(name if named else f"<frame {int(fid):#x}>", int(flat), int(cum))
+            for fid, name, named, flat, cum in rows]
 
 
 async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -487,6 +495,10 @@ async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profi
     with metrics.QUERY_SECONDS.labels("stacks").time():
         rows = await ch.rows(_sql(CHOSEN_TYPE, STACKS, granularity), params)
     info = await _frame_info(ch, CHOSEN_TYPE, params, granularity)
+    return await asyncio.to_thread(_named_stacks, rows, info)
+
+
+def _named_stacks(rows: list[tuple], info: dict[int, tuple[str, str, int, bool, str]]) -> list[tuple[list[str], int]]:
     return [([info[f][0] for f in frames], v) for frames, v in rows]
 
 
@@ -507,6 +519,11 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
         # are numbered in the order of its samples)
         rows = await ch.rows(_sql(stack_values, STACKS + "ORDER BY stack_id\n", "line"), params)
     info = await _frame_info(ch, stack_values, params, "line")
+    return await asyncio.to_thread(_stacks_with_files, rows, info)
+
+
+def _stacks_with_files(rows: list[tuple], info: dict[int, tuple[str, str, int, bool, str]]
+                       ) -> tuple[list[tuple[list[tuple[str, int, bool]], list[int]]], dict[str, str]]:
     files: dict[str, str] = {}  # a function's: the first in byte order of its frames' (a file per line)
     for _, function, _, is_address, file in info.values():
         if file and not is_address and (function not in files or file < files[function]):

@@ -104,6 +104,10 @@ def _one_chunk(arrow_table: Any) -> Any:
     return arrow_table
 
 
+def _query_rows(client, sql: str, parameters: dict[str, Any] | None) -> list[tuple]:
+    return list(client.query(sql, parameters=parameters).result_rows)
+
+
 # Fault injection for the outage tests: while this file exists, every call fails as if the
 # server were down (the embedded engine cannot be taken away from its own process).
 OUTAGE_FILE_ENV = "PROFTASK_FAULT_CLICKHOUSE_OUTAGE_FILE"
@@ -150,8 +154,9 @@ class ClickHouse:
         await self._run(self._client.command, sql, parameters=parameters)
 
     async def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
-        result = await self._run(self._client.query, sql, parameters=parameters)
-        return list(result.result_rows)
+        # made rows in the executor: a result's rows are read from its blocks when first asked,
+        # which on the event loop held it for seconds on a large profile's stacks
+        return await self._run(_query_rows, self._client, sql, parameters)
 
     async def arrow(self, sql: str, parameters: dict[str, Any] | None = None):
         """The result as a pyarrow Table (columnar, no Python object per row)."""

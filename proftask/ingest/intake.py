@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 from proftask import events, metrics
@@ -35,6 +36,7 @@ FAILURE_LOG_S = 30.0  # the most a report waits for its failure log to be taken
 INLINE_BYTES = 32 * 1024          # uploads up to this size are checked in the event loop ...
 INLINE_INFLATED = 512 * 1024      # ... unless they inflate past this
 MAX_GO_CHECKS = 4
+_REFUSAL_NS = uuid.UUID("5b0c6a3e-2f0e-4d51-9a63-7d1c2b8e4f10")
 
 Reason = pb.TaskFailedOnInstance
 
@@ -82,11 +84,15 @@ class ProfileIntake:
         return task
 
     async def record_failure(self, tenant: str, task_id: str, instance: str, reason: pb.TaskFailedOnInstance.Reason,
-                             message: str) -> None:
+                             message: str, upload: str | None = None) -> None:
+        """`upload`: the refused upload's profile id (ingest.upload.profile_id, by its
+        Idempotency-Key or its bytes), when known: its log is named after it and the reason, so
+        an agent's retry refused again adds no second line (sinks fold the same event)."""
         if len(message) > MAX_AGENT_MESSAGE:
             message = message[:MAX_AGENT_MESSAGE] + "… (truncated)"
         event = events.new_event(tenant, pb.TaskFailedOnInstance(task_id=task_id, instance_id=instance,
-                                                                 reason=reason, message=message))
+                                                                 reason=reason, message=message),
+                                 event_id=str(uuid.uuid5(_REFUSAL_NS, f"{reason}/{upload}")) if upload else None)
         # Shielded: a report cancelled meanwhile (the agent hung up) still records its outcome.
         await asyncio.shield(self._send_failure(tenant, task_id, event))
 
@@ -133,13 +139,15 @@ class ProfileIntake:
         await self.record_failure(tenant, task_id, instance, Reason.AGENT_ERROR,
                                   message or "the agent reported an error without a message")
 
-    async def check_declared_size(self, tenant: str, task_id: str, instance: str, declared: int | None) -> None:
+    async def check_declared_size(self, tenant: str, task_id: str, instance: str, declared: int | None,
+                                  idempotency_key: str = "") -> None:
         """Refuse (and log) an upload whose declared size is already over pprofMaxSize. The
         declared size is never trusted beyond this: the bytes received are counted too."""
         limit = self.settings.pprof_max_size
         if declared is not None and declared > limit:
             message = f"upload of {declared} bytes is over pprofMaxSize ({limit} bytes)"
-            await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, message)
+            await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, message,
+                                      _keyed_upload(tenant, task_id, instance, idempotency_key))
             raise UploadTooLarge(message)
 
     async def accept(self, tenant: str, task: Task, instance: str, chunks: AsyncIterator[bytes],
@@ -170,13 +178,16 @@ class ProfileIntake:
                 metrics.UPLOADS_REFUSED_BUSY.inc()
                 raise
             except UploadTooLarge as e:
-                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
+                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e),
+                                          _keyed_upload(tenant, task_id, instance, idempotency_key))
                 raise
             except UploadInterrupted as e:
-                await self.record_failure(tenant, task_id, instance, Reason.UPLOAD_INTERRUPTED, str(e))
+                await self.record_failure(tenant, task_id, instance, Reason.UPLOAD_INTERRUPTED, str(e),
+                                          _keyed_upload(tenant, task_id, instance, idempotency_key))
                 raise
             except UploadOverDeclared as e:
-                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e))
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e),
+                                          _keyed_upload(tenant, task_id, instance, idempotency_key))
                 raise
         except BaseException:
             charge.release()
@@ -224,24 +235,24 @@ class ProfileIntake:
                      charge: Charge, idempotency_key: str) -> tuple[str, bool]:
         try:
             started = time.perf_counter()
+            pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)
             try:
                 sample_types = await self._sample_types(spool)
                 reason = misfit(event, sample_types)
                 if reason is not None:
                     raise ProfileMisfit(reason)
             except ProfileMisfit as e:
-                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e))
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, str(e), pid)
                 raise
             except ProfileTooLarge as e:
-                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e))
+                await self.record_failure(tenant, task_id, instance, Reason.PROFILE_TOO_LARGE, str(e), pid)
                 raise UploadTooLarge(str(e)) from e
             except ProfileError as e:
                 message = f"invalid profile: {e}"
-                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, message)
+                await self.record_failure(tenant, task_id, instance, Reason.INVALID_PROFILE, message, pid)
                 raise InvalidProfile(message) from e
             validated = time.perf_counter()
             metrics.INGEST_STAGE_SECONDS.labels("intake_validate").observe(validated - started)
-            pid = profile_id(tenant, task_id, instance, idempotency_key, spool.sha256)
             if self.view.profile_accepted(tenant, pid):
                 return pid, True
             try:
@@ -322,3 +333,9 @@ async def _charged(chunks: AsyncIterator[bytes], charge: Charge) -> AsyncIterato
     async for chunk in chunks:
         await charge.add(len(chunk))
         yield chunk
+
+
+def _keyed_upload(tenant: str, task_id: str, instance: str, idempotency_key: str) -> str | None:
+    """The profile id of an upload refused before all its bytes arrived: known only by its
+    Idempotency-Key."""
+    return profile_id(tenant, task_id, instance, idempotency_key, b"") if idempotency_key else None

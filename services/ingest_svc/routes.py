@@ -82,7 +82,7 @@ class IngestRoutes:
         # UploadInterrupted (logged; the client is most likely gone), InvalidProfile and
         # ProfileMisfit 400.
         task = await self.intake.task_for(tenant, task_id, service, instance)
-        await self.intake.check_declared_size(tenant, task_id, instance, request.content_length)
+        await self.intake.check_declared_size(tenant, task_id, instance, request.content_length, idempotency_key)
         pid, duplicate = await self.intake.accept(tenant, task, instance, _request_body(request),
                                                   idempotency_key, declared=request.content_length)
         return views.upload_accepted(pid, duplicate)

@@ -97,13 +97,16 @@ class Analyses:
         extra, instance_count = None, None
         if with_stats:
             extra, instance_count = await self._instance_stats(sel, columns, ordered)
-        jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else elements_jobs(columns, ordered, parent_pos, 2)
+        jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else await asyncio.to_thread(
+            elements_jobs, columns, ordered, parent_pos, 2)
         elements: np.ndarray | list[memoryview]
         if jobs:  # a whole tree's text formatted by two threads at once
             elements = elements_joined(list(await asyncio.gather(*(asyncio.to_thread(job) for job in jobs))))
         else:
             elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
-        return views.analysis_body(sel, truncated, focus, instance_count, elements)
+        # a whole tree's answer is ~40 MB joined: not on the event loop (nor anything else a
+        # large profile makes long, or concurrent reads hold agents' polls and /healthz for seconds)
+        return await asyncio.to_thread(views.analysis_body, sel, truncated, focus, instance_count, elements)
 
     async def _instance_stats(self, sel: Selection, columns: NodeColumns,
                               ordered: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
@@ -140,6 +143,6 @@ class Analyses:
             rows, total = ([], 0) if not sel.value_index else await analysis_queries.top_rows(
                 self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity)
             rows = await asyncio.to_thread(sort_rows, rows, "flat", sel.granularity)
-            body = views.top_body(sel, total, rows, limit)
+            body = await asyncio.to_thread(views.top_body, sel, total, rows, limit)
             self.cache.put(key, body)
         return body

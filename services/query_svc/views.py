@@ -16,7 +16,7 @@ from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 
 from proftask.core.diff import DiffColumns
-from proftask.core.exports import to_folded, to_speedscope
+from proftask.core.exports import to_speedscope
 from proftask.core.progress import Progress
 from proftask.core.top import FunctionRow
 from proftask.analysis.selection import Selection
@@ -125,13 +125,13 @@ def top_body(sel: Selection, total: int, rows: Sequence[FunctionRow], limit: int
                        "rows": top_json(rows, limit)}).encode()
 
 
-def diff(base: Selection, compare: Selection, columns: DiffColumns, truncated: int,
-         elements_json: str) -> web.Response:
+def diff_body(base: Selection, compare: Selection, columns: DiffColumns, truncated: int,
+              elements_json: str) -> bytes:
     head = {"sampleType": base.sample_type, "truncated": truncated,
             "base": {"taskId": base.task_id, "instanceIds": base.instance_ids, "total": columns.base_root},
             "compare": {"taskId": compare.task_id, "instanceIds": compare.instance_ids,
                         "total": columns.compare_root}}
-    return json_body(with_tree(head, elements_json))
+    return with_tree(head, elements_json)
 
 
 def _attachment(filename: str) -> dict[str, str]:
@@ -147,12 +147,15 @@ def pprof_download(task_id: str, body: bytes) -> web.Response:
                         headers=_attachment(f"{export_filename(task_id)}.pb.gz"))
 
 
-def folded_download(task_id: str, stacks) -> web.Response:
-    return web.Response(text=to_folded(stacks), content_type="text/plain",
+def folded_download(task_id: str, folded: str) -> web.Response:
+    return web.Response(text=folded, content_type="text/plain",
                         headers=_attachment(f"{export_filename(task_id)}.folded"))
 
 
-def speedscope_download(task_id: str, sample_type: str | None, stacks) -> web.Response:
-    doc = to_speedscope(f"proftask task {task_id}", sample_type or "", stacks)
-    return web.Response(text=json.dumps(doc), content_type="application/json",
+def speedscope_body(task_id: str, sample_type: str | None, stacks) -> str:
+    return json.dumps(to_speedscope(f"proftask task {task_id}", sample_type or "", stacks))
+
+
+def speedscope_download(task_id: str, body: str) -> web.Response:
+    return web.Response(text=body, content_type="application/json",
                         headers=_attachment(f"{export_filename(task_id)}.speedscope.json"))

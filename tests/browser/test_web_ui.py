@@ -546,6 +546,16 @@ def test_an_instance_whose_name_holds_a_comma_is_one_checkbox_and_can_be_chosen_
     page.wait_for_selector("#flame-header:has-text('over 1 instance(s)')", timeout=30_000)
     assert boxes.evaluate_all("bs => bs.map((b) => b.checked)") == [True, False]
     assert not page.locator("#analysis-error").inner_text()
+    # the last one unticked: no instance is chosen, and the page says so; it does not tick every
+    # box again and show them all (a URL naming none means every instance)
+    url = page.url
+    page.locator("input[name=instance]").first.uncheck()
+    page.wait_for_selector("#analysis-error:has-text('choose at least one instance')", timeout=10_000)
+    assert boxes.evaluate_all("bs => bs.map((b) => b.checked)") == [False, False]
+    assert page.url == url and not page.inner_text("#flame-header")
+    page.locator("input[name=instance][value='pod-b']").check()
+    page.wait_for_selector("#flame-header:has-text('over 1 instance(s)')", timeout=30_000)
+    assert not page.locator("#analysis-error").inner_text()
 
 
 def test_a_chosen_set_of_instances_stays_in_the_link_and_every_instance_is_asked_for_by_none(stack, page):

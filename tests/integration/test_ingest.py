@@ -54,6 +54,23 @@ def test_invalid_bytes_are_400_with_an_execution_task_error(stack, kind):
     assert progress(stack, task_id)["successInstanceIds"] == []
 
 
+def test_a_refused_upload_sent_again_is_logged_once(stack):
+    """An agent retrying a refused upload (the same Idempotency-Key, or the same bytes) adds no
+    second log line; another upload refused is another line."""
+    task_id = create_task(stack, ["i-1"], events="CPU", duration=1)
+    garbage, other = os.urandom(4096), os.urandom(4096)
+    assert [upload(stack, task_id, "i-1", garbage, key="k-1").status for _ in range(3)] == [400] * 3
+    assert [upload(stack, task_id, "i-1", os.urandom(31 * 1024 * 1024), key="k-2").status
+            for _ in range(2)] == [413] * 2
+    assert [upload(stack, task_id, "i-1", other).status for _ in range(2)] == [400] * 2  # no key: its bytes
+    assert upload(stack, task_id, "i-1", os.urandom(4096)).status == 400  # another upload
+    # the instance's logs are read in order: once its profile is finished, every refusal is in
+    assert upload(stack, task_id, "i-1", corpus("go/pprof-sample.cpu.pb.gz")).status == 202
+    wait_finished(stack, task_id, ["i-1"])
+    assert len(logs_of(stack, task_id, "EXECUTION_TASK_ERROR")) == 3
+    assert len(logs_of(stack, task_id, "PPROF_UPLOAD_FILE_TOO_LARGE_ERROR")) == 1
+
+
 def test_the_same_upload_three_times_counts_once(stack):
     path = corpus("go/pprof-sample.cpu.pb.gz")
     task_id = create_task(stack, ["i-1"], events="CPU", duration=1)

@@ -393,8 +393,12 @@ function flameSection(section, task, finished, initial) {
     update(p);
   }
   function commit() { // the controls into the URL, as a new history entry
-    const p = new URLSearchParams(location.search);
     const { instanceIds, ...rest } = selection();
+    if (!instanceIds.length) { // a URL naming no instance means every one: this choice stays out of it
+      applying++; // an answer still on its way is not this choice's
+      return showAlone({ code: "ARGUMENT_ERROR", message: "choose at least one instance" });
+    }
+    const p = new URLSearchParams(location.search);
     for (const [k, v] of Object.entries({ ...rest, maxNodes: maxNodes.value })) p.set(k, v);
     p.delete("instanceIds"); // every instance: none named
     if (instanceIds.length !== finished.length) for (const i of instanceIds) p.append("instanceIds", i);
