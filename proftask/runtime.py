@@ -18,7 +18,7 @@ from proftask.clickhouse.replay_marker import require_no_unfinished_replay
 from proftask.config import Settings
 from proftask.cpu_pool import CpuPool
 from proftask.http.app import build_app
-from proftask.http.connections import ConnectionGuard, JsonErrorsRequestHandler
+from proftask.http.connections import ConnectionGuard, JsonErrorsRequestHandler, within_open_files_limit
 from proftask.kafka.producer import EventProducer
 from proftask.kafka.readiness import KafkaWatch, wait_for_broker
 from proftask.kafka.topics import Topics, ensure_topics
@@ -71,6 +71,10 @@ async def serve(role: str, settings: Settings) -> None:
     else:
         log.warning("auth is off: no tokens configured, every request is tenant 'default'")
 
+    # every listening port's connections under the open-files limit (refused here, in one line)
+    ports = 1 + (1 + len(settings.grpc_tenant_listeners) if "grpc" in parts else 0)
+    limits = within_open_files_limit(settings.http_limits, ports)
+
     if {"ingest", "grpc", "processor"} & set(parts):  # uploads and reassembled chunked profiles
         stale = use_spool_directory(settings.spool_dir or settings.data_dir / "spool")
         if stale:
@@ -117,7 +121,8 @@ async def serve(role: str, settings: Settings) -> None:
         components.append(ProcessorService(settings, topics, clickhouse, cpu))
     if "grpc" in parts:
         assert producer is not None and view is not None and cpu is not None
-        components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens, agents))
+        components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens, agents,
+                                           max_connections=limits.max_connections))
     if task_service is not None and "query" in parts:
         # SkyWalking's query protocol needs both the task API and the read models.
         from services.graphql_svc.service import GraphqlService
@@ -143,7 +148,6 @@ async def serve(role: str, settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    limits = settings.http_limits
     runner: web.AppRunner | None = None
     # Request lines and header fields up to 32 KiB reach proftask (and get its JSON errors);
     # beyond that aiohttp refuses them, in proftask's JSON too (JsonErrorsRequestHandler). These

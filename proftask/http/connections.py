@@ -45,12 +45,17 @@ FILES_KEPT_FOR_THE_REST = 256  # Kafka and ClickHouse connections, chDB's files,
 MIN_CONNECTIONS = 64  # below, the readiness checks and a few agents take them all
 
 
-def within_open_files_limit(limits: HttpLimits) -> HttpLimits:
+def within_open_files_limit(limits: HttpLimits, ports: int = 1) -> HttpLimits:
     """Past the open-files limit accept() fails (EMFILE) and asyncio spins logging it: cap the
     connections below it instead, and say so. The soft limit is first raised to the hard one,
     as Go's runtime does at start; a limit that leaves fewer than MIN_CONNECTIONS refuses to
     start, in one line (with `ulimit -n 256` the server took one connection at a time, and a
-    `make up` waiting for it to be ready gave up)."""
+    `make up` waiting for it to be ready gave up).
+
+    `ports`: the process's listening ports (HTTP, and the gRPC ones), each taking at most
+    maxConnections; together they stay under the limit (an HTTP/2 flood of the gRPC port took the
+    process to its last file and HTTP uploads to 10-17 s). The answer's maxConnections is each
+    port's."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
@@ -60,15 +65,17 @@ def within_open_files_limit(limits: HttpLimits) -> HttpLimits:
             log.info("open-files limit left at %d (raising it to %d: %s)", soft, hard, e)
     if soft == resource.RLIM_INFINITY:
         return limits
-    room = soft - FILES_KEPT_FOR_THE_REST
+    room = (soft - FILES_KEPT_FOR_THE_REST) // ports
     if room < min(MIN_CONNECTIONS, limits.max_connections):
+        needs = "for HTTP connections" if ports == 1 else f"for the connections of each of its {ports} ports"
         raise CannotRun(f"the open-files limit (ulimit -n) is {soft}: proftask keeps {FILES_KEPT_FOR_THE_REST} "
-                        f"for Kafka, ClickHouse and its files and needs {MIN_CONNECTIONS} more for HTTP "
-                        f"connections; raise it to at least {FILES_KEPT_FOR_THE_REST + MIN_CONNECTIONS}")
+                        f"for Kafka, ClickHouse and its files and needs {MIN_CONNECTIONS} more {needs}; "
+                        f"raise it to at least {FILES_KEPT_FOR_THE_REST + MIN_CONNECTIONS * ports}")
     if limits.max_connections <= room:
         return limits
-    log.warning("HTTP: maxConnections %d lowered to %d: the open-files limit (ulimit -n) is %d",
-                limits.max_connections, room, soft)
+    log.log(logging.WARNING if ports == 1 else logging.INFO,
+            "maxConnections %d lowered to %d per port (%d ports): the open-files limit (ulimit -n) is %d",
+            limits.max_connections, room, ports, soft)
     return dataclasses.replace(limits, max_connections=room)
 
 
@@ -76,7 +83,7 @@ class ConnectionGuard:
     """The connections of one listening socket: counts them and builds their protocols."""
 
     def __init__(self, limits: HttpLimits, aiohttp_protocol: Callable[[], asyncio.Protocol]):
-        self.limits = within_open_files_limit(limits)
+        self.limits = limits  # within_open_files_limit's, reckoned for every port of the process
         self._aiohttp_protocol = aiohttp_protocol
         self.open: dict[asyncio.Protocol, GuardedConnection] = {}  # aiohttp protocol → its guard
         self.refused = 0

@@ -32,8 +32,11 @@ class AgentGrpcService:
     name = "agent_grpc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool,
-                 tokens: TokenTable, agents=None):
+                 tokens: TokenTable, agents=None, max_connections: int | None = None):
         self.settings = settings
+        # each listener's, as HTTP's (connections.within_open_files_limit): past it a connection
+        # is closed at once, before it holds one of the process's files
+        self.max_connections = max_connections or settings.http_limits.max_connections
         commands = CommandDesk(settings, topics, producer, view, agents, via="grpc")
         self.agents = agents
         self.intake = intake = ProfileIntake(settings, topics, producer, view, cpu)
@@ -46,7 +49,8 @@ class AgentGrpcService:
     async def start(self) -> None:
         for address, servicer in [(f"{self.settings.grpc_host}:{self.settings.grpc_port}", self.servicer),
                                   *self.listeners]:
-            server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+            server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                              ("grpc.max_allowed_incoming_connections", self.max_connections)])
             Pprof_pb2_grpc.add_PprofTaskServicer_to_server(servicer, server)
             Management_pb2_grpc.add_ManagementServiceServicer_to_server(ManagementServicer(servicer, self.agents),
                                                                         server)

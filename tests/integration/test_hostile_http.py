@@ -179,3 +179,54 @@ def test_unknown_ids_are_answered_fast_and_their_echo_is_capped(guarded):
     r = guarded.post("/api/v1/pprof/agent/errors", {"taskId": long_id, "serviceInstance": "i"})
     assert r.status == 404 and len(r.json()["errorReason"]) < 200, r
 
+
+
+def test_the_grpc_port_takes_no_more_connections_than_the_cap_and_serves_again(guarded, swclient):
+    """Raw HTTP/2 connections by the hundred, no call on them: the gRPC port keeps maxConnections
+    of them and closes the rest at once (they took the process to its last open file), and
+    agents are served again once they are gone."""
+    import os
+    import subprocess
+
+    def open_files() -> int:
+        return len(os.listdir(f"/proc/{guarded.proc.pid}/fd"))
+
+    before = open_files()
+    host, port = guarded.grpc_target.rsplit(":", 1)
+    flood, closed = [], set()
+    for _ in range(MAX_CONNECTIONS * 4):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        flood.append(s)
+
+    def count_closed() -> int | None:
+        for i, s in enumerate(flood):
+            if i not in closed and _closed_by_server(s):
+                closed.add(i)
+        return len(closed) if len(closed) >= MAX_CONNECTIONS * 3 else None
+
+    try:
+        wait_until(count_closed, timeout=30, message="connections past the cap closed")
+        assert len(closed) == MAX_CONNECTIONS * 3  # and the cap's are kept
+        assert open_files() - before <= MAX_CONNECTIONS + 10  # a few of Kafka's and chDB's come and go
+        assert guarded.get("/healthz").status == 200  # HTTP has connections of its own
+    finally:
+        for s in flood:
+            s.close()
+    out = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(subprocess.run(
+        [str(swclient), "-target", guarded.grpc_target, "poll", "-service", "after-flood", "-instance", "i-1"],
+        capture_output=True, text=True, timeout=60)), timeout=30, message="gRPC served again")
+    assert not json.loads(out.stdout).get("commands")
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    """Whether the server closed s, reading what it sent (HTTP/2 settings) meanwhile."""
+    s.settimeout(0.01)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
