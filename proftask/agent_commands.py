@@ -26,8 +26,9 @@ class CommandDesk:
         """The task this instance should run next, waiting up to wait_s for one to appear.
         Raises Unavailable (task history loading, Kafka unreachable): poll again."""
         view = self.view
-        view.require_ready()  # first: while the process starts, nothing records the poll (its producer
-        # may not be started yet: a warning, and the AgentSeen lost); the agent's next poll is
+        # ready first: a poll answered 503 while the process starts is not recorded (its producer
+        # may not be started yet: a warning, and the AgentSeen lost); the agent's next poll records it
+        view.require_ready()
         if self.agents is not None:
             self.agents.seen(tenant, service, instance, self.via)
         deadline = time.monotonic() + wait_s

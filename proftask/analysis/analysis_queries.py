@@ -3,8 +3,8 @@ function tables the processor folded at ingest (m0004), and the merged stacks th
 made of (samples × stacks)."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from proftask.core.node_table import NodePlaces, NodeShares, NodeSums
 from proftask.core.spread import Spread
 from proftask.core.top import FunctionRow
 from proftask.pprof.encode import Timing
+from proftask.analysis.answer_threads import off_loop
 
 # Without this, chDB 26.9 may reorder these joins into a plan that never finishes.
 JOIN_SETTINGS = "SETTINGS query_plan_optimize_join_order_limit = 0"
@@ -347,13 +348,20 @@ async def _frame_info(ch: ClickHouse, stack_values: str, params: dict,
     """frame id → (codeSignature, function, line, is_address, file) for the frames of the chosen
     stacks; file is "" where the profile named none (or its frame was written before m0008)."""
     with metrics.QUERY_SECONDS.labels("frame_names").time():
-        rows = await ch.rows(_sql(stack_values, FRAME_INFO, granularity), params)
-    return await asyncio.to_thread(_frames_by_id, rows)
+        t = await ch.arrow(_sql(stack_values, FRAME_INFO, granularity), params)
+    return await off_loop(_frames_by_id, t)
 
 
-def _frames_by_id(rows: list[tuple]) -> dict[int, tuple[str, str, int, bool, str]]:
+def _frames_by_id(t) -> dict[int, tuple[str, str, int, bool, str]]:
     return {fid: (name, function, line, bool(is_address), file)
-            for fid, name, function, line, is_address, file in rows}
+            for fid, name, function, line, is_address, file in _python_rows(t)}
+
+
+def _python_rows(t) -> Iterator[tuple]:
+    """An Arrow result's rows as Python tuples: made in an answer thread, not by ch.rows in
+    ClickHouse's (a large task's stacks held it, and every other query and insert of the
+    process, for most of a second)."""
+    return zip(*(column.to_pylist() for column in t.columns), strict=True)
 
 
 async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -367,11 +375,11 @@ async def node_columns(ch: ClickHouse, tenant: str, task_id: str, value_index_by
         with metrics.QUERY_SECONDS.labels("task_fold_nodes").time():
             t = await ch.arrow(TASK_FOLD_NODES[with_spread], folded)
         if t.num_rows:
-            return await asyncio.to_thread(_node_columns, t)
+            return await off_loop(_node_columns, t)
     sql = SINGLE_NODES if len(value_index_by_profile) == 1 else MERGED_NODES
     with metrics.QUERY_SECONDS.labels("node_sums").time():
         t = await ch.arrow(sql, params)
-    return await asyncio.to_thread(_node_columns, t)
+    return await off_loop(_node_columns, t)
 
 
 # MERGED_SUMS placed, sorted by node, with (on the root's row, node 0, which every profile's
@@ -433,7 +441,7 @@ async def heaviest_node_columns(ch: ClickHouse, tenant: str, task_id: str, value
         return NodeColumns.empty(), 1
     if t.column("min_self")[0].as_py() < 0 or t.column("min_total")[0].as_py() < 0:
         return None
-    return await asyncio.to_thread(_node_columns, t), int(t.column("node_count")[0].as_py())
+    return await off_loop(_node_columns, t), int(t.column("node_count")[0].as_py())
 
 
 def _node_columns(t) -> NodeColumns:
@@ -476,16 +484,16 @@ async def top_rows(ch: ClickHouse, tenant: str, task_id: str, value_index_by_pro
     """pprof's -top rows of the merged profiles (unsorted) and the merged root total."""
     params = {**_params(tenant, task_id, value_index_by_profile), "granularity": granularity}
     with metrics.QUERY_SECONDS.labels("top").time():
-        rows = await ch.rows(MERGED_FUNCTIONS, params)
+        merged = await ch.arrow(MERGED_FUNCTIONS, params)
         roots = await ch.rows(PROFILE_ROOT_TOTALS, params)
-    return await asyncio.to_thread(_function_rows, rows), sum(int(t) for _, t in roots)
+    return await off_loop(_function_rows, merged), sum(int(t) for _, t in roots)
 
 
-def _function_rows(rows: list[tuple]) -> list[FunctionRow]:
+def _function_rows(t) -> list[FunctionRow]:
     # a frame of a function without a name is named "", as in the tree; one without a name row
     # (not written yet) is named by its id
     return [FunctionRow(name if named else f"<frame {int(fid):#x}>", int(flat), int(cum))
-            for fid, name, named, flat, cum in rows]
+            for fid, name, named, flat, cum in _python_rows(t)]
 
 
 async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profile: dict[str, int],
@@ -493,13 +501,13 @@ async def stacks(ch: ClickHouse, tenant: str, task_id: str, value_index_by_profi
     """Merged stacks (frame names root→leaf) with the chosen sample type's value."""
     params = _params(tenant, task_id, value_index_by_profile)
     with metrics.QUERY_SECONDS.labels("stacks").time():
-        rows = await ch.rows(_sql(CHOSEN_TYPE, STACKS, granularity), params)
+        t = await ch.arrow(_sql(CHOSEN_TYPE, STACKS, granularity), params)
     info = await _frame_info(ch, CHOSEN_TYPE, params, granularity)
-    return await asyncio.to_thread(_named_stacks, rows, info)
+    return await off_loop(_named_stacks, t, info)
 
 
-def _named_stacks(rows: list[tuple], info: dict[int, tuple[str, str, int, bool, str]]) -> list[tuple[list[str], int]]:
-    return [([info[f][0] for f in frames], v) for frames, v in rows]
+def _named_stacks(t, info: dict[int, tuple[str, str, int, bool, str]]) -> list[tuple[list[str], int]]:
+    return [([info[f][0] for f in frames], v) for frames, v in _python_rows(t)]
 
 
 async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_ids: list[str],
@@ -517,18 +525,18 @@ async def stacks_all_values(ch: ClickHouse, tenant: str, task_id: str, profile_i
     with metrics.QUERY_SECONDS.labels("stacks_all_values").time():
         # in the order of their ids: the same profiles make the same bytes (the file's locations
         # are numbered in the order of its samples)
-        rows = await ch.rows(_sql(stack_values, STACKS + "ORDER BY stack_id\n", "line"), params)
+        t = await ch.arrow(_sql(stack_values, STACKS + "ORDER BY stack_id\n", "line"), params)
     info = await _frame_info(ch, stack_values, params, "line")
-    return await asyncio.to_thread(_stacks_with_files, rows, info)
+    return await off_loop(_stacks_with_files, t, info)
 
 
-def _stacks_with_files(rows: list[tuple], info: dict[int, tuple[str, str, int, bool, str]]
+def _stacks_with_files(t, info: dict[int, tuple[str, str, int, bool, str]]
                        ) -> tuple[list[tuple[list[tuple[str, int, bool]], list[int]]], dict[str, str]]:
     files: dict[str, str] = {}  # a function's: the first in byte order of its frames' (a file per line)
     for _, function, _, is_address, file in info.values():
         if file and not is_address and (function not in files or file < files[function]):
             files[function] = file
-    return [([info[f][1:4] for f in frames], list(v)) for frames, v in rows], files
+    return [([info[f][1:4] for f in frames], list(v)) for frames, v in _python_rows(t)], files
 
 
 @dataclasses.dataclass

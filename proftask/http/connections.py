@@ -73,9 +73,11 @@ def within_open_files_limit(limits: HttpLimits, ports: int = 1) -> HttpLimits:
                         f"raise it to at least {FILES_KEPT_FOR_THE_REST + MIN_CONNECTIONS * ports}")
     if limits.max_connections <= room:
         return limits
-    log.log(logging.WARNING if ports == 1 else logging.INFO,
-            "maxConnections %d lowered to %d per port (%d ports): the open-files limit (ulimit -n) is %d",
-            limits.max_connections, room, ports, soft)
+    # the default shared by HTTP and gRPC (20,000 files: 9,872 a port) is said, not warned of
+    chosen = limits.max_connections != HttpLimits.max_connections
+    log.log(logging.WARNING if chosen or ports == 1 else logging.INFO,
+            "maxConnections %d lowered to %d%s: the open-files limit (ulimit -n) is %d", limits.max_connections,
+            room, f" per port ({ports} listening ports)" if ports > 1 else "", soft)
     return dataclasses.replace(limits, max_connections=room)
 
 

@@ -43,6 +43,7 @@ def task_log_rows(env: pb.Envelope) -> list[Row]:
         return [_log_row(env, p, progress.EXECUTION_FINISHED, p.profile_id)]
     if kind == "task_failed_on_instance":
         p = env.task_failed_on_instance
-        # Every failure is its own log line; only redeliveries of the same event fold.
+        # Every failure is its own log line; redeliveries of the same event fold, and so do the
+        # refusals of one upload sent again (intake names them after the upload and the reason).
         return [_log_row(env, p, _FAILURE_LOG_TYPE[p.reason], env.event_id, p.message)]
     return []

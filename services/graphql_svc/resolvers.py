@@ -2,7 +2,6 @@
 REST routes call (proftask.task_usecases, proftask.analysis: the selection and the queries), nothing more."""
 from __future__ import annotations
 
-import asyncio
 import datetime
 import pathlib
 
@@ -20,6 +19,7 @@ from proftask.analysis import analysis_queries, progress_queries
 from proftask.analysis.selection import require_task, select
 from proftask import task_usecases as usecases
 from proftask.task_view import TaskView
+from proftask.analysis.answer_threads import off_loop
 from services.graphql_svc.big_answers import elements_selections
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "skywalking" / "query-protocol.graphqls"
@@ -265,9 +265,9 @@ async def resolve_analyze(_, info, request):
                    if sel.value_index else NodeColumns.empty())
     except ProftaskError as e:
         raise graphql_error(e) from None
-    ordered, parent_pos, _ = await asyncio.to_thread(preorder, columns, 0)
+    ordered, parent_pos, _ = await off_loop(preorder, columns, 0)
     for path, fields in wanted_elements:
-        info.context["splices"].add(path, await asyncio.to_thread(
+        info.context["splices"].add(path, await off_loop(
             render_element_fields, columns, ordered, parent_pos, fields, "PprofStackElement"))
     return {"tree": {"elements": []}}
 

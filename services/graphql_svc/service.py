@@ -2,7 +2,6 @@
 the REST API's tokens and tenants (`Authorization: Bearer`, a user token)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -15,6 +14,7 @@ from proftask.auth import USER, TokenTable, bearer_token
 from proftask.errors import ProftaskError
 from proftask.http.app import RoutesComponent
 from proftask.http.errors import http_status, read_json
+from proftask.analysis.answer_threads import off_loop
 from services.graphql_svc.big_answers import Splices
 from services.graphql_svc.limits import (MAX_TOKENS, BoundedSelections, bounded_document, format_bounded_error,
                                          parse_bounded)
@@ -81,7 +81,7 @@ class GraphqlService(RoutesComponent):
                                   debug=False, logger=ERROR_LOG, validation_rules=[BoundedSelections],
                                   query_parser=parse_bounded, error_formatter=format_bounded_error)
         if splices:  # a whole tree: its text is large, joined off the event loop
-            return web.Response(body=await asyncio.to_thread(splices.body, result), content_type="application/json")
+            return web.Response(body=await off_loop(splices.body, result), content_type="application/json")
         return web.json_response(result, status=200)
 
 

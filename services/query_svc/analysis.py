@@ -24,6 +24,7 @@ from proftask.analysis import analysis_queries
 from services.query_svc import views
 from services.query_svc.analysis_cache import AnalysisCache
 from proftask.analysis.selection import Selection, select
+from proftask.analysis.answer_threads import off_loop
 
 if TYPE_CHECKING:
     from proftask.task_view import TaskView
@@ -86,27 +87,27 @@ class Analyses:
         columns, node_count = heaviest if heaviest is not None else (await self.columns(sel, with_stats), None)
         if focus is not None:
             try:
-                columns = focused(columns, await asyncio.to_thread(focus_rows, columns, list(focus)))
+                columns = focused(columns, await off_loop(focus_rows, columns, list(focus)))
             except UnknownFocus as e:
                 raise Invalid(str(e)) from None
         # maxNodes counts inside a focus: the root and the ancestors on its path come on top
         kept = max_nodes + len(focus) if max_nodes and focus else max_nodes
-        ordered, parent_pos, truncated = await asyncio.to_thread(preorder, columns, kept)
+        ordered, parent_pos, truncated = await off_loop(preorder, columns, kept)
         if node_count is not None:  # the nodes the query left out were dropped too
             truncated = node_count - len(ordered)
         extra, instance_count = None, None
         if with_stats:
             extra, instance_count = await self._instance_stats(sel, columns, ordered)
-        jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else await asyncio.to_thread(
+        jobs = None if extra or len(ordered) < PARALLEL_ELEMENTS else await off_loop(
             elements_jobs, columns, ordered, parent_pos, 2)
         elements: np.ndarray | list[memoryview]
         if jobs:  # a whole tree's text formatted by two threads at once
-            elements = elements_joined(list(await asyncio.gather(*(asyncio.to_thread(job) for job in jobs))))
+            elements = elements_joined(list(await asyncio.gather(*(off_loop(job) for job in jobs))))
         else:
-            elements = await asyncio.to_thread(elements_buffer, columns, ordered, parent_pos, extra)
+            elements = await off_loop(elements_buffer, columns, ordered, parent_pos, extra)
         # a whole tree's answer is ~40 MB joined: not on the event loop (nor anything else a
         # large profile makes long, or concurrent reads hold agents' polls and /healthz for seconds)
-        return await asyncio.to_thread(views.analysis_body, sel, truncated, focus, instance_count, elements)
+        return await off_loop(views.analysis_body, sel, truncated, focus, instance_count, elements)
 
     async def _instance_stats(self, sel: Selection, columns: NodeColumns,
                               ordered: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
@@ -123,7 +124,7 @@ class Analyses:
         else:
             totals, roots = analysis_queries.ProfileNodeTotals.empty(), {}
         by_profile = {p.profile_id: p.instance_id for p in sel.profiles}
-        spread = await asyncio.to_thread(
+        spread = await off_loop(
             instance_spread, nodes, totals.profile, totals.node, totals.total,
             [(by_profile[p], roots.get(p, 0)) for p in totals.profile_ids])
         return self._spread_fields(spread), spread.instance_count
@@ -142,7 +143,7 @@ class Analyses:
         if body is None:
             rows, total = ([], 0) if not sel.value_index else await analysis_queries.top_rows(
                 self.clickhouse, sel.tenant, sel.task_id, sel.value_index, sel.granularity)
-            rows = await asyncio.to_thread(sort_rows, rows, "flat", sel.granularity)
-            body = await asyncio.to_thread(views.top_body, sel, total, rows, limit)
+            rows = await off_loop(sort_rows, rows, "flat", sel.granularity)
+            body = await off_loop(views.top_body, sel, total, rows, limit)
             self.cache.put(key, body)
         return body

@@ -3,8 +3,6 @@ Each parses its parameters, asks the use case (analysis.py) or the queries, and 
 through views.py, where every response's shape is."""
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import pathlib
 from typing import TYPE_CHECKING
@@ -14,13 +12,13 @@ from aiohttp import web
 from proftask.clickhouse.client import ClickHouse
 from proftask.core.diff import diff_columns, diff_elements_json
 from proftask.core.echo import echo
-from proftask.core.exports import to_folded
 from proftask.core.merged_sample_types import SampleTypesDisagree, merged_sample_types
 from proftask.core.progress import derive_progress
 from proftask.http.app import tenant_of
 from proftask.http.errors import ApiError, query_bool, query_int
 from proftask.pprof.encode import Timing, encode_profile
 from proftask.analysis import analysis_queries, progress_queries
+from proftask.analysis.answer_threads import off_loop
 from services.query_svc import views
 from services.query_svc.analysis import Analyses, Question
 from proftask.analysis.selection import (Selection, parse_granularity, parse_instance_ids, require_columns_fit,
@@ -110,10 +108,10 @@ class QueryRoutes:
         compare = await self.analyses.select(Question(
             tenant, q.get("compareTaskId") or base_id, parse_instance_ids(q.getall("compareInstanceIds", ())),
             base.sample_type or q.get("sampleType") or None, granularity), missing_status=400)
-        columns = await asyncio.to_thread(diff_columns, await self.analyses.columns(base),
+        columns = await off_loop(diff_columns, await self.analyses.columns(base),
                                           await self.analyses.columns(compare))
-        elements, _, truncated = await asyncio.to_thread(diff_elements_json, columns, max_nodes)
-        return views.json_body(await asyncio.to_thread(views.diff_body, base, compare, columns, truncated, elements))
+        elements, _, truncated = await off_loop(diff_elements_json, columns, max_nodes)
+        return views.json_body(await off_loop(views.diff_body, base, compare, columns, truncated, elements))
 
     async def export(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format") or "pprof"
@@ -126,15 +124,15 @@ class QueryRoutes:
                                                 sel.granularity)
                   if sel.value_index else [])
         if fmt == "folded":
-            return views.folded_download(sel.task_id, await asyncio.to_thread(to_folded, stacks))
-        return views.speedscope_download(sel.task_id, await asyncio.to_thread(
+            return views.folded_download(sel.task_id, await off_loop(views.folded_body, stacks))
+        return views.speedscope_download(sel.task_id, await off_loop(
             views.speedscope_body, sel.task_id, sel.sample_type, stacks))
 
     async def _pprof(self, sel: Selection) -> bytes:
         """A merged profile with the sample types every chosen profile has, as pprof merges them
         (core.merged_sample_types)."""
         if not sel.profiles:
-            return await asyncio.to_thread(encode_profile, [sel.sample_type or "samples/count"],
+            return await off_loop(encode_profile, [sel.sample_type or "samples/count"],
                                            sel.sample_type or "", "", 0, [])
         try:
             sample_types, columns = merged_sample_types([p.sample_types for p in sel.profiles])
@@ -149,6 +147,5 @@ class QueryRoutes:
         # pprof's default: the chosen type where the merge keeps it, else the merge's first
         default = sel.sample_type if sel.sample_type in sample_types else sample_types[0]
         timing = Timing.merged(p.timing for p in sel.profiles)
-        return await asyncio.to_thread(functools.partial(
-            encode_profile, sample_types, default, sel.profiles[0].period_type, timing.period, stacks, files=files,
-            time_nanos=timing.time_nanos, duration_nanos=timing.duration_nanos))
+        return await off_loop(encode_profile, sample_types, default, sel.profiles[0].period_type, timing.period,
+                              stacks, files=files, time_nanos=timing.time_nanos, duration_nanos=timing.duration_nanos)

@@ -2,7 +2,6 @@
 client, one task view and one cache, and the routes given each of them."""
 from __future__ import annotations
 
-import asyncio
 
 from aiohttp import web
 
@@ -10,6 +9,7 @@ from proftask.clickhouse.client import ClickHouse
 from proftask.core.flamegraph import warm_up
 from proftask.http.app import RoutesComponent
 from proftask.task_view import TaskView
+from proftask.analysis.answer_threads import off_loop
 from services.query_svc.analysis import Analyses
 from services.query_svc.analysis_cache import AnalysisCache
 from services.query_svc.routes import QueryRoutes
@@ -24,7 +24,7 @@ class QueryService(RoutesComponent):
         self.analyses = Analyses(clickhouse, tasks, AnalysisCache())
 
     async def start(self) -> None:
-        await asyncio.to_thread(warm_up)  # the first tree rendered does not load the kernels
+        await off_loop(warm_up)  # the first tree rendered does not load the kernels
 
     def add_routes(self, app: web.Application) -> None:
         QueryRoutes(self.clickhouse, self.tasks, self.analyses).add_to(app)

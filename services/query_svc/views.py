@@ -16,7 +16,7 @@ from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 
 from proftask.core.diff import DiffColumns
-from proftask.core.exports import to_speedscope
+from proftask.core.exports import to_folded, to_speedscope
 from proftask.core.progress import Progress
 from proftask.core.top import FunctionRow
 from proftask.analysis.selection import Selection
@@ -142,20 +142,30 @@ def export_filename(task_id: str) -> str:
     return f"proftask-{task_id}"
 
 
+def _download(body: bytes, content_type: str, filename: str, charset: str | None = None) -> web.Response:
+    headers = _attachment(filename)
+    if len(body) > BODY_PIECE:
+        full_type = f"{content_type}; charset={charset}" if charset else content_type
+        return web.Response(body=_BodyInPieces(body, content_type=full_type), headers=headers)
+    return web.Response(body=body, content_type=content_type, charset=charset, headers=headers)
+
+
 def pprof_download(task_id: str, body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/octet-stream",
-                        headers=_attachment(f"{export_filename(task_id)}.pb.gz"))
+    return _download(body, "application/octet-stream", f"{export_filename(task_id)}.pb.gz")
 
 
-def folded_download(task_id: str, folded: str) -> web.Response:
-    return web.Response(text=folded, content_type="text/plain",
-                        headers=_attachment(f"{export_filename(task_id)}.folded"))
+def folded_body(stacks) -> bytes:
+    """The folded export's bytes (made in an answer thread: tens of MB for a large task)."""
+    return to_folded(stacks).encode()
 
 
-def speedscope_body(task_id: str, sample_type: str | None, stacks) -> str:
-    return json.dumps(to_speedscope(f"proftask task {task_id}", sample_type or "", stacks))
+def folded_download(task_id: str, body: bytes) -> web.Response:
+    return _download(body, "text/plain", f"{export_filename(task_id)}.folded", charset="utf-8")
 
 
-def speedscope_download(task_id: str, body: str) -> web.Response:
-    return web.Response(text=body, content_type="application/json",
-                        headers=_attachment(f"{export_filename(task_id)}.speedscope.json"))
+def speedscope_body(task_id: str, sample_type: str | None, stacks) -> bytes:
+    return json.dumps(to_speedscope(f"proftask task {task_id}", sample_type or "", stacks)).encode()
+
+
+def speedscope_download(task_id: str, body: bytes) -> web.Response:
+    return _download(body, "application/json", f"{export_filename(task_id)}.speedscope.json", charset="utf-8")

@@ -213,9 +213,15 @@ def test_the_grpc_port_takes_no_more_connections_than_the_cap_and_serves_again(g
     finally:
         for s in flood:
             s.close()
-    out = wait_until(lambda: (lambda r: r if r.returncode == 0 else None)(subprocess.run(
-        [str(swclient), "-target", guarded.grpc_target, "poll", "-service", "after-flood", "-instance", "i-1"],
-        capture_output=True, text=True, timeout=60)), timeout=30, message="gRPC served again")
+    def polled():
+        try:
+            r = subprocess.run([str(swclient), "-target", guarded.grpc_target, "poll", "-service", "after-flood",
+                                "-instance", "i-1"], capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        return r if r.returncode == 0 else None
+
+    out = wait_until(polled, timeout=60, message="gRPC served again")
     assert not json.loads(out.stdout).get("commands")
 
 

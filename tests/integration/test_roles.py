@@ -126,6 +126,14 @@ def test_an_open_files_limit_that_leaves_no_room_for_connections_refuses_to_star
     assert done.stderr.splitlines()[-1] == (
         "proftask serve: the open-files limit (ulimit -n) is 256: proftask keeps 256 for Kafka, ClickHouse and "
         "its files and needs 64 more for HTTP connections; raise it to at least 320"), done.stderr[-2000:]
+    # with gRPC too, each port needs its own room: 320 is not enough for two
+    done = subprocess.run([PROFTASK, "serve", "all"], env=p.env(), capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (320, 320)))
+    assert done.returncode == 1, done
+    assert done.stderr.splitlines()[-1] == (
+        "proftask serve: the open-files limit (ulimit -n) is 320: proftask keeps 256 for Kafka, ClickHouse and "
+        "its files and needs 64 more for the connections of each of its 2 ports; raise it to at least 384"), \
+        done.stderr[-2000:]
 
 
 def test_a_process_still_waiting_for_kafka_stops_at_once_on_sigterm(broker, tmp_path, output_dir):
