@@ -42,7 +42,8 @@ up: install kafka-jars
 	@if [ "$(DEMO)" = 0 ]; then echo "no demo service (DEMO=0): point your own agents at proftask"; else \
 	  echo "demo service 'demo', instances demo-1 and demo-2, agents running; try:"; \
 	  echo "  curl -s -XPOST http://127.0.0.1:$(HTTP_PORT)/api/v1/pprof/tasks -H 'Content-Type: application/json' \\"; \
-	  echo "    -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"; fi
+	  echo "    -d '{\"serviceId\":\"demo\",\"serviceInstanceIds\":[\"demo-1\",\"demo-2\"],\"events\":\"CPU\",\"duration\":1}'"; \
+	  if [ -n "$${PROFTASK_TOKENS:-}" ]; then echo "  (tokens are on: add -H 'Authorization: Bearer <a user token of PROFTASK_TOKENS>')"; fi; fi
 
 down:
 	DATA=$(DATA) deploy/demo.sh down
