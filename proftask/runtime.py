@@ -102,8 +102,13 @@ async def serve(role: str, settings: Settings) -> None:
     if {"task", "grpc"} & set(parts):
         agents = AgentsView(settings.kafka_bootstrap, topics, producer)
         resources.append(agents)
+    processor_clickhouse: ClickHouse | None = None
     if {"query", "processor"} & set(parts):
         clickhouse = ClickHouse(settings.clickhouse_dsn)
+        if {"query", "processor"} <= set(parts):
+            # the processor's own client, and so its own thread: a client runs one call at a time,
+            # and stored profiles waited 4-19 s behind a team's reads of a large task
+            processor_clickhouse = ClickHouse(settings.clickhouse_dsn)
     task_service = None
     # Each role below finds what the sets above started for it.
     if "task" in parts:
@@ -118,7 +123,7 @@ async def serve(role: str, settings: Settings) -> None:
         components.append(QueryService(clickhouse, view))
     if "processor" in parts:
         assert clickhouse is not None and cpu is not None
-        components.append(ProcessorService(settings, topics, clickhouse, cpu))
+        components.append(ProcessorService(settings, topics, processor_clickhouse or clickhouse, cpu))
     if "grpc" in parts:
         assert producer is not None and view is not None and cpu is not None
         components.append(AgentGrpcService(settings, topics, producer, view, cpu, tokens, agents,
@@ -181,6 +186,9 @@ async def serve(role: str, settings: Settings) -> None:
             started.append(clickhouse)
             await require_no_unfinished_replay(clickhouse, settings.clickhouse_cluster or None)
             await migrate(clickhouse, settings.clickhouse_cluster or None)
+            if processor_clickhouse is not None:
+                await processor_clickhouse.open()
+                started.append(processor_clickhouse)
             clickhouse_ready = True
         for r in resources + components:
             await r.start()
@@ -197,7 +205,7 @@ async def serve(role: str, settings: Settings) -> None:
         await runner.cleanup()
         for r in reversed(started):
             try:
-                await (r.close() if r is clickhouse else r.stop())
+                await (r.close() if isinstance(r, ClickHouse) else r.stop())
             except Exception:  # noqa: BLE001 - keep stopping the rest
                 log.exception("error while stopping %r", r)
 
