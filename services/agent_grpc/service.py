@@ -32,11 +32,11 @@ class AgentGrpcService:
     name = "agent_grpc"
 
     def __init__(self, settings: Settings, topics: Topics, producer: EventProducer, view: TaskView, cpu: CpuPool,
-                 tokens: TokenTable, agents=None, max_connections: int | None = None):
+                 tokens: TokenTable, agents=None, *, max_connections: int):
         self.settings = settings
         # each listener's, as HTTP's (connections.within_open_files_limit): past it a connection
         # is closed at once, before it holds one of the process's files
-        self.max_connections = max_connections or settings.http_limits.max_connections
+        self.max_connections = max_connections
         commands = CommandDesk(settings, topics, producer, view, agents, via="grpc")
         self.agents = agents
         self.intake = intake = ProfileIntake(settings, topics, producer, view, cpu)

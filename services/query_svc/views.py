@@ -55,11 +55,18 @@ class _BodyInPieces(payload.Payload):
             await writer.write(view[start:start + BODY_PIECE])
 
 
+def _bytes_response(body: bytes, content_type: str, charset: str | None = None,
+                    headers: dict[str, str] | None = None) -> web.Response:
+    """Bytes already made, a large body written in pieces (_BodyInPieces)."""
+    if len(body) > BODY_PIECE:
+        full_type = f"{content_type}; charset={charset}" if charset else content_type
+        return web.Response(body=_BodyInPieces(body, content_type=full_type), headers=headers)
+    return web.Response(body=body, content_type=content_type, charset=charset, headers=headers)
+
+
 def json_body(body: bytes) -> web.Response:
     """An answer already rendered to JSON bytes (a cached analysis, a tree)."""
-    if len(body) > BODY_PIECE:
-        return web.Response(body=_BodyInPieces(body, content_type="application/json"))
-    return web.Response(body=body, content_type="application/json")
+    return _bytes_response(body, "application/json")
 
 
 def ui_index(path: pathlib.Path) -> web.FileResponse:
@@ -142,16 +149,8 @@ def export_filename(task_id: str) -> str:
     return f"proftask-{task_id}"
 
 
-def _download(body: bytes, content_type: str, filename: str, charset: str | None = None) -> web.Response:
-    headers = _attachment(filename)
-    if len(body) > BODY_PIECE:
-        full_type = f"{content_type}; charset={charset}" if charset else content_type
-        return web.Response(body=_BodyInPieces(body, content_type=full_type), headers=headers)
-    return web.Response(body=body, content_type=content_type, charset=charset, headers=headers)
-
-
 def pprof_download(task_id: str, body: bytes) -> web.Response:
-    return _download(body, "application/octet-stream", f"{export_filename(task_id)}.pb.gz")
+    return _bytes_response(body, "application/octet-stream", headers=_attachment(f"{export_filename(task_id)}.pb.gz"))
 
 
 def folded_body(stacks) -> bytes:
@@ -160,7 +159,7 @@ def folded_body(stacks) -> bytes:
 
 
 def folded_download(task_id: str, body: bytes) -> web.Response:
-    return _download(body, "text/plain", f"{export_filename(task_id)}.folded", charset="utf-8")
+    return _bytes_response(body, "text/plain", "utf-8", _attachment(f"{export_filename(task_id)}.folded"))
 
 
 def speedscope_body(task_id: str, sample_type: str | None, stacks) -> bytes:
@@ -168,4 +167,5 @@ def speedscope_body(task_id: str, sample_type: str | None, stacks) -> bytes:
 
 
 def speedscope_download(task_id: str, body: bytes) -> web.Response:
-    return _download(body, "application/json", f"{export_filename(task_id)}.speedscope.json", charset="utf-8")
+    return _bytes_response(body, "application/json", "utf-8",
+                           _attachment(f"{export_filename(task_id)}.speedscope.json"))

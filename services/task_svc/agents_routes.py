@@ -16,14 +16,11 @@ class AgentsRoutes:
         app.router.add_get("/api/v1/pprof/services", self.services)
         app.router.add_get("/api/v1/pprof/services/{service}/instances", self.instances)
 
-    def _ready(self) -> AgentsView:
-        return self.agents.require_ready()
-
     async def services(self, request: web.Request) -> web.Response:
-        agents, tenant = self._ready(), tenant_of(request)
+        agents, tenant = self.agents.require_ready(), tenant_of(request)
         return views.services((service, agents.instances(tenant, service)) for service in agents.services(tenant))
 
     async def instances(self, request: web.Request) -> web.Response:
         service = request.match_info["service"]
-        agents = self._ready().instances(tenant_of(request), service)
+        agents = self.agents.require_ready().instances(tenant_of(request), service)
         return views.instances(service, agents)
